@@ -1,0 +1,70 @@
+# Every routine command of the project. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTHON ?= python3
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the routine commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.venv/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: setup
+setup: .venv/.installed ## Create .venv/ with the project and its dev tools
+	@echo "ready: .venv/bin/python, .venv/bin/kaizen"
+
+.PHONY: kube-assets
+kube-assets: ## Provide etcd + kube-apiserver (KUBEBUILDER_ASSETS, the cache, or a one-time build)
+	@bash hack/kube-assets.sh
+
+.PHONY: generate
+generate: setup ## Regenerate crds/ and the chart's CRD templates from controllers/api
+	$(PY) -m controllers.crdgen
+
+.PHONY: lint
+lint: setup ## ruff (lint + format check)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+.PHONY: fmt
+fmt: setup ## Apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+.PHONY: typecheck
+typecheck: setup ## mypy --strict over controllers/, trainer/, hack/
+	.venv/bin/mypy
+
+.PHONY: test-unit
+test-unit: setup ## Unit tier: pure logic, schemas, CEL rules, generated-file drift
+	$(PY) -m pytest tests/unit
+
+.PHONY: test-envtest
+test-envtest: setup ## Envtest tier: against a real etcd + kube-apiserver that the fixture starts
+	@bash hack/kube-assets.sh >/dev/null
+	$(PY) -m pytest tests/envtest
+
+.PHONY: test
+test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on any skip)
+	@bash hack/kube-assets.sh >/dev/null
+	$(MAKE) --no-print-directory lint typecheck
+	$(PY) -m pytest
+
+.PHONY: up
+up: setup ## The main job on embedded defaults (local control plane, CRDs, examples)
+	@bash hack/kube-assets.sh >/dev/null
+	.venv/bin/kaizen up
+
+.PHONY: down
+down: setup ## Stop what `make up` started
+	.venv/bin/kaizen down
+
+.PHONY: precommit
+precommit: generate lint typecheck test ## Ready to commit: regenerate, then fail on any diff, lint, test
+	git diff --exit-code -- crds charts || (echo "generated files changed: commit them" && exit 1)

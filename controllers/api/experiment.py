@@ -1,0 +1,167 @@
+"""Experiment: live traffic split between variants, judged by sequential statistics or a bandit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from controllers.api.common import (
+    Condition,
+    KaizenModel,
+    Name,
+    cel,
+    conditions_field,
+    observed_generation_field,
+    section,
+)
+from controllers.api.settings import RolloutSettings
+
+KIND = "Experiment"
+PLURAL = "experiments"
+SHORT_NAMES = ["exp", "kexp"]
+
+
+class Strategy(StrEnum):
+    AB_TEST = "ABTest"
+    BANDIT = "Bandit"
+
+
+class VariantRole(StrEnum):
+    CHAMPION = "Champion"
+    CHALLENGER = "Challenger"
+
+
+class Variant(KaizenModel):
+    """One arm of the experiment: a ShadowModel, or any OpenAI-compatible endpoint, optionally with a prompt."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "(self.shadowModel != '') != (self.endpoint != '')",
+                "set exactly one of shadowModel or endpoint",
+            ),
+        )
+    )
+
+    name: Name = Field(description="Variant name, unique in the experiment; reported in the router's headers.")
+    role: VariantRole = Field(default=VariantRole.CHALLENGER, description="Champion (the baseline) or Challenger.")
+    shadow_model: str = Field(
+        default="", max_length=253, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+        description="ShadowModel that serves this variant.",
+    )
+    endpoint: str = Field(
+        default="",
+        max_length=512,
+        pattern=r"^(|https?://[^\s]+)$",
+        description="OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model).",
+    )
+    model: str = Field(default="", max_length=256, description="Model name sent upstream; empty keeps the client's.")
+    prompt_variant: str = Field(
+        default="", max_length=63, description="Prompt variant id the agent should use (prompt experiments)."
+    )
+    cost_per_request: float = Field(
+        default=0.0, ge=0.0, le=1000.0, description="Expected cost of one request, for the bandit's budget."
+    )
+
+
+class BanditSettings(KaizenModel):
+    """Thompson sampling over N variants."""
+
+    exploration_floor: float = Field(
+        default=0.05, ge=0.0, le=0.5, description="Every variant keeps at least this share of traffic."
+    )
+    max_cost_per_request: float = Field(
+        default=0.0, ge=0.0, le=1000.0, description="Average cost ceiling across variants; 0 means no budget."
+    )
+
+
+class ExperimentSpec(KaizenModel):
+    """Which variants compete, for which traffic, under which rules."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("self.strategy == oldSelf.strategy", "strategy is immutable; create a new Experiment"),
+            (
+                "self.strategy != 'ABTest' || (size(self.variants) == 2"
+                " && self.variants.exists_one(v, v.role == 'Champion'))",
+                "an ABTest has exactly two variants, one of them the Champion",
+            ),
+            (
+                "self.strategy != 'Bandit' || self.bandit.explorationFloor * double(size(self.variants)) <= 1.0",
+                "bandit.explorationFloor times the number of variants must not exceed 1",
+            ),
+        )
+    )
+
+    policy_ref: str = Field(
+        default="", max_length=253, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+        description="The LearningPolicy this experiment serves; empty for a hand-made experiment.",
+    )
+    strategy: Strategy = Field(
+        default=Strategy.AB_TEST,
+        description="ABTest: champion vs challenger with sequential statistics. Bandit: Thompson sampling over N.",
+    )
+    variants: list[Variant] = Field(
+        min_length=2,
+        max_length=8,
+        description="The competing variants.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    rollout: RolloutSettings = section(RolloutSettings, "Traffic steps, sample sizes, error rate and guardrails.")
+    bandit: BanditSettings = section(BanditSettings, "Thompson-sampling settings (strategy Bandit).")
+    paused: bool = Field(default=False, description="Freeze weights and decisions; traffic keeps flowing.")
+
+
+class Decision(StrEnum):
+    CONTINUE = "Continue"
+    PROMOTE = "Promote"
+    ROLL_BACK = "RollBack"
+    INCONCLUSIVE = "Inconclusive"
+
+
+class VariantStatus(KaizenModel):
+    """What the experiment has seen of one variant."""
+
+    name: Name = Field(description="The variant.")
+    weight: int = Field(default=0, ge=0, le=100, description="Current share of traffic, in percent.")
+    samples: int = Field(default=0, ge=0, description="Rewards attributed to this variant.")
+    mean_reward: float | None = Field(default=None, description="Mean reward so far.")
+    confidence_lower: float | None = Field(default=None, description="Lower end of the confidence sequence for the difference to the champion.")
+    confidence_upper: float | None = Field(default=None, description="Upper end of the confidence sequence for the difference to the champion.")
+    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Always-valid p-value against the champion.")
+    error_rate: float | None = Field(default=None, ge=0.0, le=1.0, description="Share of failed requests.")
+    latency_p95_ms: float | None = Field(default=None, ge=0.0, description="95th percentile latency in milliseconds.")
+    cost_per_request: float | None = Field(default=None, ge=0.0, description="Mean cost per request.")
+
+
+class SampleRatioCheck(KaizenModel):
+    """Whether observed traffic matches the configured weights (a mismatch means broken assignment)."""
+
+    ok: bool = Field(default=True, description="False blocks every decision until assignment is fixed.")
+    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Chi-square p-value of the observed split.")
+
+
+class ExperimentStatus(KaizenModel):
+    """Observed state of the experiment."""
+
+    observed_generation: int = observed_generation_field()
+    conditions: list[Condition] = conditions_field()
+    decision: Decision = Field(default=Decision.CONTINUE, description="Continue, Promote, RollBack or Inconclusive.")
+    decision_reason: str = Field(default="", max_length=1024, description="The decision in a sentence.")
+    decided_at: datetime | None = Field(default=None, description="When a final decision was made.")
+    step: int = Field(default=0, ge=0, le=10, description="Index into rollout.steps of the current challenger weight.")
+    started_at: datetime | None = Field(default=None, description="When traffic first flowed.")
+    variants: list[VariantStatus] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Per-variant statistics and weights.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    sample_ratio: SampleRatioCheck | None = Field(default=None, description="Sample-ratio-mismatch check.")
+
+
+class Experiment(KaizenModel):
+    spec: ExperimentSpec
+    status: ExperimentStatus | None = None

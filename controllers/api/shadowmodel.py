@@ -1,0 +1,103 @@
+"""ShadowModel: one adapter version on one base model, served by KServe, with its role in the track."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from controllers.api.common import (
+    Condition,
+    Digest,
+    KaizenModel,
+    StorageURI,
+    cel,
+    conditions_field,
+    observed_generation_field,
+    section,
+)
+from controllers.api.settings import BaseModelRef, ServingSettings
+
+KIND = "ShadowModel"
+PLURAL = "shadowmodels"
+SHORT_NAMES = ["sm", "shadow"]
+
+
+class AdapterRef(KaizenModel):
+    """The LoRA adapter to serve."""
+
+    uri: StorageURI = Field(description="Folder holding adapter_model.safetensors and adapter_config.json.")
+    digest: Digest = Field(description="sha256 of adapter_model.safetensors; the operator checks it before serving.")
+
+
+class ShadowModelSpec(KaizenModel):
+    """Which adapter to serve and how. The adapter and base model are fixed for the object's life."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("self.baseModel == oldSelf.baseModel", "baseModel is immutable; create a new ShadowModel"),
+            ("self.adapter == oldSelf.adapter", "adapter is immutable; create a new ShadowModel"),
+        )
+    )
+
+    policy_ref: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+        description="The LearningPolicy this model belongs to.",
+    )
+    training_run_ref: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+        description="The TrainingRun that produced the adapter (kept for lineage after the run is deleted).",
+    )
+    base_model: BaseModelRef = Field(description="The base model the adapter was trained on.")
+    adapter: AdapterRef = Field(description="The adapter to serve.")
+    serving: ServingSettings = section(ServingSettings, "How it is served.")
+
+
+class Role(StrEnum):
+    CHALLENGER = "Challenger"
+    CHAMPION = "Champion"
+    RETIRED = "Retired"
+    ROLLED_BACK = "RolledBack"
+
+
+class OfflineEvaluation(KaizenModel):
+    """Held-out metrics from the TrainingRun, copied for people comparing versions."""
+
+    preference_accuracy: float | None = Field(default=None, ge=0.0, le=1.0, description="Held-out preference accuracy.")
+    reward_margin: float | None = Field(default=None, description="Mean implicit reward margin.")
+    eval_loss: float | None = Field(default=None, description="Held-out loss.")
+
+
+class Evidence(KaizenModel):
+    """The statistics that caused a rollback."""
+
+    experiment: str = Field(default="", max_length=253, description="The Experiment that decided.")
+    samples: int = Field(default=0, ge=0, description="Rewards seen from this model.")
+    mean_delta: float | None = Field(default=None, description="Challenger mean reward minus the champion's.")
+    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Always-valid p-value at the decision.")
+    guardrail: str = Field(default="", max_length=64, description="The guardrail that vetoed, if one did.")
+
+
+class ShadowModelStatus(KaizenModel):
+    """Observed state of the served adapter."""
+
+    observed_generation: int = observed_generation_field()
+    conditions: list[Condition] = conditions_field()
+    role: Role = Field(default=Role.CHALLENGER, description="Challenger, Champion, Retired or RolledBack.")
+    role_reason: str = Field(default="", max_length=1024, description="Why the model has its role.")
+    role_changed_at: datetime | None = Field(default=None, description="When the role last changed.")
+    inference_service: str = Field(default="", max_length=253, description="The KServe InferenceService serving it.")
+    endpoint: str = Field(default="", max_length=1024, description="OpenAI-compatible base URL of the served adapter.")
+    served_model_name: str = Field(default="", max_length=256, description="Model name to send in requests.")
+    evaluation: OfflineEvaluation | None = Field(default=None, description="Held-out metrics.")
+    rollback_evidence: Evidence | None = Field(default=None, description="What caused a rollback.")
+
+
+class ShadowModel(KaizenModel):
+    spec: ShadowModelSpec
+    status: ShadowModelStatus | None = None

@@ -1,0 +1,239 @@
+"""Generate the CustomResourceDefinitions from the pydantic API types.
+
+``python -m controllers.crdgen`` writes ``crds/<plural>.kaizen.dev.yaml`` and the chart's copies under
+``charts/kaizen/templates/crds/`` (wrapped in a ``crds.install`` toggle so that ``helm upgrade``
+updates them). ``--check`` writes nothing and exits 1 when a committed file differs.
+
+The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema: references inlined,
+``title`` dropped, optional fields expressed by absence rather than ``null``, and default factories
+evaluated so that the API server applies every default the operator relies on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, NoDefault
+from pydantic_core import core_schema
+
+from controllers.api import KINDS
+from controllers.api.common import CATEGORY, GROUP, VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD_DIR = ROOT / "crds"
+CHART_CRD_DIR = ROOT / "charts" / "kaizen" / "templates" / "crds"
+REGENERATE = "make generate  (or: .venv/bin/python -m controllers.crdgen)"
+
+READY = '.status.conditions[?(@.type=="Ready")]'
+
+# Columns a person on call needs, per kind. Wide-only columns have priority 1 (kubectl get -o wide).
+PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
+    "LearningPolicy": [
+        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
+        {"name": "Champion", "type": "string", "jsonPath": ".status.champion.shadowModel"},
+        {"name": "New Pairs", "type": "integer", "jsonPath": ".status.data.newApprovedPairs"},
+        {"name": "Last Run", "type": "string", "jsonPath": ".status.lastTrainingRun"},
+        {"name": "Method", "type": "string", "jsonPath": ".spec.training.method", "priority": 1},
+        {"name": "Base Model", "type": "string", "jsonPath": ".spec.training.baseModel.name", "priority": 1},
+    ],
+    "TrainingRun": [
+        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
+        {"name": "Policy", "type": "string", "jsonPath": ".spec.policyRef"},
+        {"name": "Method", "type": "string", "jsonPath": ".spec.training.method"},
+        {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts"},
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.preferenceAccuracy"},
+        {"name": "Shadow Model", "type": "string", "jsonPath": ".status.shadowModel", "priority": 1},
+        {"name": "Dataset", "type": "string", "jsonPath": ".status.dataset.contentHash", "priority": 1},
+    ],
+    "ShadowModel": [
+        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
+        {"name": "Role", "type": "string", "jsonPath": ".status.role"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
+        {"name": "Policy", "type": "string", "jsonPath": ".spec.policyRef"},
+        {"name": "Accuracy", "type": "number", "jsonPath": ".status.evaluation.preferenceAccuracy", "priority": 1},
+        {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
+    ],
+    "Experiment": [
+        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
+        {"name": "Decision", "type": "string", "jsonPath": ".status.decision"},
+        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
+        {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
+        {"name": "Step", "type": "integer", "jsonPath": ".status.step"},
+        {"name": "Why", "type": "string", "jsonPath": ".status.decisionReason", "priority": 1},
+    ],
+}
+for _columns in PRINTER_COLUMNS.values():
+    _columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
+
+
+class _KubernetesSchema(GenerateJsonSchema):
+    """Evaluate argument-free default factories, so list and map defaults reach the schema too."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            value = factory()  # type: ignore[call-arg]
+            if isinstance(value, BaseModel):
+                return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return value
+        return super().get_default_value(schema)
+
+
+def structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Rewrite one pydantic JSON-schema node into Kubernetes' structural dialect."""
+    if isinstance(node, list):
+        return [structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        merged = dict(target)
+        merged.update(node)  # the field's own description and default win over the type's
+        node = merged
+    if "anyOf" in node:
+        branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"unions are not structural: {branches}")
+        inner = dict(branches[0])
+        inner.update(node)
+        node = structural(inner, defs)
+        if node.get("default", ...) is None:
+            del node["default"]
+        return node
+    node.pop("title", None)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: structural(child, defs) for name, child in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = structural(value, defs)
+        else:
+            out[key] = value
+    if out.get("default", ...) is None:
+        del out["default"]
+    return out
+
+
+def kind_schema(module: ModuleType) -> dict[str, Any]:
+    model: type[BaseModel] = getattr(module, module.KIND)
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_KubernetesSchema)
+    defs = raw.pop("$defs", {})
+    body = structural(raw, defs)
+    body.pop("description", None)
+    properties = body["properties"]
+    return {
+        "type": "object",
+        "description": (module.__doc__ or "").strip().splitlines()[0],
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this representation (kaizen.dev/v1alpha1)."},
+            "kind": {"type": "string", "description": f"Kind of this representation ({module.KIND})."},
+            "metadata": {"type": "object"},
+            "spec": properties["spec"],
+            "status": properties["status"],
+        },
+    }
+
+
+def crd(module: ModuleType) -> dict[str, Any]:
+    kind: str = module.KIND
+    plural: str = module.PLURAL
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "kaizen"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": list(module.SHORT_NAMES),
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS[kind],
+                    "schema": {"openAPIV3Schema": kind_schema(module)},
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated by `python -m controllers.crdgen` from controllers/api/. Do not edit by hand.\n"
+
+
+def render_crd(module: ModuleType) -> str:
+    return HEADER + yaml.safe_dump(crd(module), sort_keys=False, width=120)
+
+
+def render_chart_crd(module: ModuleType) -> str:
+    body = yaml.safe_dump(crd(module), sort_keys=False, width=120)
+    # Helm would read "{{" in a description as a template; the API types never contain it.
+    if "{{" in body:
+        raise ValueError(f"{module.KIND}: '{{{{' in the schema would break the chart template")
+    keep = (
+        "  annotations:\n"
+        "    {{- if .Values.crds.keep }}\n"
+        '    helm.sh/resource-policy: keep\n'
+        "    {{- end }}\n"
+    )
+    body = body.replace("  labels:\n", keep + "  labels:\n", 1)
+    return HEADER + "{{- if .Values.crds.install }}\n" + body + "{{- end }}\n"
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file and its expected content."""
+    files: dict[Path, str] = {}
+    for module in KINDS:
+        name = f"{module.PLURAL}.{GROUP}.yaml"
+        files[CRD_DIR / name] = render_crd(module)
+        files[CHART_CRD_DIR / name] = render_chart_crd(module)
+    return files
+
+
+def stale_files() -> list[Path]:
+    """Generated files whose committed content differs from a fresh generation (or that are missing)."""
+    return [path for path, text in outputs().items() if not path.exists() or path.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)}", file=sys.stderr)
+        if stale:
+            print(f"regenerate with: {REGENERATE}", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
