@@ -118,8 +118,14 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = structural(value, defs)
         else:
             out[key] = value
-    if out.get("default", ...) is None:
+    # An absent string reads as empty everywhere; and servers before 1.21 reject `default: ""`.
+    if out.get("default", ...) is None or out.get("default", ...) == "":
         del out["default"]
+    # JSON Schema 2020-12 writes exclusive bounds as numbers; OpenAPI v3.0 as flags beside minimum/maximum.
+    for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(exclusive), int | float) and not isinstance(out[exclusive], bool):
+            out[inclusive] = out.pop(exclusive)
+            out[exclusive] = True
     return out
 
 

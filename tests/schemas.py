@@ -76,7 +76,10 @@ def set_path(obj: Any, dotted: str, value: Any) -> None:
     for part in parents:
         obj = obj[int(part)] if isinstance(obj, list) else obj.setdefault(part, {})
     if value is DELETE:
-        del obj[int(last) if isinstance(obj, list) else last]
+        if isinstance(obj, list):
+            del obj[int(last)]
+        else:
+            obj.pop(last, None)
     elif isinstance(obj, list):
         obj[int(last)] = value
     else:

@@ -146,19 +146,19 @@ class SecretKeyReference(KaizenModel):
 class Toleration(KaizenModel):
     """A pod toleration for tainted (typically GPU) nodes."""
 
-    key: str = Field(default="", max_length=316, description="Taint key to tolerate; empty matches all keys.")
+    key: str | None = Field(default=None, min_length=1, max_length=316, description="Taint key to tolerate; unset matches all keys.")
     operator: str = Field(
         default="Equal",
         pattern=r"^(Equal|Exists)$",
         max_length=6,
         description="Equal compares the value; Exists tolerates any value.",
     )
-    value: str = Field(default="", max_length=63, description="Taint value to match with operator Equal.")
-    effect: str = Field(
-        default="",
-        pattern=r"^(|NoSchedule|PreferNoSchedule|NoExecute)$",
+    value: str | None = Field(default=None, max_length=63, description="Taint value to match with operator Equal.")
+    effect: str | None = Field(
+        default=None,
+        pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$",
         max_length=16,
-        description="Taint effect to tolerate; empty matches all effects.",
+        description="Taint effect to tolerate; unset matches all effects.",
     )
 
 

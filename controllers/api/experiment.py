@@ -8,8 +8,10 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 
 from controllers.api.common import (
+    DNS_SUBDOMAIN,
     Condition,
     KaizenModel,
+    ObjectName,
     Name,
     cel,
     conditions_field,
@@ -39,7 +41,7 @@ class Variant(KaizenModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "(self.shadowModel != '') != (self.endpoint != '')",
+                "has(self.shadowModel) != has(self.endpoint)",
                 "set exactly one of shadowModel or endpoint",
             ),
         )
@@ -47,19 +49,21 @@ class Variant(KaizenModel):
 
     name: Name = Field(description="Variant name, unique in the experiment; reported in the router's headers.")
     role: VariantRole = Field(default=VariantRole.CHALLENGER, description="Champion (the baseline) or Challenger.")
-    shadow_model: str = Field(
-        default="", max_length=253, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+    shadow_model: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN,
         description="ShadowModel that serves this variant.",
     )
-    endpoint: str = Field(
-        default="",
+    endpoint: str | None = Field(
+        default=None,
         max_length=512,
-        pattern=r"^(|https?://[^\s]+)$",
+        pattern=r"^https?://[^\s]+$",
         description="OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model).",
     )
-    model: str = Field(default="", max_length=256, description="Model name sent upstream; empty keeps the client's.")
-    prompt_variant: str = Field(
-        default="", max_length=63, description="Prompt variant id the agent should use (prompt experiments)."
+    model: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Model name sent upstream; unset keeps the client's."
+    )
+    prompt_variant: str | None = Field(
+        default=None, min_length=1, max_length=63, description="Prompt variant id the agent should use (prompt experiments)."
     )
     cost_per_request: float = Field(
         default=0.0, ge=0.0, le=1000.0, description="Expected cost of one request, for the bandit's budget."
@@ -95,9 +99,9 @@ class ExperimentSpec(KaizenModel):
         )
     )
 
-    policy_ref: str = Field(
-        default="", max_length=253, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
-        description="The LearningPolicy this experiment serves; empty for a hand-made experiment.",
+    policy_ref: ObjectName | None = Field(
+        default=None,
+        description="The LearningPolicy this experiment serves; unset for a hand-made experiment.",
     )
     strategy: Strategy = Field(
         default=Strategy.AB_TEST,

@@ -7,6 +7,8 @@ from datetime import datetime
 from pydantic import ConfigDict, Field
 
 from controllers.api.common import (
+    CRON,
+    DNS_LABEL,
     Condition,
     Duration,
     Fraction,
@@ -38,16 +40,16 @@ class Track(KaizenModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "self.agent != '' || self.role != '' || self.taskFamily != ''",
+                "has(self.agent) || has(self.role) || has(self.taskFamily)",
                 "set at least one of agent, role or taskFamily",
             ),
         )
     )
 
-    agent: str = Field(default="", max_length=63, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", description="Agent name as it reports to the gateway.")
-    role: str = Field(default="", max_length=63, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", description="Agent role, e.g. coder, fixer or judge.")
-    task_family: str = Field(
-        default="", max_length=63, pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", description="Task family, e.g. sql-migrations."
+    agent: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL, description="Agent name as it reports to the gateway.")
+    role: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL, description="Agent role, e.g. coder, fixer or judge.")
+    task_family: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL, description="Task family, e.g. sql-migrations."
     )
 
 
@@ -118,14 +120,11 @@ class TriggerSettings(KaizenModel):
     min_new_pairs: int = Field(
         default=200, ge=1, le=10_000_000, description="Start when this many approved pairs arrived since the last run."
     )
-    schedule: str = Field(
-        default="",
+    schedule: str | None = Field(
+        default=None,
         max_length=64,
-        pattern=(
-            r"^(|@(yearly|annually|monthly|weekly|daily|hourly)"
-            r"|([0-9*,/-]+ +){2}[0-9*,/?LW-]+ +[0-9A-Za-z*,/-]+ +[0-9A-Za-z*,/?L#-]+)$"
-        ),
-        description="Cron schedule (five fields, UTC) that also starts a run when new pairs exist; empty disables it.",
+        pattern=CRON,
+        description="Cron schedule (five fields, UTC) that also starts a run when new pairs exist; unset disables it.",
     )
     cooldown: Duration = Field(default="1h", description="Least time between two runs of this policy.")
     budget: GpuBudget = section(GpuBudget, "GPU-hour budget per window.")

@@ -89,10 +89,10 @@ class ScalingSettings(KaizenModel):
         default=Submission.RAY_JOB,
         description="RayJob: an ephemeral KubeRay cluster per run. RayJobsAPI: submit to an existing Ray cluster.",
     )
-    ray_address: str = Field(
-        default="",
+    ray_address: str | None = Field(
+        default=None,
         max_length=512,
-        pattern=r"^(|https?://[^\s]+)$",
+        pattern=r"^https?://[^\s]+$",
         description="Dashboard URL of the existing Ray cluster (RayJobsAPI only), e.g. http://ray-head:8265.",
     )
     image: ImageRef = Field(default="ghcr.io/kaizen-dev/trainer:0.1.0", description="Trainer image for RayJob pods.")
@@ -112,7 +112,7 @@ class TrainingSettings(KaizenModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "self.scaling.submission != 'RayJobsAPI' || self.scaling.rayAddress != ''",
+                "self.scaling.submission != 'RayJobsAPI' || has(self.scaling.rayAddress)",
                 "scaling.rayAddress is required when scaling.submission is RayJobsAPI",
             ),
         )
@@ -233,7 +233,7 @@ class ServingSettings(KaizenModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "self.mode != 'Shared' || self.sharedBase != ''",
+                "self.mode != 'Shared' || has(self.sharedBase)",
                 "sharedBase is required when mode is Shared",
             ),
             ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
@@ -247,10 +247,10 @@ class ServingSettings(KaizenModel):
         default=DeploymentMode.DEDICATED,
         description="Dedicated: one InferenceService per adapter. Shared: one more adapter on a shared base deployment.",
     )
-    shared_base: str = Field(
-        default="",
+    shared_base: str | None = Field(
+        default=None,
         max_length=63,
-        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="Name of the shared base InferenceService (mode Shared).",
     )
     gpus: int = Field(default=1, ge=0, le=8, description="GPUs per replica.")
@@ -267,20 +267,20 @@ class JudgeSettings(KaizenModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "!self.enabled || (self.endpoint != '' && self.model != '')",
+                "!self.enabled || (has(self.endpoint) && has(self.model))",
                 "endpoint and model are required when the judge is enabled",
             ),
         )
     )
 
     enabled: bool = Field(default=False, description="Ask the judge to compare attempts at the same task.")
-    endpoint: str = Field(
-        default="",
+    endpoint: str | None = Field(
+        default=None,
         max_length=512,
-        pattern=r"^(|https?://[^\s]+)$",
+        pattern=r"^https?://[^\s]+$",
         description="Base URL of the OpenAI-compatible API (…/v1).",
     )
-    model: str = Field(default="", max_length=256, description="Judge model name, recorded with every verdict.")
+    model: str | None = Field(default=None, min_length=1, max_length=256, description="Judge model name, recorded with every verdict.")
     rubric: str = Field(
         default="Prefer the answer that is correct, complete and safe; then the shorter one.",
         max_length=4096,

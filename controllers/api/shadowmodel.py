@@ -11,6 +11,7 @@ from controllers.api.common import (
     Condition,
     Digest,
     KaizenModel,
+    ObjectName,
     StorageURI,
     cel,
     conditions_field,
@@ -41,16 +42,12 @@ class ShadowModelSpec(KaizenModel):
         )
     )
 
-    policy_ref: str = Field(
-        default="",
-        max_length=253,
-        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+    policy_ref: ObjectName | None = Field(
+        default=None,
         description="The LearningPolicy this model belongs to.",
     )
-    training_run_ref: str = Field(
-        default="",
-        max_length=253,
-        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
+    training_run_ref: ObjectName | None = Field(
+        default=None,
         description="The TrainingRun that produced the adapter (kept for lineage after the run is deleted).",
     )
     base_model: BaseModelRef = Field(description="The base model the adapter was trained on.")

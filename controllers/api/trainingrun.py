@@ -12,6 +12,7 @@ from controllers.api.common import (
     Digest,
     Duration,
     KaizenModel,
+    ObjectName,
     StorageURI,
     cel,
     conditions_field,
@@ -43,11 +44,9 @@ class TrainingRunSpec(KaizenModel):
 
     model_config = ConfigDict(json_schema_extra=cel(("self == oldSelf", "spec is immutable; create a new TrainingRun")))
 
-    policy_ref: str = Field(
-        default="",
-        max_length=253,
-        pattern=r"^(|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$",
-        description="The LearningPolicy this run trains for; empty for a run created by hand.",
+    policy_ref: ObjectName | None = Field(
+        default=None,
+        description="The LearningPolicy this run trains for; unset for a run created by hand.",
     )
     trigger: TriggerReason = Field(default=TriggerReason.MANUAL, description="What started this run.")
     training: TrainingSettings = Field(description="What to train and how.")

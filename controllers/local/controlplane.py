@@ -70,6 +70,8 @@ class ControlPlane:
     etcd_port: int = 0
     api_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
+    # Popen handles of processes this object started (absent after load()); kept so they are reaped.
+    _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -97,7 +99,15 @@ class ControlPlane:
         """Stop both processes (API server first) and forget them. Safe to call twice."""
         for name in ("kube-apiserver", "etcd"):
             pid = self.pids.pop(name, None)
-            if pid is not None:
+            child = self._children.pop(name, None)
+            if child is not None:
+                child.terminate()
+                try:
+                    child.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+            elif pid is not None:
                 _terminate(pid, timeout)
         self._save_state()
 
@@ -182,7 +192,36 @@ class ControlPlane:
                 names.append(doc["metadata"]["name"])
         for name in names:
             self.kubectl("wait", "--for=condition=Established", f"crd/{name}", f"--timeout={int(timeout)}s")
+        self.wait_openapi_published(names, timeout)
         return names
+
+    def wait_openapi_published(self, crd_names: Iterable[str], timeout: float = 30.0) -> None:
+        """Wait until the server's OpenAPI document includes the CRDs' kinds (for ``kubectl explain``).
+
+        The API server publishes a new CRD's schema a few seconds after it is Established.
+        """
+        wanted = {f"{name.split('.', 1)[1]}" for name in crd_names}
+        kinds = {self._kind_of(name) for name in crd_names}
+        deadline = time.monotonic() + timeout
+        while True:
+            document = httpx.get(
+                f"{self.server}/openapi/v2", verify=False, headers=self._auth(ADMIN), timeout=30
+            ).json()
+            published = {
+                gvk["kind"]
+                for definition in document.get("definitions", {}).values()
+                for gvk in definition.get("x-kubernetes-group-version-kind", [])
+                if gvk.get("group") in wanted
+            }
+            if kinds <= published:
+                return
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"OpenAPI still lacks {sorted(kinds - published)} after {timeout}s")
+            time.sleep(0.5)
+
+    def _kind_of(self, crd_name: str) -> str:
+        result = self.kubectl("get", f"crd/{crd_name}", "-o", "jsonpath={.spec.names.kind}")
+        return result.stdout.strip()
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -228,6 +267,8 @@ class ControlPlane:
             "--authorization-mode=RBAC",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
+            # The master Endpoints reconciler refuses loopback addresses and would log that every 10 s.
+            "--endpoint-reconciler-type=none",
             "--v=1",
         ]
 
@@ -242,6 +283,7 @@ class ControlPlane:
             start_new_session=True,  # survives the starting process (kaizen up) and is stopped by pid
         )
         log.close()
+        self._children[binary] = process
         return process.pid
 
     def _wait_ready(self, timeout: float) -> None:
