@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
-from pydantic.json_schema import GenerateJsonSchema, NoDefault
+from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from controllers.api import KINDS
@@ -58,7 +58,12 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Role", "type": "string", "jsonPath": ".status.role"},
         {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
         {"name": "Policy", "type": "string", "jsonPath": ".spec.policyRef"},
-        {"name": "Accuracy", "type": "number", "jsonPath": ".status.evaluation.preferenceAccuracy", "priority": 1},
+        {
+            "name": "Accuracy",
+            "type": "number",
+            "jsonPath": ".status.evaluation.preferenceAccuracy",
+            "priority": 1,
+        },
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
     ],
     "Experiment": [
@@ -141,7 +146,10 @@ def kind_schema(module: ModuleType) -> dict[str, Any]:
         "description": (module.__doc__ or "").strip().splitlines()[0],
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this representation (kaizen.dev/v1alpha1)."},
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion of this representation (kaizen.dev/v1alpha1).",
+            },
             "kind": {"type": "string", "description": f"Kind of this representation ({module.KIND})."},
             "metadata": {"type": "object"},
             "spec": properties["spec"],
@@ -198,10 +206,7 @@ def render_chart_crd(module: ModuleType) -> str:
     if "{{" in body:
         raise ValueError(f"{module.KIND}: '{{{{' in the schema would break the chart template")
     keep = (
-        "  annotations:\n"
-        "    {{- if .Values.crds.keep }}\n"
-        '    helm.sh/resource-policy: keep\n'
-        "    {{- end }}\n"
+        "  annotations:\n    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n"
     )
     body = body.replace("  labels:\n", keep + "  labels:\n", 1)
     return HEADER + "{{- if .Values.crds.install }}\n" + body + "{{- end }}\n"
@@ -224,7 +229,9 @@ def stale_files() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a generated file is stale"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()

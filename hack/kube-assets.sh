@@ -11,6 +11,15 @@
 set -euo pipefail
 
 version="v1.20.2"
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+
+# kubectl drives every test and `kaizen up`; Debian's kubernetes-client matches the server built below.
+if ! command -v kubectl >/dev/null; then
+  echo "kube-assets: installing kubectl (Debian's kubernetes-client)" >&2
+  $SUDO apt-get update -qq >&2
+  $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >&2
+fi
 if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
   echo "$KUBEBUILDER_ASSETS"
   exit 0
@@ -23,8 +32,6 @@ if [[ -x "$cache/kube-apiserver" && -x "$cache/etcd" ]]; then
 fi
 
 log() { echo "kube-assets: $*" >&2; }
-if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
-export DEBIAN_FRONTEND=noninteractive
 
 # One builder at a time: a second caller waits for the first and then finds the cache.
 mkdir -p "$cache"

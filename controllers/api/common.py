@@ -146,14 +146,21 @@ class SecretKeyReference(KaizenModel):
 class Toleration(KaizenModel):
     """A pod toleration for tainted (typically GPU) nodes."""
 
-    key: str | None = Field(default=None, min_length=1, max_length=316, description="Taint key to tolerate; unset matches all keys.")
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=316,
+        description="Taint key to tolerate; unset matches all keys.",
+    )
     operator: str = Field(
         default="Equal",
         pattern=r"^(Equal|Exists)$",
         max_length=6,
         description="Equal compares the value; Exists tolerates any value.",
     )
-    value: str | None = Field(default=None, max_length=63, description="Taint value to match with operator Equal.")
+    value: str | None = Field(
+        default=None, max_length=63, description="Taint value to match with operator Equal."
+    )
     effect: str | None = Field(
         default=None,
         pattern=r"^(NoSchedule|PreferNoSchedule|NoExecute)$",

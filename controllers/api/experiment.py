@@ -11,8 +11,8 @@ from controllers.api.common import (
     DNS_SUBDOMAIN,
     Condition,
     KaizenModel,
-    ObjectName,
     Name,
+    ObjectName,
     cel,
     conditions_field,
     observed_generation_field,
@@ -47,10 +47,16 @@ class Variant(KaizenModel):
         )
     )
 
-    name: Name = Field(description="Variant name, unique in the experiment; reported in the router's headers.")
-    role: VariantRole = Field(default=VariantRole.CHALLENGER, description="Champion (the baseline) or Challenger.")
+    name: Name = Field(
+        description="Variant name, unique in the experiment; reported in the router's headers."
+    )
+    role: VariantRole = Field(
+        default=VariantRole.CHALLENGER, description="Champion (the baseline) or Challenger."
+    )
     shadow_model: str | None = Field(
-        default=None, max_length=253, pattern=DNS_SUBDOMAIN,
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="ShadowModel that serves this variant.",
     )
     endpoint: str | None = Field(
@@ -60,10 +66,16 @@ class Variant(KaizenModel):
         description="OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model).",
     )
     model: str | None = Field(
-        default=None, min_length=1, max_length=256, description="Model name sent upstream; unset keeps the client's."
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Model name sent upstream; unset keeps the client's.",
     )
     prompt_variant: str | None = Field(
-        default=None, min_length=1, max_length=63, description="Prompt variant id the agent should use (prompt experiments)."
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="Prompt variant id the agent should use (prompt experiments).",
     )
     cost_per_request: float = Field(
         default=0.0, ge=0.0, le=1000.0, description="Expected cost of one request, for the bandit's budget."
@@ -113,7 +125,9 @@ class ExperimentSpec(KaizenModel):
         description="The competing variants.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    rollout: RolloutSettings = section(RolloutSettings, "Traffic steps, sample sizes, error rate and guardrails.")
+    rollout: RolloutSettings = section(
+        RolloutSettings, "Traffic steps, sample sizes, error rate and guardrails."
+    )
     bandit: BanditSettings = section(BanditSettings, "Thompson-sampling settings (strategy Bandit).")
     paused: bool = Field(default=False, description="Freeze weights and decisions; traffic keeps flowing.")
 
@@ -132,11 +146,19 @@ class VariantStatus(KaizenModel):
     weight: int = Field(default=0, ge=0, le=100, description="Current share of traffic, in percent.")
     samples: int = Field(default=0, ge=0, description="Rewards attributed to this variant.")
     mean_reward: float | None = Field(default=None, description="Mean reward so far.")
-    confidence_lower: float | None = Field(default=None, description="Lower end of the confidence sequence for the difference to the champion.")
-    confidence_upper: float | None = Field(default=None, description="Upper end of the confidence sequence for the difference to the champion.")
-    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Always-valid p-value against the champion.")
+    confidence_lower: float | None = Field(
+        default=None, description="Lower end of the confidence sequence for the difference to the champion."
+    )
+    confidence_upper: float | None = Field(
+        default=None, description="Upper end of the confidence sequence for the difference to the champion."
+    )
+    p_value: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Always-valid p-value against the champion."
+    )
     error_rate: float | None = Field(default=None, ge=0.0, le=1.0, description="Share of failed requests.")
-    latency_p95_ms: float | None = Field(default=None, ge=0.0, description="95th percentile latency in milliseconds.")
+    latency_p95_ms: float | None = Field(
+        default=None, ge=0.0, description="95th percentile latency in milliseconds."
+    )
     cost_per_request: float | None = Field(default=None, ge=0.0, description="Mean cost per request.")
 
 
@@ -144,7 +166,9 @@ class SampleRatioCheck(KaizenModel):
     """Whether observed traffic matches the configured weights (a mismatch means broken assignment)."""
 
     ok: bool = Field(default=True, description="False blocks every decision until assignment is fixed.")
-    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Chi-square p-value of the observed split.")
+    p_value: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Chi-square p-value of the observed split."
+    )
 
 
 class ExperimentStatus(KaizenModel):
@@ -152,10 +176,14 @@ class ExperimentStatus(KaizenModel):
 
     observed_generation: int = observed_generation_field()
     conditions: list[Condition] = conditions_field()
-    decision: Decision = Field(default=Decision.CONTINUE, description="Continue, Promote, RollBack or Inconclusive.")
+    decision: Decision = Field(
+        default=Decision.CONTINUE, description="Continue, Promote, RollBack or Inconclusive."
+    )
     decision_reason: str = Field(default="", max_length=1024, description="The decision in a sentence.")
     decided_at: datetime | None = Field(default=None, description="When a final decision was made.")
-    step: int = Field(default=0, ge=0, le=10, description="Index into rollout.steps of the current challenger weight.")
+    step: int = Field(
+        default=0, ge=0, le=10, description="Index into rollout.steps of the current challenger weight."
+    )
     started_at: datetime | None = Field(default=None, description="When traffic first flowed.")
     variants: list[VariantStatus] = Field(
         default_factory=list,

@@ -46,8 +46,12 @@ class Track(KaizenModel):
         )
     )
 
-    agent: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL, description="Agent name as it reports to the gateway.")
-    role: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL, description="Agent role, e.g. coder, fixer or judge.")
+    agent: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL, description="Agent name as it reports to the gateway."
+    )
+    role: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL, description="Agent role, e.g. coder, fixer or judge."
+    )
     task_family: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL, description="Task family, e.g. sql-migrations."
     )
@@ -76,7 +80,9 @@ class RewardWeights(KaizenModel):
 
     compile: Fraction = Field(default=0.25, description="Weight of 'the code compiled'.")
     tests: Fraction = Field(default=0.25, description="Weight of the tests' pass rate.")
-    error_rate: Fraction = Field(default=0.25, description="Weight of 1 - error rate (lint, type, schema errors).")
+    error_rate: Fraction = Field(
+        default=0.25, description="Weight of 1 - error rate (lint, type, schema errors)."
+    )
     human_acceptance: Fraction = Field(default=0.25, description="Weight of a person accepting the output.")
 
 
@@ -84,7 +90,9 @@ class RewardGapSource(KaizenModel):
     """Pairs from attempts at the same task whose rewards differ enough."""
 
     enabled: bool = Field(default=True, description="Mine pairs from reward gaps.")
-    min_margin: float = Field(default=0.2, gt=0.0, le=1.0, description="Smallest reward difference that makes a pair.")
+    min_margin: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Smallest reward difference that makes a pair."
+    )
 
 
 class PairSources(KaizenModel):
@@ -100,9 +108,13 @@ class PairSources(KaizenModel):
         )
     )
 
-    human_corrections: bool = Field(default=True, description="A person's correction is chosen over the original.")
+    human_corrections: bool = Field(
+        default=True, description="A person's correction is chosen over the original."
+    )
     reward_gaps: RewardGapSource = section(RewardGapSource, "Pairs from reward differences between attempts.")
-    error_recoveries: bool = Field(default=True, description="A successful fix is chosen over the failed attempt before it.")
+    error_recoveries: bool = Field(
+        default=True, description="A successful fix is chosen over the failed attempt before it."
+    )
     explicit: bool = Field(default=True, description="Pairs that agents post directly.")
     llm_judge: JudgeSettings = section(JudgeSettings, "Pairs from an LLM judge's verdicts.")
 
@@ -110,7 +122,9 @@ class PairSources(KaizenModel):
 class GpuBudget(KaizenModel):
     """A ceiling on training spend per rolling window."""
 
-    gpu_hours: float = Field(default=8.0, ge=0.0, le=100_000.0, description="GPU-hours allowed per window; 0 stops training.")
+    gpu_hours: float = Field(
+        default=8.0, ge=0.0, le=100_000.0, description="GPU-hours allowed per window; 0 stops training."
+    )
     window: Duration = Field(default="24h", description="Length of the rolling window.")
 
 
@@ -118,7 +132,10 @@ class TriggerSettings(KaizenModel):
     """When a new TrainingRun starts. Any trigger fires one; cooldown and budget can hold it back."""
 
     min_new_pairs: int = Field(
-        default=200, ge=1, le=10_000_000, description="Start when this many approved pairs arrived since the last run."
+        default=200,
+        ge=1,
+        le=10_000_000,
+        description="Start when this many approved pairs arrived since the last run.",
     )
     schedule: str | None = Field(
         default=None,
@@ -151,14 +168,18 @@ class DataHealth(KaizenModel):
 
     runs: int = Field(default=0, ge=0, description="Runs recorded.")
     approved_pairs: int = Field(default=0, ge=0, description="Trainable pairs in total.")
-    new_approved_pairs: int = Field(default=0, ge=0, description="Trainable pairs since the last TrainingRun's watermark.")
+    new_approved_pairs: int = Field(
+        default=0, ge=0, description="Trainable pairs since the last TrainingRun's watermark."
+    )
     pending_review: int = Field(default=0, ge=0, description="Pairs waiting in the review queue.")
     pairs_by_source: dict[str, int] = Field(
         default_factory=dict,
         description="Pairs per source (humanCorrection, rewardGap, errorRecovery, explicit, llmJudge).",
         json_schema_extra={"maxProperties": 8},
     )
-    scrubbed_values: int = Field(default=0, ge=0, description="PII and secret values removed by the last export.")
+    scrubbed_values: int = Field(
+        default=0, ge=0, description="PII and secret values removed by the last export."
+    )
     observed_at: datetime | None = Field(default=None, description="When these counts were read.")
 
 
@@ -194,15 +215,20 @@ class LearningPolicyStatus(KaizenModel):
     data: DataHealth | None = Field(default=None, description="What the store holds for this track.")
     champion: ChampionStatus | None = Field(default=None, description="The current champion.")
     last_training_run: str = Field(default="", max_length=253, description="Name of the latest TrainingRun.")
-    last_training_time: datetime | None = Field(default=None, description="When the latest TrainingRun was created.")
-    next_eligible_time: datetime | None = Field(default=None, description="Earliest time cooldown and budget allow a run.")
+    last_training_time: datetime | None = Field(
+        default=None, description="When the latest TrainingRun was created."
+    )
+    next_eligible_time: datetime | None = Field(
+        default=None, description="Earliest time cooldown and budget allow a run."
+    )
     budget: BudgetStatus | None = Field(default=None, description="Training spend in the current window.")
     lineage: list[LineageEntry] = Field(
-        default_factory=list, max_length=32, description="Champions, newest first (bounded; older ones drop off)."
+        default_factory=list,
+        max_length=32,
+        description="Champions, newest first (bounded; older ones drop off).",
     )
 
 
 class LearningPolicy(KaizenModel):
     spec: LearningPolicySpec
     status: LearningPolicyStatus | None = None
-

@@ -53,7 +53,9 @@ class LoRASettings(KaizenModel):
     """The LoRA adapter's shape. With LoRA the frozen base doubles as the DPO reference model."""
 
     rank: int = Field(default=16, ge=1, le=256, description="Adapter rank r.")
-    alpha: int = Field(default=32, ge=1, le=1024, description="Scaling numerator; the update is scaled by alpha/r.")
+    alpha: int = Field(
+        default=32, ge=1, le=1024, description="Scaling numerator; the update is scaled by alpha/r."
+    )
     dropout: float = Field(default=0.05, ge=0.0, le=0.5, description="Dropout on the adapter's input.")
     target_modules: list[ModuleName] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -69,12 +71,19 @@ class Hyperparameters(KaizenModel):
     epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training split.")
     learning_rate: float = Field(default=5.0e-5, gt=0.0, le=1.0, description="Peak learning rate.")
     beta: float = Field(
-        default=0.1, gt=0.0, le=10.0, description="DPO temperature: how far the policy may move from the reference."
+        default=0.1,
+        gt=0.0,
+        le=10.0,
+        description="DPO temperature: how far the policy may move from the reference.",
     )
     batch_size: int = Field(default=4, ge=1, le=512, description="Per-worker batch size.")
-    gradient_accumulation_steps: int = Field(default=1, ge=1, le=512, description="Micro-batches per optimiser step.")
+    gradient_accumulation_steps: int = Field(
+        default=1, ge=1, le=512, description="Micro-batches per optimiser step."
+    )
     max_length: int = Field(default=1024, ge=32, le=131072, description="Longest prompt + answer, in tokens.")
-    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for data order, splits and initialisation.")
+    seed: int = Field(
+        default=42, ge=0, le=2**31 - 1, description="Seed for data order, splits and initialisation."
+    )
 
 
 class Submission(StrEnum):
@@ -95,7 +104,9 @@ class ScalingSettings(KaizenModel):
         pattern=r"^https?://[^\s]+$",
         description="Dashboard URL of the existing Ray cluster (RayJobsAPI only), e.g. http://ray-head:8265.",
     )
-    image: ImageRef = Field(default="ghcr.io/kaizen-dev/trainer:0.1.0", description="Trainer image for RayJob pods.")
+    image: ImageRef = Field(
+        default="ghcr.io/kaizen-dev/trainer:0.1.0", description="Trainer image for RayJob pods."
+    )
     workers: int = Field(default=1, ge=1, le=64, description="Ray Train workers (one GPU process each).")
     gpus_per_worker: int = Field(default=1, ge=0, le=8, description="GPUs per worker; 0 trains on CPU.")
     cpus_per_worker: int = Field(default=4, ge=1, le=128, description="CPUs per worker.")
@@ -135,16 +146,21 @@ class TrainingSettings(KaizenModel):
 class DataSettings(KaizenModel):
     """Which experience may become training data."""
 
-    min_reward: Fraction = Field(default=0.0, description="Runs under this reward never yield a chosen answer.")
+    min_reward: Fraction = Field(
+        default=0.0, description="Runs under this reward never yield a chosen answer."
+    )
     require_review: bool = Field(
         default=False, description="Only pairs a person approved in the review queue are trainable."
     )
     scrub_pii: bool = Field(
         alias="scrubPII",
-        default=True, description="Remove e-mails, phone numbers, IPs, card numbers and secrets before export."
+        default=True,
+        description="Remove e-mails, phone numbers, IPs, card numbers and secrets before export.",
     )
     max_age: Duration = Field(default="30d", description="Experience older than this is left out.")
-    eval_fraction: float = Field(default=0.1, ge=0.01, le=0.5, description="Share of prompts held out for evaluation.")
+    eval_fraction: float = Field(
+        default=0.1, ge=0.01, le=0.5, description="Share of prompts held out for evaluation."
+    )
 
 
 class OfflineGate(KaizenModel):
@@ -154,7 +170,10 @@ class OfflineGate(KaizenModel):
         default=0.6, description="Share of held-out pairs where the adapter prefers the chosen answer."
     )
     min_reward_margin: float = Field(
-        default=0.0, ge=-100.0, le=100.0, description="Mean implicit reward margin (chosen - rejected) on held-out pairs."
+        default=0.0,
+        ge=-100.0,
+        le=100.0,
+        description="Mean implicit reward margin (chosen - rejected) on held-out pairs.",
     )
 
 
@@ -169,7 +188,10 @@ class Guardrail(KaizenModel):
 
     metric: GuardrailMetric = Field(description="The guarded metric.")
     max_relative_increase: float = Field(
-        default=0.2, ge=0.0, le=10.0, description="Largest tolerated increase over the champion, as a fraction."
+        default=0.2,
+        ge=0.0,
+        le=10.0,
+        description="Largest tolerated increase over the champion, as a fraction.",
     )
 
 
@@ -192,17 +214,26 @@ class RolloutSettings(KaizenModel):
         description="Challenger traffic percentages, in increasing order, advanced only when the evidence allows.",
     )
     unit: TrafficUnit = Field(
-        default=TrafficUnit.USER, description="What sticks to a variant: a user, a session or a single request."
+        default=TrafficUnit.USER,
+        description="What sticks to a variant: a user, a session or a single request.",
     )
     min_samples_per_variant: int = Field(
-        default=200, ge=10, le=10_000_000, description="No decision before each variant has this many rewards."
+        default=200,
+        ge=10,
+        le=10_000_000,
+        description="No decision before each variant has this many rewards.",
     )
-    alpha: float = Field(default=0.05, gt=0.0, le=0.2, description="Error rate of the always-valid sequential test.")
+    alpha: float = Field(
+        default=0.05, gt=0.0, le=0.2, description="Error rate of the always-valid sequential test."
+    )
     min_detectable_effect: float = Field(
         default=0.05, gt=0.0, le=1.0, description="Smallest reward difference worth detecting."
     )
     regression_tolerance: float = Field(
-        default=0.02, ge=0.0, le=1.0, description="A challenger this much worse than the champion is rolled back."
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="A challenger this much worse than the champion is rolled back.",
     )
     guardrails: list[Guardrail] = Field(
         default_factory=lambda: [
@@ -213,8 +244,12 @@ class RolloutSettings(KaizenModel):
         description="Metrics that can veto a promotion or force a rollback.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
     )
-    max_duration: Duration = Field(default="72h", description="An experiment still undecided after this is Inconclusive.")
-    auto_promote: bool = Field(default=True, description="Promote a winning challenger without a person's approval.")
+    max_duration: Duration = Field(
+        default="72h", description="An experiment still undecided after this is Inconclusive."
+    )
+    auto_promote: bool = Field(
+        default=True, description="Promote a winning challenger without a person's approval."
+    )
 
 
 class ServingRuntime(StrEnum):
@@ -241,7 +276,8 @@ class ServingSettings(KaizenModel):
     )
 
     runtime: ServingRuntime = Field(
-        default=ServingRuntime.VLLM, description="KServe huggingface runtime backend; vLLM serves LoRA adapters."
+        default=ServingRuntime.VLLM,
+        description="KServe huggingface runtime backend; vLLM serves LoRA adapters.",
     )
     mode: DeploymentMode = Field(
         default=DeploymentMode.DEDICATED,
@@ -258,7 +294,9 @@ class ServingSettings(KaizenModel):
     memory: Quantity = Field(default="24Gi", description="Memory request and limit per replica.")
     min_replicas: int = Field(default=1, ge=0, le=100, description="Fewest replicas; 0 allows scale to zero.")
     max_replicas: int = Field(default=1, ge=1, le=100, description="Most replicas.")
-    max_loras: int = Field(default=4, ge=1, le=64, description="Adapters one vLLM replica keeps loaded at once.")
+    max_loras: int = Field(
+        default=4, ge=1, le=64, description="Adapters one vLLM replica keeps loaded at once."
+    )
 
 
 class JudgeSettings(KaizenModel):
@@ -280,7 +318,12 @@ class JudgeSettings(KaizenModel):
         pattern=r"^https?://[^\s]+$",
         description="Base URL of the OpenAI-compatible API (…/v1).",
     )
-    model: str | None = Field(default=None, min_length=1, max_length=256, description="Judge model name, recorded with every verdict.")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Judge model name, recorded with every verdict.",
+    )
     rubric: str = Field(
         default="Prefer the answer that is correct, complete and safe; then the shorter one.",
         max_length=4096,

@@ -29,7 +29,9 @@ class AdapterRef(KaizenModel):
     """The LoRA adapter to serve."""
 
     uri: StorageURI = Field(description="Folder holding adapter_model.safetensors and adapter_config.json.")
-    digest: Digest = Field(description="sha256 of adapter_model.safetensors; the operator checks it before serving.")
+    digest: Digest = Field(
+        description="sha256 of adapter_model.safetensors; the operator checks it before serving."
+    )
 
 
 class ShadowModelSpec(KaizenModel):
@@ -65,7 +67,9 @@ class Role(StrEnum):
 class OfflineEvaluation(KaizenModel):
     """Held-out metrics from the TrainingRun, copied for people comparing versions."""
 
-    preference_accuracy: float | None = Field(default=None, ge=0.0, le=1.0, description="Held-out preference accuracy.")
+    preference_accuracy: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Held-out preference accuracy."
+    )
     reward_margin: float | None = Field(default=None, description="Mean implicit reward margin.")
     eval_loss: float | None = Field(default=None, description="Held-out loss.")
 
@@ -76,7 +80,9 @@ class Evidence(KaizenModel):
     experiment: str = Field(default="", max_length=253, description="The Experiment that decided.")
     samples: int = Field(default=0, ge=0, description="Rewards seen from this model.")
     mean_delta: float | None = Field(default=None, description="Challenger mean reward minus the champion's.")
-    p_value: float | None = Field(default=None, ge=0.0, le=1.0, description="Always-valid p-value at the decision.")
+    p_value: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Always-valid p-value at the decision."
+    )
     guardrail: str = Field(default="", max_length=64, description="The guardrail that vetoed, if one did.")
 
 
@@ -88,8 +94,12 @@ class ShadowModelStatus(KaizenModel):
     role: Role = Field(default=Role.CHALLENGER, description="Challenger, Champion, Retired or RolledBack.")
     role_reason: str = Field(default="", max_length=1024, description="Why the model has its role.")
     role_changed_at: datetime | None = Field(default=None, description="When the role last changed.")
-    inference_service: str = Field(default="", max_length=253, description="The KServe InferenceService serving it.")
-    endpoint: str = Field(default="", max_length=1024, description="OpenAI-compatible base URL of the served adapter.")
+    inference_service: str = Field(
+        default="", max_length=253, description="The KServe InferenceService serving it."
+    )
+    endpoint: str = Field(
+        default="", max_length=1024, description="OpenAI-compatible base URL of the served adapter."
+    )
     served_model_name: str = Field(default="", max_length=256, description="Model name to send in requests.")
     evaluation: OfflineEvaluation | None = Field(default=None, description="Held-out metrics.")
     rollback_evidence: Evidence | None = Field(default=None, description="What caused a rollback.")

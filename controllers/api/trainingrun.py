@@ -35,14 +35,18 @@ class TriggerReason(StrEnum):
 class RetrySettings(KaizenModel):
     """How transient failures (preempted nodes, lost Ray heads) are retried."""
 
-    max_attempts: int = Field(default=3, ge=1, le=10, description="Job submissions at most, the first included.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Job submissions at most, the first included."
+    )
     backoff: Duration = Field(default="30s", description="Wait before the second attempt; doubles each time.")
 
 
 class TrainingRunSpec(KaizenModel):
     """A resolved, frozen copy of a policy's training settings. Create a new run to change anything."""
 
-    model_config = ConfigDict(json_schema_extra=cel(("self == oldSelf", "spec is immutable; create a new TrainingRun")))
+    model_config = ConfigDict(
+        json_schema_extra=cel(("self == oldSelf", "spec is immutable; create a new TrainingRun"))
+    )
 
     policy_ref: ObjectName | None = Field(
         default=None,
@@ -59,7 +63,9 @@ class DatasetStatus(KaizenModel):
     """The snapshot this run trained on."""
 
     uri: StorageURI = Field(description="Where the snapshot was written.")
-    content_hash: Digest = Field(description="Hash of the snapshot's content; the same data gives the same hash.")
+    content_hash: Digest = Field(
+        description="Hash of the snapshot's content; the same data gives the same hash."
+    )
     watermark: datetime = Field(description="Newest experience included.")
     train_rows: int = Field(default=0, ge=0, description="Rows in the training split.")
     eval_rows: int = Field(default=0, ge=0, description="Rows in the held-out split.")
@@ -69,7 +75,9 @@ class DatasetStatus(KaizenModel):
 class AdapterStatus(KaizenModel):
     """The trained adapter."""
 
-    uri: StorageURI = Field(description="Folder holding adapter_model.safetensors, its config and the manifest.")
+    uri: StorageURI = Field(
+        description="Folder holding adapter_model.safetensors, its config and the manifest."
+    )
     digest: Digest = Field(description="sha256 of adapter_model.safetensors.")
 
 
@@ -79,9 +87,14 @@ class TrainingMetrics(KaizenModel):
     train_loss: float | None = Field(default=None, description="Final training loss.")
     eval_loss: float | None = Field(default=None, description="Loss on the held-out split.")
     preference_accuracy: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Held-out pairs where the adapter prefers the chosen answer."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Held-out pairs where the adapter prefers the chosen answer.",
     )
-    reward_margin: float | None = Field(default=None, description="Mean implicit reward margin on held-out pairs.")
+    reward_margin: float | None = Field(
+        default=None, description="Mean implicit reward margin on held-out pairs."
+    )
     steps: int | None = Field(default=None, ge=0, description="Optimiser steps taken.")
     gpu_hours: float | None = Field(default=None, ge=0.0, description="GPU-hours the job consumed.")
 
@@ -92,15 +105,21 @@ class TrainingRunStatus(KaizenModel):
     observed_generation: int = observed_generation_field()
     conditions: list[Condition] = conditions_field()
     attempts: int = Field(default=0, ge=0, description="Job submissions so far.")
-    submission_id: str = Field(default="", max_length=253, description="Deterministic Ray submission id of the current attempt.")
+    submission_id: str = Field(
+        default="", max_length=253, description="Deterministic Ray submission id of the current attempt."
+    )
     job_name: str = Field(default="", max_length=253, description="Name of the RayJob (RayJob submission).")
     next_retry_time: datetime | None = Field(default=None, description="When the next attempt may start.")
     dataset: DatasetStatus | None = Field(default=None, description="The snapshot trained on.")
     adapter: AdapterStatus | None = Field(default=None, description="The trained adapter.")
     metrics: TrainingMetrics | None = Field(default=None, description="Metrics from the trainer's manifest.")
-    shadow_model: str = Field(default="", max_length=253, description="The ShadowModel created from this run.")
+    shadow_model: str = Field(
+        default="", max_length=253, description="The ShadowModel created from this run."
+    )
     start_time: datetime | None = Field(default=None, description="When the first attempt started.")
-    completion_time: datetime | None = Field(default=None, description="When the run succeeded or failed for good.")
+    completion_time: datetime | None = Field(
+        default=None, description="When the run succeeded or failed for good."
+    )
 
 
 class TrainingRun(KaizenModel):

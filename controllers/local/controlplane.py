@@ -148,7 +148,9 @@ class ControlPlane:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "kaizen-local", "cluster": {"server": self.server, "insecure-skip-tls-verify": True}}],
+            "clusters": [
+                {"name": "kaizen-local", "cluster": {"server": self.server, "insecure-skip-tls-verify": True}}
+            ],
             "users": [{"name": user, "user": {"token": self.users[user].token}}],
             "contexts": [{"name": "kaizen-local", "context": {"cluster": "kaizen-local", "user": user}}],
             "current-context": "kaizen-local",
@@ -161,7 +163,11 @@ class ControlPlane:
         self, *args: str, stdin: str | None = None, user: str = ADMIN, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this control plane as ``user``."""
-        config = self.kubeconfig if user == ADMIN else self.write_kubeconfig(self.workdir / f"kubeconfig-{user}", user)
+        config = (
+            self.kubeconfig
+            if user == ADMIN
+            else self.write_kubeconfig(self.workdir / f"kubeconfig-{user}", user)
+        )
         env = {**os.environ, "KUBECONFIG": str(config)}
         result = subprocess.run(
             ["kubectl", *args], input=stdin, capture_output=True, text=True, env=env, check=False, timeout=120
@@ -237,7 +243,11 @@ class ControlPlane:
         key, pub = self.workdir / "sa.key", self.workdir / "sa.pub"
         if not key.exists():
             subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], capture_output=True, check=True)
-            subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)], capture_output=True, check=True)
+            subprocess.run(
+                ["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)],
+                capture_output=True,
+                check=True,
+            )
 
     def _etcd_args(self, peer_port: int) -> list[str]:
         client = f"http://127.0.0.1:{self.etcd_port}"
@@ -274,15 +284,20 @@ class ControlPlane:
 
     def _spawn(self, binary: str, args: list[str]) -> int:
         assert self.assets is not None
-        log = (self.workdir / f"{binary}.log").open("ab")
-        process = subprocess.Popen(
-            [str(self.assets / binary), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the starting process (kaizen up) and is stopped by pid
-        )
-        log.close()
+        path = self.assets / binary
+        if not os.access(path, os.X_OK):
+            self.stop()
+            raise ControlPlaneError(
+                f"{path} is missing; run `bash hack/kube-assets.sh` (or set KUBEBUILDER_ASSETS)"
+            )
+        with (self.workdir / f"{binary}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [str(path), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the starting process (kaizen up) and is stopped by pid
+            )
         self._children[binary] = process
         return process.pid
 
@@ -292,23 +307,31 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for name, pid in self.pids.items():
                 if not _alive(pid):
-                    raise ControlPlaneError(f"{name} exited during start; see {self.workdir / (name + '.log')}")
+                    raise ControlPlaneError(
+                        f"{name} exited during start; see {self.workdir / (name + '.log')}"
+                    )
             try:
-                response = httpx.get(f"{self.server}/readyz", verify=False, headers=self._auth(ADMIN), timeout=2)
+                response = httpx.get(
+                    f"{self.server}/readyz", verify=False, headers=self._auth(ADMIN), timeout=2
+                )
                 if response.status_code == 200:
                     return
                 last = f"{response.status_code}: {response.text[-300:]}"
             except httpx.HTTPError as error:
                 last = str(error)
             time.sleep(0.2)
-        raise ControlPlaneError(f"kube-apiserver not ready after {timeout}s ({last}); see {self.workdir}/*.log")
+        raise ControlPlaneError(
+            f"kube-apiserver not ready after {timeout}s ({last}); see {self.workdir}/*.log"
+        )
 
     def _save_state(self) -> None:
         state: dict[str, Any] = {
             "etcdPort": self.etcd_port,
             "apiPort": self.api_port,
             "pids": self.pids,
-            "users": [{"name": u.name, "token": u.token, "groups": list(u.groups)} for u in self.users.values()],
+            "users": [
+                {"name": u.name, "token": u.token, "groups": list(u.groups)} for u in self.users.values()
+            ],
         }
         path = self.workdir / "state.json"
         path.write_text(json.dumps(state, indent=2))

@@ -48,5 +48,7 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     if request.node.stash.get(_FAILED, False):
         dump = control_plane.kubectl("get", "kaizen", "-n", name, "-o", "yaml", check=False)
         log = Path(control_plane.workdir / "kube-apiserver.log").read_text()[-4000:]
-        print(f"\n--- kaizen objects in {name} ---\n{dump.stdout}{dump.stderr}\n--- kube-apiserver.log (tail) ---\n{log}")
+        print(
+            f"\n--- kaizen objects in {name} ---\n{dump.stdout}{dump.stderr}\n--- kube-apiserver.log (tail) ---\n{log}"
+        )
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -28,7 +28,9 @@ class Invalid:
 
     @property
     def id(self) -> str:
-        shown = ", ".join(f"{p}={'<removed>' if v is DELETE else json.dumps(v)[:24]}" for p, v in self.changes)
+        shown = ", ".join(
+            f"{p}={'<removed>' if v is DELETE else json.dumps(v)[:24]}" for p, v in self.changes
+        )
         return f"{self.kind}[{shown}]"
 
     def body(self, namespace: str) -> dict[str, Any]:
@@ -63,7 +65,12 @@ CASES = [
     bad(LP, "spec.pairSources.rewardGaps.minMargin", 2),
     bad(LP, "spec.pairSources.llmJudge.endpoint", "ftp://judge.internal/v1"),
     bad(LP, "spec.pairSources.llmJudge.rubric", "r" * 5000),
-    bad(LP, "spec.pairSources.llmJudge.apiKeySecretRef", {"key": "token"}, "spec.pairSources.llmJudge.apiKeySecretRef.name"),
+    bad(
+        LP,
+        "spec.pairSources.llmJudge.apiKeySecretRef",
+        {"key": "token"},
+        "spec.pairSources.llmJudge.apiKeySecretRef.name",
+    ),
     # data
     bad(LP, "spec.data.minReward", 2),
     bad(LP, "spec.data.maxAge", "30 days"),
@@ -104,10 +111,22 @@ CASES = [
     bad(LP, "spec.training.scaling.gpusPerWorker", 9),
     bad(LP, "spec.training.scaling.memoryPerWorker", "lots"),
     bad(LP, "spec.training.scaling.image", "trainer image:latest"),
-    bad(LP, "spec.training.scaling.tolerations.0.operator", "Maybe", "spec.training.scaling.tolerations[0].operator"),
-    bad(LP, "spec.training.scaling.tolerations.0.effect", "Sometimes", "spec.training.scaling.tolerations[0].effect"),
+    bad(
+        LP,
+        "spec.training.scaling.tolerations.0.operator",
+        "Maybe",
+        "spec.training.scaling.tolerations[0].operator",
+    ),
+    bad(
+        LP,
+        "spec.training.scaling.tolerations.0.effect",
+        "Sometimes",
+        "spec.training.scaling.tolerations[0].effect",
+    ),
     bad(LP, "spec.training.scaling.nodeSelector", {f"k{i}": "v" for i in range(33)}),
-    bad(LP, "spec.training.scaling.nodeSelector", {"gpu": "g" * 64}, "spec.training.scaling.nodeSelector.gpu"),
+    bad(
+        LP, "spec.training.scaling.nodeSelector", {"gpu": "g" * 64}, "spec.training.scaling.nodeSelector.gpu"
+    ),
     bad(LP, "spec.training.outputUri", "not a uri"),
     # gate
     bad(LP, "spec.gate.minPreferenceAccuracy", 1.2),
@@ -130,7 +149,12 @@ CASES = [
     bad(LP, "spec.rollout.minDetectableEffect", 0),
     bad(LP, "spec.rollout.regressionTolerance", 3),
     bad(LP, "spec.rollout.guardrails.0.metric", "Vibes", "spec.rollout.guardrails[0].metric"),
-    bad(LP, "spec.rollout.guardrails.0.maxRelativeIncrease", 11, "spec.rollout.guardrails[0].maxRelativeIncrease"),
+    bad(
+        LP,
+        "spec.rollout.guardrails.0.maxRelativeIncrease",
+        11,
+        "spec.rollout.guardrails[0].maxRelativeIncrease",
+    ),
     bad(LP, "spec.rollout.maxDuration", "forever"),
     bad(LP, "spec.rollout.autoPromote", "sure"),
     bad(LP, "spec.paused", "false"),
@@ -180,6 +204,8 @@ def test_invalid_object_is_rejected_naming_its_field(
     assert "is invalid" in result.stderr, result.stderr
     # v1.20 names list items without their index (spec.variants.name); newer servers add it.
     named = re.sub(r"\[\d+\]", "", case.field)
-    assert named in re.sub(r"\[\d+\]", "", result.stderr), f"error does not name {case.field}: {result.stderr}"
+    assert named in re.sub(r"\[\d+\]", "", result.stderr), (
+        f"error does not name {case.field}: {result.stderr}"
+    )
     stored = control_plane.kubectl("get", "kaizen", "-n", namespace, "-o", "name").stdout
     assert stored.strip() == "", f"something was stored: {stored}"

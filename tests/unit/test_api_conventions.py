@@ -64,7 +64,9 @@ def test_every_string_list_and_map_is_bounded(kind: str) -> None:
     unbounded = []
     for path, node in nodes(kind):
         kind_of = node.get("type")
-        if kind_of == "string" and not ("maxLength" in node or "enum" in node or node.get("format") == "date-time"):
+        if kind_of == "string" and not (
+            "maxLength" in node or "enum" in node or node.get("format") == "date-time"
+        ):
             unbounded.append(path)
         if kind_of == "array" and "maxItems" not in node:
             unbounded.append(path)
@@ -81,7 +83,8 @@ def test_every_spec_number_has_a_range(kind: str) -> None:
         if path.startswith("spec")
         and node.get("type") in ("integer", "number")
         and not (
-            ("minimum" in node or "exclusiveMinimum" in node) and ("maximum" in node or "exclusiveMaximum" in node)
+            ("minimum" in node or "exclusiveMinimum" in node)
+            and ("maximum" in node or "exclusiveMaximum" in node)
         )
     ]
     assert not open_ended, f"{kind}: spec numbers without a range: {open_ended}"
@@ -123,11 +126,18 @@ def test_kind_specific_columns_a_person_on_call_needs() -> None:
 
 
 def test_spec_defaults_are_in_the_schema() -> None:
-    training = root_schema(CRDS["LearningPolicy"])["properties"]["spec"]["properties"]["training"]["properties"]
+    training = root_schema(CRDS["LearningPolicy"])["properties"]["spec"]["properties"]["training"][
+        "properties"
+    ]
     assert training["method"]["default"] == "DPO"
     assert training["lora"]["default"] == {}
     assert training["lora"]["properties"]["rank"]["default"] == 16
-    assert training["lora"]["properties"]["targetModules"]["default"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert training["lora"]["properties"]["targetModules"]["default"] == [
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+    ]
     rollout = root_schema(CRDS["Experiment"])["properties"]["spec"]["properties"]["rollout"]["properties"]
     assert rollout["steps"]["default"] == [5, 25, 50]
     assert rollout["guardrails"]["default"][0] == {"metric": "ErrorRate", "maxRelativeIncrease": 0.1}

@@ -56,31 +56,62 @@ CASES = [
     RuleCase(
         "LearningPolicy",
         "at least one reward weight must be positive",
-        accepted=patched("LearningPolicy", {"spec.reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}}),
-        rejected=patched("LearningPolicy", {"spec.reward": {"compile": 0, "tests": 0, "errorRate": 0, "humanAcceptance": 0}}),
+        accepted=patched(
+            "LearningPolicy",
+            {"spec.reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}},
+        ),
+        rejected=patched(
+            "LearningPolicy",
+            {"spec.reward": {"compile": 0, "tests": 0, "errorRate": 0, "humanAcceptance": 0}},
+        ),
     ),
     RuleCase(
         "LearningPolicy",
         "enable at least one pair source",
-        accepted=patched("LearningPolicy", {**ONLY_JUDGE, **JUDGE_ON, "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1", "spec.pairSources.llmJudge.model": "judge-13b"}),
+        accepted=patched(
+            "LearningPolicy",
+            {
+                **ONLY_JUDGE,
+                **JUDGE_ON,
+                "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1",
+                "spec.pairSources.llmJudge.model": "judge-13b",
+            },
+        ),
         rejected=patched("LearningPolicy", ONLY_JUDGE),
     ),
     RuleCase(
         "LearningPolicy",
         "endpoint and model are required when the judge is enabled",
-        accepted=patched("LearningPolicy", {**JUDGE_ON, "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1", "spec.pairSources.llmJudge.model": "judge-13b"}),
-        rejected=patched("LearningPolicy", {**JUDGE_ON, "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1"}),
+        accepted=patched(
+            "LearningPolicy",
+            {
+                **JUDGE_ON,
+                "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1",
+                "spec.pairSources.llmJudge.model": "judge-13b",
+            },
+        ),
+        rejected=patched(
+            "LearningPolicy", {**JUDGE_ON, "spec.pairSources.llmJudge.endpoint": "http://judge:8000/v1"}
+        ),
     ),
     RuleCase(
         "LearningPolicy",
         "scaling.rayAddress is required when scaling.submission is RayJobsAPI",
-        accepted=patched("LearningPolicy", {"spec.training.scaling.submission": "RayJobsAPI", "spec.training.scaling.rayAddress": "http://ray-head:8265"}),
+        accepted=patched(
+            "LearningPolicy",
+            {
+                "spec.training.scaling.submission": "RayJobsAPI",
+                "spec.training.scaling.rayAddress": "http://ray-head:8265",
+            },
+        ),
         rejected=patched("LearningPolicy", {"spec.training.scaling.submission": "RayJobsAPI"}),
     ),
     RuleCase(
         "LearningPolicy",
         "sharedBase is required when mode is Shared",
-        accepted=patched("LearningPolicy", {"spec.serving.mode": "Dedicated", "spec.serving.sharedBase": DELETE}),
+        accepted=patched(
+            "LearningPolicy", {"spec.serving.mode": "Dedicated", "spec.serving.sharedBase": DELETE}
+        ),
         rejected=patched("LearningPolicy", {"spec.serving.sharedBase": DELETE}),
     ),
     RuleCase(
@@ -99,8 +130,17 @@ CASES = [
     RuleCase(
         "TrainingRun",
         "scaling.rayAddress is required when scaling.submission is RayJobsAPI",
-        accepted=patched("TrainingRun", {"spec.training.scaling.submission": "RayJobsAPI", "spec.training.scaling.rayAddress": "https://ray.example:8265"}),
-        rejected=patched("TrainingRun", {"spec.training.scaling.submission": "RayJobsAPI", "spec.training.scaling.rayAddress": DELETE}),
+        accepted=patched(
+            "TrainingRun",
+            {
+                "spec.training.scaling.submission": "RayJobsAPI",
+                "spec.training.scaling.rayAddress": "https://ray.example:8265",
+            },
+        ),
+        rejected=patched(
+            "TrainingRun",
+            {"spec.training.scaling.submission": "RayJobsAPI", "spec.training.scaling.rayAddress": DELETE},
+        ),
     ),
     RuleCase(
         "ShadowModel",
@@ -138,7 +178,9 @@ CASES = [
     RuleCase(
         "Experiment",
         "an ABTest has exactly two variants, one of them the Champion",
-        accepted=patched("Experiment", {"spec.variants.0.role": "Challenger", "spec.variants.1.role": "Champion"}),
+        accepted=patched(
+            "Experiment", {"spec.variants.0.role": "Challenger", "spec.variants.1.role": "Champion"}
+        ),
         rejected=patched("Experiment", {"spec.variants.0.role": "Challenger"}),
     ),
     RuleCase(
@@ -150,7 +192,10 @@ CASES = [
     RuleCase(
         "Experiment",
         "set exactly one of shadowModel or endpoint",
-        accepted=patched("Experiment", {"spec.variants.1.shadowModel": DELETE, "spec.variants.1.endpoint": "https://api.example/v1"}),
+        accepted=patched(
+            "Experiment",
+            {"spec.variants.1.shadowModel": DELETE, "spec.variants.1.endpoint": "https://api.example/v1"},
+        ),
         rejected=patched("Experiment", {"spec.variants.1.endpoint": "https://api.example/v1"}),
     ),
 ]
@@ -190,5 +235,7 @@ def test_every_example_passes_every_rule_on_create_and_on_an_unchanged_update() 
 
 def test_number_fields_are_doubles_as_in_kubernetes() -> None:
     # Integer literals in a `type: number` field must still compare with 0.0 (int + double is an error in CEL).
-    policy = patched("LearningPolicy", {"spec.reward": {"compile": 1, "tests": 0, "errorRate": 0, "humanAcceptance": 0}})
+    policy = patched(
+        "LearningPolicy", {"spec.reward": {"compile": 1, "tests": 0, "errorRate": 0, "humanAcceptance": 0}}
+    )
     assert validate(root_schema(CRDS["LearningPolicy"]), policy) == []

@@ -1,0 +1,100 @@
+"""The local control plane and `kaizen up` / `kaizen down`: start, reuse, stop, leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controllers.local.controlplane import ADMIN, ControlPlane, ControlPlaneError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_another_process_can_find_and_stop_a_control_plane(tmp_path: Path) -> None:
+    plane = ControlPlane(tmp_path / "plane")
+    plane.start()
+    pids = dict(plane.pids)
+    try:
+        found = ControlPlane.load(tmp_path / "plane")
+        assert found.running()
+        assert found.server == plane.server
+        assert found.kubectl("get", "namespaces", "-o", "name").stdout.count("namespace/") >= 3
+    finally:
+        plane.stop()
+    assert not any(_alive(pid) for pid in pids.values())
+    plane.stop()  # a second stop is a no-op
+    assert not ControlPlane.load(tmp_path / "plane").running()
+
+
+def test_tokens_authenticate_and_unknown_tokens_are_refused(control_plane: ControlPlane) -> None:
+    ok = httpx.get(
+        f"{control_plane.server}/api",
+        verify=False,
+        headers={"Authorization": f"Bearer {control_plane.users[ADMIN].token}"},
+    )
+    assert ok.status_code == 200
+    refused = httpx.get(
+        f"{control_plane.server}/api", verify=False, headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert refused.status_code == 401
+
+
+def test_missing_binaries_are_reported_with_the_command_that_provides_them(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    plane = ControlPlane(tmp_path / "plane", assets=tmp_path / "empty")
+    with pytest.raises(ControlPlaneError, match=r"hack/kube-assets\.sh"):
+        plane.start(timeout=5)
+    assert not plane.pids
+
+
+def test_a_binary_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for binary in ("etcd", "kube-apiserver"):
+        script = assets / binary
+        script.write_text("#!/bin/sh\necho 'bind: address already in use' >&2\nexit 3\n")
+        script.chmod(0o755)
+    plane = ControlPlane(tmp_path / "plane", assets=assets)
+    with pytest.raises(ControlPlaneError, match=r"exited during start; see .*\.log"):
+        plane.start(timeout=10)
+    assert not plane.pids
+    assert "address already in use" in (tmp_path / "plane" / "etcd.log").read_text()
+
+
+def test_kaizen_up_shows_the_examples_and_kaizen_down_cleans_up(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    kaizen = [sys.executable, "-m", "controllers.cli"]
+    up = subprocess.run(
+        [*kaizen, "up", "--state-dir", str(state)], capture_output=True, text=True, timeout=300
+    )
+    assert up.returncode == 0, up.stderr
+    assert "learningpolicy.kaizen.dev/coder-dpo" in up.stdout
+    assert "experiment.kaizen.dev/coder-dpo-0001" in up.stdout
+    assert f"export KUBECONFIG={state.resolve()}/control-plane/kubeconfig" in up.stdout
+    pids = ControlPlane.load(state / "control-plane").pids
+    again = subprocess.run(
+        [*kaizen, "up", "--state-dir", str(state)], capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    assert ControlPlane.load(state / "control-plane").pids == pids  # reused, not a second one
+    down = subprocess.run(
+        [*kaizen, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 0, down.stderr
+    assert not state.exists()
+    assert not any(_alive(pid) for pid in pids.values())
+    status = subprocess.run([*kaizen, "status", "--state-dir", str(state)], capture_output=True, text=True)
+    assert status.returncode == 1
+    assert "kaizen up" in status.stdout
