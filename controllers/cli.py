@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from controllers import storecli
 from controllers.local.controlplane import ControlPlane, ControlPlaneError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+app.add_typer(storecli.db_app, name="db")
+app.command("ingest")(storecli.ingest)
+app.add_typer(storecli.pairs_app, name="pairs")
+app.command("export")(storecli.export)
+app.add_typer(storecli.gateway_app, name="gateway")
+app.add_typer(storecli.token_app, name="token")
 
 StateDir = Annotated[
     Path,

@@ -1,0 +1,1 @@
+"""The gateway: one HTTP service with two faces — the ingest API for agents, and (later) the router."""

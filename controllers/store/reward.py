@@ -1,0 +1,79 @@
+"""The composite reward of a run: weighted quality signals, each scaled to 0..1. Pure functions.
+
+    reward = (w_c·compile + w_t·tests_pass_rate + w_e·(1 - error_rate) + w_h·human_acceptance) / Σw_present
+
+A signal the run did not report (no tests, no human verdict yet) drops out and its weight with it,
+so a run is not punished for a check that never ran; when the verdict arrives later the reward is
+recomputed. Errors are counts, so the error rate saturates: 0 errors → 0, 1 → 0.5, 3 → 0.75.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    compile: float = 0.25
+    tests: float = 0.25
+    error_rate: float = 0.25
+    human_acceptance: float = 0.25
+
+    def __post_init__(self) -> None:
+        values = asdict(self).values()
+        if any(w < 0 or w > 1 for w in values) or sum(values) <= 0:
+            raise ValueError("reward weights must lie in [0, 1] and at least one must be positive")
+
+    def digest(self) -> str:
+        """A short stable id of these weights, stored with each reward so stale ones can be found."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_camel(cls, data: dict[str, float]) -> RewardWeights:
+        """From the LearningPolicy's ``spec.reward`` (camelCase keys)."""
+        return cls(
+            compile=data.get("compile", 0.25),
+            tests=data.get("tests", 0.25),
+            error_rate=data.get("errorRate", 0.25),
+            human_acceptance=data.get("humanAcceptance", 0.25),
+        )
+
+
+@dataclass(frozen=True)
+class Signals:
+    compile_ok: bool | None = None
+    tests_passed: int | None = None
+    tests_total: int | None = None
+    lint_errors: int | None = None
+    type_errors: int | None = None
+    schema_errors: int | None = None
+    human_accepted: bool | None = None
+
+
+def error_rate(signals: Signals) -> float | None:
+    counts = [c for c in (signals.lint_errors, signals.type_errors, signals.schema_errors) if c is not None]
+    if not counts:
+        return None
+    errors = sum(counts)
+    return errors / (errors + 1)
+
+
+def compute_reward(signals: Signals, weights: RewardWeights) -> float | None:
+    """The composite reward in [0, 1], or None when the run reported no signal at all."""
+    terms: list[tuple[float, float]] = []
+    if signals.compile_ok is not None:
+        terms.append((weights.compile, 1.0 if signals.compile_ok else 0.0))
+    if signals.tests_total:
+        passed = min(max(signals.tests_passed or 0, 0), signals.tests_total)
+        terms.append((weights.tests, passed / signals.tests_total))
+    rate = error_rate(signals)
+    if rate is not None:
+        terms.append((weights.error_rate, 1.0 - rate))
+    if signals.human_accepted is not None:
+        terms.append((weights.human_acceptance, 1.0 if signals.human_accepted else 0.0))
+    total = sum(weight for weight, _ in terms)
+    if total <= 0:
+        return None
+    return sum(weight * value for weight, value in terms) / total
