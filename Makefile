@@ -12,7 +12,7 @@ help: ## List the routine commands
 .venv/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,gateway,trainer]'
 	touch $@
 
 .PHONY: setup
