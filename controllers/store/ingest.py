@@ -143,6 +143,13 @@ def insert_runs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
+    # One executemany needs one shape: every row gets every column any row has, with the column's
+    # scalar default (or NULL) where a row left it out.
+    keys = set().union(*(row.keys() for row in rows))
+    columns = model.__table__.columns
+    fill = {k: (columns[k].default.arg if columns[k].default is not None and not callable(columns[k].default.arg)
+                else None) for k in keys}
+    rows = [row if len(row) == len(keys) else {**fill, **row} for row in rows]
     key = model.__mapper__.primary_key[0]
     statement = insert_ignoring_duplicates(session, model).returning(key)
     return [r[0] for r in session.execute(statement, rows).all()]
@@ -207,7 +214,7 @@ def resolve_runs(session: Session, references: list[tuple[str, str | None, str |
     by_request = (
         dict(
             session.execute(select(Run.request_id, Run.id).where(Run.request_id.in_(request_ids)))
-            .tuples()
+            
             .all()
         )
         if request_ids

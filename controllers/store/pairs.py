@@ -224,7 +224,7 @@ def load_attempts(
         (runs[run_id], text)
         for run_id, text in session.execute(
             select(Feedback.run_id, Feedback.correction).where(Feedback.correction.is_not(None))
-        ).tuples()
+        )
         if run_id in runs and text
     ]
     return list(runs.values()), corrections
