@@ -1,8 +1,23 @@
-"""Suite-wide rules: a skipped test fails the run (CI must never pass on skipped work)."""
+"""Suite-wide rules and shared fixtures.
+
+A skipped test fails the run (CI must never pass on skipped work). The database fixtures run every
+query path against a real PostgreSQL (a throwaway server the session starts) and against SQLite,
+through ``empty_url``'s two parameters."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.local.postgres import ThrowawayPostgres
+from controllers.store import migrate
+from controllers.store.db import make_engine, session_factory
 
 _skipped: list[str] = []
 
@@ -22,3 +37,47 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"FAILED: {len(_skipped)} test(s) were skipped; every test must run: {_skipped}", red=True
         )
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def fresh_database(server: ThrowawayPostgres) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kaizen.db'}"
+    return fresh_database(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+def store_url(empty_url: str) -> str:
+    migrate.upgrade(empty_url)
+    return empty_url
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = make_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)

@@ -8,12 +8,32 @@ from typing import Any
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def run(id: str, task: str, output: str, *, attempt: int = 1, ok: bool | None = None, prompt: str | None = None,
-        agent: str = "coder", role: str = "coder", minutes: int = 0, **signals: Any) -> dict[str, Any]:
+def run(
+    id: str,
+    task: str,
+    output: str,
+    *,
+    attempt: int = 1,
+    ok: bool | None = None,
+    prompt: str | None = None,
+    agent: str = "coder",
+    role: str = "coder",
+    minutes: int = 0,
+    **signals: Any,
+) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "id": id, "created_at": T0 + timedelta(minutes=minutes), "agent": agent, "role": role, "task_id": task,
-        "task_family": "", "model_variant": "", "prompt_variant": "", "attempt": attempt,
-        "prompt": prompt if prompt is not None else f"solve {task}", "output": output, "request_id": None,
+        "id": id,
+        "created_at": T0 + timedelta(minutes=minutes),
+        "agent": agent,
+        "role": role,
+        "task_id": task,
+        "task_family": "",
+        "model_variant": "",
+        "prompt_variant": "",
+        "attempt": attempt,
+        "prompt": prompt if prompt is not None else f"solve {task}",
+        "output": output,
+        "request_id": None,
     }
     if ok is not None:
         row.update(compile_ok=ok, tests_passed=3 if ok else 0, tests_total=3)

@@ -37,9 +37,14 @@ class _Judge(BaseHTTPRequestHandler):
         verdict = "A" if a and "correct" in a.group(1) else "B"
         if "undecidable" in question:
             verdict = "maybe"
-        payload = {"id": "x", "object": "chat.completion", "model": body["model"],
-                   "choices": [{"index": 0, "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": verdict}}]}
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": verdict}}
+            ],
+        }
         data = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -67,11 +72,24 @@ def test_the_judge_decides_close_calls_and_its_model_and_rubric_are_recorded(
     factory: sessionmaker[Session], judge_url: str
 ) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [
-            run(f"{t}{v}", f"t{t}", f"{'correct' if v == 'a' else 'sloppy'} answer {t}",
-                prompt=f"task {t} from bob@example.com", compile_ok=True)
-            for t in range(6) for v in "ab"
-        ] + [run("ua", "u", "first undecidable", compile_ok=True), run("ub", "u", "second", compile_ok=True)])
+        ingest.insert_runs(
+            session,
+            [
+                run(
+                    f"{t}{v}",
+                    f"t{t}",
+                    f"{'correct' if v == 'a' else 'sloppy'} answer {t}",
+                    prompt=f"task {t} from bob@example.com",
+                    compile_ok=True,
+                )
+                for t in range(6)
+                for v in "ab"
+            ]
+            + [
+                run("ua", "u", "first undecidable", compile_ok=True),
+                run("ub", "u", "second", compile_ok=True),
+            ],
+        )
     with transaction(factory) as session:
         attempts, _ = load_attempts(session)
     settings = JudgeSettings(judge_url, "judge-13b", "Prefer correct code.", api_key="secret-key")
@@ -84,7 +102,9 @@ def test_the_judge_decides_close_calls_and_its_model_and_rubric_are_recorded(
         ingest.insert_pairs(session, [{**p.row(), "created_at": attempts[0].created_at} for p in pairs])
     with transaction(factory) as session:
         stored = session.execute(select(PreferencePair)).scalars().all()
-    assert {(p.source, p.judge_model, p.judge_rubric) for p in stored} == {("llmJudge", "judge-13b", "Prefer correct code.")}
+    assert {(p.source, p.judge_model, p.judge_rubric) for p in stored} == {
+        ("llmJudge", "judge-13b", "Prefer correct code.")
+    }
     # What left the building was scrubbed, authenticated, and shown in both orders across pairs.
     questions = [s["body"]["messages"][-1]["content"] for s in _Judge.seen]
     assert not [q for q in questions if "bob@example.com" in q]
@@ -96,15 +116,22 @@ def test_the_judge_decides_close_calls_and_its_model_and_rubric_are_recorded(
 
 def test_only_attempts_the_signals_cannot_separate_go_to_the_judge(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [
-            run("a", "t", "x", tests_passed=3, tests_total=3), run("b", "t", "y", tests_passed=0, tests_total=3),
-            run("c", "u", "x", tests_passed=3, tests_total=3), run("d", "u", "y", tests_passed=3, tests_total=3),
-        ])
+        ingest.insert_runs(
+            session,
+            [
+                run("a", "t", "x", tests_passed=3, tests_total=3),
+                run("b", "t", "y", tests_passed=0, tests_total=3),
+                run("c", "u", "x", tests_passed=3, tests_total=3),
+                run("d", "u", "y", tests_passed=3, tests_total=3),
+            ],
+        )
     with transaction(factory) as session:
         attempts, _ = load_attempts(session)
     assert [(a.id, b.id) for a, b in undecided_pairs(attempts, 0.2)] == [("c", "d")]
 
 
-@pytest.mark.parametrize(("text", "verdict"), [("A", "A"), (" b.", "B"), ("**A**", "A"), ("neither", None), ("", None)])
+@pytest.mark.parametrize(
+    ("text", "verdict"), [("A", "A"), (" b.", "B"), ("**A**", "A"), ("neither", None), ("", None)]
+)
 def test_verdict_parsing(text: str, verdict: str | None) -> None:
     assert parse_verdict(text) == verdict

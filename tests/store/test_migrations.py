@@ -56,7 +56,9 @@ def test_upgrade_from_the_first_revision_keeps_existing_rows(empty_url: str) -> 
 
 def test_two_concurrent_db_upgrades_end_with_one_schema_and_no_error(empty_url: str) -> None:
     command = [sys.executable, "-m", "controllers.cli", "db", "upgrade", "--database-url", empty_url]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outcomes = [process.communicate(timeout=120) + (process.returncode,) for process in processes]
     for stdout, stderr, code in outcomes:
         assert code == 0, stderr

@@ -23,8 +23,14 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
     with transaction(factory) as session:
         assert session.get(Run, "a").reward == pytest.approx(0.5)  # type: ignore[union-attr]
     with transaction(factory) as session:
-        changed = ingest.upsert_policy(session, "coder-dpo", "coder", "", "",
-                                       {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0})
+        changed = ingest.upsert_policy(
+            session,
+            "coder-dpo",
+            "coder",
+            "",
+            "",
+            {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0},
+        )
     assert changed == 1
     with transaction(factory) as session:
         assert session.get(Run, "a").reward == pytest.approx(0.1)  # type: ignore[union-attr]
@@ -32,8 +38,17 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
         ingest.insert_runs(session, [run("b", "t2", "y", compile_ok=False, tests_passed=4, tests_total=4)])
     with transaction(factory) as session:
         assert session.get(Run, "b").reward == pytest.approx(0.9)  # type: ignore[union-attr]
-        assert ingest.upsert_policy(session, "coder-dpo", "coder", "", "",
-                                    {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0}) == 0
+        assert (
+            ingest.upsert_policy(
+                session,
+                "coder-dpo",
+                "coder",
+                "",
+                "",
+                {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0},
+            )
+            == 0
+        )
 
 
 def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionmaker[Session]) -> None:
@@ -41,8 +56,18 @@ def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionm
         ingest.insert_runs(session, [run("a", "t1", "x", compile_ok=True)])
     with transaction(factory) as session:
         before = session.get(Run, "a").reward  # type: ignore[union-attr]
-        ingest.insert_feedback(session, [{"id": "f1", "created_at": datetime.now(UTC), "run_id": "a", "thumbs": -1,
-                                          "categories": ["wrong-answer"]}])
+        ingest.insert_feedback(
+            session,
+            [
+                {
+                    "id": "f1",
+                    "created_at": datetime.now(UTC),
+                    "run_id": "a",
+                    "thumbs": -1,
+                    "categories": ["wrong-answer"],
+                }
+            ],
+        )
     with transaction(factory) as session:
         after = session.get(Run, "a")
         assert after is not None
@@ -57,20 +82,42 @@ def _mine(factory: sessionmaker[Session], **settings: object) -> dict[str, int]:
 
 def test_every_source_yields_its_pairs_once(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [
-            # error recovery: a failure, then a fix with a different prompt (the error message appended)
-            run("e1", "t1", "def f(): retrun 1", ok=False),
-            run("e2", "t1", "def f(): return 1", ok=True, attempt=2, prompt="solve t1\nSyntaxError", minutes=1),
-            # reward gap: two samples at the same prompt
-            run("g1", "t2", "good", compile_ok=True, tests_passed=3, tests_total=3),
-            run("g2", "t2", "meh", compile_ok=True, tests_passed=1, tests_total=3),
-            # a close call: no pair from signals
-            run("c1", "t3", "a", compile_ok=True, tests_passed=3, tests_total=3),
-            run("c2", "t3", "b", compile_ok=True, tests_passed=3, tests_total=3),
-            run("h1", "t4", "wrong", compile_ok=True),
-        ])
-        ingest.insert_feedback(session, [{"id": "f", "created_at": datetime.now(UTC), "run_id": "h1",
-                                          "correction": "right", "accepted": False, "categories": []}])
+        ingest.insert_runs(
+            session,
+            [
+                # error recovery: a failure, then a fix with a different prompt (the error message appended)
+                run("e1", "t1", "def f(): retrun 1", ok=False),
+                run(
+                    "e2",
+                    "t1",
+                    "def f(): return 1",
+                    ok=True,
+                    attempt=2,
+                    prompt="solve t1\nSyntaxError",
+                    minutes=1,
+                ),
+                # reward gap: two samples at the same prompt
+                run("g1", "t2", "good", compile_ok=True, tests_passed=3, tests_total=3),
+                run("g2", "t2", "meh", compile_ok=True, tests_passed=1, tests_total=3),
+                # a close call: no pair from signals
+                run("c1", "t3", "a", compile_ok=True, tests_passed=3, tests_total=3),
+                run("c2", "t3", "b", compile_ok=True, tests_passed=3, tests_total=3),
+                run("h1", "t4", "wrong", compile_ok=True),
+            ],
+        )
+        ingest.insert_feedback(
+            session,
+            [
+                {
+                    "id": "f",
+                    "created_at": datetime.now(UTC),
+                    "run_id": "h1",
+                    "correction": "right",
+                    "accepted": False,
+                    "categories": [],
+                }
+            ],
+        )
     first = _mine(factory)
     assert first["errorRecovery"] == 1
     assert first["rewardGap"] == 1
@@ -88,7 +135,9 @@ def test_every_source_yields_its_pairs_once(factory: sessionmaker[Session]) -> N
 
 def test_sources_can_be_switched_off(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [run("e1", "t1", "bad", ok=False), run("e2", "t1", "fixed", ok=True, attempt=2)])
+        ingest.insert_runs(
+            session, [run("e1", "t1", "bad", ok=False), run("e2", "t1", "fixed", ok=True, attempt=2)]
+        )
     result = _mine(factory, error_recoveries=False, reward_gaps=False)
     assert result["found"] == 0
     assert _mine(factory, error_recoveries=False)["rewardGap"] == 1
@@ -96,7 +145,9 @@ def test_sources_can_be_switched_off(factory: sessionmaker[Session]) -> None:
 
 def test_a_failed_then_fixed_attempt_is_one_pair_not_two(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [run("e1", "t1", "bad", ok=False), run("e2", "t1", "fixed", ok=True, attempt=2)])
+        ingest.insert_runs(
+            session, [run("e1", "t1", "bad", ok=False), run("e2", "t1", "fixed", ok=True, attempt=2)]
+        )
     result = _mine(factory)
     assert result == {"found": 1, "inserted": 1, "errorRecovery": 1}
     with transaction(factory) as session:
@@ -106,17 +157,45 @@ def test_a_failed_then_fixed_attempt_is_one_pair_not_two(factory: sessionmaker[S
 def test_review_queue_and_decisions(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         ingest.insert_runs(session, [run("r", "t", "o", ok=True)])
-        ids = ingest.insert_pairs(session, [{"source": "explicit", "prompt": "p", "chosen": "c", "rejected": "r",
-                                             "created_at": datetime.now(UTC), "agent": "coder"}])["ids"]
-        ingest.insert_annotations(session, [{"id": "n1", "created_at": datetime.now(UTC), "run_id": "r",
-                                             "state": "pending", "reason": "check", "labels": [], "reviewer": "",
-                                             "note": ""}])
+        ids = ingest.insert_pairs(
+            session,
+            [
+                {
+                    "source": "explicit",
+                    "prompt": "p",
+                    "chosen": "c",
+                    "rejected": "r",
+                    "created_at": datetime.now(UTC),
+                    "agent": "coder",
+                }
+            ],
+        )["ids"]
+        ingest.insert_annotations(
+            session,
+            [
+                {
+                    "id": "n1",
+                    "created_at": datetime.now(UTC),
+                    "run_id": "r",
+                    "state": "pending",
+                    "reason": "check",
+                    "labels": [],
+                    "reviewer": "",
+                    "note": "",
+                }
+            ],
+        )
     with transaction(factory) as session:
         queue = ingest.review_queue(session)
         assert [p["id"] for p in queue["pairs"]] == ids
         assert [a["id"] for a in queue["annotations"]] == ["n1"]
-        ingest.apply_reviews(session, [{"kind": "pair", "id": ids[0], "decision": "approved"},
-                                       {"kind": "annotation", "id": "n1", "decision": "rejected", "reviewer": "ana"}])
+        ingest.apply_reviews(
+            session,
+            [
+                {"kind": "pair", "id": ids[0], "decision": "approved"},
+                {"kind": "annotation", "id": "n1", "decision": "rejected", "reviewer": "ana"},
+            ],
+        )
     with transaction(factory) as session:
         assert ingest.review_queue(session) == {"pairs": [], "annotations": []}
         with pytest.raises(ingest.UnknownReference, match=r"reviews\[0\]\.id"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,11 +18,25 @@ from controllers.store.snapshot import SnapshotFilter, export_dpo, export_sft
 from tests.store.helpers import T0, run
 
 
-def _pairs(factory: sessionmaker[Session], count: int, *, prompts: int | None = None, state: str = "pending",
-           agent: str = "coder", start: datetime = T0) -> None:
+def _pairs(
+    factory: sessionmaker[Session],
+    count: int,
+    *,
+    prompts: int | None = None,
+    state: str = "pending",
+    agent: str = "coder",
+    start: datetime = T0,
+) -> None:
     rows = [
-        {"source": "explicit", "prompt": f"task {i % (prompts or count)}", "chosen": f"good {i} {start:%j%H}",
-         "rejected": f"bad {i} {start:%j%H}", "created_at": start + timedelta(seconds=i), "agent": agent, "review_state": state}
+        {
+            "source": "explicit",
+            "prompt": f"task {i % (prompts or count)}",
+            "chosen": f"good {i} {start:%j%H}",
+            "rejected": f"bad {i} {start:%j%H}",
+            "created_at": start + timedelta(seconds=i),
+            "agent": agent,
+            "review_state": state,
+        }
         for i in range(count)
     ]
     with transaction(factory) as session:
@@ -33,8 +47,9 @@ def _jsonl(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_same_data_gives_the_same_hash_whatever_the_batching(engine: Engine, factory: sessionmaker[Session],
-                                                            tmp_path: Path) -> None:
+def test_same_data_gives_the_same_hash_whatever_the_batching(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     _pairs(factory, 500, prompts=120)
     first = export_dpo(engine, tmp_path / "a", batch_rows=64)
     second = export_dpo(engine, tmp_path / "b", batch_rows=10_000)
@@ -49,7 +64,9 @@ def test_same_data_gives_the_same_hash_whatever_the_batching(engine: Engine, fac
     assert first.content_hash in hashes
 
 
-def test_no_prompt_lands_in_both_splits(engine: Engine, factory: sessionmaker[Session], tmp_path: Path) -> None:
+def test_no_prompt_lands_in_both_splits(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     _pairs(factory, 1000, prompts=97)
     snapshot = export_dpo(engine, tmp_path, eval_fraction=0.2, seed=3)
     train = {r["prompt"] for r in _jsonl(tmp_path / "train.jsonl")}
@@ -63,7 +80,9 @@ def test_no_prompt_lands_in_both_splits(engine: Engine, factory: sessionmaker[Se
     assert set(table.column("prompt").to_pylist()) == train
 
 
-def test_watermark_filters_and_review_state(engine: Engine, factory: sessionmaker[Session], tmp_path: Path) -> None:
+def test_watermark_filters_and_review_state(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     _pairs(factory, 10, state="approved")
     _pairs(factory, 5, state="pending", start=T0 + timedelta(hours=1))
     _pairs(factory, 5, state="rejected", start=T0 + timedelta(hours=2))
@@ -80,14 +99,26 @@ def test_watermark_filters_and_review_state(engine: Engine, factory: sessionmake
     assert manifest["watermark"] == unreviewed.watermark.isoformat()  # type: ignore[union-attr]
 
 
-def test_sft_rows_per_role_from_accepted_runs(engine: Engine, factory: sessionmaker[Session], tmp_path: Path) -> None:
+def test_sft_rows_per_role_from_accepted_runs(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     with transaction(factory) as session:
-        ingest.insert_runs(session, [
-            run("c1", "t1", "def ok(): pass", ok=True),
-            run("c2", "t2", "def broken(:", ok=False),
-            run("f1", "t3", "fixed code", ok=True, role="fixer"),
-            run("j1", "t4", "A is better: it handles empty input", ok=True, role="judge", human_accepted=False),
-        ])
+        ingest.insert_runs(
+            session,
+            [
+                run("c1", "t1", "def ok(): pass", ok=True),
+                run("c2", "t2", "def broken(:", ok=False),
+                run("f1", "t3", "fixed code", ok=True, role="fixer"),
+                run(
+                    "j1",
+                    "t4",
+                    "A is better: it handles empty input",
+                    ok=True,
+                    role="judge",
+                    human_accepted=False,
+                ),
+            ],
+        )
     snapshot = export_sft(engine, tmp_path, eval_fraction=0.01)
     rows = {p.name: _jsonl(p) for p in tmp_path.glob("sft-*.jsonl")}
     outputs = {r["output"] for rs in rows.values() for r in rs}
@@ -98,8 +129,9 @@ def test_sft_rows_per_role_from_accepted_runs(engine: Engine, factory: sessionma
     assert snapshot.train_rows + snapshot.eval_rows == 2
 
 
-def test_planted_secrets_and_pii_never_reach_a_snapshot(engine: Engine, factory: sessionmaker[Session],
-                                                        tmp_path: Path) -> None:
+def test_planted_secrets_and_pii_never_reach_a_snapshot(
+    engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     rng = random.Random(11)
     planted: list[str] = []
 
@@ -112,16 +144,22 @@ def test_planted_secrets_and_pii_never_reach_a_snapshot(engine: Engine, factory:
             lambda: "4111 1111 1111 " + f"{rng.randrange(1000, 9999)}",
             lambda: "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16)),
             lambda: "ghp_" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(36)),
-            lambda: "sk-" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGH0123456789") for _ in range(40)),
+            lambda: "sk-"
+            + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGH0123456789") for _ in range(40)),
             lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64)),
         ][kind]()
         planted.append(value)
         return value
 
     rows = [
-        {"source": "explicit", "prompt": f"Fix the login for {secret()} (ticket {i})",
-         "chosen": f"use the key {secret()} from the vault", "rejected": f"hardcode {secret()} in config.py",
-         "created_at": T0 + timedelta(seconds=i), "agent": "coder"}
+        {
+            "source": "explicit",
+            "prompt": f"Fix the login for {secret()} (ticket {i})",
+            "chosen": f"use the key {secret()} from the vault",
+            "rejected": f"hardcode {secret()} in config.py",
+            "created_at": T0 + timedelta(seconds=i),
+            "agent": "coder",
+        }
         for i in range(1000)
     ]
     with transaction(factory) as session:

@@ -24,7 +24,10 @@ PLANTED = [
     ("SECRET", "slack xoxb-1234567890-abcdefghijkl"),
     ("SECRET", "google AIzaSyA1234567890abcdefghijklmnopqrstuv"),
     ("SECRET", "hf hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"),
-    ("SECRET", "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    (
+        "SECRET",
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ),
     ("SECRET", "password: hunter2hunter2"),
     ("SECRET", "digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
     ("SECRET", "blob Zm9vYmFyMTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A0NTY3"),

@@ -9,7 +9,9 @@ from controllers.store.reward import RewardWeights, Signals, compute_reward, err
 
 def test_a_perfect_run_scores_one_and_a_total_failure_zero() -> None:
     perfect = Signals(compile_ok=True, tests_passed=4, tests_total=4, lint_errors=0, human_accepted=True)
-    failure = Signals(compile_ok=False, tests_passed=0, tests_total=4, lint_errors=9, type_errors=0, human_accepted=False)
+    failure = Signals(
+        compile_ok=False, tests_passed=0, tests_total=4, lint_errors=9, type_errors=0, human_accepted=False
+    )
     assert compute_reward(perfect, RewardWeights()) == 1.0
     assert compute_reward(failure, RewardWeights()) == pytest.approx(0.25 * 0.1 / 1.0)
 
@@ -51,5 +53,12 @@ def test_invalid_weights_are_refused(weights: tuple[float, float, float, float])
 
 
 def test_weights_read_from_a_learning_policy_spec() -> None:
-    weights = RewardWeights.from_camel({"compile": 0.3, "tests": 0.4, "errorRate": 0.1, "humanAcceptance": 0.2})
-    assert (weights.compile, weights.tests, weights.error_rate, weights.human_acceptance) == (0.3, 0.4, 0.1, 0.2)
+    weights = RewardWeights.from_camel(
+        {"compile": 0.3, "tests": 0.4, "errorRate": 0.1, "humanAcceptance": 0.2}
+    )
+    assert (weights.compile, weights.tests, weights.error_rate, weights.human_acceptance) == (
+        0.3,
+        0.4,
+        0.1,
+        0.2,
+    )

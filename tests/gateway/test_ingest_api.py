@@ -1,0 +1,224 @@
+"""The ingest API's contract, on PostgreSQL and SQLite: auth, idempotency, validation, attribution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from controllers.gateway import auth
+from controllers.store.models import Feedback, PreferencePair, Run
+from tests.gateway.conftest import SECRET
+
+
+def runs(*outputs: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "agent": "coder",
+                "role": "coder",
+                "taskId": f"t{i}",
+                "prompt": f"task {i}",
+                "output": o,
+                "signals": {"compileOk": True, "testsPassed": 1, "testsTotal": 2},
+                **extra,
+            }
+            for i, o in enumerate(outputs)
+        ]
+    }
+
+
+def count(engine: Engine, model: type[Any]) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def post(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str], key: str | None):
+    return client.post(path, json=body, headers={**headers, **({"Idempotency-Key": key} if key else {})})
+
+
+def test_a_batch_of_runs_is_stored_with_rewards(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    response = post(client, "/v1/runs/batch", runs("a", "b", "c"), headers, "k1")
+    assert response.status_code == 200
+    assert response.json()["inserted"] == 3
+    with engine.connect() as connection:
+        rewards = connection.execute(select(Run.reward)).scalars().all()
+    assert rewards == [pytest.approx(0.75)] * 3
+
+
+def test_a_replay_returns_the_first_response_and_writes_nothing(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    first = post(client, "/v1/runs/batch", runs("a", "b"), headers, "k1")
+    again = post(client, "/v1/runs/batch", runs("a", "b"), headers, "k1")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(engine, Run) == 2
+
+
+def test_the_same_key_with_another_body_is_refused(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    post(client, "/v1/runs/batch", runs("a"), headers, "k1")
+    response = post(client, "/v1/runs/batch", runs("something else"), headers, "k1")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "Idempotency-Key"
+    assert count(engine, Run) == 1
+
+
+def test_writes_without_a_key_are_refused(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    response = post(client, "/v1/runs/batch", runs("a"), headers, None)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]
+    assert count(engine, Run) == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda b: b["runs"][0].pop("agent"), "runs[0].agent"),
+        (lambda b: b["runs"][1]["signals"].update(testsPassed=-1), "runs[1].signals.testsPassed"),
+        (lambda b: b["runs"][1]["signals"].update(testsPassed=5, testsTotal=2), "runs[1].signals"),
+        (lambda b: b["runs"][0].update(attempt="second"), "runs[0].attempt"),
+        (lambda b: b["runs"][0].update(colour="blue"), "runs[0].colour"),
+        (lambda b: b["runs"][0].update(id="has space"), "runs[0].id"),
+        (lambda b: b["runs"].clear(), "runs"),
+    ],
+)
+def test_invalid_records_get_a_422_naming_the_field_and_nothing_is_written(
+    client: TestClient, headers: dict[str, str], engine: Engine, mutate: Any, field: str
+) -> None:
+    body = runs("a", "b")
+    mutate(body)
+    response = post(client, "/v1/runs/batch", body, headers, "k1")
+    assert response.status_code == 422
+    assert field in [p["field"] for p in response.json()["problems"]]
+    assert field in response.json()["error"]
+    assert count(engine, Run) == 0
+
+
+def test_oversized_batches_are_refused(client: TestClient, headers: dict[str, str]) -> None:
+    response = post(client, "/v1/runs/batch", runs(*["x"] * 1001), headers, "big")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "runs"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "kz1.garbage", auth.issue("another-secret", "agent", 3600), auth.issue(SECRET, "agent", -1)],
+    ids=["missing", "malformed", "wrong-secret", "expired"],
+)
+def test_bad_tokens_get_401_and_write_nothing(client: TestClient, engine: Engine, token: str | None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = post(client, "/v1/runs/batch", runs("a"), headers, "k1")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]
+    assert client.get("/v1/review/queue", headers=headers).status_code == 401
+    assert count(engine, Run) == 0
+
+
+def test_feedback_by_request_id_reaches_the_run_that_served_it(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    post(client, "/v1/runs/batch", runs("a", requestId="req-1"), headers, "k1")
+    response = post(
+        client,
+        "/v1/feedback/batch",
+        {
+            "feedback": [
+                {"requestId": "req-1", "thumbs": -1, "categories": ["wrong"], "correction": "better answer"}
+            ]
+        },
+        headers,
+        "k2",
+    )
+    assert response.status_code == 200
+    with engine.connect() as connection:
+        run = connection.execute(select(Run.human_accepted, Run.reward)).one()
+        feedback = connection.execute(select(Feedback.run_id, Feedback.correction)).one()
+    assert run.human_accepted is False
+    assert run.reward == pytest.approx((1 + 0.5 + 0) / 3)  # compile, tests, human rejection
+    assert feedback.correction == "better answer"
+
+
+def test_feedback_for_an_unknown_run_is_a_422_naming_it(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    post(client, "/v1/runs/batch", runs("a", id="run-1"), headers, "k1")
+    response = post(
+        client,
+        "/v1/feedback/batch",
+        {"feedback": [{"runId": "run-1", "thumbs": 1}, {"runId": "run-404", "thumbs": 1}]},
+        headers,
+        "k2",
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "feedback[1].runId"
+    assert count(engine, Feedback) == 0
+    # The failed request left no key behind: fixing it and retrying with the same key works.
+    fixed = post(client, "/v1/feedback/batch", {"feedback": [{"runId": "run-1", "thumbs": 1}]}, headers, "k3")
+    assert fixed.status_code == 200
+
+
+def test_explicit_pairs_and_the_review_queue(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    body = {"pairs": [{"prompt": "p", "chosen": "good", "rejected": "bad", "agent": "coder"}]}
+    assert (
+        post(
+            client,
+            "/v1/pairs/batch",
+            {"pairs": [{"prompt": "p", "chosen": "same", "rejected": "same"}]},
+            headers,
+            "bad",
+        ).status_code
+        == 422
+    )
+    pair_id = post(client, "/v1/pairs/batch", body, headers, "k1").json()["ids"][0]
+    queue = client.get("/v1/review/queue", headers=headers).json()
+    assert [p["id"] for p in queue["pairs"]] == [pair_id]
+    decision = {"reviews": [{"kind": "pair", "id": pair_id, "decision": "approved", "reviewer": "ana"}]}
+    assert post(client, "/v1/reviews/batch", decision, headers, "k2").status_code == 200
+    assert client.get("/v1/review/queue", headers=headers).json()["pairs"] == []
+    with engine.connect() as connection:
+        assert connection.scalar(select(PreferencePair.review_state)) == "approved"
+
+
+def test_policy_weights_recompute_rewards(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    post(client, "/v1/runs/batch", runs("a"), headers, "k1")
+    policy = {"agent": "coder", "reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}}
+    response = client.put("/v1/policies/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p1"})
+    assert response.status_code == 200
+    assert response.json()["rewardsRecomputed"] == 1
+    with engine.connect() as connection:
+        assert connection.scalar(select(Run.reward)) == pytest.approx(0.5)
+    bad = client.put("/v1/policies/Coder_DPO", json=policy, headers={**headers, "Idempotency-Key": "p2"})
+    assert bad.status_code == 422
+
+
+def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str, str]) -> None:
+    post(client, "/v1/runs/batch", runs("a", "b"), headers, "k1")
+    post(client, "/v1/runs/batch", runs("a", "b"), headers, "k1")
+    schema = client.get("/openapi.json").json()
+    assert {
+        "/v1/runs/batch",
+        "/v1/feedback/batch",
+        "/v1/pairs/batch",
+        "/v1/annotations/batch",
+        "/v1/reviews/batch",
+        "/v1/review/queue",
+    } <= set(schema["paths"])
+    metrics = client.get("/metrics").text
+    assert 'kaizen_gateway_records_ingested_total{kind="runs"} 2.0' in metrics
+    assert "kaizen_gateway_idempotent_replays_total 1.0" in metrics
+    assert client.get("/readyz").status_code == 200
