@@ -132,27 +132,46 @@ def _signals(row: dict[str, Any]) -> Signals:
 def insert_runs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Insert runs (column dicts with ids), computing each reward with its policy's weights."""
     policies = session.execute(select(Policy)).scalars().all()
+    weights_by_track: dict[tuple[str, str, str], tuple[RewardWeights, str]] = {}
     for row in rows:
-        weights = weights_for(policies, row["agent"], row.get("role", ""), row.get("task_family", ""))
+        track = (row["agent"], row.get("role", ""), row.get("task_family", ""))
+        if track not in weights_by_track:
+            weights = weights_for(policies, *track)
+            weights_by_track[track] = (weights, weights.digest())
+        weights, digest = weights_by_track[track]
         row["reward"] = compute_reward(_signals(row), weights)
-        row["weights_hash"] = weights.digest()
+        row["weights_hash"] = digest
     inserted = _insert_many(session, Run, rows)
-    return {"accepted": len(rows), "inserted": len(inserted), "ids": [r["id"] for r in rows]}
+    return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 
 
-def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> list[str]:
+def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping ids that exist; returns how many were new.
+
+    One executemany with one statement text (no RETURNING): the driver prepares it once and, with
+    psycopg 3, pipelines the rows — a multi-row VALUES text would be re-parsed for every batch.
+    """
     if not rows:
-        return []
+        return 0
     # One executemany needs one shape: every row gets every column any row has, with the column's
     # scalar default (or NULL) where a row left it out.
     keys = set().union(*(row.keys() for row in rows))
     columns = model.__table__.columns
-    fill = {k: (columns[k].default.arg if columns[k].default is not None and not callable(columns[k].default.arg)
-                else None) for k in keys}
+    fill = {
+        k: (
+            columns[k].default.arg
+            if columns[k].default is not None and not callable(columns[k].default.arg)
+            else None
+        )
+        for k in keys
+    }
     rows = [row if len(row) == len(keys) else {**fill, **row} for row in rows]
+    # Drivers do not agree on executemany's rowcount, so count what was new from the ids. (A
+    # concurrent writer of the same id can make this an overcount; the rows themselves stay exact.)
     key = model.__mapper__.primary_key[0]
-    statement = insert_ignoring_duplicates(session, model).returning(key)
-    return [r[0] for r in session.execute(statement, rows).all()]
+    existing = set(session.execute(select(key).where(key.in_([row[key.key] for row in rows]))).scalars())
+    session.execute(insert_ignoring_duplicates(session, model), rows)
+    return len({row[key.key] for row in rows} - existing)
 
 
 def recompute_rewards(session: Session, run_ids: Iterable[str] | None = None) -> int:
@@ -212,11 +231,7 @@ def resolve_runs(session: Session, references: list[tuple[str, str | None, str |
     request_ids = {q for _, r, q in references if q and not r}
     known = set(session.execute(select(Run.id).where(Run.id.in_(run_ids))).scalars()) if run_ids else set()
     by_request = (
-        dict(
-            session.execute(select(Run.request_id, Run.id).where(Run.request_id.in_(request_ids)))
-            
-            .all()
-        )
+        dict(session.execute(select(Run.request_id, Run.id).where(Run.request_id.in_(request_ids))).all())
         if request_ids
         else {}
     )
@@ -246,15 +261,12 @@ def human_verdict(row: dict[str, Any]) -> bool | None:
 
 def insert_feedback(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
     inserted = _insert_many(session, Feedback, rows)
-    verdicts = {
-        row["run_id"]: v
-        for row in rows
-        if row["id"] in set(inserted) and (v := human_verdict(row)) is not None
-    }
+    # Re-applying a verdict that is already stored changes nothing, so replays stay harmless.
+    verdicts = {row["run_id"]: v for row in rows if (v := human_verdict(row)) is not None}
     for run_id, verdict in verdicts.items():
         session.execute(update(Run).where(Run.id == run_id).values(human_accepted=verdict))
     recompute_rewards(session, verdicts.keys())
-    return {"accepted": len(rows), "inserted": len(inserted), "ids": [r["id"] for r in rows]}
+    return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 
 
 def pair_id(
@@ -276,12 +288,12 @@ def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]
             row.get("rejected_run_id"),
         )
     inserted = _insert_many(session, PreferencePair, rows)
-    return {"accepted": len(rows), "inserted": len(inserted), "ids": [r["id"] for r in rows]}
+    return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 
 
 def insert_annotations(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
     inserted = _insert_many(session, Annotation, rows)
-    return {"accepted": len(rows), "inserted": len(inserted), "ids": [r["id"] for r in rows]}
+    return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 
 
 def apply_reviews(session: Session, reviews: list[dict[str, Any]]) -> dict[str, Any]:
