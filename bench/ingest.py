@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -20,15 +19,13 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from controllers.gateway import auth  # noqa: E402
-from controllers.local.gateway import GatewayProcess  # noqa: E402
-from controllers.local.postgres import ThrowawayPostgres  # noqa: E402
-from controllers.store import migrate  # noqa: E402
-from controllers.store.db import make_engine, session_factory  # noqa: E402
-from controllers.store.models import Run  # noqa: E402
-from controllers.store.reward import RewardWeights, Signals, compute_reward  # noqa: E402
+from controllers.gateway import auth
+from controllers.local.gateway import GatewayProcess
+from controllers.local.postgres import ThrowawayPostgres
+from controllers.store import migrate
+from controllers.store.db import make_engine, session_factory
+from controllers.store.models import Run
+from controllers.store.reward import RewardWeights, Signals, compute_reward
 
 SECRET = "bench-secret"
 
