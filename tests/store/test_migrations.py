@@ -59,7 +59,7 @@ def test_two_concurrent_db_upgrades_end_with_one_schema_and_no_error(empty_url: 
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
-    outcomes = [process.communicate(timeout=120) + (process.returncode,) for process in processes]
+    outcomes = [(*process.communicate(timeout=120), process.returncode) for process in processes]
     for stdout, stderr, code in outcomes:
         assert code == 0, stderr
         assert f"schema at revision {migrate.head_revision()}" in stdout

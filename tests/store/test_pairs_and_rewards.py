@@ -72,7 +72,9 @@ def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionm
         after = session.get(Run, "a")
         assert after is not None
         assert after.human_accepted is False
-        assert after.reward is not None and before is not None and after.reward < before
+        assert after.reward is not None
+        assert before is not None
+        assert after.reward < before
 
 
 def _mine(factory: sessionmaker[Session], **settings: object) -> dict[str, int]:

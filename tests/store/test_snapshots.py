@@ -71,7 +71,8 @@ def test_no_prompt_lands_in_both_splits(
     snapshot = export_dpo(engine, tmp_path, eval_fraction=0.2, seed=3)
     train = {r["prompt"] for r in _jsonl(tmp_path / "train.jsonl")}
     held_out = {r["prompt"] for r in _jsonl(tmp_path / "eval.jsonl")}
-    assert train and held_out
+    assert train
+    assert held_out
     assert not train & held_out
     assert 0.08 < snapshot.eval_rows / 1000 < 0.35
     table = pq.read_table(tmp_path / "train.parquet")
