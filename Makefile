@@ -38,7 +38,7 @@ fmt: setup ## Apply ruff's fixes and formatting
 	.venv/bin/ruff format .
 
 .PHONY: typecheck
-typecheck: setup ## mypy --strict over controllers/, trainer/, hack/
+typecheck: setup ## mypy --strict over controllers/ and trainer/
 	.venv/bin/mypy
 
 .PHONY: test-unit
@@ -50,11 +50,32 @@ test-envtest: setup ## Envtest tier: against a real etcd + kube-apiserver that t
 	@bash hack/kube-assets.sh >/dev/null
 	$(PY) -m pytest tests/envtest
 
+.PHONY: test-store
+test-store: setup ## Store tier: every query path on a throwaway PostgreSQL and on SQLite
+	@bash hack/postgres.sh
+	$(PY) -m pytest tests/store
+
+.PHONY: test-gateway
+test-gateway: setup ## Gateway tier: the ingest API, concurrency, outages and kills
+	@bash hack/postgres.sh
+	$(PY) -m pytest tests/gateway
+
 .PHONY: test
 test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on any skip)
 	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/postgres.sh
 	$(MAKE) --no-print-directory lint typecheck
 	$(PY) -m pytest
+
+.PHONY: bench-quick
+bench-quick: setup ## Every benchmark in its --quick form (prints RESULT lines)
+	@bash hack/postgres.sh
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+.PHONY: bench
+bench: setup ## Every benchmark at full size (minutes each)
+	@bash hack/postgres.sh
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: up
 up: setup ## The main job on embedded defaults (local control plane, CRDs, examples)
