@@ -88,7 +88,7 @@ def ingest(
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Load records from JSONL straight into the store, in idempotent batches (rerunning adds nothing)."""
-    from controllers.gateway import schemas
+    from controllers.gateway import batches, schemas
     from controllers.store import ingest as store
     from controllers.store.db import make_engine, session_factory
 
@@ -123,55 +123,16 @@ def ingest(
         def build(
             session: Any, batch: list[Any] = batch, key: str = key, start: int = start
         ) -> dict[str, Any]:
+            def where(i: int, _: Any) -> str:
+                return f"{path}:{start + i + 1}"
+
             if kind == "runs":
-                return store.insert_runs(
-                    session,
-                    [r.row(r.id or store.derived_id(key, "run", i), now) for i, r in enumerate(batch)],
-                )
+                return batches.write_runs(session, batch, key, now)
             if kind == "pairs":
-                return store.insert_pairs(
-                    session, [{**p.model_dump(), "source": "explicit", "created_at": now} for p in batch]
-                )
+                return batches.write_pairs(session, batch, now)
             if kind == "annotations":
-                store.resolve_runs(
-                    session, [(f"line {start + i + 1}", a.run_id, None) for i, a in enumerate(batch)]
-                )
-                return store.insert_annotations(
-                    session,
-                    [
-                        {
-                            "id": a.id or store.derived_id(key, "annotation", i),
-                            "created_at": now,
-                            "run_id": a.run_id,
-                            "state": "pending",
-                            "reason": a.reason,
-                            "labels": list(a.labels),
-                            "reviewer": "",
-                            "note": "",
-                        }
-                        for i, a in enumerate(batch)
-                    ],
-                )
-            targets = store.resolve_runs(
-                session, [(f"line {start + i + 1}", f.run_id, f.request_id) for i, f in enumerate(batch)]
-            )
-            return store.insert_feedback(
-                session,
-                [
-                    {
-                        "id": f.id or store.derived_id(key, "feedback", i),
-                        "created_at": now,
-                        "run_id": targets[f"line {start + i + 1}"],
-                        "author": f.author,
-                        "thumbs": f.thumbs,
-                        "rating": f.rating,
-                        "categories": list(f.categories),
-                        "correction": f.correction,
-                        "accepted": f.accepted,
-                    }
-                    for i, f in enumerate(batch)
-                ],
-            )
+                return batches.write_annotations(session, batch, key, now, where)
+            return batches.write_feedback(session, batch, key, now, where)
 
         payload = store.request_hash([r.model_dump(mode="json") for r in batch])
         try:

@@ -22,10 +22,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import auth
+from controllers.gateway import auth, batches
 from controllers.gateway.schemas import (
     AnnotationBatch,
     FeedbackBatch,
+    FeedbackIn,
     PairBatch,
     PolicyIn,
     ReviewBatch,
@@ -34,7 +35,7 @@ from controllers.gateway.schemas import (
 )
 from controllers.store import ingest
 from controllers.store.db import StoreUnavailable, make_engine, session_factory, transaction
-from controllers.store.ingest import KeyConflict, UnknownReference, derived_id, request_hash
+from controllers.store.ingest import KeyConflict, UnknownReference, request_hash
 
 
 @dataclass
@@ -198,70 +199,38 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.post("/v1/runs/batch", response_model=WriteResponse, tags=["ingest"])
     def ingest_runs(batch: RunBatch, key: Key, _: Caller) -> JSONResponse:
         now = datetime.now(UTC)
-        rows = [run.row(run.id or derived_id(key, "run", i), now) for i, run in enumerate(batch.runs)]
-        return write("runs", key, batch, lambda session: ingest.insert_runs(session, rows))
+        return write("runs", key, batch, lambda session: batches.write_runs(session, batch.runs, key, now))
 
     @app.post("/v1/feedback/batch", response_model=WriteResponse, tags=["ingest"])
     def ingest_feedback(batch: FeedbackBatch, key: Key, _: Caller) -> JSONResponse:
         now = datetime.now(UTC)
 
-        def build(session: Session) -> dict[str, Any]:
-            targets = ingest.resolve_runs(
-                session,
-                [
-                    (f"feedback[{i}].{'runId' if f.run_id else 'requestId'}", f.run_id, f.request_id)
-                    for i, f in enumerate(batch.feedback)
-                ],
-            )
-            rows = [
-                {
-                    "id": f.id or derived_id(key, "feedback", i),
-                    "created_at": now,
-                    "run_id": targets[f"feedback[{i}].{'runId' if f.run_id else 'requestId'}"],
-                    "author": f.author,
-                    "thumbs": f.thumbs,
-                    "rating": f.rating,
-                    "categories": list(f.categories),
-                    "correction": f.correction,
-                    "accepted": f.accepted,
-                }
-                for i, f in enumerate(batch.feedback)
-            ]
-            return ingest.insert_feedback(session, rows)
+        def where(i: int, f: FeedbackIn) -> str:
+            return f"feedback[{i}].{'runId' if f.run_id else 'requestId'}"
 
-        return write("feedback", key, batch, build)
+        return write(
+            "feedback",
+            key,
+            batch,
+            lambda session: batches.write_feedback(session, batch.feedback, key, now, where),
+        )
 
     @app.post("/v1/pairs/batch", response_model=WriteResponse, tags=["ingest"])
     def ingest_pairs(batch: PairBatch, key: Key, _: Caller) -> JSONResponse:
         now = datetime.now(UTC)
-        rows = [{**p.model_dump(), "source": "explicit", "created_at": now} for p in batch.pairs]
-        return write("pairs", key, batch, lambda session: ingest.insert_pairs(session, rows))
+        return write("pairs", key, batch, lambda session: batches.write_pairs(session, batch.pairs, now))
 
     @app.post("/v1/annotations/batch", response_model=WriteResponse, tags=["review"])
     def ingest_annotations(batch: AnnotationBatch, key: Key, _: Caller) -> JSONResponse:
         now = datetime.now(UTC)
-
-        def build(session: Session) -> dict[str, Any]:
-            ingest.resolve_runs(
-                session,
-                [(f"annotations[{i}].runId", a.run_id, None) for i, a in enumerate(batch.annotations)],
-            )
-            rows = [
-                {
-                    "id": a.id or derived_id(key, "annotation", i),
-                    "created_at": now,
-                    "run_id": a.run_id,
-                    "state": "pending",
-                    "reason": a.reason,
-                    "labels": list(a.labels),
-                    "reviewer": "",
-                    "note": "",
-                }
-                for i, a in enumerate(batch.annotations)
-            ]
-            return ingest.insert_annotations(session, rows)
-
-        return write("annotations", key, batch, build)
+        return write(
+            "annotations",
+            key,
+            batch,
+            lambda session: batches.write_annotations(
+                session, batch.annotations, key, now, lambda i, _: f"annotations[{i}].runId"
+            ),
+        )
 
     @app.post("/v1/reviews/batch", tags=["review"])
     def review(batch: ReviewBatch, key: Key, _: Caller) -> JSONResponse:

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from controllers.local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS_SCRIPT = ROOT / "hack" / "kube-assets.sh"
@@ -43,12 +44,6 @@ def find_assets() -> Path:
             + result.stderr[-2000:]
         )
     return Path(result.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

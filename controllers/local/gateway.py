@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from controllers.local.ports import free_port
 
 
 @dataclass
@@ -34,7 +29,7 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         env = {
             **os.environ,
             "KAIZEN_DATABASE_URL": self.database_url,

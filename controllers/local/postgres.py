@@ -11,12 +11,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from controllers.local.ports import free_port
 
 
 class PostgresError(RuntimeError):
@@ -33,12 +34,6 @@ def _bin_dir() -> Path:
     raise PostgresError(
         "PostgreSQL binaries not found; run `bash hack/postgres.sh` (installs Debian's postgresql)"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -73,7 +68,7 @@ class ThrowawayPostgres:
     def start(self, timeout: float = 30.0) -> None:
         """Start (or restart) the server on its port, creating the cluster and database on first use."""
         self.init()
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
         self._run(
             "pg_ctl",

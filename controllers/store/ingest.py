@@ -169,7 +169,9 @@ def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]])
     # Drivers do not agree on executemany's rowcount, so count what was new from the ids. (A
     # concurrent writer of the same id can make this an overcount; the rows themselves stay exact.)
     key = model.__mapper__.primary_key[0]
-    existing = set(session.execute(select(key).where(key.in_([row[key.key] for row in rows]))).scalars())
+    existing: set[Any] = set(
+        session.execute(select(key).where(key.in_([row[key.key] for row in rows]))).scalars()
+    )
     session.execute(insert_ignoring_duplicates(session, model), rows)
     return len({row[key.key] for row in rows} - existing)
 

@@ -38,6 +38,7 @@ from controllers.store.models import DatasetSnapshot, PreferencePair, ReviewStat
 from controllers.store.pii import scrub_column
 
 Progress = Callable[[int], None]
+AnySelect = Select[*tuple[Any, ...]]
 
 # The seeds' roles and what each is asked to do in SFT rows.
 SFT_INSTRUCTIONS = {
@@ -107,7 +108,7 @@ def _pair_conditions(flt: SnapshotFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _stream(engine: Engine, query: Select[Any], batch_rows: int) -> Iterator[pa.Table]:
+def _stream(engine: Engine, query: AnySelect, batch_rows: int) -> Iterator[pa.Table]:
     """The query's rows as Arrow tables of about ``batch_rows`` rows, in query order, in bounded memory.
 
     PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by Arrow's streaming CSV reader — no Python
@@ -150,7 +151,7 @@ class _CopyReader(io.RawIOBase):
 _CSV_BLOCK_BYTES = 8 << 20
 
 
-def _copy_stream(engine: Engine, query: Select[Any], names: list[str], batch_rows: int) -> Iterator[pa.Table]:
+def _copy_stream(engine: Engine, query: AnySelect, names: list[str], batch_rows: int) -> Iterator[pa.Table]:
     compiled = query.compile(dialect=engine.dialect)
     types = {
         column.name: (pa.float64() if column.type.python_type is float else pa.string())
@@ -194,7 +195,7 @@ class _Hasher:
 
 def _jsonl_lines(prompts: list[str], chosen: list[str], rejected: list[str]) -> list[str]:
     """DPO JSONL lines, built with the C string encoder (json.dumps per row costs 4x more)."""
-    encode = json.encoder.encode_basestring  # type: ignore[attr-defined]
+    encode = json.encoder.encode_basestring
     return [
         f'{{"prompt": {encode(p)}, "chosen": {encode(c)}, "rejected": {encode(r)}}}\n'
         for p, c, r in zip(prompts, chosen, rejected, strict=True)

@@ -1,0 +1,72 @@
+"""Validated ingest records → store writes. One place for the API and for ``kaizen ingest``.
+
+``where(i, record)`` names the i-th record for error messages: ``feedback[3].runId`` for the API,
+``runs.jsonl:4`` for the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from controllers.gateway.schemas import AnnotationIn, FeedbackIn, PairIn, RunIn
+from controllers.store import ingest
+
+Where = Callable[[int, Any], str]
+
+
+def write_runs(session: Session, records: Sequence[RunIn], key: str, now: datetime) -> dict[str, Any]:
+    rows = [run.row(run.id or ingest.derived_id(key, "run", i), now) for i, run in enumerate(records)]
+    return ingest.insert_runs(session, rows)
+
+
+def write_feedback(
+    session: Session, records: Sequence[FeedbackIn], key: str, now: datetime, where: Where
+) -> dict[str, Any]:
+    targets = ingest.resolve_runs(
+        session, [(where(i, f), f.run_id, f.request_id) for i, f in enumerate(records)]
+    )
+    rows = [
+        {
+            "id": f.id or ingest.derived_id(key, "feedback", i),
+            "created_at": now,
+            "run_id": targets[where(i, f)],
+            "author": f.author,
+            "thumbs": f.thumbs,
+            "rating": f.rating,
+            "categories": list(f.categories),
+            "correction": f.correction,
+            "accepted": f.accepted,
+        }
+        for i, f in enumerate(records)
+    ]
+    return ingest.insert_feedback(session, rows)
+
+
+def write_pairs(session: Session, records: Sequence[PairIn], now: datetime) -> dict[str, Any]:
+    return ingest.insert_pairs(
+        session, [{**p.model_dump(), "source": "explicit", "created_at": now} for p in records]
+    )
+
+
+def write_annotations(
+    session: Session, records: Sequence[AnnotationIn], key: str, now: datetime, where: Where
+) -> dict[str, Any]:
+    ingest.resolve_runs(session, [(where(i, a), a.run_id, None) for i, a in enumerate(records)])
+    rows = [
+        {
+            "id": a.id or ingest.derived_id(key, "annotation", i),
+            "created_at": now,
+            "run_id": a.run_id,
+            "state": "pending",
+            "reason": a.reason,
+            "labels": list(a.labels),
+            "reviewer": "",
+            "note": "",
+        }
+        for i, a in enumerate(records)
+    ]
+    return ingest.insert_annotations(session, rows)
