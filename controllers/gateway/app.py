@@ -197,12 +197,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return response
 
     @app.post("/v1/runs/batch", response_model=WriteResponse, tags=["ingest"])
-    def ingest_runs(batch: RunBatch, key: Key, _: Caller) -> JSONResponse:
+    def ingest_runs(batch: RunBatch, _: Caller, key: Key) -> JSONResponse:
         now = datetime.now(UTC)
         return write("runs", key, batch, lambda session: batches.write_runs(session, batch.runs, key, now))
 
     @app.post("/v1/feedback/batch", response_model=WriteResponse, tags=["ingest"])
-    def ingest_feedback(batch: FeedbackBatch, key: Key, _: Caller) -> JSONResponse:
+    def ingest_feedback(batch: FeedbackBatch, _: Caller, key: Key) -> JSONResponse:
         now = datetime.now(UTC)
 
         def where(i: int, f: FeedbackIn) -> str:
@@ -216,12 +216,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
 
     @app.post("/v1/pairs/batch", response_model=WriteResponse, tags=["ingest"])
-    def ingest_pairs(batch: PairBatch, key: Key, _: Caller) -> JSONResponse:
+    def ingest_pairs(batch: PairBatch, _: Caller, key: Key) -> JSONResponse:
         now = datetime.now(UTC)
         return write("pairs", key, batch, lambda session: batches.write_pairs(session, batch.pairs, now))
 
     @app.post("/v1/annotations/batch", response_model=WriteResponse, tags=["review"])
-    def ingest_annotations(batch: AnnotationBatch, key: Key, _: Caller) -> JSONResponse:
+    def ingest_annotations(batch: AnnotationBatch, _: Caller, key: Key) -> JSONResponse:
         now = datetime.now(UTC)
         return write(
             "annotations",
@@ -233,7 +233,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
 
     @app.post("/v1/reviews/batch", tags=["review"])
-    def review(batch: ReviewBatch, key: Key, _: Caller) -> JSONResponse:
+    def review(batch: ReviewBatch, _: Caller, key: Key) -> JSONResponse:
         reviews = [r.model_dump() for r in batch.reviews]
         return write("reviews", key, batch, lambda session: ingest.apply_reviews(session, reviews))
 
@@ -248,7 +248,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.put("/v1/policies/{name}", tags=["policies"])
     def put_policy(
-        name: Annotated[str, Depends(_policy_name)], policy: PolicyIn, key: Key, _: Caller
+        _: Caller, name: Annotated[str, Depends(_policy_name)], policy: PolicyIn, key: Key
     ) -> JSONResponse:
         weights = policy.reward.model_dump(by_alias=True)
         return write(

@@ -125,6 +125,15 @@ def test_bad_tokens_get_401_and_write_nothing(client: TestClient, engine: Engine
     assert count(engine, Run) == 0
 
 
+def test_authentication_comes_before_everything_else(client: TestClient, engine: Engine) -> None:
+    # No token, no key, a bad body: the caller learns only that they must authenticate.
+    for path in ("/v1/runs/batch", "/v1/feedback/batch", "/v1/pairs/batch", "/v1/reviews/batch"):
+        response = client.post(path, json={"bogus": True})
+        assert response.status_code == 401, path
+    assert client.put("/v1/policies/Not_A_Name", json={}).status_code == 401
+    assert count(engine, Run) == 0
+
+
 def test_feedback_by_request_id_reaches_the_run_that_served_it(
     client: TestClient, headers: dict[str, str], engine: Engine
 ) -> None:
