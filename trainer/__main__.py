@@ -1,0 +1,54 @@
+"""``python -m trainer --config <file|URI|JSON>``: the Ray job's entrypoint.
+
+Exit codes tell the operator what to do next: 0 trained (or had already trained) and wrote the
+manifest; 2 the config or the data is wrong, so retrying cannot help; 1 anything else, which a
+retry with the next attempt may fix (it resumes from the newest checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import fsspec
+from pydantic import ValidationError
+
+from trainer.config import TrainerConfig
+from trainer.data import SnapshotError
+
+EXIT_INVALID = 2
+
+
+def load_config(value: str) -> TrainerConfig:
+    """Inline JSON (starts with ``{``), or a local path or fsspec URI of a JSON file."""
+    if value.lstrip().startswith("{"):
+        return TrainerConfig.parse(value)
+    with fsspec.open(value, "r") as handle:
+        return TrainerConfig.parse(handle.read())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="TrainerConfig as JSON, or a file/URI holding it")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except (ValidationError, ValueError, OSError) as error:
+        print(f"[kaizen-trainer] invalid config: {error}", file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    print(f"{time.strftime('%H:%M:%S')} [kaizen-trainer] config {config.run_name} parsed", flush=True)
+    from trainer.driver import run  # imported late: config errors are reported without loading torch
+
+    try:
+        manifest = run(config)
+    except SnapshotError as error:
+        print(f"[kaizen-trainer] invalid dataset: {error}", file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    print(json.dumps({"manifest": config.manifest_uri, "metrics": manifest.metrics.to_wire()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

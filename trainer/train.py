@@ -1,0 +1,197 @@
+"""One process's training: the TRL trainer (DPO or SFT) with a PEFT LoRA adapter, built from a TrainerConfig.
+
+Both the Ray Train worker (trainer.worker) and the plain-process baseline of bench/trainer_overhead.py
+call ``build_trainer``, so "the same work" really is the same code. With a LoRA adapter TRL uses the
+frozen base (adapter disabled) as the DPO reference model: no second copy of the weights. The
+efficiency choices (length-grouped batches, no gradient checkpointing, fp32 on CPU, optional
+precomputed reference log-probs or padding-free SFT) are TrainerConfig fields, so a benchmark can
+switch them back to TRL's defaults and measure each.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+import fsspec
+import torch
+import transformers
+from datasets import Dataset
+from peft import LoraConfig, TaskType
+from torch.utils.data import Sampler
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from trl.trainer.dpo_config import DPOConfig
+from trl.trainer.dpo_trainer import DPOTrainer
+from trl.trainer.sft_config import SFTConfig
+from trl.trainer.sft_trainer import SFTTrainer
+
+from trainer import tiny
+from trainer.config import Method, TrainerConfig
+from trainer.data import Snapshot, completion_rows, preference_rows
+
+
+def resolve_base_model(uri: str) -> Path:
+    """A local folder with the base model: tiny:// is built here, local paths are used as they are, and
+    other URIs (s3://, gs://, ...) are copied once into the cache."""
+    if tiny.is_tiny(uri):
+        return tiny.resolve(uri)
+    fs, path = fsspec.core.url_to_fs(uri)
+    if "file" in fs.protocol:
+        return Path(str(path))
+    target: Path = tiny.cache_dir().parent / "models" / str(path).strip("/").replace("/", "--")
+    if not (target / "config.json").exists():
+        fs.get(path.rstrip("/") + "/", str(target), recursive=True)
+    return target
+
+
+def quiet() -> None:
+    """No progress bars in job logs: they are per-item noise that buries the lines people read."""
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_base(config: TrainerConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    folder = resolve_base_model(config.base_model.uri)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if config.scaling.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    return model, tokenizer
+
+
+def lora_config(config: TrainerConfig) -> LoraConfig:
+    return LoraConfig(
+        r=config.lora.rank,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+        task_type=TaskType.CAUSAL_LM,
+    )
+
+
+def training_arguments(config: TrainerConfig, output_dir: Path) -> dict[str, Any]:
+    """Arguments shared by DPOConfig and SFTConfig. Checkpoints land in ``output_dir/checkpoint-<step>``."""
+    h, e = config.hyperparameters, config.efficiency
+    return {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": h.batch_size,
+        "per_device_eval_batch_size": h.batch_size,
+        "gradient_accumulation_steps": h.gradient_accumulation_steps,
+        "learning_rate": h.learning_rate,
+        "num_train_epochs": h.epochs,
+        "max_steps": h.max_steps or -1,
+        "warmup_steps": h.warmup_ratio,
+        "seed": h.seed,
+        "data_seed": h.seed,
+        "max_length": h.max_length,
+        "bf16": config.scaling.bf16,
+        "fp16": False,
+        "use_cpu": not config.scaling.use_gpu,
+        "activation_checkpointing": e.gradient_checkpointing,
+        "train_sampling_strategy": "group_by_length" if e.group_by_length else "random",
+        "save_strategy": "steps",
+        "save_steps": config.checkpointing.every_steps,
+        "save_total_limit": 1,
+        "logging_steps": 5,
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,
+    }
+
+
+class TokenCounter:
+    """Counts the non-padding tokens each training step consumes (the honest unit of throughput)."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def add(self, inputs: dict[str, Any]) -> None:
+        mask = inputs.get("attention_mask")
+        ids = inputs.get("input_ids")
+        if isinstance(mask, torch.Tensor):
+            self.tokens += int(mask.sum().item())
+        elif isinstance(ids, torch.Tensor):  # padding-free batches carry no mask: every token is real
+            self.tokens += ids.numel()
+
+
+class KaizenDPOTrainer(DPOTrainer):
+    """DPOTrainer that counts tokens and groups batches by pair length (TRL leaves that to the base
+    Trainer, which cannot infer lengths from DPO's prompt/chosen/rejected columns)."""
+
+    counter: TokenCounter
+
+    def training_step(
+        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        self.counter.add(inputs)
+        loss: torch.Tensor = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[no-untyped-call]
+        return loss
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Sampler[int] | None:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not isinstance(dataset, Dataset):
+            return super()._get_train_sampler(train_dataset)
+        lengths = [
+            len(p) + max(len(c), len(r))
+            for p, c, r in zip(
+                dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
+            )
+        ]
+        generator = torch.Generator().manual_seed(self.args.data_seed or self.args.seed)
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=lengths, generator=generator)
+
+
+class KaizenSFTTrainer(SFTTrainer):
+    counter: TokenCounter
+
+    def training_step(
+        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        self.counter.add(inputs)
+        loss: torch.Tensor = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[no-untyped-call]
+        return loss
+
+
+def build_trainer(
+    config: TrainerConfig, snapshot: Snapshot, output_dir: Path, callbacks: list[Any] | None = None
+) -> KaizenDPOTrainer | KaizenSFTTrainer:
+    """The TRL trainer for ``config`` on ``snapshot``'s train split (the held-out split is evaluated by
+    trainer.evaluate after training, with the same definition for both methods)."""
+    quiet()
+    model, tokenizer = load_base(config)
+    common = training_arguments(config, output_dir)
+    trainer: KaizenDPOTrainer | KaizenSFTTrainer
+    if config.method == Method.DPO:
+        args = DPOConfig(
+            **common,
+            beta=config.hyperparameters.beta,
+            precompute_ref_log_probs=config.efficiency.precompute_ref_log_probs,
+        )
+        trainer = KaizenDPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(preference_rows(snapshot.train)),
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=callbacks,
+        )
+    else:
+        sft_args = SFTConfig(**common, padding_free=config.efficiency.padding_free)
+        trainer = KaizenSFTTrainer(
+            model=model,
+            args=sft_args,
+            train_dataset=Dataset.from_list(completion_rows(snapshot.train)),
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=callbacks,
+        )
+    trainer.counter = TokenCounter()
+    return trainer
