@@ -89,3 +89,7 @@ down: setup ## Stop what `make up` started
 .PHONY: precommit
 precommit: generate lint typecheck test ## Ready to commit: regenerate, then fail on any diff, lint, test
 	git diff --exit-code -- crds charts || (echo "generated files changed: commit them" && exit 1)
+
+.PHONY: test-trainer
+test-trainer: setup ## Trainer tier: a real local Ray head, real TRL + PEFT training through the Jobs API
+	$(PY) -m pytest tests/trainer

@@ -1,0 +1,136 @@
+"""Snapshots, the synthetic task, the tiny model and the evaluation arithmetic — in process, no Ray."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from peft import get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.trainer.support import tiny_config
+from trainer import synthetic, tiny
+from trainer.config import Method
+from trainer.data import (
+    SnapshotError,
+    completion_rows,
+    content_hash,
+    preference_rows,
+    read_snapshot,
+    sft_prompt,
+    write_snapshot,
+)
+from trainer.evaluate import Scores, evaluate, metrics_from_scores
+from trainer.train import lora_config
+
+
+def test_snapshot_round_trips_and_its_hash_depends_only_on_rows(tmp_path: Path) -> None:
+    written = synthetic.write(tmp_path / "parquet", Method.DPO, train=20, eval=5)
+    read = read_snapshot(str(tmp_path / "parquet"), written.content_hash)
+    assert (read.train, read.eval, read.content_hash) == (written.train, written.eval, written.content_hash)
+    meta = json.loads((tmp_path / "parquet" / "snapshot.json").read_text())
+    assert meta == {"contentHash": written.content_hash, "trainRows": 20, "evalRows": 5}
+    # The same rows as JSON lines hash the same: the hash is of content, not of encoding.
+    jsonl = tmp_path / "jsonl"
+    jsonl.mkdir()
+    for name, rows in (("train", written.train), ("eval", written.eval)):
+        (jsonl / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_snapshot(f"file://{jsonl}").content_hash == written.content_hash
+    # Order, a single character, or a row moved between splits all change it.
+    assert content_hash(written.train[::-1], written.eval) != written.content_hash
+    moved = written.train[:-1], [written.train[-1], *written.eval]
+    assert content_hash(*moved) != written.content_hash
+
+
+def test_a_snapshot_that_is_not_the_one_named_is_refused(tmp_path: Path) -> None:
+    written = synthetic.write(tmp_path / "s", Method.DPO, train=8, eval=2)
+    rows = [dict(r) for r in written.train]
+    rows[0]["chosen"] += " "
+    write_snapshot(tmp_path / "s", rows, written.eval)  # one trailing space in one answer
+    with pytest.raises(SnapshotError, match="hashes to"):
+        read_snapshot(str(tmp_path / "s"), written.content_hash)
+    with pytest.raises(SnapshotError, match=r"no train\.parquet"):
+        read_snapshot(str(tmp_path / "missing"))
+
+
+def test_rows_become_trl_formats_for_both_methods() -> None:
+    sft = [{"instruction": "Fix the bug.", "input": "x = 1 +", "output": "x = 1 + 1", "rejected": "x ="}]
+    assert sft_prompt(sft[0]) == "Fix the bug.x = 1 +\n"
+    assert completion_rows(sft) == [{"prompt": "Fix the bug.x = 1 +\n", "completion": "x = 1 + 1"}]
+    assert preference_rows(sft) == [
+        {"prompt": "Fix the bug.x = 1 +\n", "chosen": "x = 1 + 1", "rejected": "x ="}
+    ]
+    pairs = [{"prompt": "p", "chosen": "c", "rejected": "r", "source": "human"}]
+    assert preference_rows(pairs) == [{"prompt": "p", "chosen": "c", "rejected": "r"}]
+    assert completion_rows(pairs) == [{"prompt": "p", "completion": "c"}]
+    assert preference_rows([{"instruction": "i", "output": "o"}]) == []
+    with pytest.raises(SnapshotError, match="neither"):
+        completion_rows([{"text": "unsupported"}])
+
+
+def test_synthetic_task_is_deterministic_and_held_out_prompts_are_unseen() -> None:
+    train = synthetic.pairs(300, held_out=False, seed=3)
+    held_out = synthetic.pairs(100, held_out=True, seed=3)
+    assert train == synthetic.pairs(300, held_out=False, seed=3)
+    assert not {p.prompt for p in train} & {p.prompt for p in held_out}
+    keyword = {"python": "def ", "rust": "fn ", "go": "func ", "javascript": "function "}
+    for pair in train + held_out:
+        assert pair.prompt.endswith(f" in {pair.language}.\n")
+        assert keyword[pair.language] in pair.chosen
+        assert keyword[pair.language] not in pair.rejected
+    assert {p.language for p in held_out} == set(synthetic.TEMPLATES)
+
+
+def test_tiny_model_builds_byte_identical_and_its_tokenizer_encodes_any_text(tmp_path: Path) -> None:
+    spec = tiny.PRESETS["kaizen-tiny"]
+    first, second = tiny.materialize(spec, tmp_path / "a"), tiny.materialize(spec, tmp_path / "b")
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (
+            hashlib.sha256((first / name).read_bytes()).digest()
+            == hashlib.sha256((second / name).read_bytes()).digest()
+        )
+    tokenizer = AutoTokenizer.from_pretrained(first)
+    text = "naïve café — ünïcödé ✓ 日本語 def f(x): return x"
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    model = AutoModelForCausalLM.from_pretrained(first)
+    assert model.config.hidden_size == 64
+    assert model.config.num_hidden_layers == 2
+    assert sum(p.numel() for p in model.parameters()) < 200_000
+    with pytest.raises(ValueError, match="presets"):
+        tiny.resolve("tiny://no-such-model")
+
+
+def test_gate_metrics_follow_their_definitions() -> None:
+    policy = Scores(
+        chosen=torch.tensor([-10.0, -12.0, -9.0, -20.0]),
+        rejected=torch.tensor([-15.0, -11.0, -9.5, -10.0]),
+        chosen_tokens=torch.tensor([5, 5, 5, 10]),
+    )
+    base = Scores(
+        chosen=torch.tensor([-14.0, -12.0, -10.0, -25.0]),
+        rejected=torch.tensor([-14.0, -12.0, -10.0, -12.0]),
+        chosen_tokens=torch.tensor([5, 5, 5, 10]),
+    )
+    metrics = metrics_from_scores(policy, base, beta=0.5)
+    assert metrics["preference_accuracy"] == 0.5  # pairs 1 and 3 prefer chosen under the policy
+    assert metrics["baseline_preference_accuracy"] == 0.0
+    # implicit reward margins beta * (d_chosen - d_rejected) = 0.5 * [4 - -1, 0 - 1, 1 - 0.5, 5 - 2]
+    assert metrics["reward_margin"] == pytest.approx((2.5 - 0.5 + 0.25 + 1.5) / 4)
+    assert metrics["reward_accuracy"] == 0.75
+    assert metrics["chosen_logprob_gain"] == pytest.approx((4 / 5 + 0 + 1 / 5 + 5 / 10) / 4)
+
+
+def test_an_untrained_adapter_changes_nothing(tmp_path: Path, model_cache: Path) -> None:
+    """LoRA starts as the identity (B = 0): the evaluation must then see no margin and base-level accuracy."""
+    snapshot = synthetic.write(tmp_path / "s", Method.DPO, train=4, eval=16)
+    config = tiny_config(tmp_path, "identity", Method.DPO, snapshot)
+    folder = tiny.resolve("tiny://kaizen-tiny")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder), lora_config(config))
+    metrics = evaluate(model, tokenizer, preference_rows(snapshot.eval), beta=0.1)
+    assert metrics["reward_margin"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["preference_accuracy"] == metrics["baseline_preference_accuracy"]
+    assert metrics["eval_pairs"] == 16
