@@ -99,7 +99,9 @@ FROM generate_series(1, %(n)s) AS i
 
 
 def populate(server: ThrowawayPostgres, name: str, count: int) -> str:
-    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True) as c:
+    with psycopg.connect(
+        f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", autocommit=True
+    ) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
     migrate.upgrade(url)
@@ -144,12 +146,18 @@ def main() -> None:
             large_s, large_mem, _ = run_export(KAIZEN, large_url, work / "large")
         finally:
             server.stop()
-    print(f"ORM row loop     : {speed_n:>9,} pairs in {base_s:7.1f}s = {speed_n / base_s:>9,.0f} pairs/s, "
-          f"peak {base_mem:,.0f} MiB")
-    print(f"Kaizen streaming : {speed_n:>9,} pairs in {kz_s:7.1f}s = {speed_n / kz_s:>9,.0f} pairs/s, "
-          f"peak {kz_mem:,.0f} MiB")
-    print(f"Kaizen memory    : {small_n:>9,} pairs peak {small_mem:,.0f} MiB ({small_s:.1f}s); "
-          f"{large_n:,} pairs peak {large_mem:,.0f} MiB ({large_s:.1f}s)")
+    print(
+        f"ORM row loop     : {speed_n:>9,} pairs in {base_s:7.1f}s = {speed_n / base_s:>9,.0f} pairs/s, "
+        f"peak {base_mem:,.0f} MiB"
+    )
+    print(
+        f"Kaizen streaming : {speed_n:>9,} pairs in {kz_s:7.1f}s = {speed_n / kz_s:>9,.0f} pairs/s, "
+        f"peak {kz_mem:,.0f} MiB"
+    )
+    print(
+        f"Kaizen memory    : {small_n:>9,} pairs peak {small_mem:,.0f} MiB ({small_s:.1f}s); "
+        f"{large_n:,} pairs peak {large_mem:,.0f} MiB ({large_s:.1f}s)"
+    )
     print(json.dumps({"note": "each export ran in its own process; peak = ru_maxrss"}))
     print(f"RESULT export speedup={base_s / kz_s:.1f} goal>=10")
     print(f"RESULT export memory_ratio_10x_rows={large_mem / small_mem:.2f} goal<=1.2")
