@@ -122,12 +122,16 @@ class Efficiency(TrainerModel):
     gradient_checkpointing: bool = Field(
         default=False, description="Trade compute for memory (TRL's default)."
     )
-    precompute_ref_log_probs: bool = Field(
-        default=False,
-        description="DPO: one reference pass before training instead of one per step and epoch.",
+    precompute_ref_log_probs: bool | None = Field(
+        default=None,
+        description="DPO: one reference pass before training instead of one per step; unset means "
+        "whenever one worker passes over the data more than once (TRL shares the result between ranks "
+        "through a cache file, so several workers need a shared filesystem).",
     )
     padding_free: bool = Field(
-        default=False, description="SFT: flatten each batch into one unpadded sequence."
+        default=False,
+        description="SFT: flatten each batch into one unpadded sequence. A win with FlashAttention on GPUs; "
+        "slower on CPU, where attention over the flattened batch is quadratic in its length.",
     )
 
 

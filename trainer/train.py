@@ -52,6 +52,7 @@ def quiet() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # TRL's reference precompute reads this, not the HF switches
 
 
 def load_base(config: TrainerConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -104,6 +105,26 @@ def training_arguments(config: TrainerConfig, output_dir: Path) -> dict[str, Any
         "dataloader_num_workers": 0,
         "ddp_find_unused_parameters": False,
     }
+
+
+def passes_over_data(config: TrainerConfig, rows: int) -> float:
+    """How many times training will see each row: the epochs, or what max_steps amounts to."""
+    h = config.hyperparameters
+    if h.max_steps is None:
+        return float(h.epochs)
+    per_step = h.batch_size * h.gradient_accumulation_steps * config.scaling.workers
+    return h.max_steps * per_step / max(rows, 1)
+
+
+def precompute_reference(config: TrainerConfig, rows: int) -> bool:
+    """Precompute the reference log-probs once when the data is seen more than once: every later pass
+    then skips the reference forward (bench/trainer_throughput.py measures it). Only for one worker:
+    TRL hands the result between ranks through a datasets cache file, which in-memory datasets keep
+    in a per-process temporary folder that the other ranks cannot see."""
+    chosen = config.efficiency.precompute_ref_log_probs
+    if chosen is not None:
+        return chosen
+    return config.scaling.workers == 1 and passes_over_data(config, rows) > 1.0
 
 
 class TokenCounter:
@@ -161,19 +182,26 @@ class KaizenSFTTrainer(SFTTrainer):
 
 
 def build_trainer(
-    config: TrainerConfig, snapshot: Snapshot, output_dir: Path, callbacks: list[Any] | None = None
+    config: TrainerConfig,
+    snapshot: Snapshot,
+    output_dir: Path,
+    callbacks: list[Any] | None = None,
+    trl_overrides: dict[str, Any] | None = None,
 ) -> KaizenDPOTrainer | KaizenSFTTrainer:
     """The TRL trainer for ``config`` on ``snapshot``'s train split (the held-out split is evaluated by
-    trainer.evaluate after training, with the same definition for both methods)."""
+    trainer.evaluate after training, with the same definition for both methods). ``trl_overrides``
+    replace TRL arguments; benchmarks use it to put TRL's own defaults back."""
     quiet()
     model, tokenizer = load_base(config)
-    common = training_arguments(config, output_dir)
     trainer: KaizenDPOTrainer | KaizenSFTTrainer
     if config.method == Method.DPO:
         args = DPOConfig(
-            **common,
-            beta=config.hyperparameters.beta,
-            precompute_ref_log_probs=config.efficiency.precompute_ref_log_probs,
+            **{
+                **training_arguments(config, output_dir),
+                "beta": config.hyperparameters.beta,
+                "precompute_ref_log_probs": precompute_reference(config, len(snapshot.train)),
+                **(trl_overrides or {}),
+            }
         )
         trainer = KaizenDPOTrainer(
             model=model,
@@ -184,7 +212,13 @@ def build_trainer(
             callbacks=callbacks,
         )
     else:
-        sft_args = SFTConfig(**common, padding_free=config.efficiency.padding_free)
+        sft_args = SFTConfig(
+            **{
+                **training_arguments(config, output_dir),
+                "padding_free": config.efficiency.padding_free,
+                **(trl_overrides or {}),
+            }
+        )
         trainer = KaizenSFTTrainer(
             model=model,
             args=sft_args,

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from trainer.config import Method, TrainerConfig
+from trainer.config import Method, ResumePolicy, TrainerConfig
 from trainer.data import preference_rows, read_snapshot
 from trainer.outputs import RESULT_NAME
 
@@ -77,26 +78,31 @@ class RayCheckpoints(TrainerCallback):
         )
 
 
-def restore(scratch: Path) -> tuple[Path | None, dict[str, Any] | None]:
-    """The newest checkpoint, copied into ``scratch``: (folder to resume from, None) for a training
-    checkpoint, or (None, result) when an earlier attempt already finished and only the hand-back was lost."""
+@dataclass(frozen=True)
+class Restored:
+    """What the newest checkpoint says: resume from ``folder`` at ``step``, or (``finished``) an
+    earlier attempt already trained and evaluated, and only handing its result back was lost."""
+
+    folder: Path
+    step: int
+    finished: dict[str, Any] | None = None
+
+
+def restore(scratch: Path) -> Restored | None:
+    """The run's newest checkpoint, copied into ``scratch`` (None when there is none)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return None, None
+        return None
     with checkpoint.as_directory() as folder:
         source = Path(folder)
         if (source / RESULT_NAME).exists():
-            target = scratch / FINAL
-            shutil.copytree(source, target, dirs_exist_ok=True)
-            return None, json.loads((target / RESULT_NAME).read_text())
-        step = (
-            json.loads((source / "trainer_state.json").read_text())["global_step"]
-            if (source / "trainer_state.json").exists()
-            else 0
-        )
-        target = scratch / f"checkpoint-{step}"
-        shutil.copytree(source, target, dirs_exist_ok=True)
-        return target, None
+            result = json.loads((source / RESULT_NAME).read_text())
+            target = shutil.copytree(source, scratch / FINAL, dirs_exist_ok=True)
+            return Restored(folder=Path(target), step=int(result["steps"]), finished=result)
+        # Rank 0's part of every checkpoint carries the Trainer's state; without it the checkpoint is corrupt.
+        step = int(json.loads((source / "trainer_state.json").read_text())["global_step"])
+        target = shutil.copytree(source, scratch / f"checkpoint-{step}", dirs_exist_ok=True)
+        return Restored(folder=Path(target), step=step)
 
 
 def train_loop(payload: dict[str, Any]) -> None:
@@ -116,20 +122,19 @@ def _train(config: TrainerConfig, rank: int, scratch: Path) -> None:
     from trainer.train import build_trainer
 
     snapshot = read_snapshot(config.dataset.uri, config.dataset.content_hash)
-    resume_from, finished = restore(scratch) if config.checkpointing.resume.value == "Auto" else (None, None)
-    if finished is not None:
-        log(f"an earlier attempt finished at step {finished['steps']}; handing its result back")
-        _report_final(rank, scratch / FINAL, finished)
+    restored = restore(scratch) if config.checkpointing.resume == ResumePolicy.AUTO else None
+    if restored is not None and restored.finished is not None:
+        log(f"an earlier attempt finished at step {restored.step}; handing its result back")
+        _report_final(rank, restored.folder, restored.finished)
         return
-    resumed_step = int(resume_from.name.split("-")[1]) if resume_from else None
-    if resume_from:
-        log(f"resuming from checkpoint at step {resumed_step}; the steps before it are skipped")
+    if restored is not None:
+        log(f"resuming from checkpoint at step {restored.step}; the steps before it are skipped")
     else:
         log(f"starting {config.method.value} from step 0 on {len(snapshot.train)} training rows")
     callback = RayCheckpoints()
     trainer = build_trainer(config, snapshot, scratch, callbacks=[callback])
     started = time.monotonic()
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    output = trainer.train(resume_from_checkpoint=str(restored.folder) if restored else None)
     train_seconds = time.monotonic() - started
     log(f"trained to step {trainer.state.global_step} ({callback.steps_run} steps in this attempt)")
     tokens = torch.tensor([trainer.counter.tokens], dtype=torch.long)
@@ -141,7 +146,7 @@ def _train(config: TrainerConfig, rank: int, scratch: Path) -> None:
         "train_tokens": int(tokens.item()),
         "tokens_per_second": int(tokens.item()) / train_seconds if train_seconds else None,
         "train_seconds": train_seconds,
-        "resumed_from_step": resumed_step,
+        "resumed_from_step": restored.step if restored else None,
         "steps_this_attempt": callback.steps_run,
         "dataset_hash": snapshot.content_hash,
         "train_rows": len(snapshot.train),

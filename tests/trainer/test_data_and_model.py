@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.trainer.support import tiny_config
 from trainer import synthetic, tiny
-from trainer.config import Method
+from trainer.config import Efficiency, Hyperparameters, Method
 from trainer.data import (
     SnapshotError,
     completion_rows,
@@ -24,7 +24,7 @@ from trainer.data import (
     write_snapshot,
 )
 from trainer.evaluate import Scores, evaluate, metrics_from_scores
-from trainer.train import lora_config
+from trainer.train import lora_config, passes_over_data, precompute_reference
 
 
 def test_snapshot_round_trips_and_its_hash_depends_only_on_rows(tmp_path: Path) -> None:
@@ -134,3 +134,16 @@ def test_an_untrained_adapter_changes_nothing(tmp_path: Path, model_cache: Path)
     assert metrics["reward_margin"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["preference_accuracy"] == metrics["baseline_preference_accuracy"]
     assert metrics["eval_pairs"] == 16
+
+
+def test_reference_is_precomputed_only_when_one_worker_sees_the_data_more_than_once(tmp_path: Path) -> None:
+    snapshot = synthetic.write(tmp_path / "s", Method.DPO, train=4, eval=1)
+    one = tiny_config(tmp_path, "one", Method.DPO, snapshot, workers=1)  # 150 steps x batch 8
+    assert passes_over_data(one, 256) == pytest.approx(150 * 8 / 256)
+    assert precompute_reference(one, 256)
+    assert not precompute_reference(one, 5000), "less than one pass: nothing to reuse"
+    assert not precompute_reference(tiny_config(tmp_path, "two", Method.DPO, snapshot, workers=2), 256)
+    refused = one.model_copy(update={"efficiency": Efficiency(precompute_ref_log_probs=False)})
+    assert not precompute_reference(refused, 256)
+    epochs = one.model_copy(update={"hyperparameters": Hyperparameters(epochs=3)})
+    assert passes_over_data(epochs, 10) == 3.0
