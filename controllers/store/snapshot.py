@@ -15,10 +15,9 @@ Files written into ``out_dir``: ``train.parquet``/``eval.parquet`` and ``train.j
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,18 +26,17 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from controllers.store.ingest import insert_ignoring_duplicates
 from controllers.store.models import DatasetSnapshot, PreferencePair, ReviewState, Run
 from controllers.store.pii import scrub_column
+from controllers.store.streaming import stream_tables
 
 Progress = Callable[[int], None]
-AnySelect = Select[*tuple[Any, ...]]
 
 # The seeds' roles and what each is asked to do in SFT rows.
 SFT_INSTRUCTIONS = {
@@ -106,74 +104,6 @@ def _pair_conditions(flt: SnapshotFilter) -> list[ColumnElement[bool]]:
     if flt.since is not None:
         conditions.append(PreferencePair.created_at >= flt.since)
     return conditions
-
-
-def _stream(engine: Engine, query: AnySelect, batch_rows: int) -> Iterator[pa.Table]:
-    """The query's rows as Arrow tables of about ``batch_rows`` rows, in query order, in bounded memory.
-
-    PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by Arrow's streaming CSV reader — no Python
-    object per row at all. Other databases: a streaming cursor, one partition at a time.
-    """
-    names = [column.name for column in query.selected_columns]
-    if engine.dialect.name == "postgresql":
-        yield from _copy_stream(engine, query, names, batch_rows)
-        return
-    with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
-        for partition in result.partitions():
-            columns = list(zip(*partition, strict=True))
-            yield pa.table({name: pa.array(values) for name, values in zip(names, columns, strict=True)})
-
-
-class _CopyReader(io.RawIOBase):
-    """A readable byte stream over psycopg's COPY TO STDOUT chunks, for Arrow's CSV reader."""
-
-    def __init__(self, chunks: Iterator[memoryview]) -> None:
-        self._chunks, self._pending = chunks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = bytes(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-# Arrow's streaming reader parses ahead a few blocks; small blocks keep that read-ahead (and so the
-# peak memory) small and independent of the table's size.
-_CSV_BLOCK_BYTES = 8 << 20
-
-
-def _copy_stream(engine: Engine, query: AnySelect, names: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    compiled = query.compile(dialect=engine.dialect)
-    types = {
-        column.name: (pa.float64() if column.type.python_type is float else pa.string())
-        for column in query.selected_columns
-    }
-    with engine.connect() as connection:
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
-        ):
-            reader = pa_csv.open_csv(
-                pa.PythonFile(io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20), mode="r"),
-                read_options=pa_csv.ReadOptions(
-                    column_names=names, block_size=max(1 << 20, batch_rows * 512)
-                ),
-                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                convert_options=pa_csv.ConvertOptions(column_types=types, quoted_strings_can_be_null=False),
-            )
-            for batch in reader:
-                yield pa.Table.from_batches([batch])
 
 
 class _Hasher:
@@ -283,7 +213,7 @@ def export_dpo(
                 .where(*conditions, PreferencePair.created_at <= watermark)
                 .order_by(PreferencePair.id)
             )
-            for table in _stream(engine, query, batch_rows):
+            for table in stream_tables(engine, query, batch_rows):
                 columns = [table.column(name) for name in ("prompt", "chosen", "rejected")]
                 if scrub_pii:
                     columns = [scrub_column(column, scrubbed) for column in columns]
@@ -351,7 +281,7 @@ def export_sft(
                 .where(*conditions, Run.created_at <= watermark)
                 .order_by(Run.id)
             )
-            for table in _stream(engine, query, batch_rows):
+            for table in stream_tables(engine, query, batch_rows):
                 columns = [table.column("prompt"), table.column("output")]
                 if scrub_pii:
                     columns = [scrub_column(column, scrubbed) for column in columns]
