@@ -44,9 +44,9 @@ class TinySpec:
 
 PRESETS: dict[str, TinySpec] = {
     # The test model: trains 30 DPO steps in about a second on one core.
-    "kaizen-tiny": TinySpec(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=176, vocab=1024),
+    "kaizen-tiny": TinySpec(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=176, vocab=512),
     # The benchmark model: enough compute per step that framework overhead is measured, not noise.
-    "kaizen-small": TinySpec(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=704, vocab=2048),
+    "kaizen-small": TinySpec(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=704, vocab=512),
 }
 
 # Mixed English and code, covering the words of trainer.synthetic's task and ordinary text.
