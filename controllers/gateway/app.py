@@ -4,6 +4,9 @@ Every write needs a bearer token and an ``Idempotency-Key``; a replay returns th
 (with ``Idempotent-Replayed: true``), the same key with a different body is a 422. Bad input is a
 422 naming each offending field; an unreachable database is a 503 with ``Retry-After`` and nothing
 written. ``/openapi.json`` describes it all, ``/metrics`` exposes Prometheus counters.
+
+The same app is the router: ``/v1/routes`` takes route configs from the operator, ``/openai/...`` is
+the OpenAI-compatible proxy agents call (``controllers.gateway.router``, mounted by ``routes_api``).
 """
 
 import os
@@ -22,7 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import auth, batches
+from controllers.gateway import auth, batches, routes_api
+from controllers.gateway.router_state import RouterState
 from controllers.gateway.schemas import (
     AnnotationBatch,
     FeedbackBatch,
@@ -43,6 +47,7 @@ class GatewaySettings:
     database_url: str | None = None
     token_secret: str = field(default_factory=lambda: os.environ.get("KAIZEN_TOKEN_SECRET", ""))
     retry_after_seconds: int = 2
+    route_refresh_seconds: float = 0.25  # how stale a replica's routes may get (a cheap version scan)
 
     def __post_init__(self) -> None:
         if not self.token_secret:
@@ -111,12 +116,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     factory: sessionmaker[Session] = session_factory(engine)
     metrics = Metrics()
     bearer = HTTPBearer(auto_error=False)
+    router_state = RouterState(factory, metrics.registry, settings.route_refresh_seconds)
     app = FastAPI(
         title="Kaizen gateway",
         version="0.1.0",
-        description="Ingest API for agent experience: runs, feedback, pairs, annotations, reviews.",
+        description="Ingest API for agent experience (runs, feedback, pairs, annotations, reviews) "
+        "and the experiment router (routes, OpenAI-compatible proxy under /openai/).",
+        lifespan=router_state.lifespan,
     )
-    app.state.engine, app.state.metrics = engine, metrics
+    app.state.engine, app.state.metrics, app.state.router = engine, metrics, router_state
 
     def principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -262,6 +270,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 ),
             },
         )
+
+    routes_api.mount(app, router_state, factory, principal, settings.token_secret)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

@@ -163,6 +163,31 @@ class Assignment(Base):
     unit_hash: Mapped[str] = mapped_column(String(64))
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ``variant`` is what the hash (or the pin) chose; ``served_variant`` answered the request. They
+    # differ only on a fallback, where ``error_message`` says why the assigned variant failed.
+    served_variant: Mapped[str] = mapped_column(String(63))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_message: Mapped[str | None] = mapped_column(String(512), default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    cost_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class Route(Base):
+    """What the router serves at ``/openai/<namespace>/<name>``: a RouteConfig and its version.
+
+    ``version`` grows by one whenever the config changes (``config_hash`` tells), so every gateway
+    replica can find changes with a cheap scan of (namespace, name, version).
+    """
+
+    __tablename__ = "routes"
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DatasetSnapshot(Base):
