@@ -1,0 +1,1 @@
+"""Serving: the KServe InferenceService manifests that put a ShadowModel's adapter behind an endpoint."""

@@ -1,0 +1,290 @@
+"""The KServe InferenceService that serves a ShadowModel's adapter: pure functions of the API objects.
+
+KServe's huggingface runtime (``modelFormat: huggingface``) on its vLLM backend, with LoRA enabled:
+
+- The base model and every adapter are fetched by KServe's storage initializer through
+  ``predictor.storageUris``: the base to ``/mnt/models/base``, each adapter to
+  ``/mnt/models/adapters/<adapter>`` (KServe requires the paths to share a parent below ``/``).
+- vLLM gets ``--enable-lora``, ``--max-loras`` and one ``--lora-modules <adapter>=<path>`` entry per
+  adapter; KServe registers each LoRA module's name, so ``model: <adapter>`` in an OpenAI request on
+  ``<status.url>/openai/v1`` selects the adapter and ``model: <base model name>`` the plain base.
+- The adapter's served name is the ShadowModel's name; the base is served under its own model name.
+
+Dedicated mode gives each ShadowModel its own InferenceService (owned by it). Shared mode puts several
+adapters on one base deployment named by ``serving.sharedBase``: the manifest is computed from the set
+of ShadowModels on it, sorted by name, so the same set always gives the same manifest whatever order
+the operator lists them in, and every member is an owner so the base goes away with its last member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from controllers.api.common import API_VERSION
+from controllers.api.settings import BaseModelRef, DeploymentMode, ServingRuntime, ServingSettings
+from controllers.api.shadowmodel import KIND as SHADOW_MODEL_KIND
+from controllers.api.shadowmodel import ShadowModelSpec
+
+API = "serving.kserve.io/v1beta1"
+KIND = "InferenceService"
+BASE_MOUNT = "/mnt/models/base"
+ADAPTER_MOUNT = "/mnt/models/adapters"
+OPENAI_PATH = "/openai/v1"  # KServe's prefix for the OpenAI-compatible routes of the huggingface server
+GPU_RESOURCE = "nvidia.com/gpu"
+POLICY_LABEL = "kaizen.dev/policy"
+SHADOW_MODEL_LABEL = "kaizen.dev/shadow-model"
+SHARED_BASE_LABEL = "kaizen.dev/shared-base"
+DIGESTS_ANNOTATION = "kaizen.dev/adapter-digests"
+MAX_NAME = 45  # room for the "-predictor" suffixes KServe derives its Services and hostnames from
+_VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+class InvalidServingSpec(ValueError):
+    """A ShadowModel that cannot be served as asked; ``field`` is the path to report in a condition."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """The identity of a ShadowModel: what names, labels and owner references are made from."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ObjectRef:
+        return cls(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send OpenAI requests for one served model, and the ``model`` to put in them."""
+
+    base_url: str
+    model: str
+
+
+def _digest(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def inference_service_name(shadow_model: str) -> str:
+    """A DNS-1035 name of at most 45 characters; long or unusual names are cut and made unique by a
+    digest of the full name."""
+    name = shadow_model.lower().replace(".", "-")
+    if not name[:1].isalpha():
+        name = "sm-" + name
+    if len(name) > MAX_NAME or not _DNS1035.match(name):
+        stem = re.sub(r"[^-a-z0-9]", "-", name)[: MAX_NAME - 9].rstrip("-")
+        name = f"{stem}-{_digest(shadow_model)}"
+    return name
+
+
+def served_model_name(shadow_model: str) -> str:
+    """The ``model`` a client sends to reach this ShadowModel's adapter."""
+    return shadow_model
+
+
+def endpoint_url(inference_service_url: str) -> str:
+    """The OpenAI base URL (``…/openai/v1``) of an InferenceService whose ``status.url`` is given."""
+    return inference_service_url.rstrip("/") + OPENAI_PATH
+
+
+def ready_endpoint(inference_service: Mapping[str, Any], model: str) -> Endpoint | None:
+    """The endpoint of an InferenceService object read back from the API server, or None until its
+    Ready condition is True and it has a URL."""
+    status = inference_service.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+    url = status.get("url")
+    return Endpoint(endpoint_url(url), model) if ready and url else None
+
+
+def _label_value(value: str) -> str:
+    if len(value) <= 63 and _LABEL_VALUE.match(value):
+        return value
+    return f"{re.sub(r'[^-A-Za-z0-9_.]', '-', value)[:54].strip('-_.')}-{_digest(value)}"
+
+
+def _owner(ref: ObjectRef, controller: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": SHADOW_MODEL_KIND,
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": controller,
+        "blockOwnerDeletion": controller,
+    }
+
+
+def _lora_rank_flag(rank: int) -> str:
+    supported = next((r for r in _VLLM_LORA_RANKS if r >= rank), None)
+    if supported is None:
+        raise InvalidServingSpec("lora.rank", f"vLLM serves LoRA ranks up to {_VLLM_LORA_RANKS[-1]}")
+    return f"--max-lora-rank={supported}"
+
+
+def _predictor(
+    base: BaseModelRef, adapters: Mapping[str, str], serving: ServingSettings, lora_rank: int | None
+) -> dict[str, Any]:
+    """The predictor of a deployment serving ``base`` with ``adapters`` (served name -> storage URI)."""
+    if serving.runtime != ServingRuntime.VLLM:
+        raise InvalidServingSpec(
+            "spec.serving.runtime", "KServe serves LoRA adapters on its vLLM backend only; use vLLM"
+        )
+    if base.name in adapters:
+        raise InvalidServingSpec(
+            "metadata.name", f"an adapter may not share the base model's name {base.name!r}"
+        )
+    mounts = {name: f"{ADAPTER_MOUNT}/{inference_service_name(name)}" for name in sorted(adapters)}
+    args = [
+        f"--model_name={base.name}",
+        f"--model_dir={BASE_MOUNT}",
+        "--backend=vllm",
+        "--enable-lora",
+        f"--max-loras={serving.max_loras}",
+        f"--max-cpu-loras={max(serving.max_loras, len(adapters))}",
+    ]
+    if lora_rank is not None:
+        args.append(_lora_rank_flag(lora_rank))
+    args += ["--lora-modules", *(f"{name}={mounts[name]}" for name in mounts)]
+    requests = {"cpu": serving.cpu, "memory": serving.memory}
+    limits = {"memory": serving.memory}
+    if serving.gpus:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(serving.gpus)
+    return {
+        "minReplicas": serving.min_replicas,
+        "maxReplicas": serving.max_replicas,
+        "storageUris": [
+            {"uri": base.uri, "mountPath": BASE_MOUNT},
+            *({"uri": adapters[name], "mountPath": mounts[name]} for name in mounts),
+        ],
+        "model": {
+            "modelFormat": {"name": "huggingface"},
+            "args": args,
+            "resources": {"requests": requests, "limits": limits},
+        },
+    }
+
+
+def _manifest(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    digests: Mapping[str, str],
+    owners: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": "kaizen-serving",
+                "app.kubernetes.io/managed-by": "kaizen",
+                **labels,
+            },
+            "annotations": {
+                DIGESTS_ANNOTATION: json.dumps(dict(sorted(digests.items())), separators=(",", ":"))
+            },
+            "ownerReferences": owners,
+        },
+    }
+
+
+def build_inference_service(
+    shadow: ObjectRef, spec: ShadowModelSpec, *, lora_rank: int | None = None
+) -> dict[str, Any]:
+    """The dedicated InferenceService of a ShadowModel (mode Dedicated), owned by it.
+
+    ``lora_rank`` (the TrainingRun's LoRA rank) raises vLLM's maximum rank when the adapter needs it."""
+    if spec.serving.mode != DeploymentMode.DEDICATED:
+        raise InvalidServingSpec("spec.serving.mode", "a Shared model is served by build_shared_base")
+    adapter = served_model_name(shadow.name)
+    labels = {SHADOW_MODEL_LABEL: _label_value(shadow.name)}
+    if spec.policy_ref:
+        labels[POLICY_LABEL] = _label_value(spec.policy_ref)
+    manifest = _manifest(
+        inference_service_name(shadow.name),
+        shadow.namespace,
+        labels,
+        {adapter: spec.adapter.digest},
+        [_owner(shadow, controller=True)],
+    )
+    manifest["spec"] = {
+        "predictor": _predictor(spec.base_model, {adapter: spec.adapter.uri}, spec.serving, lora_rank)
+    }
+    return manifest
+
+
+def _agreed_serving(
+    shared_base: str, members: Sequence[tuple[ObjectRef, ShadowModelSpec]]
+) -> ServingSettings:
+    """The members' common serving settings; they must agree on everything that sizes the deployment."""
+    first = members[0][1].serving
+    for field in ("runtime", "gpus", "cpu", "memory", "min_replicas", "max_replicas"):
+        values = {ref.name: getattr(spec.serving, field) for ref, spec in members}
+        if len(set(values.values())) > 1:
+            camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), field)
+            raise InvalidServingSpec(
+                f"spec.serving.{camel}", f"the models on shared base {shared_base!r} disagree: {values}"
+            )
+    return first.model_copy(update={"max_loras": max(spec.serving.max_loras for _, spec in members)})
+
+
+def build_shared_base(
+    name: str,
+    namespace: str,
+    members: Iterable[tuple[ObjectRef, ShadowModelSpec]],
+    *,
+    serving: ServingSettings | None = None,
+    lora_rank: int | None = None,
+) -> dict[str, Any]:
+    """The shared base InferenceService ``name`` serving one adapter per member ShadowModel.
+
+    Members must be in mode Shared on this base and share one base model. Sizing comes from
+    ``serving`` when given, else from the members' settings (which must agree; max-loras is the
+    largest asked for). Every member is a (non-controlling) owner."""
+    ordered = sorted(members, key=lambda member: member[0].name)
+    if not ordered:
+        raise ValueError(f"shared base {name!r} has no ShadowModels; delete it instead")
+    for ref, spec in ordered:
+        if spec.serving.mode != DeploymentMode.SHARED or spec.serving.shared_base != name:
+            raise InvalidServingSpec(
+                "spec.serving.sharedBase", f"ShadowModel {ref.name!r} is not on shared base {name!r}"
+            )
+        if ref.namespace != namespace:
+            raise InvalidServingSpec(
+                "metadata.namespace", f"ShadowModel {ref.name!r} is not in namespace {namespace!r}"
+            )
+    bases = {(spec.base_model.name, spec.base_model.uri) for _, spec in ordered}
+    if len(bases) > 1:
+        raise InvalidServingSpec(
+            "spec.baseModel", f"the models on shared base {name!r} have different bases: {sorted(bases)}"
+        )
+    settings = serving or _agreed_serving(name, ordered)
+    adapters = {served_model_name(ref.name): spec.adapter.uri for ref, spec in ordered}
+    labels = {SHARED_BASE_LABEL: name}
+    policies = {spec.policy_ref for _, spec in ordered}
+    if len(policies) == 1 and (policy := policies.pop()):
+        labels[POLICY_LABEL] = _label_value(policy)
+    manifest = _manifest(
+        name,
+        namespace,
+        labels,
+        {served_model_name(ref.name): spec.adapter.digest for ref, spec in ordered},
+        [_owner(ref, controller=False) for ref, _ in ordered],
+    )
+    manifest["spec"] = {"predictor": _predictor(ordered[0][1].base_model, adapters, settings, lora_rank)}
+    return manifest
