@@ -2,7 +2,7 @@
 
 ``python -m controllers.crdgen`` writes ``crds/<plural>.kaizen.dev.yaml`` and the chart's copies under
 ``charts/kaizen/templates/crds/`` (wrapped in a ``crds.install`` toggle so that ``helm upgrade``
-updates them). ``--check`` writes nothing and exits 1 when a committed file differs.
+updates them, and in Argo CD's sync wave -1 so that they exist before the objects that use them). ``--check`` writes nothing and exits 1 when a committed file differs.
 
 The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema: references inlined,
 ``title`` dropped, optional fields expressed by absence rather than ``null``, and default factories
@@ -200,15 +200,51 @@ def render_crd(module: ModuleType) -> str:
     return HEADER + yaml.safe_dump(crd(module), sort_keys=False, width=120)
 
 
+CEL_KEY = "x-kubernetes-validations:"
+# Servers before 1.25 reject CRDs that carry CEL rules when Helm validates them against the server's
+# OpenAPI (and would ignore the rules anyway), so the chart renders the rules only from 1.25 on.
+CEL_GATE = '{{- if semverCompare ">=1.25.0-0" .Capabilities.KubeVersion.Version }}'
+
+
+def gate_cel_rules(body: str) -> str:
+    """Wrap every ``x-kubernetes-validations`` block of a YAML dump in the 1.25 capability check."""
+    lines = body.splitlines()
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line.strip() != CEL_KEY:
+            out.append(line)
+            index += 1
+            continue
+        indent = len(line) - len(line.lstrip())
+        end = index + 1
+        # The block is every deeper line, plus list items at the key's own indent (PyYAML's style).
+        while end < len(lines):
+            following = lines[end]
+            depth = len(following) - len(following.lstrip())
+            if depth > indent or (depth == indent and following.lstrip().startswith("- ")):
+                end += 1
+            else:
+                break
+        out += [CEL_GATE, *lines[index:end], "{{- end }}"]
+        index = end
+    return "\n".join(out) + "\n"
+
+
 def render_chart_crd(module: ModuleType) -> str:
     body = yaml.safe_dump(crd(module), sort_keys=False, width=120)
     # Helm would read "{{" in a description as a template; the API types never contain it.
     if "{{" in body:
         raise ValueError(f"{module.KIND}: '{{{{' in the schema would break the chart template")
-    keep = (
-        "  annotations:\n    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n"
+    # Argo CD applies sync wave -1 before wave 0, so the CRDs are Established before any Kaizen object.
+    annotations = (
+        "  annotations:\n"
+        '    argocd.argoproj.io/sync-wave: "-1"\n'
+        "    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n"
     )
-    body = body.replace("  labels:\n", keep + "  labels:\n", 1)
+    body = body.replace("  labels:\n", annotations + "  labels:\n", 1)
+    body = gate_cel_rules(body)
     return HEADER + "{{- if .Values.crds.install }}\n" + body + "{{- end }}\n"
 
 

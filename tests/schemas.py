@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,22 +45,6 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
         yield from walk(schema["items"], f"{path}[]")
     if isinstance(schema.get("additionalProperties"), dict):
         yield from walk(schema["additionalProperties"], f"{path}{{}}")
-
-
-def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """Structural defaulting as the API server does it: missing properties take their default, recursively."""
-    value = copy.deepcopy(value)
-    if schema.get("type") == "object" or "properties" in schema:
-        if not isinstance(value, dict):
-            return value
-        for name, child in schema.get("properties", {}).items():
-            if name not in value and "default" in child:
-                value[name] = copy.deepcopy(child["default"])
-            if name in value:
-                value[name] = apply_defaults(child, value[name])
-    elif schema.get("type") == "array" and isinstance(value, list) and isinstance(schema.get("items"), dict):
-        value = [apply_defaults(schema["items"], item) for item in value]
-    return value
 
 
 def get_path(obj: Any, dotted: str) -> Any:

@@ -7,7 +7,8 @@ generated schemas by ``tests/unit/test_api_conventions.py``.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -36,6 +37,20 @@ CRON = (
 Name = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
 ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
 Duration = Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=DURATION)]
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Duration string (``90s``, ``1h30m``, ``7d``) as a timedelta; the schema has checked its form."""
+    if not re.fullmatch(DURATION, text):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 6h, 7d or 1h30m)")
+    seconds = sum(float(n) * _DURATION_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
 Quantity = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=QUANTITY)]
 StorageURI = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=STORAGE_URI)]
 Digest = Annotated[str, StringConstraints(min_length=71, max_length=71, pattern=SHA256_DIGEST)]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.cel import rules_in, validate
+from controllers.api.cel import rules_in, validate
 from tests.schemas import DELETE, load_crds, load_examples, root_schema, set_path
 
 CRDS = load_crds()

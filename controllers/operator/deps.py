@@ -1,0 +1,57 @@
+"""Everything a handler needs from the outside world, built once at startup and passed as Kopf's memo.
+
+Tests and ``kaizen up`` build the same object around local parts (a local kube-apiserver, SQLite or a
+throwaway PostgreSQL, a local Ray head, a local gateway); nothing in the handlers knows the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.operator.kube import Kube
+from controllers.operator.metrics import OperatorMetrics
+from controllers.operator.routes import RouterClient
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Settings:
+    """Operator settings (flags of operator/main.py, or the embedded defaults of ``kaizen up``)."""
+
+    database_url: str
+    data_root: Path  # where dataset snapshots are written (a mounted volume in a cluster)
+    gateway_url: str  # the router's base URL; routes are pushed there
+    gateway_token: str = ""
+    python: str = "python"  # interpreter in trainer entrypoints ("python" in the trainer image)
+    trainer_env: dict[str, str] = field(default_factory=dict)
+    poll_seconds: float = 5.0  # how often running work (jobs, shadow models) is looked at
+    policy_poll_seconds: float = 30.0  # how often a policy re-counts its data (it changes slowly)
+    experiment_poll_seconds: float = 1.0
+    served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    kube: Kube
+    engine: Engine
+    factory: sessionmaker[Session]
+    router: RouterClient
+    metrics: OperatorMetrics
+    clock: Callable[[], datetime] = utcnow
+    # One reconcile at a time per object: Kopf runs timers beside change handlers.
+    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks[uid]

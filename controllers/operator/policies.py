@@ -1,0 +1,145 @@
+"""LearningPolicy reconcile: keep the store's reward weights in step, count the track's data, and
+start a TrainingRun when a trigger fires and the cooldown and budget allow.
+
+Run names are ``<policy>-<NNNN>``: the number after the highest the policy has ever used (its own
+runs and status.lastTrainingRun), so a reconcile repeated after a crash finds the run it just made.
+The champion and lineage are written by the Experiment that decides them, never here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from controllers.api.learningpolicy import BudgetStatus, DataHealth, LearningPolicy, LearningPolicyStatus
+from controllers.operator import kinds
+from controllers.operator.conditions import READY, Want, merge
+from controllers.operator.deps import Dependencies
+from controllers.operator.triggers import RunSeen, TriggerFacts, decide
+from controllers.store.db import transaction
+from controllers.store.health import track_health
+from controllers.store.ingest import upsert_policy
+
+MAX_RUN_NAME = 63
+
+
+@dataclass
+class Outcome:
+    status: LearningPolicyStatus
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def run_number(policy: str, name: str) -> int:
+    match = re.fullmatch(re.escape(policy) + r"-(\d{4,})", name)
+    return int(match.group(1)) if match else 0
+
+
+def run_seen(body: dict[str, Any]) -> RunSeen:
+    status = body.get("status") or {}
+    created = datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    return RunSeen(
+        name=body["metadata"]["name"],
+        created=created,
+        finished=bool(status.get("completionTime")),
+        gpu_hours=float((status.get("metrics") or {}).get("gpuHours") or 0.0),
+        trigger_token=(body["metadata"].get("annotations") or {}).get(kinds.TRIGGER_TOKEN),
+    )
+
+
+def last_watermark(runs: list[dict[str, Any]]) -> datetime | None:
+    marks = [
+        datetime.fromisoformat(r["status"]["dataset"]["watermark"].replace("Z", "+00:00"))
+        for r in runs
+        if (r.get("status") or {}).get("dataset")
+        and (r["status"].get("conditions") or [])
+        and any(c["type"] == "Succeeded" and c["status"] == "True" for c in r["status"]["conditions"])
+    ]
+    return max(marks, default=None)
+
+
+async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependencies) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    spec = policy.spec
+    now = deps.clock()
+    out = Outcome((policy.status or LearningPolicyStatus()).model_copy(deep=True))
+    out.status.observed_generation = meta.get("generation", 0)
+    runs = await deps.kube.list(kinds.RUNS, namespace, {kinds.POLICY_LABEL: name})
+    track = spec.track
+    since = last_watermark(runs)
+
+    def store_work() -> Any:
+        with transaction(deps.factory) as session:
+            upsert_policy(
+                session,
+                f"{namespace}.{name}",
+                track.agent or "",
+                track.role or "",
+                track.task_family or "",
+                spec.reward.to_wire(),
+            )
+        with transaction(deps.factory) as session:
+            return track_health(
+                session, agent=track.agent, role=track.role, task_family=track.task_family,
+                require_review=spec.data.require_review, since=since,
+            )  # fmt: skip
+
+    health = await asyncio.to_thread(store_work)
+    out.status.data = DataHealth(
+        runs=health.runs,
+        approved_pairs=health.approved_pairs,
+        new_approved_pairs=health.new_approved_pairs,
+        pending_review=health.pending_review,
+        pairs_by_source=health.pairs_by_source,
+        scrubbed_values=(out.status.data.scrubbed_values if out.status.data else 0),
+        observed_at=now,
+    )
+    seen = tuple(run_seen(r) for r in runs)
+    train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
+    decision = decide(
+        spec.trigger, TriggerFacts(health.new_approved_pairs, seen, train_now, spec.paused), now
+    )
+    out.status.budget = BudgetStatus(
+        gpu_hours_used=round(decision.gpu_hours_used, 4), window_start=decision.window_start
+    )
+    out.status.next_eligible_time = decision.next_eligible
+    wants = [Want.true(READY, "Watching", decision.message)]
+    if decision.fire is not None:
+        number = (
+            max([run_number(name, r.name) for r in seen] + [run_number(name, out.status.last_training_run)])
+            + 1
+        )
+        run_name = f"{name}-{number:04d}"
+        run = {
+            "apiVersion": kinds.API_VERSION,
+            "kind": "TrainingRun",
+            "metadata": {
+                "name": run_name,
+                "namespace": namespace,
+                "labels": {kinds.POLICY_LABEL: name, **kinds.MANAGED_BY},
+                "annotations": {kinds.TRIGGER_TOKEN: train_now}
+                if decision.fire.value == "Manual" and train_now
+                else {},
+                "ownerReferences": [kinds.owner(body)],
+            },
+            "spec": {
+                "policyRef": name,
+                "trigger": decision.fire.value,
+                "training": spec.training.to_wire(),
+                "data": spec.data.to_wire(),
+                "gate": spec.gate.to_wire(),
+            },
+        }
+        _, created = await deps.kube.ensure(kinds.RUNS, run)
+        out.status.last_training_run = run_name
+        out.status.last_training_time = now
+        if created:
+            out.events.append(("Normal", "TrainingRunCreated", f"{run_name}: {decision.message}"))
+        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}")]
+    out.status.conditions = merge(
+        out.status.conditions, wants, generation=out.status.observed_generation, now=now
+    )
+    return out

@@ -1,0 +1,185 @@
+"""The operator's pure decisions: triggers, the TrainingRun state machine, conditions, status patches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from controllers.api.common import ConditionStatus
+from controllers.api.learningpolicy import GpuBudget, TriggerSettings
+from controllers.api.settings import OfflineGate
+from controllers.api.trainingrun import (
+    AdapterStatus,
+    DatasetStatus,
+    RetrySettings,
+    TrainingMetrics,
+    TrainingRunStatus,
+    TriggerReason,
+)
+from controllers.operator.conditions import Want, merge
+from controllers.operator.handlers import status_patch
+from controllers.operator.leader import expired
+from controllers.operator.runplan import JobPhase, JobState, Step, backoff, gate_verdict, next_step
+from controllers.operator.triggers import RunSeen, TriggerFacts, decide, previous_cron_fire
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "a" * 64
+
+
+def run(
+    name: str, minutes_ago: float, finished: bool = True, gpu_hours: float = 0.0, token: str | None = None
+) -> RunSeen:
+    return RunSeen(name, NOW - timedelta(minutes=minutes_ago), finished, gpu_hours, token)
+
+
+def trigger(**kwargs: object) -> TriggerSettings:
+    return TriggerSettings.model_validate({"minNewPairs": 10, "cooldown": "1h", **kwargs})
+
+
+def test_threshold_fires_when_enough_new_pairs_arrived() -> None:
+    decision = decide(trigger(), TriggerFacts(10, (), None, paused=False), NOW)
+    assert decision.fire == TriggerReason.THRESHOLD
+    held = decide(trigger(), TriggerFacts(9, (), None, paused=False), NOW)
+    assert held.fire is None
+    assert "9/10" in held.message
+
+
+def test_a_run_in_progress_holds_every_trigger_including_manual() -> None:
+    facts = TriggerFacts(100, (run("p-0001", 5, finished=False),), "now-please", paused=False)
+    decision = decide(trigger(), facts, NOW)
+    assert decision.fire is None
+    assert "p-0001 is still in progress" in decision.message
+
+
+def test_cooldown_holds_the_threshold_but_not_a_manual_request() -> None:
+    recent = (run("p-0001", 30),)
+    held = decide(trigger(), TriggerFacts(50, recent, None, paused=False), NOW)
+    assert held.fire is None
+    assert "cooldown" in held.message
+    assert held.next_eligible == NOW + timedelta(minutes=30)
+    manual = decide(trigger(), TriggerFacts(50, recent, "token-1", paused=False), NOW)
+    assert manual.fire == TriggerReason.MANUAL
+
+
+def test_a_manual_token_starts_one_run_only() -> None:
+    used = (run("p-0001", 120, token="token-1"),)
+    assert decide(trigger(), TriggerFacts(0, used, "token-1", paused=False), NOW).fire is None
+    assert decide(trigger(), TriggerFacts(0, used, "token-2", paused=False), NOW).fire == TriggerReason.MANUAL
+
+
+def test_gpu_budget_in_the_window_holds_triggers() -> None:
+    settings = trigger(budget=GpuBudget(gpu_hours=2.0, window="24h"))
+    spent = (
+        run("p-0001", 600, gpu_hours=1.5),
+        run("p-0002", 120, gpu_hours=0.6),
+        run("p-0000", 60 * 30, gpu_hours=50),
+    )
+    decision = decide(settings, TriggerFacts(50, spent, None, paused=False), NOW)
+    assert decision.fire is None
+    assert "GPU budget" in decision.message
+    assert abs(decision.gpu_hours_used - 2.1) < 1e-9  # the 30-hour-old run is outside the window
+
+
+def test_schedule_fires_once_per_cron_time_when_new_pairs_wait() -> None:
+    settings = trigger(schedule="0 3 * * *", minNewPairs=1000)
+    assert previous_cron_fire("0 3 * * *", NOW) == NOW.replace(hour=3)
+    assert (
+        decide(settings, TriggerFacts(5, (run("p-0001", 60 * 10),), None, False), NOW).fire
+        == TriggerReason.SCHEDULE
+    )
+    assert decide(settings, TriggerFacts(5, (run("p-0001", 60 * 8),), None, False), NOW).fire is None
+    assert decide(settings, TriggerFacts(0, (), None, False), NOW).fire is None
+    sunday = NOW.replace(hour=10, minute=7)  # 2026-11-22 is a Sunday: weekdays-only looks back to Friday
+    assert previous_cron_fire("*/15 9-17 * * 1-5", sunday) == datetime(2026, 11, 20, 17, 45, tzinfo=UTC)
+    friday = datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+    assert previous_cron_fire("*/15 9-17 * * 1-5", friday) == friday.replace(minute=0)
+
+
+def test_paused_policy_starts_nothing() -> None:
+    assert decide(trigger(), TriggerFacts(1000, (), "x", paused=True), NOW).fire is None
+
+
+RETRY = RetrySettings(max_attempts=3, backoff="30s")
+DATASET = DatasetStatus(uri="file:///d", content_hash=DIGEST, watermark=NOW, train_rows=10, eval_rows=2)
+
+
+def test_run_snapshots_then_submits_attempt_one() -> None:
+    assert next_step(TrainingRunStatus(), None, RETRY, NOW).step == Step.SNAPSHOT
+    step = next_step(TrainingRunStatus(dataset=DATASET), None, RETRY, NOW)
+    assert (step.step, step.attempt) == (Step.SUBMIT, 1)
+
+
+def test_running_job_is_followed_and_success_reads_the_output() -> None:
+    status = TrainingRunStatus(dataset=DATASET, attempts=1)
+    assert next_step(status, JobState(JobPhase.RUNNING), RETRY, NOW).step == Step.FOLLOW
+    assert next_step(status, JobState(JobPhase.SUCCEEDED), RETRY, NOW).step == Step.READ_OUTPUT
+
+
+def test_failed_attempt_waits_the_doubling_backoff_then_retries_until_attempts_run_out() -> None:
+    status = TrainingRunStatus(dataset=DATASET, attempts=1)
+    waiting = next_step(status, JobState(JobPhase.FAILED, "node lost"), RETRY, NOW)
+    assert (waiting.step, waiting.attempt, waiting.wait) == (Step.WAIT_RETRY, 2, timedelta(seconds=30))
+    status.next_retry_time = NOW + timedelta(seconds=30)
+    due = next_step(status, JobState(JobPhase.FAILED), RETRY, NOW + timedelta(seconds=31))
+    assert (due.step, due.attempt) == (Step.SUBMIT, 2)
+    assert backoff(RETRY, 3) == timedelta(seconds=60)
+    last = TrainingRunStatus(dataset=DATASET, attempts=3)
+    failed = next_step(last, JobState(JobPhase.FAILED, "OOM"), RETRY, NOW)
+    assert failed.step == Step.DONE
+    assert failed.finished
+    assert failed.conditions[0].reason == "JobFailed"
+    assert "OOM" in failed.conditions[0].message
+
+
+def test_a_recorded_submission_that_ray_never_saw_is_submitted_again_with_the_same_attempt() -> None:
+    status = TrainingRunStatus(dataset=DATASET, attempts=2)
+    step = next_step(status, JobState(JobPhase.MISSING), RETRY, NOW)
+    assert (step.step, step.attempt) == (Step.SUBMIT, 2)
+
+
+def test_finished_run_that_passed_the_gate_creates_its_shadow_model_once() -> None:
+    gate = merge([], [Want.true("GatePassed", "GateMet")], generation=1, now=NOW)
+    status = TrainingRunStatus(
+        dataset=DATASET,
+        attempts=1,
+        completion_time=NOW,
+        adapter=AdapterStatus(uri="file:///a", digest=DIGEST),
+        conditions=gate,
+    )
+    assert next_step(status, None, RETRY, NOW).step == Step.CREATE_SHADOW
+    status.shadow_model = "p-0001"
+    assert next_step(status, None, RETRY, NOW).step == Step.DONE
+
+
+def test_offline_gate_names_what_it_missed() -> None:
+    gate = OfflineGate(min_preference_accuracy=0.6, min_reward_margin=0.1)
+    assert gate_verdict(gate, TrainingMetrics(preference_accuracy=0.8, reward_margin=0.3))[0]
+    passed, message = gate_verdict(gate, TrainingMetrics(preference_accuracy=0.5, reward_margin=0.05))
+    assert not passed
+    assert "preference accuracy 0.500 < 0.6" in message
+    assert "reward margin 0.050 < 0.1" in message
+
+
+def test_conditions_keep_their_transition_time_while_the_status_holds() -> None:
+    first = merge([], [Want.false("Ready", "Training", "a")], generation=1, now=NOW)
+    later = NOW + timedelta(minutes=5)
+    same = merge(first, [Want.false("Ready", "Training", "b")], generation=2, now=later)
+    assert same[0].last_transition_time == NOW
+    assert same[0].message == "b"
+    assert same[0].observed_generation == 2
+    flipped = merge(same, [Want.true("Ready", "Succeeded")], generation=2, now=later)
+    assert flipped[0].last_transition_time == later
+    assert flipped[0].status == ConditionStatus.TRUE
+
+
+def test_status_patch_sends_only_changes_and_clears_removed_keys() -> None:
+    old = {"attempts": 1, "submissionId": "x", "metrics": {"steps": 3}}
+    new = {"attempts": 2, "submissionId": "x"}
+    assert status_patch(old, new) == {"attempts": 2, "metrics": None}
+    assert status_patch(new, new) == {}
+
+
+def test_a_lease_expires_after_its_duration_without_renewal() -> None:
+    spec = {"renewTime": "2026-11-22T11:59:50.000000Z", "leaseDurationSeconds": 15}
+    assert not expired(spec, NOW)
+    assert expired(spec, NOW + timedelta(seconds=6))
+    assert expired({}, NOW)
