@@ -1,0 +1,225 @@
+{{/* Names, labels and the pieces every workload shares. */}}
+
+{{- define "kaizen.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaizen.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "kaizen.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kaizen
+{{- end }}
+
+{{/* Selector labels of one component: pass (dict "root" $ "component" "operator"). */}}
+{{- define "kaizen.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kaizen.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "kaizen.componentLabels" -}}
+{{ include "kaizen.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "kaizen.operatorName" -}}
+{{- printf "%s-operator" (include "kaizen.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaizen.gatewayName" -}}
+{{- printf "%s-gateway" (include "kaizen.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaizen.operatorServiceAccount" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "kaizen.operatorName" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.gatewayServiceAccount" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "kaizen.gatewayName" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference: digest wins over tag; the tag defaults to appVersion. */}}
+{{- define "kaizen.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.operatorImage" -}}
+{{- if or .Values.operator.image.repository .Values.operator.image.tag }}
+{{- $repository := default .Values.image.repository .Values.operator.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.operator.image.tag }}
+{{- printf "%s:%s" $repository $tag }}
+{{- else }}
+{{- include "kaizen.image" . }}
+{{- end }}
+{{- end }}
+
+{{/* Namespaced mode: a list of namespaces to watch; cluster mode: an empty list. */}}
+{{- define "kaizen.watchNamespaces" -}}
+{{- if .Values.operator.watchNamespaces }}
+{{- toJson (uniq .Values.operator.watchNamespaces) }}
+{{- else if .Values.rbac.namespaced }}
+{{- toJson (list .Release.Namespace) }}
+{{- else }}
+{{- toJson list }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.tokenSecretName" -}}
+{{- default (printf "%s-token" (include "kaizen.fullname" .)) .Values.tokenSecret.existingSecret }}
+{{- end }}
+
+{{- define "kaizen.embeddedDatabaseURL" -}}
+sqlite:////var/lib/kaizen/kaizen.db
+{{- end }}
+
+{{- define "kaizen.gatewayURL" -}}
+{{- printf "http://%s.%s.svc:%d" (include "kaizen.gatewayName" .) .Release.Namespace (int .Values.gateway.service.port) }}
+{{- end }}
+
+{{/* KAIZEN_DATABASE_URL and KAIZEN_TOKEN_SECRET, as every Kaizen container reads them. */}}
+{{- define "kaizen.storeEnv" -}}
+- name: KAIZEN_DATABASE_URL
+{{- if .Values.database.embedded }}
+  value: {{ include "kaizen.embeddedDatabaseURL" . | quote }}
+{{- else }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.existingSecret }}
+      key: {{ .Values.database.secretKey }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.tokenEnv" -}}
+- name: KAIZEN_TOKEN_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "kaizen.tokenSecretName" . }}
+      key: {{ .Values.tokenSecret.secretKey }}
+{{- end }}
+
+{{/* Python writes nothing outside /tmp (the root filesystem is read-only). */}}
+{{- define "kaizen.pythonEnv" -}}
+- name: PYTHONDONTWRITEBYTECODE
+  value: "1"
+- name: PYTHONUNBUFFERED
+  value: "1"
+- name: HOME
+  value: /tmp
+{{- end }}
+
+{{- define "kaizen.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}
+
+{{- define "kaizen.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{/* /var/lib/kaizen: dataset snapshots (and the SQLite file in embedded mode). */}}
+{{- define "kaizen.dataVolume" -}}
+- name: data
+{{- if and .Values.database.embedded .Values.database.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "kaizen.fullname" . }}-data
+{{- else if and (not .Values.database.embedded) .Values.operator.dataVolume }}
+  {{- toYaml .Values.operator.dataVolume | nindent 2 }}
+{{- else }}
+  emptyDir: {}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.dataMount" -}}
+- name: data
+  mountPath: /var/lib/kaizen
+{{- end }}
+
+{{/* The gateway container: its own Deployment, or beside the operator in embedded mode. */}}
+{{- define "kaizen.gatewayContainer" -}}
+- name: gateway
+  image: {{ include "kaizen.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["kaizen", "gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]
+  ports:
+    - name: http
+      containerPort: 8000
+      protocol: TCP
+  env:
+    {{- include "kaizen.storeEnv" . | nindent 4 }}
+    {{- include "kaizen.tokenEnv" . | nindent 4 }}
+    {{- include "kaizen.pythonEnv" . | nindent 4 }}
+    {{- with .Values.gateway.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: http
+    periodSeconds: 10
+    timeoutSeconds: 3
+    failureThreshold: 3
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: http
+    periodSeconds: 5
+    timeoutSeconds: 3
+    failureThreshold: 2
+  startupProbe:
+    httpGet:
+      path: /healthz
+      port: http
+    periodSeconds: 2
+    failureThreshold: 60
+  resources:
+    {{- toYaml .Values.gateway.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    {{- include "kaizen.tmpMount" . | nindent 4 }}
+    {{- if .Values.database.embedded }}
+    {{- include "kaizen.dataMount" . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/* Cross-field rules that a JSON schema cannot state with a clear message. */}}
+{{- define "kaizen.validate" -}}
+{{- if and (not .Values.database.embedded) (not .Values.database.existingSecret) }}
+{{- fail "\n\ndatabase.existingSecret is required: name an existing Secret in the release namespace whose key database.secretKey (default \"url\") holds the store's URL, e.g.\n  kubectl create secret generic kaizen-db --from-literal=url=postgresql+psycopg://kaizen:PASSWORD@HOST:5432/kaizen\n  helm install ... --set database.existingSecret=kaizen-db\nor set database.embedded=true for the SQLite demo mode." }}
+{{- end }}
+{{- if and .Values.database.embedded (gt (int .Values.operator.replicas) 1) }}
+{{- fail "\n\noperator.replicas must be 1 when database.embedded=true: the SQLite file cannot be shared between pods. Use PostgreSQL (database.existingSecret) for more replicas." }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,102 @@
+"""The images' Dockerfiles: pinned bases, a non-root user, the contracted entrypoints (parsed, not built)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from controllers.submission.rayjob import RAY_VERSION
+from tests.schemas import ROOT
+
+OPERATOR = ROOT / "operator" / "Dockerfile"
+TRAINER = ROOT / "trainer" / "Dockerfile"
+DOCKERFILES = [OPERATOR, TRAINER]
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def build_args(path: Path) -> dict[str, str]:
+    args = {}
+    for keyword, rest in instructions(path):
+        if keyword == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            args[name] = default
+    return args
+
+
+def base_images(path: Path) -> list[str]:
+    """Each distinct FROM image, build-arg defaults substituted (earlier stages' names excluded)."""
+    args = build_args(path)
+    stages: set[str] = set()
+    images = []
+    for keyword, rest in instructions(path):
+        if keyword == "FROM":
+            image, *alias = rest.split(" AS ") if " AS " in rest else rest.split(" as ")
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image.strip())
+            if image not in stages and image not in images:
+                images.append(image)
+            stages.update(a.strip() for a in alias)
+    return images
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_base_images_are_pinned_and_never_latest(path: Path) -> None:
+    images = base_images(path)
+    assert images
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name, f"{image} has no name"
+        assert tag, f"{image} has no tag"
+        assert "latest" not in image, image
+        assert re.search(r"\d+\.\d+\.\d+", tag), f"{image}: pin a full version, not a moving tag"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_final_stage_runs_as_a_numeric_non_root_user(path: Path) -> None:
+    users = [rest for keyword, rest in instructions(path) if keyword == "USER"]
+    assert users, "no USER: the image would run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit(), f"USER {users[-1]}: use a numeric uid (runAsNonRoot can only check numbers)"
+    assert int(uid) != 0, f"USER {users[-1]} is root"
+
+
+def test_operator_image_is_python_3_11_slim_with_uid_65532_and_only_operator_extras() -> None:
+    [base] = base_images(OPERATOR)  # both stages: the venv's interpreter link must stay valid
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
+    text = OPERATOR.read_text()
+    assert "USER 65532:65532" in text
+    assert '".[operator,gateway]"' in text
+    assert "trainer]" not in text  # no torch, no Ray
+    assert "PYTHONDONTWRITEBYTECODE=1" in text  # nothing written outside /tmp at run time
+
+
+def test_trainer_image_matches_the_ray_version_the_operator_declares() -> None:
+    args = build_args(TRAINER)
+    assert args["RAY_VERSION"] == RAY_VERSION
+    assert args["RAY_VARIANT"] == "cpu"
+    [image] = base_images(TRAINER)
+    assert image == f"rayproject/ray:{RAY_VERSION}-py311-cpu"
+    entrypoint = [rest for keyword, rest in instructions(TRAINER) if keyword == "ENTRYPOINT"]
+    assert entrypoint == ['["python", "-m", "trainer", "--config"]']
+    assert '".[trainer]"' in TRAINER.read_text()
+
+
+def test_build_context_leaves_out_the_virtualenv_tests_and_git() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for entry in (".git", ".venv", "tests", "**/__pycache__"):
+        assert entry in ignored, entry
+    for needed in ("pyproject.toml", "README.md", "controllers", "trainer", "operator"):
+        assert needed not in ignored, needed
