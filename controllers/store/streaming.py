@@ -55,13 +55,18 @@ class _CopyReader(io.RawIOBase):
         return size
 
 
-# Arrow's streaming reader parses ahead a few blocks; small blocks keep that read-ahead (and so the
-# peak memory) small and independent of the table's size.
-_CSV_BLOCK_BYTES = 8 << 20
+# Arrow's streaming CSV reader pulls blocks on its own I/O thread into a queue up to 32 blocks deep
+# (a fixed constant in Arrow, not a read option). Whenever PostgreSQL sends rows faster than the export
+# scrubs and writes them, that queue fills, and the longer the export, the fuller it gets: with ~10 MB
+# blocks it held up to ~150 MiB of CSV at 0.5M pairs and ~360 MiB at 5M, which was all of the growth in
+# peak memory. 1 MiB blocks cap it near 32 MiB; their batches are gathered back into tables of about
+# ``batch_rows`` so the consumer still works (and writes Parquet row groups) in large pieces.
+_CSV_BLOCK_BYTES = 1 << 20
 
 
 def _copy_stream(engine: Engine, query: AnySelect, names: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    compiled = query.compile(dialect=engine.dialect)
+    # render_postcompile expands IN (...) lists into one parameter each; COPY takes no expanding ones.
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
     types = {
         column.name: (pa.float64() if column.type.python_type is float else pa.string())
         for column in query.selected_columns
@@ -75,11 +80,17 @@ def _copy_stream(engine: Engine, query: AnySelect, names: list[str], batch_rows:
         ):
             reader = pa_csv.open_csv(
                 pa.PythonFile(io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20), mode="r"),
-                read_options=pa_csv.ReadOptions(
-                    column_names=names, block_size=max(1 << 20, batch_rows * 512)
-                ),
+                read_options=pa_csv.ReadOptions(column_names=names, block_size=_CSV_BLOCK_BYTES),
                 parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                 convert_options=pa_csv.ConvertOptions(column_types=types, quoted_strings_can_be_null=False),
             )
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
             for batch in reader:
-                yield pa.Table.from_batches([batch])
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= batch_rows:
+                    yield pa.Table.from_batches(pending)
+                    pending, pending_rows = [], 0
+            if pending_rows:
+                yield pa.Table.from_batches(pending)

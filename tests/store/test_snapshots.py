@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.store import ingest
 from controllers.store.db import transaction
-from controllers.store.models import DatasetSnapshot
+from controllers.store.models import DatasetSnapshot, PreferencePair
 from controllers.store.snapshot import SnapshotFilter, export_dpo, export_sft
+from controllers.store.streaming import stream_tables
 from tests.store.helpers import T0, run
 
 
@@ -64,6 +65,27 @@ def test_same_data_gives_the_same_hash_whatever_the_batching(
     assert first.content_hash in hashes
 
 
+def test_a_long_read_comes_in_tables_of_at_least_batch_rows_in_id_order(
+    engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    # ~3.6 MB of multi-line, quoted code: several of PostgreSQL's CSV blocks, each smaller than a batch.
+    code = 'def f():\n    return "a, b"\n' * 40
+    _pairs(factory, 3000)
+    with transaction(factory) as session:
+        session.execute(update(PreferencePair).values(chosen=PreferencePair.chosen + "\n" + code))
+    query = select(PreferencePair.id, PreferencePair.chosen).order_by(PreferencePair.id)
+    tables = list(stream_tables(engine, query, batch_rows=1000))
+    sizes = [table.num_rows for table in tables]
+    assert sum(sizes) == 3000
+    assert all(size >= 1000 for size in sizes[:-1])
+    ids = [i for table in tables for i in table.column("id").to_pylist()]
+    with engine.connect() as connection:
+        assert ids == list(
+            connection.execute(select(PreferencePair.id).order_by(PreferencePair.id)).scalars()
+        )
+    assert all(text.endswith(code) for table in tables for text in table.column("chosen").to_pylist())
+
+
 def test_no_prompt_lands_in_both_splits(
     engine: Engine, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
@@ -98,6 +120,13 @@ def test_watermark_filters_and_review_state(
     manifest = json.loads((tmp_path / "unrev" / "snapshot.json").read_text())
     assert manifest["content_hash"] == unreviewed.content_hash
     assert manifest["watermark"] == unreviewed.watermark.isoformat()  # type: ignore[union-attr]
+    # Pair sources as a policy enables them (an IN list, which PostgreSQL's COPY path must expand)
+    explicit = export_dpo(
+        engine, tmp_path / "src", SnapshotFilter(agent="coder", sources=("explicit", "rewardGap"))
+    )
+    assert explicit.train_rows + explicit.eval_rows == 15
+    judged = export_dpo(engine, tmp_path / "judge", SnapshotFilter(agent="coder", sources=("llmJudge",)))
+    assert judged.train_rows + judged.eval_rows == 0
 
 
 def test_sft_rows_per_role_from_accepted_runs(
