@@ -50,7 +50,7 @@ class ResumePolicy(StrEnum):
 
 
 class Precision(StrEnum):
-    AUTO = "Auto"  # bf16 on GPUs, fp32 on CPUs (CPU bf16 is slower than fp32 without AMX)
+    AUTO = "Auto"  # bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX); fp32 elsewhere
     BF16 = "BF16"
     FP32 = "FP32"
 
@@ -98,6 +98,8 @@ class Scaling(TrainerModel):
 
     @property
     def bf16(self) -> bool:
+        """bf16 whatever the machine: asked for, or Auto on GPUs. On CPUs Auto is settled where the job
+        runs, by what the processor supports (trainer.train.mixed_bf16)."""
         return self.precision == Precision.BF16 or (self.precision == Precision.AUTO and self.use_gpu)
 
 
@@ -256,4 +258,5 @@ class TrainerManifest(TrainerModel):
     timings: Timings
     scaling: Scaling
     device: str = Field(description="cpu or cuda")
+    precision: str = Field(default="fp32", description="bf16 (autocast) or fp32, as trained")
     versions: dict[str, str] = Field(description="kaizen, trl, peft, transformers, torch, ray")

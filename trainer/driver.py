@@ -104,6 +104,7 @@ def run(config: TrainerConfig) -> TrainerManifest:
         ),
         scaling=config.scaling,
         device="cuda" if config.scaling.use_gpu else "cpu",
+        precision=outcome.get("precision", "fp32"),
         versions=versions(),
     )
     write_manifest(manifest, config.manifest_uri)

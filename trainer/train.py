@@ -3,9 +3,9 @@
 Both the Ray Train worker (trainer.worker) and the plain-process baseline of bench/trainer_overhead.py
 call ``build_trainer``, so "the same work" really is the same code. With a LoRA adapter TRL uses the
 frozen base (adapter disabled) as the DPO reference model: no second copy of the weights. The
-efficiency choices (length-grouped batches, no gradient checkpointing, fp32 on CPU, optional
-precomputed reference log-probs or padding-free SFT) are TrainerConfig fields, so a benchmark can
-switch them back to TRL's defaults and measure each.
+efficiency choices (length-grouped batches, no activation checkpointing, bf16 where the processor has
+it, reference log-probs precomputed when the data is seen twice, optional padding-free SFT) are
+TrainerConfig fields, and TRL's own defaults can be put back, so a benchmark can measure each.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from trl.trainer.sft_config import SFTConfig
 from trl.trainer.sft_trainer import SFTTrainer
 
 from trainer import tiny
-from trainer.config import Method, TrainerConfig
+from trainer.config import Method, Precision, TrainerConfig
 from trainer.data import Snapshot, completion_rows, preference_rows
 
 
@@ -55,12 +55,27 @@ def quiet() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # TRL's reference precompute reads this, not the HF switches
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matrix multiplies in hardware, faster than fp32 (measured by
+    bench/trainer_throughput.py); without them bf16 is emulated and slower."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def mixed_bf16(config: TrainerConfig) -> bool:
+    """Whether to train under bf16 autocast: asked for, Auto on GPUs, or Auto on a CPU with native bf16."""
+    if config.scaling.bf16:
+        return True
+    return config.scaling.precision == Precision.AUTO and cpu_has_native_bf16()
+
+
 def load_base(config: TrainerConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Tokenizer and model. On GPUs the frozen base is held in bf16 (half the memory of a 7B model);
+    on CPUs it stays fp32 and bf16 autocast, when chosen, runs the matrix multiplies."""
     folder = resolve_base_model(config.base_model.uri)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if config.scaling.bf16 else torch.float32
+    dtype = torch.bfloat16 if config.scaling.bf16 and config.scaling.use_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     return model, tokenizer
 
@@ -90,7 +105,7 @@ def training_arguments(config: TrainerConfig, output_dir: Path) -> dict[str, Any
         "seed": h.seed,
         "data_seed": h.seed,
         "max_length": h.max_length,
-        "bf16": config.scaling.bf16,
+        "bf16": mixed_bf16(config),
         "fp16": False,
         "use_cpu": not config.scaling.use_gpu,
         "activation_checkpointing": e.gradient_checkpointing,

@@ -148,6 +148,7 @@ def _train(config: TrainerConfig, rank: int, scratch: Path) -> None:
         "train_seconds": train_seconds,
         "resumed_from_step": restored.step if restored else None,
         "steps_this_attempt": callback.steps_run,
+        "precision": "bf16" if trainer.args.bf16 else "fp32",
         "dataset_hash": snapshot.content_hash,
         "train_rows": len(snapshot.train),
         "eval_rows": len(snapshot.eval),

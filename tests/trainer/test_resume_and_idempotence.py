@@ -25,9 +25,11 @@ ENTRYPOINT_RAN = re.compile(r"config \S+ parsed")
 def _latest_checkpoint_step(config: TrainerConfig) -> int | None:
     """The newest checkpoint Ray Train has registered for this config's run (None before the first)."""
     snapshot = Path(config.storage_uri) / config.ray_run_name / "checkpoint_manager_snapshot.json"
-    if not snapshot.exists():
+    try:
+        # Ray rewrites this file in place: a read can catch it empty or half-written; that is "not yet".
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+    except (FileNotFoundError, json.JSONDecodeError):
         return None
-    latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
     name = latest.get("checkpoint_dir_name", "")
     return int(name.split("-")[1]) if name.startswith("checkpoint-") else None
 

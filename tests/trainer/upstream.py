@@ -1,4 +1,4 @@
-"""KubeRay's published RayJob CRD as a validator: JSON schema, CEL rules, and pruning.
+"""Published upstream CRDs (KubeRay RayJob, KServe InferenceService) as validators: schema, CEL, pruning.
 
 The CRD file is reference data kept beside the checkout (``../shared/upstream-crds/``, or the folder
 named by ``KAIZEN_UPSTREAM_CRDS``). Without it the conformance tests fail rather than skip: a skipped
@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests import cel
+from controllers.api import cel
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "KAIZEN_UPSTREAM_CRDS"
@@ -28,11 +28,19 @@ def crd_dir() -> Path:
 
 @cache
 def rayjob_schema(version: str = "v1") -> dict[str, Any]:
-    path = crd_dir() / "ray.io_rayjobs.yaml"
+    return upstream_schema("ray.io_rayjobs.yaml", version)
+
+
+@cache
+def inferenceservice_schema(version: str = "v1beta1") -> dict[str, Any]:
+    return upstream_schema("serving.kserve.io_inferenceservices.yaml", version)
+
+
+def upstream_schema(filename: str, version: str) -> dict[str, Any]:
+    """The OpenAPI schema of ``version`` in the upstream CRD file ``filename``."""
+    path = crd_dir() / filename
     if not path.exists():
-        pytest.fail(
-            f"KubeRay's RayJob CRD is missing at {path}; put upstream-crds beside the checkout or set {ENV}"
-        )
+        pytest.fail(f"the upstream CRD {path} is missing; put upstream-crds beside the checkout or set {ENV}")
     crd = yaml.safe_load(path.read_text())
     for entry in crd["spec"]["versions"]:
         if entry["name"] == version:
