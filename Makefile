@@ -12,7 +12,7 @@ help: ## List the routine commands
 .venv/.installed: pyproject.toml
 	$(PYTHON) -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,gateway,trainer]'
+	$(PY) -m pip install --quiet -e '.[dev,operator,gateway,trainer]'
 	touch $@
 
 .PHONY: setup
@@ -78,7 +78,7 @@ bench: setup ## Every benchmark at full size (minutes each)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: up
-up: setup ## The main job on embedded defaults (local control plane, CRDs, examples)
+up: setup ## The main job on embedded defaults: the whole loop on this machine (train, serve, promote, roll back)
 	@bash hack/kube-assets.sh >/dev/null
 	.venv/bin/kaizen up
 
@@ -90,6 +90,28 @@ down: setup ## Stop what `make up` started
 precommit: generate lint typecheck test ## Ready to commit: regenerate, then fail on any diff, lint, test
 	git diff --exit-code -- crds charts || (echo "generated files changed: commit them" && exit 1)
 
+.PHONY: test-chart
+test-chart: setup ## Chart tier: lint/render/schema with the real Helm library, install+upgrade into a kube-apiserver, RBAC golden, pod security, Argo CD health in Lua
+	@bash hack/kube-assets.sh >/dev/null
+	$(PY) -m pytest tests/chart
+
 .PHONY: test-trainer
 test-trainer: setup ## Trainer tier: a real local Ray head, real TRL + PEFT training through the Jobs API
 	$(PY) -m pytest tests/trainer
+
+.PHONY: test-runtime
+test-runtime: setup ## Runtime tier: the RayJob and InferenceService stand-ins against real processes
+	@bash hack/kube-assets.sh >/dev/null
+	$(PY) -m pytest tests/runtime
+
+.PHONY: test-e2e
+test-e2e: setup ## E2E tier: the operator as a process through the whole loop, replicas, chaos (30 lifecycles)
+	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/postgres.sh >/dev/null
+	$(PY) -m pytest tests/e2e
+
+.PHONY: chaos
+chaos: setup ## The full chaos run: SIGKILL the operator through 200 lifecycles
+	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/postgres.sh >/dev/null
+	KAIZEN_CHAOS_LIFECYCLES=200 $(PY) -m pytest tests/e2e/test_chaos.py -s

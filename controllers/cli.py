@@ -1,21 +1,22 @@
 """The ``kaizen`` command line: ``kaizen up`` brings up Kaizen on this machine, ``kaizen down`` removes it.
 
-For now ``up`` starts the local control plane (etcd + kube-apiserver), installs the generated CRDs,
-applies the examples and shows ``kubectl get kaizen``; the later issues add the store, Ray, the
-gateway and the operator to the same command.
+``up`` starts the local stack (control plane, SQLite store, Ray head, gateway/router, local runtime,
+operator; see controllers.local.stack), applies a sample policy and drives a synthetic agent population
+through one promotion and one rollback (controllers.local.demo), printing progress as it goes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from controllers import storecli
+from controllers import experimentcli, storecli
 from controllers.local.controlplane import ControlPlane, ControlPlaneError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,7 @@ app.add_typer(storecli.pairs_app, name="pairs")
 app.command("export")(storecli.export)
 app.add_typer(storecli.gateway_app, name="gateway")
 app.add_typer(storecli.token_app, name="token")
+app.add_typer(experimentcli.experiment_app, name="experiment")
 
 StateDir = Annotated[
     Path,
@@ -52,51 +54,81 @@ def _done(started: float, detail: str = "") -> None:
 @app.command()
 def up(
     state_dir: StateDir = DEFAULT_STATE_DIR,
-    examples: Annotated[bool, typer.Option(help="Apply the sample objects from examples/.")] = True,
+    story: Annotated[bool, typer.Option(help="Run the demo story (train, promote, roll back).")] = True,
 ) -> None:
-    """Start Kaizen locally on its embedded defaults and show what is running."""
-    plane_dir = (state_dir / "control-plane").resolve()
+    """Start Kaizen locally on its embedded defaults and show the learning loop turning."""
+    from controllers.local import demo, stack
+    from controllers.local.agents import Population
+
+    started_all = time.monotonic()
     try:
-        if (plane_dir / "state.json").exists() and ControlPlane.load(plane_dir).running():
-            plane = ControlPlane.load(plane_dir)
-            typer.echo(f"• control plane already running at {plane.server}")
-        else:
-            started = _step("starting etcd + kube-apiserver (the first run builds kube-apiserver: ~7 min)")
-            if plane_dir.exists():
-                shutil.rmtree(plane_dir)
-            plane = ControlPlane(plane_dir)
-            plane.start()
-            _done(started, plane.server)
-        started = _step("installing the Kaizen CRDs")
-        names = plane.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
-        _done(started, ", ".join(names))
-        if examples:
-            started = _step("applying examples/")
-            plane.kubectl("apply", "-f", str(ROOT / "examples"))
-            _done(started)
-        typer.echo()
-        typer.echo(plane.kubectl("get", "kaizen").stdout)
-    except ControlPlaneError as error:
+        started = _step("starting the local stack")
+        state = stack.start(state_dir, progress=lambda m: typer.echo(f"  {m}"))
+        _done(started, f"gateway {state.gateway_url}, Ray {state.ray_dashboard}")
+    except (ControlPlaneError, RuntimeError, TimeoutError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        typer.echo("Logs are in " + str(plane_dir) + "; `kaizen down` cleans up before a retry.", err=True)
+        typer.echo(f"Logs are in {state_dir.resolve()}; `kaizen down` cleans up before a retry.", err=True)
         raise typer.Exit(1) from error
-    typer.echo("Use it with kubectl:")
-    typer.secho(f"  export KUBECONFIG={plane.kubeconfig}", bold=True)
-    typer.echo("  kubectl get kaizen            # every Kaizen object, with Ready/Reason columns")
-    typer.echo("  kubectl explain learningpolicy.spec")
+    kubectl = demo.Kubectl(state.kubeconfig)
+    if story:
+        _story(
+            state_dir,
+            state,
+            kubectl,
+            Population(state.gateway_url, state.token, demo.NAMESPACE, demo.POLICY, "coder"),
+        )
+    typer.echo()
+    try:
+        typer.echo(kubectl("get", "learningpolicies,trainingruns,shadowmodels,experiments"))
+    except RuntimeError as error:  # nothing applied yet (--no-story), or discovery still catching up
+        typer.echo(f"(no Kaizen objects to show yet: {error})")
+    typer.echo(
+        f"Finished in {time.monotonic() - started_all:.0f}s. Kaizen keeps running; use it with kubectl:"
+    )
+    typer.secho(f"  export KUBECONFIG={state.kubeconfig}", bold=True)
+    typer.echo("  kubectl get kaizen                       # every Kaizen object, with Ready/Reason columns")
+    typer.echo("  kubectl describe experiment coder-0002   # the rollback's evidence and events")
+    typer.echo(f"  kaizen experiment report coder-0001 --database-url {state.database_url}")
     typer.echo("Stop it with: kaizen down")
+
+
+def _story(state_dir: Path, state: Any, kubectl: Any, agents: Any) -> None:
+    from controllers.local import demo
+
+    story = demo.Story(kubectl, agents, typer.echo)
+    policy = demo.demo_policy(demo.POLICY, "coder", state_dir.resolve() / "data", min_pairs=60)
+    kubectl("apply", "-f", "-", stdin=json.dumps(policy))
+    _step("agents report their corrections: 96 preference pairs")
+    typer.echo(f"  {agents.post_pairs(96, seed=1)} new pairs; the policy trains after 60")
+    _step("the policy starts TrainingRun coder-0001 (TRL DPO + LoRA on a Ray job)")
+    story.train_and_serve("coder-0001")
+    _step("Experiment coder-0001: the adapter against the plain base, 50/50, sticky per user")
+    typer.echo("  (simulated users: tests pass 45% of the time on the base, 75% on coder-0001)")
+    exp = story.experiment("coder-0001", {"kaizen-tiny": 0.45, "coder-0001": 0.75})
+    typer.secho(f"  ✓ {exp['status']['decision']}: {exp['status']['decisionReason']}", fg=typer.colors.GREEN)
+    _step("more corrections arrive: coder-0002 is trained")
+    typer.echo(f"  {agents.post_pairs(96, seed=3)} new pairs")
+    story.train_and_serve("coder-0002")
+    _step("Experiment coder-0002 against champion coder-0001 — a deliberately bad adapter")
+    typer.echo("  (simulated users: 75% on coder-0001, 35% on coder-0002)")
+    exp = story.experiment("coder-0002", {"coder-0001": 0.75, "coder-0002": 0.35})
+    colour = typer.colors.GREEN if exp["status"]["decision"] == "RollBack" else typer.colors.YELLOW
+    typer.secho(f"  ✓ {exp['status']['decision']}: {exp['status']['decisionReason']}", fg=colour)
+    served = agents.work(40, {"coder-0001": 0.75, "coder-0002": 0.35})
+    typer.echo(f"  traffic after the decision: {served}")
 
 
 @app.command()
 def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Stop what `kaizen up` started and delete its data."""
-    plane_dir = (state_dir / "control-plane").resolve()
-    if not (plane_dir / "state.json").exists():
-        typer.echo(f"nothing to stop in {plane_dir}")
+    from controllers.local import stack
+
+    if not state_dir.exists():
+        typer.echo(f"nothing to stop in {state_dir.resolve()}")
         return
-    ControlPlane.load(plane_dir).stop()
-    shutil.rmtree(state_dir.resolve())
-    typer.echo(f"stopped and removed {state_dir}")
+    stopped = stack.stop(state_dir)
+    shutil.rmtree(state_dir.resolve(), ignore_errors=True)
+    typer.echo(f"stopped {', '.join(stopped) or 'nothing'}; removed {state_dir}")
 
 
 @app.command()

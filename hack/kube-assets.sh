@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Provide etcd + kube-apiserver for the local control plane, printing the folder that holds both.
+# Provide etcd, kube-apiserver and kube-controller-manager for the local control plane, printing the
+# folder that holds them. The controller manager runs the garbage collector, so owner references
+# clean up children in tests the way they do in a cluster.
 #
 # Order of preference:
 #   1. $KUBEBUILDER_ASSETS, when it names a folder with both binaries (the envtest convention);
 #   2. the cache ($KAIZEN_CACHE_DIR, default ~/.cache/kaizen/kube-assets/v1.20.2);
-#   3. a build: etcd from Debian's etcd-server package, kube-apiserver compiled from Debian's
-#      `kubernetes` source package (the only way to get one without downloading upstream binaries).
+#   3. a build: etcd from Debian's etcd-server package, kube-apiserver and kube-controller-manager
+#      compiled from Debian's `kubernetes` source package (the only way to get them without
+#      downloading upstream binaries).
 # Idempotent: a second run with the cache in place prints the folder and does nothing else.
 # Progress goes to stderr; the folder is the only thing on stdout.
 set -euo pipefail
@@ -20,13 +23,14 @@ if ! command -v kubectl >/dev/null; then
   $SUDO apt-get update -qq >&2
   $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >&2
 fi
-if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
+complete() { [[ -x "$1/kube-apiserver" && -x "$1/kube-controller-manager" && -x "$1/etcd" ]]; }
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]] && complete "$KUBEBUILDER_ASSETS"; then
   echo "$KUBEBUILDER_ASSETS"
   exit 0
 fi
 
 cache="${KAIZEN_CACHE_DIR:-$HOME/.cache/kaizen}/kube-assets/$version"
-if [[ -x "$cache/kube-apiserver" && -x "$cache/etcd" ]]; then
+if complete "$cache"; then
   echo "$cache"
   exit 0
 fi
@@ -37,7 +41,7 @@ log() { echo "kube-assets: $*" >&2; }
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
-if [[ -x "$cache/kube-apiserver" && -x "$cache/etcd" ]]; then echo "$cache"; exit 0; fi
+if complete "$cache"; then echo "$cache"; exit 0; fi
 
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
   log "adding deb-src entries for Debian's kubernetes source package"
@@ -71,10 +75,17 @@ for pkg in modern-go/reflect2 json-iterator/go; do
 done
 mkdir -p "$tree/.go/src/k8s.io"
 ln -sfn ../../.. "$tree/.go/src/k8s.io/kubernetes"
-log "building kube-apiserver (about 7 minutes on 2 cores, once)"
+targets=()
+for binary in kube-apiserver kube-controller-manager; do
+  [[ -x "$cache/$binary" ]] || targets+=("cmd/$binary")
+done
+log "building ${targets[*]} (about 7 minutes each on 2 cores, once)"
 (cd "$tree/.go/src/k8s.io/kubernetes" && GOPATH="$tree/.go" CGO_ENABLED=0 GOFLAGS=-mod=vendor \
-  make WHAT=cmd/kube-apiserver >&2)
-cp "$tree/_output/bin/kube-apiserver" "$cache/kube-apiserver.tmp"
-mv "$cache/kube-apiserver.tmp" "$cache/kube-apiserver"
+  make WHAT="${targets[*]}" >&2)
+for target in "${targets[@]}"; do
+  binary="${target#cmd/}"
+  cp "$tree/_output/bin/$binary" "$cache/$binary.tmp"
+  mv "$cache/$binary.tmp" "$cache/$binary"
+done
 log "cached in $cache"
 echo "$cache"

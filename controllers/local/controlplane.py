@@ -89,10 +89,16 @@ class ControlPlane:
             self.stop()
             raise
         self.write_kubeconfig(self.kubeconfig, ADMIN)
+        # The garbage collector follows owner references, so deleting a parent deletes its children
+        # here as in a cluster; the namespace controller empties deleted namespaces.
+        self.pids["kube-controller-manager"] = self._spawn(
+            "kube-controller-manager", self._controller_manager_args()
+        )
+        self._save_state()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop both processes (API server first) and forget them. Safe to call twice."""
-        for name in ("kube-apiserver", "etcd"):
+        """Stop every process (controller manager, API server, etcd) and forget them. Safe to call twice."""
+        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             pid = self.pids.pop(name, None)
             child = self._children.pop(name, None)
             if child is not None:
@@ -274,6 +280,19 @@ class ControlPlane:
             "--allow-privileged=true",
             # The master Endpoints reconciler refuses loopback addresses and would log that every 10 s.
             "--endpoint-reconciler-type=none",
+            "--v=1",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token",
+            f"--service-account-private-key-file={self.workdir / 'sa.key'}",
+            f"--root-ca-file={self.workdir / 'certs' / 'apiserver.crt'}",
+            "--leader-elect=false",
+            "--port=0",  # no insecure serving port
+            f"--secure-port={free_port()}",
+            f"--cert-dir={self.workdir / 'kcm-certs'}",
             "--v=1",
         ]
 

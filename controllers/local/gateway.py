@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from controllers.local import processes
 from controllers.local.ports import free_port
 
 
@@ -52,32 +49,13 @@ class GatewayProcess:
         ]
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self._process.returncode}; see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"gateway not healthy after {timeout}s; see {self.log}")
+        processes.wait_until_answering(self._process, f"{self.url}/healthz", "gateway", self.log, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight requests are cut."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait()
-            self._process = None
+        processes.kill(self._process)
+        self._process = None
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        processes.stop(self._process, grace=10)
+        self._process = None

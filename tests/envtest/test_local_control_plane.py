@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controllers.local import stack
 from controllers.local.controlplane import ADMIN, ControlPlane, ControlPlaneError
 
 
@@ -72,27 +73,26 @@ def test_a_binary_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) ->
     assert "address already in use" in (tmp_path / "plane" / "etcd.log").read_text()
 
 
-def test_kaizen_up_shows_the_examples_and_kaizen_down_cleans_up(tmp_path: Path) -> None:
+def test_kaizen_up_starts_the_stack_and_kaizen_down_leaves_nothing_behind(tmp_path: Path) -> None:
+    # The story itself (train, promote, roll back) is the e2e tier's full-loop test; here: the stack.
     state = tmp_path / "state"
     kaizen = [sys.executable, "-m", "controllers.cli"]
     up = subprocess.run(
-        [*kaizen, "up", "--state-dir", str(state)], capture_output=True, text=True, timeout=300
+        [*kaizen, "up", "--state-dir", str(state), "--no-story"], capture_output=True, text=True, timeout=600
     )
     assert up.returncode == 0, up.stderr
-    assert "learningpolicy.kaizen.dev/coder-dpo" in up.stdout
-    assert "experiment.kaizen.dev/coder-dpo-0001" in up.stdout
     assert f"export KUBECONFIG={state.resolve()}/control-plane/kubeconfig" in up.stdout
-    pids = ControlPlane.load(state / "control-plane").pids
-    again = subprocess.run(
-        [*kaizen, "up", "--state-dir", str(state)], capture_output=True, text=True, timeout=300
-    )
-    assert again.returncode == 0, again.stderr
-    assert "already running" in again.stdout
-    assert ControlPlane.load(state / "control-plane").pids == pids  # reused, not a second one
+    assert "starting the operator" in up.stdout
+    recorded = stack.load(state)
+    assert recorded is not None
+    pids = {**ControlPlane.load(state / "control-plane").pids, **recorded.pids, "ray": recorded.ray_group}
+    assert all(_alive(pid) for pid in pids.values()), pids
+    assert httpx.get(f"{recorded.gateway_url}/healthz", timeout=5).status_code == 200
     down = subprocess.run(
-        [*kaizen, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=60
+        [*kaizen, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=120
     )
     assert down.returncode == 0, down.stderr
+    assert "operator" in down.stdout
     assert not state.exists()
     assert not any(_alive(pid) for pid in pids.values())
     status = subprocess.run([*kaizen, "status", "--state-dir", str(state)], capture_output=True, text=True)

@@ -1,0 +1,192 @@
+"""The e2e tier: the operator as a real process against a real kube-apiserver, PostgreSQL and gateway.
+
+Given/When/Then helpers: ``World`` holds the parts of one test (its namespace, the operator process,
+a gateway token) and offers ``apply``, ``get`` and ``wait_until`` (polling a condition, never sleeping
+a fixed time). On failure the test's objects, the operator's log and the API server's log tail are
+printed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+
+from controllers.gateway import auth
+from controllers.local.controlplane import ControlPlane
+from controllers.local.gateway import GatewayProcess
+from controllers.local.operator import OperatorProcess
+from controllers.local.postgres import ThrowawayPostgres
+from controllers.local.runtime import LocalRuntime
+from controllers.store import migrate
+from tests.conftest import fresh_database
+from tests.e2e.fastjob import write_shim
+from tests.runtime.support import random_adapter, tiny_base
+from tests.schemas import CRD_DIR
+from trainer.localray import LocalRayHead
+
+SECRET = "e2e-token-secret"
+UPSTREAM_CRDS = Path(__file__).resolve().parents[3] / "shared" / "upstream-crds"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = ControlPlane(tmp_path_factory.mktemp("e2e-plane"))
+    plane.start()
+    try:
+        plane.install_crds(sorted(CRD_DIR.glob("*.yaml")))
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def database(postgres: ThrowawayPostgres) -> str:
+    url = fresh_database(postgres)
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def gateway(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(database, SECRET, tmp_path_factory.mktemp("e2e-gateway") / "gateway.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[LocalRayHead]:
+    head = LocalRayHead(num_cpus=2)
+    head.start()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime(
+    plane: ControlPlane, ray_head: LocalRayHead, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalRuntime]:
+    process = LocalRuntime(
+        plane.kubeconfig,
+        tmp_path_factory.mktemp("runtime"),
+        ray_address=ray_head.dashboard_url,
+        ray_token=ray_head.token,
+        upstream_crds=UPSTREAM_CRDS,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fastjob")
+    adapter = random_adapter(tiny_base(folder / "base"), folder / "adapter", seed=1)
+    return write_shim(folder, adapter)
+
+
+@dataclass
+class World:
+    plane: ControlPlane
+    namespace: str
+    operator: OperatorProcess
+    gateway: GatewayProcess
+    token: str
+    expect_alive: bool = True
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        return self.plane.kubectl(*args, "-n", self.namespace, check=check).stdout
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.plane.kubectl("apply", "-n", self.namespace, "-f", "-", stdin=yaml.safe_dump(obj))
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        result = self.plane.kubectl("get", kind, name, "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        return list(json.loads(self.kubectl("get", kind, "-o", "json"))["items"])
+
+    def wait_until(self, what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = probe()
+            if value:
+                return value
+            assert self.operator.alive() or not self.expect_alive, (
+                f"the operator died while waiting for {what}"
+            )
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def condition(self, kind: str, name: str, type_: str = "Ready") -> dict[str, Any] | None:
+        obj = self.get(kind, name)
+        for condition in ((obj or {}).get("status") or {}).get("conditions", []):
+            if condition["type"] == type_:
+                return dict(condition)
+        return None
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{self.gateway.url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": uuid.uuid4().hex},
+            timeout=30,
+        )
+
+
+@pytest.fixture
+def world(
+    plane: ControlPlane,
+    gateway: GatewayProcess,
+    database: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[World]:
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    plane.kubectl("create", "namespace", namespace)
+    token = auth.issue(SECRET, "e2e", 3600)
+    operator = OperatorProcess(
+        kubeconfig=plane.kubeconfig,
+        database_url=database,
+        gateway_url=gateway.url,
+        gateway_token=token,
+        data_root=tmp_path / "data",
+        log=tmp_path / "operator.log",
+        lease_namespace=namespace,
+        namespaces=(namespace,),
+    )
+    operator.start()
+    try:
+        yield World(plane, namespace, operator, gateway, token)
+    finally:
+        operator.stop()
+        if getattr(request.node, "_e2e_failed", False):
+            dump = plane.kubectl("get", "kaizen", "-n", namespace, "-o", "yaml", check=False).stdout
+            print(f"\n--- kaizen objects in {namespace} ---\n{dump}")
+            print(f"--- operator log (tail) ---\n{operator.log.read_text()[-6000:]}")
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item._e2e_failed = True  # type: ignore[attr-defined]
+    return report
