@@ -47,7 +47,9 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
         lambda: (c := world.condition("shadowmodel", "coder-0001")) and c["status"] == "True" and c,
         timeout=300,
     )
-    world.wait_until("the Experiment routed", lambda: routed(world.get("experiment", "coder-0001")), timeout=60)
+    world.wait_until(
+        "the Experiment routed", lambda: routed(world.get("experiment", "coder-0001")), timeout=60
+    )
     # When agents do better with the adapter than with the plain base model
     served = agents.work(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
     assert set(served) == {"kaizen-tiny", "coder-0001"}
@@ -73,7 +75,9 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
         lambda: (c := world.condition("shadowmodel", "coder-0002")) and c["status"] == "True" and c,
         timeout=900,
     )
-    world.wait_until("the second Experiment routed", lambda: routed(world.get("experiment", "coder-0002")), timeout=60)
+    world.wait_until(
+        "the second Experiment routed", lambda: routed(world.get("experiment", "coder-0002")), timeout=60
+    )
     agents.work(160, {"coder-0001": 0.8, "coder-0002": 0.3})
     # Then it is rolled back, with its evidence, and the champion serves every request again
     exp = world.wait_until("a decision on coder-0002", lambda: decided(world, "coder-0002"), timeout=120)
