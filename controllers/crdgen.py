@@ -72,6 +72,7 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
         {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
         {"name": "Step", "type": "integer", "jsonPath": ".status.step"},
+        {"name": "Drift", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Drift")].reason'},
         {"name": "Why", "type": "string", "jsonPath": ".status.decisionReason", "priority": 1},
     ],
 }

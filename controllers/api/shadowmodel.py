@@ -79,11 +79,19 @@ class Evidence(KaizenModel):
 
     experiment: str = Field(default="", max_length=253, description="The Experiment that decided.")
     samples: int = Field(default=0, ge=0, description="Rewards seen from this model.")
-    mean_delta: float | None = Field(default=None, description="Challenger mean reward minus the champion's.")
+    mean_delta: float | None = Field(
+        default=None,
+        description="Challenger mean reward minus the champion's (for drift: the recent window's minus the baseline's).",
+    )
     p_value: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Always-valid p-value at the decision."
     )
     guardrail: str = Field(default="", max_length=64, description="The guardrail that vetoed, if one did.")
+    reason: str = Field(
+        default="",
+        max_length=1024,
+        description="What the deciding check said: the experiment's decision, or drift after promotion.",
+    )
 
 
 class ShadowModelStatus(KaizenModel):

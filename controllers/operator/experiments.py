@@ -4,7 +4,8 @@ weights, and carry out a final decision on the ShadowModels and the policy.
 The route is pushed before the status is written, so the moment an Experiment says RollBack the router
 already serves the champion alone. The effects of a final decision (roles, champion, lineage, the
 route) are re-applied on every reconcile until they hold, so a crash between any two of them is
-finished by the next pass.
+finished by the next pass. After a promotion the experiment keeps watching its champion for drift
+while it still owns the track (``controllers.operator.drift``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from controllers.api.experiment import Decision, Experiment, ExperimentSpec, ExperimentStatus, VariantRole
+from controllers.api.experiment import Decision, Experiment, ExperimentStatus, Strategy, VariantRole
 from controllers.api.shadowmodel import Role
 from controllers.experiments.rollout import plan
-from controllers.operator import kinds
+from controllers.operator import drift, kinds
 from controllers.operator.conditions import READY, Want, is_true, merge
 from controllers.operator.deps import Dependencies
-from controllers.routing.table import RouteConfig, RouteVariant
+from controllers.operator.effects import LINEAGE_MAX, endpoints, experiment_key, route_config, set_role
 from controllers.store.db import transaction
 from controllers.store.experiments import observations
 
-LINEAGE_MAX = 32
+__all__ = ["APPLIED", "Outcome", "experiment_key", "reconcile"]
+
 APPLIED = "DecisionApplied"  # the final decision's effects (route, roles, champion) are all in place
 FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
 
@@ -32,16 +34,6 @@ FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
 class Outcome:
     status: ExperimentStatus
     events: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-def experiment_key(namespace: str, name: str) -> str:
-    """How the router labels this experiment's assignments."""
-    return f"{namespace}/{name}"
-
-
-def route_name(body: dict[str, Any], spec: ExperimentSpec) -> str:
-    """Agents address a track once: the policy's route; a hand-made experiment routes under its own name."""
-    return spec.policy_ref or body["metadata"]["name"]
 
 
 async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -> Outcome:
@@ -54,11 +46,14 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
     key = experiment_key(namespace, name)
     if previous is not None and previous.decision in FINAL and is_true(previous.conditions, APPLIED):
         # Settled: the decision and its effects are recorded. The track's route and the models' roles
-        # now belong to later experiments, so this one only refreshes its statistics.
+        # now belong to later experiments, so this one only refreshes its statistics and, after a
+        # promotion, watches the new champion until the track moves on.
         decided = plan(exp.spec, previous, await asyncio.to_thread(_observations, deps, key), now)
         out.status.variants, out.status.sample_ratio = decided.variants, decided.sample_ratio
+        if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
+            out.events += await drift.watch(body, exp, out.status, deps)
         return out
-    endpoints, waiting = await _endpoints(namespace, exp.spec, deps)
+    found, waiting = await endpoints(namespace, exp.spec, deps)
     if waiting:
         out.status.conditions = merge(
             out.status.conditions, [Want.unknown(READY, "WaitingForModels", waiting)],
@@ -67,19 +62,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         return out
     seen = await asyncio.to_thread(_observations, deps, key)
     decided = plan(exp.spec, previous, seen, now)
-    route = RouteConfig(
-        namespace=namespace,
-        name=route_name(body, exp.spec),
-        experiment=key,
-        unit=exp.spec.rollout.unit.value,
-        variants=[
-            RouteVariant(
-                name=v.name, endpoint=endpoints[v.name][0], model=endpoints[v.name][1],
-                weight=decided.weights.get(v.name, 0), champion=v.role == VariantRole.CHAMPION,
-            )
-            for v in exp.spec.variants
-        ],
-    )  # fmt: skip
+    route = route_config(body, exp, found, decided.weights)
     status = out.status
     newly_final = decided.final and (previous is None or previous.decision != decided.decision)
     status.decision, status.decision_reason, status.step = (
@@ -131,48 +114,6 @@ def _observations(deps: Dependencies, key: str) -> Any:
         return observations(session, key)
 
 
-async def _endpoints(
-    namespace: str, spec: ExperimentSpec, deps: Dependencies
-) -> tuple[dict[str, tuple[str, str | None]], str]:
-    """Each variant's (base URL, model); or a sentence naming what is not ready yet."""
-    found: dict[str, tuple[str, str | None]] = {}
-    for variant in spec.variants:
-        if variant.endpoint:
-            found[variant.name] = (variant.endpoint, variant.model)
-            continue
-        assert variant.shadow_model
-        shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, variant.shadow_model)
-        status = (shadow or {}).get("status") or {}
-        if not status.get("endpoint"):
-            return {}, f"waiting for ShadowModel {variant.shadow_model} (variant {variant.name}) to serve"
-        found[variant.name] = (status["endpoint"], variant.model or status.get("servedModelName"))
-    return found, ""
-
-
-async def _set_role(
-    namespace: str,
-    name: str,
-    role: Role,
-    reason: str,
-    deps: Dependencies,
-    evidence: dict[str, Any] | None = None,
-) -> None:
-    shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, name)
-    if shadow is None:
-        return
-    status = shadow.get("status") or {}
-    if status.get("role") == role.value:
-        return
-    patch: dict[str, Any] = {
-        "role": role.value,
-        "roleReason": reason[:1024],
-        "roleChangedAt": deps.clock().isoformat(),
-    }
-    if evidence:
-        patch["rollbackEvidence"] = evidence
-    await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, name, patch)
-
-
 async def _apply_decision(
     body: dict[str, Any], exp: Experiment, status: ExperimentStatus, deps: Dependencies
 ) -> None:
@@ -184,21 +125,25 @@ async def _apply_decision(
         return
     row = next((v for v in status.variants if v.name == challenger.name), None)
     if status.decision == Decision.ROLL_BACK:
-        evidence = {"experiment": name, "samples": row.samples if row else 0}
+        evidence = {
+            "experiment": name,
+            "samples": row.samples if row else 0,
+            "reason": status.decision_reason,
+        }
         if row is not None and row.p_value is not None:
             evidence["pValue"] = row.p_value
         champion_row = next((v for v in status.variants if v.name == champion.name), None)
         if row and champion_row and row.mean_reward is not None and champion_row.mean_reward is not None:
             evidence["meanDelta"] = round(row.mean_reward - champion_row.mean_reward, 6)
-        await _set_role(
+        await set_role(
             namespace, challenger.shadow_model, Role.ROLLED_BACK, status.decision_reason, deps, evidence
         )
     elif status.decision == Decision.INCONCLUSIVE:
-        await _set_role(namespace, challenger.shadow_model, Role.RETIRED, status.decision_reason, deps)
+        await set_role(namespace, challenger.shadow_model, Role.RETIRED, status.decision_reason, deps)
     elif status.decision == Decision.PROMOTE:
-        await _set_role(namespace, challenger.shadow_model, Role.CHAMPION, status.decision_reason, deps)
+        await set_role(namespace, challenger.shadow_model, Role.CHAMPION, status.decision_reason, deps)
         if champion.shadow_model:
-            await _set_role(
+            await set_role(
                 namespace, champion.shadow_model, Role.RETIRED, f"replaced by {challenger.shadow_model}", deps
             )
         if exp.spec.policy_ref:

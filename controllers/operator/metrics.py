@@ -20,6 +20,12 @@ class OperatorMetrics:
             ["experiment", "decision"],
             registry=self.registry,
         )
+        self.drift_rollbacks = Counter(
+            "kaizen_operator_drift_rollbacks",
+            "Promoted champions rolled back because they regressed against their own post-promotion baseline",
+            ["experiment"],
+            registry=self.registry,
+        )
         self.training_runs = Counter(
             "kaizen_operator_training_runs",
             "Finished training runs by result",

@@ -1,5 +1,6 @@
 """ShadowModel reconcile: serve the adapter on KServe, record its endpoint, open its Experiment, and
-take the deployment down again when the model is retired or rolled back.
+take the deployment down again when the model is retired or rolled back (once no route sends
+traffic there any more).
 
 Dedicated models get their own InferenceService (owned by the ShadowModel); Shared models are one
 more adapter on the base deployment named by ``serving.sharedBase``, whose manifest is recomputed from
@@ -9,6 +10,7 @@ follows them.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.operator import kinds
 from controllers.operator.conditions import READY, Want, merge
 from controllers.operator.deps import Dependencies
+from controllers.routing.table import RouteConfig
 from controllers.serving.inferenceservice import (
     InvalidServingSpec,
     ObjectRef,
@@ -26,6 +29,8 @@ from controllers.serving.inferenceservice import (
     ready_endpoint,
     served_model_name,
 )
+from controllers.store.db import transaction
+from controllers.store.experiments import get_route
 
 SERVING_ROLES = (Role.CHALLENGER, Role.CHAMPION)
 
@@ -44,8 +49,11 @@ async def reconcile(body: dict[str, Any], shadow: ShadowModel, deps: Dependencie
     now = deps.clock()
     serving = shadow.spec.serving
     if out.status.role not in SERVING_ROLES:
-        await _take_down(body, shadow, namespace, deps)
+        routed = await _routed_here(shadow, out.status, namespace, deps)
+        await _take_down(body, shadow, namespace, deps, keep=bool(routed))
         message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
+        if routed:
+            message += f"; its deployment stays up while route {routed} still sends traffic to it"
         out.status.conditions = merge(
             out.status.conditions, [Want.false(READY, out.status.role.value, message)],
             generation=out.status.observed_generation, now=now,
@@ -128,18 +136,45 @@ async def _members(namespace: str, base: str, deps: Dependencies) -> list[tuple[
     return members
 
 
-async def _take_down(body: dict[str, Any], shadow: ShadowModel, namespace: str, deps: Dependencies) -> None:
+async def _routed_here(
+    shadow: ShadowModel, status: ShadowModelStatus, namespace: str, deps: Dependencies
+) -> str:
+    """The policy's route when it still sends traffic to this model's endpoint, else "".
+
+    A track without a champion compares its challenger against the plain base model served by the
+    challenger's own deployment. When that challenger is rolled back (by its experiment, or for drift
+    after its promotion) the route sends everything to the base model there, until the track's next
+    model takes the route over; taking the deployment down at once would leave agents nothing."""
+    if not shadow.spec.policy_ref or not status.endpoint:
+        return ""
+    found = await asyncio.to_thread(_route, deps, namespace, shadow.spec.policy_ref)
+    if found is None or not any(v.weight > 0 and v.endpoint == status.endpoint for v in found.variants):
+        return ""
+    return found.key
+
+
+def _route(deps: Dependencies, namespace: str, name: str) -> RouteConfig | None:
+    with transaction(deps.factory) as session:
+        found = get_route(session, namespace, name)
+    return found[0] if found else None
+
+
+async def _take_down(
+    body: dict[str, Any], shadow: ShadowModel, namespace: str, deps: Dependencies, keep: bool
+) -> None:
+    """Remove the model from serving; ``keep`` leaves a deployment that a route still needs."""
     serving = shadow.spec.serving
     if serving.mode == DeploymentMode.DEDICATED:
-        await deps.kube.delete(
-            kinds.INFERENCE_SERVICES, namespace, inference_service_name(body["metadata"]["name"])
-        )
+        if not keep:
+            await deps.kube.delete(
+                kinds.INFERENCE_SERVICES, namespace, inference_service_name(body["metadata"]["name"])
+            )
         return
     assert serving.shared_base
     members = await _members(namespace, serving.shared_base, deps)
-    if members:
+    if members:  # the shared base keeps serving the others (and the base model) without this adapter
         await _apply(build_shared_base(serving.shared_base, namespace, members), deps)
-    else:
+    elif not keep:
         await deps.kube.delete(kinds.INFERENCE_SERVICES, namespace, serving.shared_base)
 
 
