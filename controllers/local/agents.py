@@ -1,8 +1,9 @@
 """A synthetic agent population for ``kaizen up`` and the e2e tests.
 
 Agents do what real ones do against Kaizen: post preference pairs (explicit corrections of their own
-work), call the track's route as an OpenAI client, and report each run with its test results and the
-request id the router returned, so the reward lands on the variant that served it. A tiny CPU model
+work), or only report their attempts and people's corrections for Kaizen to mine pairs from; call the
+track's route as an OpenAI client, and report each run with its test results and the request id the
+router returned, so the reward lands on the variant that served it. A tiny CPU model
 cannot really solve tasks, so an agent's test pass rate is set per served *model* by ``quality`` — the
 knob that makes one adapter better and another worse, said plainly wherever the demo shows it.
 """
@@ -55,6 +56,46 @@ class Population:
         )
         response.raise_for_status()
         return int(response.json().get("inserted", 0))
+
+    def report_attempts(self, tasks: int, seed: int, corrected: int = 0) -> dict[str, int]:
+        """Report experience as agents that only log their work do, with no pairs: two attempts at
+        each of ``tasks`` tasks with the same prompt, one passing its tests and one failing them (every
+        other task fails first and is then fixed); then ``corrected`` tasks with one wrong attempt each,
+        which a person corrects. Returns how many runs and feedback records were new."""
+        runs, feedback = [], []
+        for i, item in enumerate(synthetic.pairs(tasks + corrected, held_out=False, seed=seed)):
+            task = f"{self.agent}-{seed}-{i}"
+            prompt = f"{item.prompt.rstrip()} ({task})\n"  # unique, so no two tasks make the same pair
+            attempts = [(item.rejected, 2)] if i >= tasks else [(item.chosen, 10), (item.rejected, 2)]
+            if i < tasks and i % 2:
+                attempts.reverse()
+            for number, (output, passed) in enumerate(attempts, start=1):
+                runs.append(
+                    {
+                        "id": f"{task}-{number}",
+                        "agent": self.agent,
+                        "task_id": task,
+                        "attempt": number,
+                        "prompt": prompt,
+                        "output": output,
+                        "signals": {"tests_passed": passed, "tests_total": 10},
+                    }
+                )
+            if i >= tasks:
+                feedback.append({"run_id": f"{task}-1", "correction": item.chosen, "accepted": False})
+        new = {"runs": 0, "feedback": 0}
+        for kind, records in (("runs", runs), ("feedback", feedback)):
+            if not records:
+                continue
+            response = httpx.post(
+                f"{self.gateway_url}/v1/{kind}/batch",
+                json={kind: records},
+                headers=self._headers(f"{kind}-{self.agent}-{seed}"),
+                timeout=60,
+            )
+            response.raise_for_status()
+            new[kind] = int(response.json().get("inserted", 0))
+        return new
 
     def work(self, requests: int, quality: Mapping[str, float], tests: int = 10) -> dict[str, int]:
         """``requests`` tasks through the route; a run served by model M passes each of ``tests`` tests

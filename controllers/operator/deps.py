@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.operator.kube import Kube
 from controllers.operator.metrics import OperatorMetrics
+from controllers.operator.mining import Memory
 from controllers.operator.routes import RouterClient
 
 
@@ -39,6 +40,10 @@ class Settings:
     policy_poll_seconds: float = 30.0  # how often a policy re-counts its data (it changes slowly)
     experiment_poll_seconds: float = 1.0
     served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
+    # An LLM judge costs money and time per question: a policy asks at most this many per reconcile
+    # (the rest on later polls), each within the timeout.
+    judge_calls_per_reconcile: int = 16
+    judge_timeout_seconds: float = 30.0
 
 
 @dataclass
@@ -52,6 +57,8 @@ class Dependencies:
     clock: Callable[[], datetime] = utcnow
     # One reconcile at a time per object: Kopf runs timers beside change handlers.
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # Per policy uid: what its last pair mining saw (controllers.operator.mining).
+    mining: dict[str, Memory] = field(default_factory=dict)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks[uid]

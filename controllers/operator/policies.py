@@ -1,5 +1,6 @@
-"""LearningPolicy reconcile: keep the store's reward weights in step, count the track's data, and
-start a TrainingRun when a trigger fires and the cooldown and budget allow.
+"""LearningPolicy reconcile: keep the store's reward weights in step, mine the track's pairs with the
+policy's pair sources (controllers.operator.mining), count the track's data, and start a TrainingRun
+when a trigger fires and the cooldown and budget allow.
 
 Run names are ``<policy>-<NNNN>``: the number after the highest the policy has ever used (its own
 runs and status.lastTrainingRun), so a reconcile repeated after a crash finds the run it just made.
@@ -14,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controllers.api.common import parse_duration
 from controllers.api.learningpolicy import BudgetStatus, DataHealth, LearningPolicy, LearningPolicyStatus
-from controllers.operator import kinds
+from controllers.operator import kinds, mining
 from controllers.operator.conditions import READY, Want, merge
 from controllers.operator.deps import Dependencies
 from controllers.operator.triggers import RunSeen, TriggerFacts, decide
 from controllers.store.db import transaction
-from controllers.store.health import track_health
+from controllers.store.health import TrackHealth, track_health
 from controllers.store.ingest import upsert_policy
 
 MAX_RUN_NAME = 63
@@ -71,7 +73,19 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
     track = spec.track
     since = last_watermark(runs)
 
-    def store_work() -> Any:
+    memory = mining.memory_of(body, deps)
+
+    def count() -> TrackHealth:
+        with transaction(deps.factory) as session:
+            return track_health(
+                session, agent=track.agent, role=track.role, task_family=track.task_family,
+                require_review=spec.data.require_review, since=since,
+                sources=mining.trainable_sources(spec.pair_sources),
+                window_start=now - parse_duration(spec.data.max_age),
+            )  # fmt: skip
+
+    def store_work() -> tuple[TrackHealth, mining.Found | None]:
+        # Rewards first (mining compares them), then mining, then what there is to count.
         with transaction(deps.factory) as session:
             upsert_policy(
                 session,
@@ -81,13 +95,14 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
                 track.task_family or "",
                 spec.reward.to_wire(),
             )
-        with transaction(deps.factory) as session:
-            return track_health(
-                session, agent=track.agent, role=track.role, task_family=track.task_family,
-                require_review=spec.data.require_review, since=since,
-            )  # fmt: skip
+        found = mining.mine_if_changed(policy, memory, deps)
+        return count(), found
 
-    health = await asyncio.to_thread(store_work)
+    health, found = await asyncio.to_thread(store_work)
+    mined = await mining.finish(found, policy, namespace, memory, deps)
+    if mined.judged:
+        health = await asyncio.to_thread(count)
+    out.events += mined.events
     out.status.data = DataHealth(
         runs=health.runs,
         approved_pairs=health.approved_pairs,
@@ -106,7 +121,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         gpu_hours_used=round(decision.gpu_hours_used, 4), window_start=decision.window_start
     )
     out.status.next_eligible_time = decision.next_eligible
-    wants = [Want.true(READY, "Watching", decision.message)]
+    wants = [Want.true(READY, "Watching", decision.message), *mined.wants]
     if decision.fire is not None:
         number = (
             max([run_number(name, r.name) for r in seen] + [run_number(name, out.status.last_training_run)])
@@ -138,7 +153,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         out.status.last_training_time = now
         if created:
             out.events.append(("Normal", "TrainingRunCreated", f"{run_name}: {decision.message}"))
-        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}")]
+        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}"), *mined.wants]
     out.status.conditions = merge(
         out.status.conditions, wants, generation=out.status.observed_generation, now=now
     )

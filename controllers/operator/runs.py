@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from controllers.api.common import parse_duration
+from controllers.api.learningpolicy import PairSources
 from controllers.api.settings import Submission
 from controllers.api.trainingrun import (
     AdapterStatus,
@@ -26,6 +27,7 @@ from controllers.api.trainingrun import (
 from controllers.operator import kinds
 from controllers.operator.conditions import READY, Want, merge
 from controllers.operator.deps import Dependencies, utcnow
+from controllers.operator.mining import trainable_sources
 from controllers.operator.runplan import (
     GATE,
     SUCCEEDED,
@@ -156,19 +158,8 @@ def snapshot_filter(run: TrainingRun, policy: dict[str, Any] | None, now: dateti
     spec = (policy or {}).get("spec", {})
     track = spec.get("track", {})
     sources = spec.get("pairSources")
-    enabled: tuple[str, ...] | None = None
-    if sources is not None:
-        enabled = tuple(
-            source
-            for source, on in (
-                ("humanCorrection", sources.get("humanCorrections", True)),
-                ("rewardGap", sources.get("rewardGaps", {}).get("enabled", True)),
-                ("errorRecovery", sources.get("errorRecoveries", True)),
-                ("explicit", sources.get("explicit", True)),
-                ("llmJudge", sources.get("llmJudge", {}).get("enabled", False)),
-            )
-            if on
-        )
+    # The same sources the policy counts as trainable (a hand-made run without a policy takes all).
+    enabled = None if sources is None else trainable_sources(PairSources.model_validate(sources))
     data = run.spec.data
     return SnapshotFilter(
         agent=track.get("agent"),

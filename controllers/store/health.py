@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,9 +29,16 @@ def track_health(
     task_family: str | None,
     require_review: bool,
     since: datetime | None,
+    sources: Collection[str] | None = None,
+    window_start: datetime | None = None,
 ) -> TrackHealth:
     """Counts for the track; "approved" follows the policy: reviewed-and-approved when review is
-    required, else anything not rejected. ``since`` is the last trained snapshot's watermark."""
+    required, else anything not rejected. ``since`` is the last trained snapshot's watermark.
+
+    Only pairs a snapshot of this policy would export count as approved (new or not): those of the
+    enabled ``sources``, created from ``window_start`` (the data's maxAge) on. ``pairs_by_source``
+    shows every source, so a person sees pairs their policy leaves out (``explicit: false``, say).
+    """
     pair_track = [
         column == wanted
         for column, wanted in (
@@ -57,9 +65,15 @@ def track_health(
             .group_by(PreferencePair.source)
         ).all()
     )
+    exported = [trainable]
+    if sources is not None:
+        exported.append(PreferencePair.source.in_(list(sources)))
+    if window_start is not None:
+        exported.append(PreferencePair.created_at >= window_start)
+    approved = session.scalar(select(func.count()).where(*pair_track, *exported).select_from(PreferencePair))
     new_filter = [PreferencePair.created_at > since] if since else []
     new = session.scalar(
-        select(func.count()).where(*pair_track, trainable, *new_filter).select_from(PreferencePair)
+        select(func.count()).where(*pair_track, *exported, *new_filter).select_from(PreferencePair)
     )
     pending = session.scalar(
         select(func.count())
@@ -69,7 +83,7 @@ def track_health(
     runs = session.scalar(select(func.count()).where(*run_track).select_from(Run))
     return TrackHealth(
         runs=int(runs or 0),
-        approved_pairs=sum(by_source.values()),
+        approved_pairs=int(approved or 0),
         new_approved_pairs=int(new or 0),
         pending_review=int(pending or 0) if require_review else 0,
         pairs_by_source={str(k): int(v) for k, v in by_source.items()},

@@ -13,6 +13,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -63,50 +64,76 @@ def parse_verdict(text: str) -> str | None:
     return word if word in ("A", "B") else None
 
 
+def comparison(a: Attempt, b: Attempt) -> frozenset[str]:
+    """Which two attempts a question compares, in either order: the key of "asked already"."""
+    return frozenset((a.id, b.id))
+
+
+def request_body(settings: JudgeSettings, a: Attempt, b: Attempt) -> tuple[dict[str, Any], Attempt, Attempt]:
+    """The chat-completions body asking about ``a`` and ``b``, and which one it shows as A and as B."""
+    first, second = (b, a) if _swapped(a, b) else (a, b)
+    body = {
+        "model": settings.model,
+        "temperature": 0,
+        "max_tokens": 2,
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": question(settings.rubric, a.prompt, first.output, second.output)},
+        ],
+    }
+    return body, first, second
+
+
+def verdict_pair(settings: JudgeSettings, first: Attempt, second: Attempt, reply: Any) -> MinedPair | None:
+    """The pair a chat-completions reply decides, or None when it says neither A nor B."""
+    verdict = parse_verdict(reply["choices"][0]["message"]["content"] or "")
+    if verdict is None:
+        return None
+    chosen, rejected = (first, second) if verdict == "A" else (second, first)
+    return MinedPair(
+        PairSource.LLM_JUDGE,
+        first.prompt,
+        chosen.output,
+        rejected.output,
+        None,
+        chosen.id,
+        rejected.id,
+        first.agent,
+        first.role,
+        first.task_family,
+        settings.model,
+        settings.rubric,
+    )
+
+
+def _url_and_headers(settings: JudgeSettings) -> tuple[str, dict[str, str]]:
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    return f"{settings.endpoint.rstrip('/')}/chat/completions", headers
+
+
 def judge(
     client: httpx.Client, settings: JudgeSettings, attempts: Iterable[Attempt]
 ) -> tuple[list[MinedPair], int]:
     """Pairs from the judge's verdicts, and how many answers could not be parsed."""
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    url, headers = _url_and_headers(settings)
     pairs, unparsed = [], 0
     for a, b in undecided_pairs(attempts, settings.min_margin)[: settings.max_pairs]:
-        first, second = (b, a) if _swapped(a, b) else (a, b)
-        response = client.post(
-            f"{settings.endpoint.rstrip('/')}/chat/completions",
-            headers=headers,
-            json={
-                "model": settings.model,
-                "temperature": 0,
-                "max_tokens": 2,
-                "messages": [
-                    {"role": "system", "content": SYSTEM},
-                    {
-                        "role": "user",
-                        "content": question(settings.rubric, a.prompt, first.output, second.output),
-                    },
-                ],
-            },
-        )
+        body, first, second = request_body(settings, a, b)
+        response = client.post(url, headers=headers, json=body)
         response.raise_for_status()
-        verdict = parse_verdict(response.json()["choices"][0]["message"]["content"] or "")
-        if verdict is None:
+        pair = verdict_pair(settings, first, second, response.json())
+        if pair is None:
             unparsed += 1
-            continue
-        chosen, rejected = (first, second) if verdict == "A" else (second, first)
-        pairs.append(
-            MinedPair(
-                PairSource.LLM_JUDGE,
-                a.prompt,
-                chosen.output,
-                rejected.output,
-                None,
-                chosen.id,
-                rejected.id,
-                a.agent,
-                a.role,
-                a.task_family,
-                settings.model,
-                settings.rubric,
-            )
-        )
+        else:
+            pairs.append(pair)
     return pairs, unparsed
+
+
+async def ask(client: httpx.AsyncClient, settings: JudgeSettings, a: Attempt, b: Attempt) -> MinedPair | None:
+    """One question to the judge without blocking the event loop; raises httpx.HTTPError (a status
+    error too) or KeyError/ValueError for a reply that is not a chat completion."""
+    url, headers = _url_and_headers(settings)
+    body, first, second = request_body(settings, a, b)
+    response = await client.post(url, headers=headers, json=body)
+    response.raise_for_status()
+    return verdict_pair(settings, first, second, response.json())

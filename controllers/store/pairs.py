@@ -208,24 +208,31 @@ def to_attempt(run: Run) -> Attempt:
 
 
 def load_attempts(
-    session: Session, agent: str | None = None, role: str | None = None, since: datetime | None = None
+    session: Session,
+    agent: str | None = None,
+    role: str | None = None,
+    since: datetime | None = None,
+    task_family: str | None = None,
 ) -> tuple[list[Attempt], list[tuple[Attempt, str]]]:
-    query = select(Run)
-    if agent:
-        query = query.where(Run.agent == agent)
-    if role:
-        query = query.where(Run.role == role)
+    """The runs of a track (all runs when no field is given), from ``since`` on, and the corrections
+    people made to them."""
+    track = [
+        column == wanted
+        for column, wanted in ((Run.agent, agent), (Run.role, role), (Run.task_family, task_family))
+        if wanted
+    ]
     if since:
-        query = query.where(Run.created_at >= since)
-    runs = {
-        run.id: to_attempt(run) for run in session.execute(query.execution_options(yield_per=2000)).scalars()
-    }
+        track.append(Run.created_at >= since)
+    query = select(Run).where(*track).execution_options(yield_per=2000)
+    runs = {run.id: to_attempt(run) for run in session.execute(query).scalars()}
+    # Only the track's corrections leave the database, not every correction ever made.
+    corrected = (
+        select(Feedback.run_id, Feedback.correction)
+        .join(Run, Run.id == Feedback.run_id)
+        .where(Feedback.correction.is_not(None), *track)
+    )
     corrections = [
-        (runs[run_id], text)
-        for run_id, text in session.execute(
-            select(Feedback.run_id, Feedback.correction).where(Feedback.correction.is_not(None))
-        )
-        if run_id in runs and text
+        (runs[run_id], text) for run_id, text in session.execute(corrected) if run_id in runs and text
     ]
     return list(runs.values()), corrections
 

@@ -1,0 +1,283 @@
+"""The LearningPolicy reconcile mines its track and asks an LLM judge: a real API server (the judge's
+Secret, the policy as the server stores it), the real store (PostgreSQL and SQLite) and a real HTTP
+server speaking the OpenAI chat-completions contract that counts the questions it is asked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.api.learningpolicy import LearningPolicy
+from controllers.local.controlplane import ControlPlane
+from controllers.operator import policies
+from controllers.operator.deps import Dependencies, Settings
+from controllers.operator.kube import Kube, load_configuration
+from controllers.operator.metrics import OperatorMetrics
+from controllers.operator.routes import RouterClient
+from controllers.store import ingest
+from controllers.store.db import transaction
+from tests.store.helpers import run
+
+
+class JudgeServer(BaseHTTPRequestHandler):
+    """An instruction-following judge: the answer that says "correct" wins. ``status`` other than 200
+    makes it fail the way a provider outage does."""
+
+    calls: ClassVar[list[dict[str, Any]]] = []
+    status: ClassVar[int] = 200
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if type(self).status != 200:
+            self._send(
+                type(self).status, {"error": {"message": "upstream overloaded", "type": "server_error"}}
+            )
+            return
+        question = body["messages"][-1]["content"]
+        a = re.search(r"Answer A:\n(.*?)\n\nAnswer B:", question, re.S)
+        verdict = "A" if a and "correct" in a.group(1) else "B"
+        message = {"role": "assistant", "content": verdict}
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            },
+        )
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def judge_url() -> Iterator[str]:
+    JudgeServer.calls, JudgeServer.status = [], 200
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JudgeServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@dataclass
+class Operator:
+    """The policy reconcile as the operator calls it, with the status it wrote fed back in."""
+
+    plane: ControlPlane
+    namespace: str
+    deps: Dependencies
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+
+    async def reconcile(self, name: str) -> dict[str, Any]:
+        got = self.plane.kubectl("get", "learningpolicy", name, "-n", self.namespace, "-o", "json")
+        body = json.loads(got.stdout)
+        body["status"] = self.status
+        outcome = await policies.reconcile(body, LearningPolicy.model_validate(body), self.deps)
+        self.events += outcome.events
+        self.status = outcome.status.to_wire()
+        return self.status
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def operator_for(
+    plane: ControlPlane, namespace: str, engine: Engine, factory: sessionmaker[Session], tmp_path: Path
+) -> Operator:
+    settings = Settings(
+        database_url=str(engine.url), data_root=tmp_path, gateway_url="http://127.0.0.1:9",
+        judge_calls_per_reconcile=2, judge_timeout_seconds=5,
+    )  # fmt: skip
+    deps = Dependencies(
+        settings,
+        Kube(load_configuration(str(plane.kubeconfig))),
+        engine,
+        factory,
+        RouterClient(settings.gateway_url, ""),
+        OperatorMetrics(),
+    )
+    return Operator(plane, namespace, deps)
+
+
+async def close(operator: Operator) -> None:
+    await operator.deps.kube.close()
+    await operator.deps.router.close()
+
+
+def apply_policy(plane: ControlPlane, namespace: str, agent: str, judge_url: str) -> None:
+    policy = {
+        "apiVersion": "kaizen.dev/v1alpha1",
+        "kind": "LearningPolicy",
+        "metadata": {"name": "judged"},
+        "spec": {
+            "track": {"agent": agent},
+            "pairSources": {
+                "llmJudge": {
+                    "enabled": True,
+                    "endpoint": judge_url,
+                    "model": "judge-13b",
+                    "apiKeySecretRef": {"name": "judge", "key": "token"},
+                }
+            },
+            "trigger": {"minNewPairs": 1_000_000},
+            "training": {"baseModel": {"name": "tiny", "uri": "file:///models/tiny"}},
+        },
+    }
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(policy))
+
+
+def close_calls(factory: sessionmaker[Session], agent: str, tasks: int) -> None:
+    """``tasks`` tasks, each with two attempts the signals cannot tell apart, and one clear reward gap."""
+    runs = [
+        run(
+            f"{agent}-{t}{v}",
+            f"t{t}",
+            f"{'correct' if v == 'a' else 'sloppy'} {t}",
+            agent=agent,
+            compile_ok=True,
+        )
+        for t in range(tasks)
+        for v in "ab"
+    ]
+    runs += [
+        run(f"{agent}-good", "gap", "good", agent=agent, ok=True),
+        run(f"{agent}-bad", "gap", "bad", agent=agent, ok=False, attempt=2),
+    ]
+    with transaction(factory) as session:
+        ingest.insert_runs(session, runs)
+
+
+def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    judge_url: str,
+    tmp_path: Path,
+) -> None:
+    # Given three close calls and a reward gap, and a policy whose judge's key is in a Secret
+    agent = f"judged-{uuid.uuid4().hex[:6]}"
+    close_calls(factory, agent, tasks=3)
+    control_plane.kubectl(
+        "create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace
+    )
+    apply_policy(control_plane, namespace, agent, judge_url)
+
+    async def scenario() -> None:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            # When the policy is reconciled: at most two questions per reconcile
+            status = await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 2
+            assert status["data"]["pairsBySource"] == {"rewardGap": 1, "llmJudge": 2}
+            assert "1 comparisons wait" in condition(status, "Mining")["message"]
+            assert ("Normal", "PairsMined", "3 new pairs (llmJudge 2, rewardGap 1)") in operator.events
+            status = await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 3
+            assert status["data"]["pairsBySource"] == {"rewardGap": 1, "llmJudge": 3}
+            assert status["data"]["approvedPairs"] == 4
+            # Then, nothing new having arrived, the next reconciles ask nothing
+            await operator.reconcile("judged")
+            await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 3
+        finally:
+            await close(operator)
+        # and neither does an operator that restarted (it mines again, but finds every verdict stored)
+        restarted = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            status = await restarted.reconcile("judged")
+            assert len(JudgeServer.calls) == 3
+            assert status["data"]["pairsBySource"] == {"rewardGap": 1, "llmJudge": 3}
+            assert [e for e in restarted.events if e[1] == "PairsMined"] == []
+            assert condition(status, "Mining")["status"] == "True"
+        finally:
+            await close(restarted)
+
+    asyncio.run(scenario())
+    # The judge got the key from the Secret, and picked the right answers
+    assert {c["auth"] for c in JudgeServer.calls} == {"Bearer s3cret"}
+    assert {c["path"] for c in JudgeServer.calls} == {"/v1/chat/completions"}
+    assert {c["body"]["model"] for c in JudgeServer.calls} == {"judge-13b"}
+
+
+def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    judge_url: str,
+    tmp_path: Path,
+) -> None:
+    # Given a close call and a reward gap, a policy with a judge, and no Secret for its key yet
+    agent = f"failing-{uuid.uuid4().hex[:6]}"
+    close_calls(factory, agent, tasks=1)
+    apply_policy(control_plane, namespace, agent, judge_url)
+
+    async def scenario() -> None:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            # When the key cannot be read: the other sources still count, the reason is shown
+            status = await operator.reconcile("judged")
+            mining = condition(status, "Mining")
+            assert (mining["status"], mining["reason"]) == ("False", "JudgeFailed")
+            assert "no Secret judge" in mining["message"]
+            assert condition(status, "Ready")["status"] == "True"
+            assert status["data"]["pairsBySource"] == {"rewardGap": 1}
+            assert JudgeServer.calls == []
+            # When the Secret exists but the judge answers 500
+            control_plane.kubectl(
+                "create", "secret", "generic", "judge", "--from-literal=token=k", "-n", namespace
+            )
+            JudgeServer.status = 500
+            status = await operator.reconcile("judged")
+            mining = condition(status, "Mining")
+            assert (mining["status"], mining["reason"]) == ("False", "JudgeFailed")
+            assert f"the LLM judge at {judge_url} failed: 500" in mining["message"]
+            assert "upstream overloaded" in mining["message"]
+            assert condition(status, "Ready")["status"] == "True"
+            assert len(JudgeServer.calls) == 1
+            # Then each poll retries it, with one Warning Event for the whole outage
+            await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 2
+            failures = [e for e in operator.events if e[1] == "JudgeFailed"]
+            assert [e[0] for e in failures] == ["Warning"]
+            assert "no Secret judge" in failures[0][2]
+            # and once the judge is back, its verdict is stored and the condition recovers
+            JudgeServer.status = 200
+            status = await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 3
+            assert condition(status, "Mining")["status"] == "True"
+            assert status["data"]["pairsBySource"] == {"rewardGap": 1, "llmJudge": 1}
+            await operator.reconcile("judged")
+            assert len(JudgeServer.calls) == 3
+        finally:
+            await close(operator)
+
+    asyncio.run(scenario())
