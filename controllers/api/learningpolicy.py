@@ -14,7 +14,6 @@ from controllers.api.common import (
     Fraction,
     KaizenModel,
     ObjectName,
-    SecretKeyReference,
     cel,
     conditions_field,
     observed_generation_field,
@@ -54,15 +53,6 @@ class Track(KaizenModel):
     )
     task_family: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL, description="Task family, e.g. sql-migrations."
-    )
-
-
-class ExperienceStore(KaizenModel):
-    """Where the gateway keeps this track's experience."""
-
-    database_secret_ref: SecretKeyReference | None = Field(
-        default=None,
-        description="Secret key holding a PostgreSQL URL; unset uses the operator's own store.",
     )
 
 
@@ -151,7 +141,6 @@ class LearningPolicySpec(KaizenModel):
     """Desired behaviour of one learning track."""
 
     track: Track = Field(description="Which agents, roles or task families this policy learns for.")
-    store: ExperienceStore = section(ExperienceStore, "Where the experience lives.")
     reward: RewardWeights = section(RewardWeights, "How a run's reward is computed.")
     pair_sources: PairSources = section(PairSources, "Which evidence becomes preference pairs.")
     data: DataSettings = section(DataSettings, "Which experience may become training data.")

@@ -63,6 +63,7 @@ class ControlPlane:
     assets: Path | None = None
     users: dict[str, User] = field(default_factory=dict)
     etcd_port: int = 0
+    etcd_peer_port: int = 0
     api_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
     # Popen handles of processes this object started (absent after load()); kept so they are reaped.
@@ -79,8 +80,19 @@ class ControlPlane:
             self.users[name] = User(name, secrets.token_hex(16), tuple(groups))
         self._write_token_file()
         self._write_service_account_key()
-        self.etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
-        self.pids["etcd"] = self._spawn("etcd", self._etcd_args(peer_port))
+        self.etcd_port, self.etcd_peer_port, self.api_port = free_port(), free_port(), free_port()
+        self._spawn_all(timeout)
+
+    def restart(self, down_seconds: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop every process, stay down ``down_seconds``, start again on the same ports and data:
+        what clients see when a cluster's API server and etcd restart (connections drop, watches end,
+        the stored objects and the users' tokens are the same afterwards)."""
+        self.stop()
+        time.sleep(down_seconds)
+        self._spawn_all(timeout)
+
+    def _spawn_all(self, timeout: float) -> None:
+        self.pids["etcd"] = self._spawn("etcd", self._etcd_args(self.etcd_peer_port))
         self.pids["kube-apiserver"] = self._spawn("kube-apiserver", self._apiserver_args())
         self._save_state()
         try:
@@ -127,6 +139,7 @@ class ControlPlane:
             workdir=workdir,
             users={u["name"]: User(u["name"], u["token"], tuple(u["groups"])) for u in state["users"]},
             etcd_port=state["etcdPort"],
+            etcd_peer_port=state.get("etcdPeerPort", 0),
             api_port=state["apiPort"],
             pids=state["pids"],
         )
@@ -341,6 +354,7 @@ class ControlPlane:
     def _save_state(self) -> None:
         state: dict[str, Any] = {
             "etcdPort": self.etcd_port,
+            "etcdPeerPort": self.etcd_peer_port,
             "apiPort": self.api_port,
             "pids": self.pids,
             "users": [
