@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 import kopf
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 
 from controllers.api.common import KaizenModel
 from controllers.operator import events, kinds, validation
@@ -148,7 +149,18 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
 
     async def on_change(body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
         old_spec = dict(old.get("spec") or {}) if isinstance(old, dict) else None
-        await handle(kind, plain(body), memo.deps, old_spec)
+        try:
+            await handle(kind, plain(body), memo.deps, old_spec)
+        except (KubeError, OSError, httpx.HTTPError, OperationalError) as error:
+            # The API server, the store or the router is away for a moment (a restart, a network
+            # blip): a one-line retry soon, not a traceback and Kopf's default minute of waiting.
+            # A refusal (403, 422, ...) will not pass by itself: retry it only every minute.
+            refused = (
+                isinstance(error, KubeError) and 400 <= error.status < 500 and error.status not in (409, 429)
+            )
+            raise kopf.TemporaryError(
+                f"{type(error).__name__}: {error}", delay=60 if refused else 5
+            ) from error
 
     for decorator in (kopf.on.create, kopf.on.resume):
         decorator(group, version, plural, registry=registry, id=f"reconcile-{plural}")(on_change)
