@@ -57,6 +57,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment-poll-seconds", type=float, default=float(env("KAIZEN_EXPERIMENT_POLL_SECONDS", "1"))
     )
+    parser.add_argument(
+        "--rest-seconds",
+        type=float,
+        default=float(env("KAIZEN_REST_SECONDS", "60")),
+        help="how often finished runs, models and experiments are looked at again",
+    )
     parser.add_argument("--lease-seconds", type=float, default=float(env("KAIZEN_LEASE_SECONDS", "15")))
     parser.add_argument("--kubeconfig", default=env("KUBECONFIG"))
     parser.add_argument("--metrics-port", type=int, default=int(env("KAIZEN_METRICS_PORT", "8080")))
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_seconds=args.poll_seconds,
         policy_poll_seconds=args.policy_poll_seconds,
         experiment_poll_seconds=args.experiment_poll_seconds,
+        rest_seconds=args.rest_seconds,
         served_host=args.served_host,
     )
 

@@ -169,7 +169,7 @@ class DataHealth(KaizenModel):
     scrubbed_values: int = Field(
         default=0, ge=0, description="PII and secret values removed by the last export."
     )
-    observed_at: datetime | None = Field(default=None, description="When these counts were read.")
+    observed_at: datetime | None = Field(default=None, description="When these counts last changed.")
 
 
 class ChampionStatus(KaizenModel):

@@ -117,7 +117,12 @@ class Population:
                         "user": user,
                     },
                 )
-                response.raise_for_status()
+                if response.is_error:  # say what the router said: the route, the variant, the upstream
+                    raise httpx.HTTPStatusError(
+                        f"{response.status_code} from {url}: {response.text[:500]}",
+                        request=response.request,
+                        response=response,
+                    )
                 model = str(response.json().get("model") or response.headers.get("X-Kaizen-Variant", ""))
                 served[model] = served.get(model, 0) + 1
                 passed = sum(self._rng.random() < quality.get(model, 0.5) for _ in range(tests))

@@ -78,9 +78,11 @@ def ready(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def routed(experiment: dict[str, Any] | None) -> bool:
-    """True once the operator has reconciled the Experiment: it pushes the route before it writes a
-    decision, so from then on agents calling the policy's route reach this experiment's variants."""
-    return bool(((experiment or {}).get("status") or {}).get("decision"))
+    """True once the operator has pushed the Experiment's route: every status it writes after the
+    route is in place carries the planner's reason; before that it says WaitingForModels (or
+    InvalidSpec), and agents calling the policy's route would not reach this experiment yet."""
+    reason = ready(experiment).get("reason")
+    return bool(reason) and reason not in ("WaitingForModels", "InvalidSpec")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import kopf
 
 from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
 from controllers.operator import handlers, kinds, runs
+from controllers.operator import rest as at_rest
 from controllers.operator.deps import Dependencies, Settings
 from controllers.operator.health import serve_health
 from controllers.operator.kube import Kube, load_configuration
@@ -37,22 +38,24 @@ class Memo:
 def kinds_for(settings: Settings) -> list[handlers.Kind]:
     from controllers.operator import experiments, policies, shadows
 
+    rest = settings.rest_seconds
     return [
         handlers.Kind(
             "LearningPolicy", kinds.POLICIES, learningpolicy.LearningPolicy,
             learningpolicy.LearningPolicyStatus, policies.reconcile, settings.policy_poll_seconds,
+            at_rest.never, rest,
         ),
         handlers.Kind(
             "TrainingRun", kinds.RUNS, trainingrun.TrainingRun, trainingrun.TrainingRunStatus,
-            runs.reconcile, settings.poll_seconds, frozen_spec=True,
+            runs.reconcile, settings.poll_seconds, at_rest.training_run, rest, frozen_spec=True,
         ),
         handlers.Kind(
             "ShadowModel", kinds.SHADOW_MODELS, shadowmodel.ShadowModel, shadowmodel.ShadowModelStatus,
-            shadows.reconcile, settings.poll_seconds,
+            shadows.reconcile, settings.poll_seconds, at_rest.shadow_model, rest,
         ),
         handlers.Kind(
             "Experiment", kinds.EXPERIMENTS, experiment.Experiment, experiment.ExperimentStatus,
-            experiments.reconcile, settings.experiment_poll_seconds,
+            experiments.reconcile, settings.experiment_poll_seconds, at_rest.experiment, rest,
         ),
     ]  # fmt: skip
 

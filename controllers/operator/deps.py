@@ -39,6 +39,7 @@ class Settings:
     poll_seconds: float = 5.0  # how often running work (jobs, shadow models) is looked at
     policy_poll_seconds: float = 30.0  # how often a policy re-counts its data (it changes slowly)
     experiment_poll_seconds: float = 1.0
+    rest_seconds: float = 60.0  # how often finished objects are looked at (controllers.operator.rest)
     served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
     # An LLM judge costs money and time per question: a policy asks at most this many per reconcile
     # (the rest on later polls), each within the timeout.

@@ -103,15 +103,20 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
     if mined.judged:
         health = await asyncio.to_thread(count)
     out.events += mined.events
-    out.status.data = DataHealth(
+    before = out.status.data
+    data = DataHealth(
         runs=health.runs,
         approved_pairs=health.approved_pairs,
         new_approved_pairs=health.new_approved_pairs,
         pending_review=health.pending_review,
         pairs_by_source=health.pairs_by_source,
-        scrubbed_values=(out.status.data.scrubbed_values if out.status.data else 0),
-        observed_at=now,
+        scrubbed_values=(before.scrubbed_values if before else 0),
     )
+    # observedAt moves only when the counts do: a status rewritten on every poll of every policy
+    # would load the API server (and every watcher) for nothing.
+    unchanged = before is not None and before.model_copy(update={"observed_at": None}) == data
+    data.observed_at = before.observed_at if unchanged and before else now
+    out.status.data = data
     seen = tuple(run_seen(r) for r in runs)
     train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
     decision = decide(

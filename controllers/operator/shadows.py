@@ -19,6 +19,7 @@ from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.operator import kinds
 from controllers.operator.conditions import READY, Want, merge
 from controllers.operator.deps import Dependencies
+from controllers.operator.rest import STILL_ROUTED
 from controllers.routing.table import RouteConfig
 from controllers.serving.inferenceservice import (
     InvalidServingSpec,
@@ -53,7 +54,7 @@ async def reconcile(body: dict[str, Any], shadow: ShadowModel, deps: Dependencie
         await _take_down(body, shadow, namespace, deps, keep=bool(routed))
         message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
         if routed:
-            message += f"; its deployment stays up while route {routed} still sends traffic to it"
+            message += f"; {STILL_ROUTED} {routed} still sends traffic to it"
         out.status.conditions = merge(
             out.status.conditions, [Want.false(READY, out.status.role.value, message)],
             generation=out.status.observed_generation, now=now,

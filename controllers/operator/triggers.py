@@ -79,11 +79,14 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
     window = parse_duration(trigger.budget.window)
     window_start = now - window
     used = sum(r.gpu_hours for r in facts.runs if r.created >= window_start)
+    # Reported to the minute: a start that moved on every poll would rewrite every policy's status
+    # every poll, for nothing a reader needs.
+    reported_start = window_start.replace(second=0, microsecond=0)
     latest = max(facts.runs, key=lambda r: r.created, default=None)
     cooldown_end = latest.created + parse_duration(trigger.cooldown) if latest else None
 
     def hold(message: str, eligible: datetime | None) -> TriggerDecision:
-        return TriggerDecision(None, message, eligible, used, window_start)
+        return TriggerDecision(None, message, eligible, used, reported_start)
 
     if facts.paused:
         return hold("paused: no new TrainingRuns until spec.paused is false", None)
@@ -116,5 +119,5 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
             oldest + window,
         )
     return TriggerDecision(
-        reason, f"{reason.value}: {facts.new_pairs} new approved pairs", now, used, window_start
+        reason, f"{reason.value}: {facts.new_pairs} new approved pairs", now, used, reported_start
     )

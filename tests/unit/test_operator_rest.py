@@ -1,0 +1,97 @@
+"""Objects at rest: which finished objects the resync loop may look at only now and then, and the
+order and pacing of one pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controllers.api.experiment import Experiment, ExperimentStatus
+from controllers.operator import rest
+from controllers.operator.handlers import Kind, _this_pass
+from controllers.operator.kinds import EXPERIMENTS
+
+
+def obj(uid: str, status: dict[str, Any] | None, generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"uid": uid, "generation": generation}, "spec": spec, "status": status}
+
+
+def cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def test_a_finished_run_is_at_rest_unless_its_spec_moved_on() -> None:
+    done = {"observedGeneration": 1, "completionTime": "2026-11-22T00:00:00Z"}
+    assert rest.training_run(obj("a", done))
+    assert not rest.training_run(obj("a", done, generation=2))
+    assert not rest.training_run(obj("a", {"observedGeneration": 1}))
+    assert not rest.training_run(obj("a", None))
+
+
+def test_a_retired_model_rests_only_once_its_deployment_is_gone() -> None:
+    def shadow(role: str, reason: str, message: str = "") -> dict[str, Any]:
+        return obj(
+            "s",
+            {"observedGeneration": 1, "role": role, "conditions": [cond("Ready", "False", reason, message)]},
+        )
+
+    assert rest.shadow_model(shadow("RolledBack", "RolledBack", "RolledBack: worse than champion"))
+    assert rest.shadow_model(shadow("Retired", "Retired"))
+    still = f"RolledBack: worse; {rest.STILL_ROUTED} ns/coder still sends traffic to it"
+    assert not rest.shadow_model(shadow("RolledBack", "RolledBack", still))
+    assert not rest.shadow_model(shadow("RolledBack", "Serving"))  # the role changed; not taken down yet
+    assert not rest.shadow_model(shadow("Champion", "Champion"))
+
+
+def test_an_experiment_rests_once_decided_applied_and_no_longer_watched_for_drift() -> None:
+    def experiment(
+        decision: str, applied: str, drift: str | None = None, strategy: str = "ABTest"
+    ) -> dict[str, Any]:
+        conditions = [cond("DecisionApplied", applied, "Applied")]
+        if drift:
+            conditions.append(cond("Drift", "False", drift))
+        status = {"observedGeneration": 1, "decision": decision, "conditions": conditions}
+        return obj("e", status, strategy=strategy)
+
+    assert rest.experiment(experiment("RollBack", "True"))
+    assert rest.experiment(experiment("Inconclusive", "True"))
+    assert not rest.experiment(experiment("RollBack", "False"))  # effects not all in place yet
+    assert not rest.experiment(experiment("Continue", "False"))
+    assert not rest.experiment(experiment("Promote", "True", "NoDrift"))  # watching its champion
+    assert not rest.experiment(experiment("Promote", "True", "WaitingForTraffic"))
+    assert not rest.experiment(experiment("Promote", "True", "RollingBack"))
+    assert rest.experiment(experiment("Promote", "True", "Superseded"))
+    assert rest.experiment(experiment("Promote", "True", "Regressed"))
+    assert rest.experiment(experiment("Promote", "True", strategy="Bandit"))  # bandits are not watched
+    assert not rest.never(obj("p", {"observedGeneration": 1}))
+
+
+async def _noop(*_: Any) -> Any:
+    raise AssertionError("not called")
+
+
+KIND = Kind(
+    "Experiment", EXPERIMENTS, Experiment, ExperimentStatus, _noop, 1.0,
+    at_rest=lambda raw: bool((raw.get("status") or {}).get("done")), rest_interval=60.0,
+)  # fmt: skip
+
+
+def test_a_pass_takes_moving_objects_first_and_resting_ones_once_per_rest_interval() -> None:
+    items = [obj("old", {"done": True}), obj("new", {"done": False})]
+    due: dict[str, float] = {}
+    # First sight: the moving one now; the resting one at a random point of the next minute.
+    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=0.0)] == ["new"]
+    assert 0.0 <= due["old"] <= 60.0
+    first = due["old"]
+    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first - 0.01)] == ["new"]
+    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first)] == ["new", "old"]
+    assert due["old"] == first + 60.0
+    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first + 1)] == ["new"]
+    # An object that moves again (an edited spec) is looked at every pass; a deleted one is forgotten.
+    items[0]["status"]["done"] = False
+    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first + 2)] == ["old", "new"]
+    assert "old" not in due
+    items[0]["status"]["done"] = True
+    _this_pass(KIND, items, due, now=first + 3)
+    assert "old" in due
+    _this_pass(KIND, items[1:], due, now=first + 4)
+    assert "old" not in due
