@@ -30,10 +30,26 @@ def spec_schema(kind: str) -> dict[str, Any]:
     return schema
 
 
+# Evaluating the CEL rules costs milliseconds and every timer pass of every object asks again; the
+# answer depends only on the spec (and, for transition rules, the previous one), so it is kept by
+# their hashes. Cleared when full: a bound, not a policy.
+_KNOWN: dict[tuple[str, str, str], tuple[str, ...]] = {}
+KNOWN_MAX = 4096
+
+
 def violations(kind: str, spec: dict[str, Any], old_spec: dict[str, Any] | None = None) -> list[str]:
     """``spec.<path>: <message>`` for every rule the spec breaks (empty when it is fine)."""
-    found = cel.validate(spec_schema(kind), spec, old_spec)
-    return [f"spec{v.path if v.path != '<root>' else ''}: {v.message}" for v in found]
+    key = (kind, spec_hash(spec), spec_hash(old_spec) if old_spec is not None else "")
+    found = _KNOWN.get(key)
+    if found is None:
+        found = tuple(
+            f"spec{v.path if v.path != '<root>' else ''}: {v.message}"
+            for v in cel.validate(spec_schema(kind), spec, old_spec)
+        )
+        if len(_KNOWN) >= KNOWN_MAX:
+            _KNOWN.clear()
+        _KNOWN[key] = found
+    return list(found)
 
 
 def parse(model: type[M], body: dict[str, Any]) -> tuple[M | None, list[str]]:
