@@ -272,10 +272,20 @@ def insert_feedback(session: Session, rows: list[dict[str, Any]]) -> dict[str, A
 
 
 def pair_id(
-    source: str, prompt: str, chosen: str, rejected: str, chosen_run: str | None, rejected_run: str | None
+    source: str,
+    prompt: str,
+    chosen: str,
+    rejected: str,
+    chosen_run: str | None,
+    rejected_run: str | None,
+    track: tuple[str, str, str] = ("", "", ""),
 ) -> str:
-    material = json.dumps([source, prompt, chosen, rejected, chosen_run, rejected_run])
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    material = [source, prompt, chosen, rejected, chosen_run, rejected_run]
+    if chosen_run is None and rejected_run is None:
+        # A pair without runs is only its text: two agents posting the same text are two pairs, one
+        # per track, or the second agent's would be dropped as a duplicate of the first's.
+        material += list(track)
+    return hashlib.sha256(json.dumps(material).encode()).hexdigest()[:32]
 
 
 def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -288,6 +298,7 @@ def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]
             row["rejected"],
             row.get("chosen_run_id"),
             row.get("rejected_run_id"),
+            (row.get("agent") or "", row.get("role") or "", row.get("task_family") or ""),
         )
     inserted = _insert_many(session, PreferencePair, rows)
     return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}

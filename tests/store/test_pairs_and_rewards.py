@@ -156,6 +156,20 @@ def test_a_failed_then_fixed_attempt_is_one_pair_not_two(factory: sessionmaker[S
         assert session.scalar(select(func.count()).select_from(PreferencePair)) == 1
 
 
+def test_the_same_explicit_pair_from_two_agents_is_two_pairs_and_from_one_agent_one(
+    factory: sessionmaker[Session],
+) -> None:
+    def post(agent: str) -> int:
+        row = {"source": "explicit", "prompt": "p", "chosen": "c", "rejected": "r", "agent": agent}
+        with transaction(factory) as session:
+            return int(ingest.insert_pairs(session, [{**row, "created_at": datetime.now(UTC)}])["inserted"])
+
+    assert [post("coder"), post("fixer"), post("coder")] == [1, 1, 0]
+    with transaction(factory) as session:
+        agents = session.scalars(select(PreferencePair.agent).order_by(PreferencePair.agent)).all()
+    assert agents == ["coder", "fixer"]
+
+
 def test_review_queue_and_decisions(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         ingest.insert_runs(session, [run("r", "t", "o", ok=True)])
