@@ -20,7 +20,7 @@ import torch
 import transformers
 from datasets import Dataset
 from peft import LoraConfig, TaskType
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl.trainer.dpo_config import DPOConfig
@@ -133,13 +133,12 @@ def passes_over_data(config: TrainerConfig, rows: int) -> float:
 
 def precompute_reference(config: TrainerConfig, rows: int) -> bool:
     """Precompute the reference log-probs once when the data is seen more than once: every later pass
-    then skips the reference forward (bench/trainer_throughput.py measures it). Only for one worker:
-    TRL hands the result between ranks through a datasets cache file, which in-memory datasets keep
-    in a per-process temporary folder that the other ranks cannot see."""
+    then skips the reference forward (bench/trainer_throughput.py measures it). With several workers
+    each computes its share (KaizenDPOTrainer._precompute_ref_logps)."""
     chosen = config.efficiency.precompute_ref_log_probs
     if chosen is not None:
         return chosen
-    return config.scaling.workers == 1 and passes_over_data(config, rows) > 1.0
+    return passes_over_data(config, rows) > 1.0
 
 
 class TokenCounter:
@@ -183,6 +182,29 @@ class KaizenDPOTrainer(DPOTrainer):
         generator = torch.Generator().manual_seed(self.args.data_seed or self.args.seed)
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return LengthGroupedSampler(batch, lengths=lengths, generator=generator)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        """With several workers: each rank computes the reference log-probs of its share of the rows, the
+        shares are gathered, and every rank adds the columns to its own copy of the dataset. (TRL's own
+        version writes them once, on rank 0, into a datasets cache file for the others to read; an
+        in-memory dataset keeps that file in a per-process temporary folder no other rank can see, and
+        the ranks of a Ray job need not share a disk.) One worker: TRL's version."""
+        if self.accelerator.num_processes == 1:
+            result: Dataset = super()._precompute_ref_logps(dataset, name, batch_size)  # type: ignore[misc]
+            return result
+        loader = self.accelerator.prepare(
+            DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
+        )
+        chosen, rejected = [], []
+        for batch in loader:
+            shard = self.compute_ref_log_probs(self.model, batch)  # type: ignore[no-untyped-call]
+            # In rank order, less the rows the last uneven batch repeats: the dataset's own order.
+            chosen_part, rejected_part = self.accelerator.gather_for_metrics(shard)
+            chosen.append(chosen_part.cpu())
+            rejected.append(rejected_part.cpu())
+        return dataset.add_column("ref_chosen_logps", torch.cat(chosen).numpy()).add_column(
+            "ref_rejected_logps", torch.cat(rejected).numpy()
+        )
 
 
 class KaizenSFTTrainer(SFTTrainer):

@@ -133,6 +133,8 @@ def _train(config: TrainerConfig, rank: int, scratch: Path) -> None:
         log(f"starting {config.method.value} from step 0 on {len(snapshot.train)} training rows")
     callback = RayCheckpoints()
     trainer = build_trainer(config, snapshot, scratch, callbacks=[callback])
+    if getattr(trainer.args, "precompute_ref_log_probs", False):
+        log(f"reference log-probs precomputed for {len(trainer.train_dataset)} rows")  # type: ignore[arg-type]
     started = time.monotonic()
     output = trainer.train(resume_from_checkpoint=str(restored.folder) if restored else None)
     train_seconds = time.monotonic() - started

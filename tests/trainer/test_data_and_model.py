@@ -136,13 +136,15 @@ def test_an_untrained_adapter_changes_nothing(tmp_path: Path, model_cache: Path)
     assert metrics["eval_pairs"] == 16
 
 
-def test_reference_is_precomputed_only_when_one_worker_sees_the_data_more_than_once(tmp_path: Path) -> None:
+def test_reference_is_precomputed_when_training_sees_the_data_more_than_once(tmp_path: Path) -> None:
     snapshot = synthetic.write(tmp_path / "s", Method.DPO, train=4, eval=1)
     one = tiny_config(tmp_path, "one", Method.DPO, snapshot, workers=1)  # 150 steps x batch 8
     assert passes_over_data(one, 256) == pytest.approx(150 * 8 / 256)
     assert precompute_reference(one, 256)
     assert not precompute_reference(one, 5000), "less than one pass: nothing to reuse"
-    assert not precompute_reference(tiny_config(tmp_path, "two", Method.DPO, snapshot, workers=2), 256)
+    two = tiny_config(tmp_path, "two", Method.DPO, snapshot, workers=2)  # 150 steps x 2 workers x 4
+    assert precompute_reference(two, 256)
+    assert not precompute_reference(two, 1201)
     refused = one.model_copy(update={"efficiency": Efficiency(precompute_ref_log_probs=False)})
     assert not precompute_reference(refused, 256)
     epochs = one.model_copy(update={"hyperparameters": Hyperparameters(epochs=3)})

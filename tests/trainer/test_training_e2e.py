@@ -22,25 +22,28 @@ from trainer.config import ADAPTER_WEIGHTS, MANIFEST_NAME, Method, TrainerManife
 from trainer.outputs import sha256_file
 
 
-def _trained(tmp_path: Path, method: Method, jobs_api: Callable[[], RayJobsClient]) -> TrainerManifest:
+def _trained(
+    tmp_path: Path, method: Method, jobs_api: Callable[[], RayJobsClient]
+) -> tuple[TrainerManifest, str]:
     snapshot = task_snapshot(tmp_path / "snapshot", method)
     config = tiny_config(tmp_path, f"e2e-{method.value.lower()}", method, snapshot)
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with jobs_api() as ray:
             info = await run_job(ray, config)
             logs = await ray.logs(info.submission_id)
             assert info.status == JobStatus.SUCCEEDED, f"{info.message}\n{logs[-4000:]}"
             assert "starting " + method.value + " from step 0" in logs
+            return logs
 
-    asyncio.run(scenario())
+    logs = asyncio.run(scenario())
     manifest = TrainerManifest.model_validate_json(Path(config.manifest_uri).read_text())
     assert manifest.config_hash == config.config_hash()
     assert manifest.dataset.content_hash == snapshot.content_hash
     assert (manifest.dataset.train_rows, manifest.dataset.eval_rows) == (256, 64)
     assert manifest.metrics.steps == config.hyperparameters.max_steps
     assert manifest.resume.resumed_from_step is None
-    return manifest
+    return manifest, logs
 
 
 def _logprob_shifts(adapter_dir: Path, method: Method) -> list[tuple[float, float]]:
@@ -84,7 +87,10 @@ def _adapter_files_match(manifest: TrainerManifest) -> Path:
 def test_dpo_adapter_learns_the_preference_and_moves_log_probs_toward_chosen(
     tmp_path: Path, jobs_api: Callable[[], RayJobsClient]
 ) -> None:
-    manifest = _trained(tmp_path, Method.DPO, jobs_api)
+    manifest, logs = _trained(tmp_path, Method.DPO, jobs_api)
+    # Two workers see the data more than once: each rank computed its share of the reference log-probs.
+    for rank in (0, 1):
+        assert f"[kaizen-trainer rank={rank}] reference log-probs precomputed for 256 rows" in logs
     metrics = manifest.metrics
     print(f"DPO held-out metrics: {metrics.to_wire()}")
     assert metrics.preference_accuracy is not None
@@ -108,7 +114,8 @@ def test_dpo_adapter_learns_the_preference_and_moves_log_probs_toward_chosen(
 def test_sft_adapter_raises_held_out_answers_and_prefers_the_right_language(
     tmp_path: Path, jobs_api: Callable[[], RayJobsClient]
 ) -> None:
-    manifest = _trained(tmp_path, Method.SFT, jobs_api)
+    manifest, logs = _trained(tmp_path, Method.SFT, jobs_api)
+    assert "reference log-probs" not in logs, "SFT has no reference model"
     metrics = manifest.metrics
     print(f"SFT held-out metrics: {metrics.to_wire()}")
     assert metrics.preference_accuracy is not None
