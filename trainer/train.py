@@ -190,7 +190,7 @@ class KaizenDPOTrainer(DPOTrainer):
         in-memory dataset keeps that file in a per-process temporary folder no other rank can see, and
         the ranks of a Ray job need not share a disk.) One worker: TRL's version."""
         if self.accelerator.num_processes == 1:
-            result: Dataset = super()._precompute_ref_logps(dataset, name, batch_size)  # type: ignore[misc]
+            result: Dataset = super()._precompute_ref_logps(dataset, name, batch_size)
             return result
         loader = self.accelerator.prepare(
             DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator, shuffle=False)
