@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
+# Yesterday at midnight: recent enough for every policy's default window (data.maxAge 30d) whenever
+# the tests run — a fixed date would age out of it — and fixed for the whole session.
+T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def run(
