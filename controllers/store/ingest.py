@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
 from controllers.store.db import transaction
@@ -35,6 +36,9 @@ from controllers.store.models import (
 from controllers.store.reward import RewardWeights, Signals, compute_reward
 
 ID_NAMESPACE = uuid.UUID("6b61697a-656e-4b1d-8000-000000000001")
+
+# The columns a policy's track matches on, in (agent, role, task family) order.
+TRACK_COLUMNS = (Run.agent, Run.role, Run.task_family)
 
 
 class KeyConflict(Exception):
@@ -176,14 +180,32 @@ def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]])
     return len({row[key.key] for row in rows} - existing)
 
 
-def recompute_rewards(session: Session, run_ids: Iterable[str] | None = None) -> int:
-    """Recompute stored rewards (all runs, or some) with the current policy weights; returns rows changed."""
-    policies = session.execute(select(Policy)).scalars().all()
+def recompute_rewards(
+    session: Session,
+    run_ids: Iterable[str] | None = None,
+    tracks: Sequence[tuple[str, str, str]] | None = None,
+) -> int:
+    """Recompute stored rewards with the current policy weights — of all runs, of some (``run_ids``),
+    or of the runs a policy with one of ``tracks`` (agent, role, task family; empty matches any)
+    would match. Returns the rows changed."""
     query = select(Run)
     if run_ids is not None:
         query = query.where(Run.id.in_(list(run_ids)))
+    if tracks is not None:
+        matches: list[ColumnElement[bool]] = []
+        for track in tracks:
+            parts = [column == value for column, value in zip(TRACK_COLUMNS, track, strict=True) if value]
+            if not parts:  # a policy for everything: every run may change
+                matches = []
+                break
+            matches.append(and_(*parts))
+        if matches:
+            query = query.where(or_(*matches))
+    policies: Sequence[Policy] | None = None  # read once, and only when there is a run to weigh
     changed = 0
     for run in session.execute(query.execution_options(yield_per=1000)).scalars():
+        if policies is None:
+            policies = session.execute(select(Policy)).scalars().all()
         weights = weights_for(policies, run.agent, run.role, run.task_family)
         reward = compute_reward(_signals(run.__dict__), weights)
         if reward != run.reward or run.weights_hash != weights.digest():
@@ -199,6 +221,10 @@ def upsert_policy(
     RewardWeights.from_camel(weights)  # validates
     policy = session.get(Policy, name)
     now = datetime.now(UTC)
+    # Only runs this policy matches, before or after the change, can change their reward.
+    tracks = [(agent, role, task_family)]
+    if policy is not None:
+        tracks.append((policy.agent, policy.role, policy.task_family))
     if policy is None:
         session.add(
             Policy(
@@ -221,7 +247,7 @@ def upsert_policy(
     else:
         return 0
     session.flush()
-    return recompute_rewards(session)
+    return recompute_rewards(session, tracks=tracks)
 
 
 # -- feedback, pairs, annotations, reviews ---------------------------------------------------------

@@ -51,6 +51,32 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
         )
 
 
+def test_a_policy_change_recomputes_the_runs_its_track_matches_before_and_after(
+    factory: sessionmaker[Session],
+) -> None:
+    tests_only = {"compile": 0.0, "tests": 1.0, "errorRate": 0.0, "humanAcceptance": 0.0}
+    signals = {"compile_ok": True, "tests_passed": 0, "tests_total": 4}
+    with transaction(factory) as session:
+        ingest.insert_runs(
+            session,
+            [run(f"{agent}-1", "t", "x", agent=agent, **signals) for agent in ("coder", "fixer", "judge")],
+        )
+    with transaction(factory) as session:
+        assert ingest.upsert_policy(session, "p", "coder", "", "", tests_only) == 1  # coder's run only
+    with transaction(factory) as session:
+        rewards = {r.id: r.reward for r in session.scalars(select(Run))}
+    assert rewards == pytest.approx({"coder-1": 0.0, "fixer-1": 0.5, "judge-1": 0.5})
+    with transaction(factory) as session:
+        # The policy moves from coder to fixer: coder's run goes back to the defaults, fixer's changes.
+        assert ingest.upsert_policy(session, "p", "fixer", "", "", tests_only) == 2
+    with transaction(factory) as session:
+        rewards = {r.id: r.reward for r in session.scalars(select(Run))}
+    assert rewards == pytest.approx({"coder-1": 0.5, "fixer-1": 0.0, "judge-1": 0.5})
+    with transaction(factory) as session:
+        # A policy for every agent of a role reaches every run of that role.
+        assert ingest.upsert_policy(session, "everyone", "", "coder", "", tests_only) == 2
+
+
 def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         ingest.insert_runs(session, [run("a", "t1", "x", compile_ok=True)])
