@@ -3,8 +3,9 @@
 For each size, in its own namespace with a fresh operator process (production polling: policies every
 30 s, the rest every 5 s): create N LearningPolicies, wait until every one has a status, let the
 timers run a full cycle, then create 20 probe policies one at a time and time each from the create
-call returning to its status carrying observedGeneration (polled every 50 ms). Memory is the
-operator's resident set after the cycle. Both sizes run in the same process, side by side.
+call returning to the watch event that shows its status carrying observedGeneration (a watch opened
+before the create, so the time is the event's, not a polling interval's). Memory is the operator's
+resident set after the cycle. Both sizes run in the same process, side by side.
 
     .venv/bin/python bench/operator_scale.py [--quick]
 """
@@ -12,6 +13,7 @@ operator's resident set after the cycle. Both sizes run in the same process, sid
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -67,9 +69,26 @@ class Api:
             if (i.get("status") or {}).get("observedGeneration") == i["metadata"]["generation"]
         )
 
-    def has_status(self, namespace: str, name: str) -> bool:
-        body = self.client.get(self.path(namespace, name)).json()
-        return bool((body.get("status") or {}).get("observedGeneration") == body["metadata"]["generation"])
+    def time_to_status(self, namespace: str, body: dict[str, Any]) -> float:
+        """Create ``body`` and return the seconds from the create call returning to the watch event
+        that carries its first status for its generation."""
+        name = body["metadata"]["name"]
+        version = self.client.get(self.path(namespace), params={"limit": "1"}).json()["metadata"]
+        params = {
+            "watch": "1",
+            "resourceVersion": version["resourceVersion"],
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": "60",
+        }
+        with self.client.stream("GET", self.path(namespace), params=params) as events:
+            self.create(namespace, body)
+            created = time.monotonic()
+            for line in events.iter_lines():
+                obj = json.loads(line)["object"]
+                status = obj.get("status") or {}
+                if status.get("observedGeneration") == obj["metadata"]["generation"]:
+                    return time.monotonic() - created
+        raise RuntimeError(f"{name} got no status within 60 s")
 
 
 def rss_mib(pid: int) -> float:
@@ -102,12 +121,7 @@ def measure(
         memory = rss_mib(operator.pid)
         latencies = []
         for index in range(PROBES):
-            name = f"probe-{index:03d}"
-            api.create(namespace, policy(name))
-            created = time.monotonic()
-            while not api.has_status(namespace, name):
-                time.sleep(0.05)
-            latencies.append(time.monotonic() - created)
+            latencies.append(api.time_to_status(namespace, policy(f"probe-{index:03d}")))
             time.sleep(0.2)
         p95 = statistics.quantiles(latencies, n=20)[-1]
         print(

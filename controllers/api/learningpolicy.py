@@ -193,7 +193,10 @@ class BudgetStatus(KaizenModel):
     """Training spend in the current window."""
 
     gpu_hours_used: float = Field(default=0.0, ge=0.0, description="GPU-hours used in the window.")
-    window_start: datetime | None = Field(default=None, description="Start of the current window.")
+    window_start: datetime | None = Field(
+        default=None,
+        description="Start of the current window, to the hour (the budget counts the exact window).",
+    )
 
 
 class LearningPolicyStatus(KaizenModel):

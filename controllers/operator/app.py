@@ -8,6 +8,7 @@ own status fields), and its peering is off: the Lease in controllers.operator.le
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -17,17 +18,21 @@ from typing import Any
 import kopf
 
 from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
-from controllers.operator import handlers, kinds, runs
+from controllers.operator import handlers, kinds, mining, runs
 from controllers.operator import rest as at_rest
 from controllers.operator.deps import Dependencies, Settings
 from controllers.operator.health import serve_health
 from controllers.operator.kube import Kube, load_configuration
 from controllers.operator.leader import LeaderElector
 from controllers.operator.metrics import OperatorMetrics
+from controllers.operator.resync import resync
 from controllers.operator.routes import RouterClient
 from controllers.store.db import make_engine, session_factory
 
 log = logging.getLogger("kaizen.operator")
+
+
+WORKER_LIMIT = 32
 
 
 @dataclass
@@ -43,7 +48,7 @@ def kinds_for(settings: Settings) -> list[handlers.Kind]:
         handlers.Kind(
             "LearningPolicy", kinds.POLICIES, learningpolicy.LearningPolicy,
             learningpolicy.LearningPolicyStatus, policies.reconcile, settings.policy_poll_seconds,
-            at_rest.never, rest,
+            at_rest.never, rest, forget=mining.forget_deleted,
         ),
         handlers.Kind(
             "TrainingRun", kinds.RUNS, trainingrun.TrainingRun, trainingrun.TrainingRunStatus,
@@ -93,7 +98,12 @@ def build_registry(settings: Settings, kubeconfig: str | None = None) -> kopf.Op
         settings.watching.server_timeout = 300
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 30
-        settings.batching.error_delays = (1, 2, 5, 10, 20)
+        settings.queueing.error_delays = (1, 2, 5, 10, 20)
+        # Bounded concurrency, so that memory does not follow the number of objects: at most this
+        # many objects are handled at once (the others' events wait in their queues, a few KB each),
+        # and an object's worker, with its last event, goes soon after it has nothing to do.
+        settings.queueing.worker_limit = WORKER_LIMIT
+        settings.queueing.idle_timeout = 1.0
 
     return registry
 
@@ -126,6 +136,12 @@ async def run(
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # Kopf's login reads it too
     deps = await build_dependencies(settings, kubeconfig)
+    # What is imported and built by now lives as long as the process (the kubernetes client alone
+    # brings a thousand model classes): keep it out of the cyclic collector, whose full passes would
+    # otherwise walk all of it, 150-300 ms each, every few seconds once a thousand objects keep the
+    # operator busy (bench/operator_scale.py) — a stall for every handler in flight.
+    gc.collect()
+    gc.freeze()
     if metrics_port:
         deps.metrics.serve(metrics_port)
     identity = os.environ.get("KAIZEN_POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -143,9 +159,7 @@ async def run(
             halt = asyncio.Event()
             holder = asyncio.create_task(elector.hold(lost))
             relay = asyncio.create_task(_relay(lost, stop, halt))
-            pollers = [
-                asyncio.create_task(handlers.resync(kind, deps, namespaces)) for kind in kinds_for(settings)
-            ]
+            pollers = [asyncio.create_task(resync(kind, deps, namespaces)) for kind in kinds_for(settings)]
             await kopf.operator(
                 registry=build_registry(settings, kubeconfig),
                 memo=Memo(deps),

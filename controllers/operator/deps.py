@@ -7,7 +7,7 @@ throwaway PostgreSQL, a local Ray head, a local gateway); nothing in the handler
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controllers.operator.kube import Kube
 from controllers.operator.metrics import OperatorMetrics
 from controllers.operator.mining import Memory
+from controllers.operator.pacing import Urgency
 from controllers.operator.routes import RouterClient
 
 
@@ -56,10 +57,16 @@ class Dependencies:
     router: RouterClient
     metrics: OperatorMetrics
     clock: Callable[[], datetime] = utcnow
-    # One reconcile at a time per object: Kopf runs timers beside change handlers.
-    locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # One reconcile at a time per object: Kopf's handlers run beside the resync loops. A lock lives
+    # while someone holds or waits for it, so deleted objects leave nothing behind.
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     # Per policy uid: what its last pair mining saw (controllers.operator.mining).
     mining: dict[str, Memory] = field(default_factory=dict)
+    # Kopf's change handlers go before the resync loops' work (controllers.operator.pacing).
+    urgency: Urgency = field(default_factory=Urgency)
 
     def lock(self, uid: str) -> asyncio.Lock:
-        return self.locks[uid]
+        lock = self.locks.get(uid)
+        if lock is None:
+            lock = self.locks[uid] = asyncio.Lock()
+        return lock

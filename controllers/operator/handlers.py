@@ -1,19 +1,16 @@
 """Kopf handlers: thin glue from Kopf's callbacks to each kind's reconcile.
 
 Every kind is reconciled the same way, level-triggered: on create, on spec change, on operator resume
-(Kopf's change handlers), and by a resync loop per kind that lists the objects every ``interval`` for
-what changes outside Kubernetes (jobs, the store, the router's traffic). Not Kopf timers: those put
-a finalizer on every object, so deleting anything would wait for the operator to be up — Kaizen needs
-no finalizer, because everything it makes is owner-referenced. One reconcile at a time per object. A handler parses the body once, refuses a contradictory spec with an
+(Kopf's change handlers), and by a resync loop per kind (controllers.operator.resync) for what
+changes outside Kubernetes. Kaizen needs no finalizer: everything it makes is owner-referenced.
+One reconcile at a time per object. A handler parses the body once, refuses a contradictory spec with an
 InvalidSpec condition that names the field, asks the kind's reconcile for the new status, posts its
 Events and writes the status only when it changed. Only this module imports kopf.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +48,8 @@ class Kind:
     at_rest: Callable[[dict[str, Any]], bool]  # controllers.operator.rest: finished, nothing to do
     rest_interval: float  # seconds between reconciles of an object at rest
     frozen_spec: bool = False  # the spec may never change after creation (TrainingRun)
+    # Drops what the operator remembers per object for objects that are gone (given the live uids).
+    forget: Callable[[Dependencies, set[str]], None] | None = None
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +155,8 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
         if reason == kopf.Reason.RESUME and kind.at_rest(raw):
             return  # finished before this start: the resync loop looks at it now and then
         try:
-            await handle(kind, raw, memo.deps, old_spec)
+            async with memo.deps.urgency.urgent():
+                await handle(kind, raw, memo.deps, old_spec)
         except (KubeError, OSError, httpx.HTTPError, OperationalError) as error:
             # The API server, the store or the router is away for a moment (a restart, a network
             # blip): a one-line retry soon, not a traceback and Kopf's default minute of waiting.
@@ -173,71 +173,3 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
     kopf.on.update(group, version, plural, registry=registry, id=f"reconcile-{plural}", field="spec")(
         on_change
     )
-
-
-async def resync(kind: Kind, deps: Dependencies, namespaces: list[str], concurrency: int = 8) -> None:
-    """Reconcile every object of ``kind`` every ``kind.interval`` seconds, ``concurrency`` at a time;
-    objects at rest only every ``kind.rest_interval`` (first seen: at a random point of it, so that
-    a restart does not look at everything at once). Moving objects go first in each pass, and a
-    large pass is spread over half the interval.
-    A failing object is logged and retried on the next pass; it never stops the loop."""
-    gate = asyncio.Semaphore(concurrency)
-    due: dict[str, float] = {}  # uid -> when an object at rest is looked at next
-    clock = asyncio.get_running_loop().time
-
-    async def one(raw: dict[str, Any], delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with gate:
-            try:
-                await handle(kind, raw, deps)
-            except Exception as error:  # the next pass retries; Kopf's change handlers retry too
-                deps.metrics.errors.labels(kind.name).inc()
-                log.warning(
-                    "%s %s/%s: %s",
-                    kind.name,
-                    raw["metadata"].get("namespace"),
-                    raw["metadata"].get("name"),
-                    error,
-                )
-
-    while True:
-        started = clock()
-        try:
-            items = []
-            scopes: list[str | None] = list(namespaces) or [None]
-            for namespace in scopes:
-                items += await deps.kube.list(kind.resource, namespace)
-            live = [i for i in items if not i["metadata"].get("deletionTimestamp")]
-            batch = _this_pass(kind, live, due, clock())
-            # Many objects: spread their starts over half the interval, so that a pass is a steady
-            # trickle beside Kopf's change handlers (a new object's first status) and not a burst
-            # that queues them behind a thousand timers. A few objects go at once.
-            step = kind.interval / 2 / len(batch) if len(batch) > concurrency else 0.0
-            await asyncio.gather(*(one(item, i * step) for i, item in enumerate(batch)))
-        except (KubeError, OSError, httpx.HTTPError) as error:
-            log.warning("resync of %s failed: %s", kind.resource.plural, error)
-        elapsed = clock() - started
-        await asyncio.sleep(max(0.05, kind.interval - elapsed))
-
-
-def _this_pass(
-    kind: Kind, items: list[dict[str, Any]], due: dict[str, float], now: float
-) -> list[dict[str, Any]]:
-    """The objects to reconcile now: every moving one, then those at rest whose time has come."""
-    moving, resting = [], []
-    seen = set()
-    for item in items:
-        uid = item["metadata"].get("uid") or ""
-        seen.add(uid)
-        if not kind.at_rest(item):
-            due.pop(uid, None)
-            moving.append(item)
-            continue
-        if uid not in due:
-            due[uid] = now + random.uniform(0, kind.rest_interval)
-        elif now >= due[uid]:
-            due[uid] = now + kind.rest_interval
-            resting.append(item)
-    for uid in set(due) - seen:  # deleted
-        del due[uid]
-    return moving + resting

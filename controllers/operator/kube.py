@@ -10,6 +10,7 @@ call blocks the event loop.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,10 @@ class Resource:
         return path
 
 
+# One page of a list: its objects, and how many remain after it (None when the server does not say).
+Page = tuple[list[dict[str, Any]], int | None]
+
+
 class KubeError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -54,7 +59,9 @@ def load_configuration(kubeconfig: str | None = None) -> Configuration:
 class Kube:
     """A thin async REST client; every method raises KubeError on an unexpected answer."""
 
-    def __init__(self, configuration: Configuration, timeout: float = 30.0) -> None:
+    def __init__(
+        self, configuration: Configuration, timeout: float = 30.0, max_connections: int = 24
+    ) -> None:
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
         if not configuration.verify_ssl:
             context.check_hostname = False
@@ -65,8 +72,14 @@ class Kube:
         token = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
         if token:
             headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
+        # As many connections as reconciles can be in flight (Kopf's workers and the resync loops),
+        # not httpx's default of a hundred, each with its TLS buffers.
         self._client = httpx.AsyncClient(
-            base_url=configuration.host, verify=context, headers=headers, timeout=timeout
+            base_url=configuration.host,
+            verify=context,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     async def close(self) -> None:
@@ -102,6 +115,26 @@ class Kube:
             item.setdefault("apiVersion", body.get("apiVersion"))
             item.setdefault("kind", kind)
         return items
+
+    async def pages(self, resource: Resource, namespace: str | None, limit: int = 100) -> AsyncIterator[Page]:
+        """Every object, ``limit`` at a time (so that a thousand are never held at once), each page
+        with the number the server says remain after it (None when it does not say). The
+        managedFields are left out: nothing here reads them, and they are a large part of each."""
+        token = ""
+        while True:
+            params = {"limit": str(limit), **({"continue": token} if token else {})}
+            body = (await self._call("GET", resource.path(namespace), params=params)).json()
+            kind = str(body.get("kind", "")).removesuffix("List")
+            items = list(body.get("items", []))
+            for item in items:
+                item.setdefault("apiVersion", body.get("apiVersion"))
+                item.setdefault("kind", kind)
+                item.get("metadata", {}).pop("managedFields", None)
+            meta = body.get("metadata") or {}
+            yield items, meta.get("remainingItemCount")
+            token = meta.get("continue") or ""
+            if not token:
+                return
 
     async def patch(
         self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]

@@ -143,6 +143,12 @@ def memory_of(body: dict[str, Any], deps: Dependencies) -> Memory:
     return deps.mining.setdefault(meta.get("uid") or meta["name"], Memory())
 
 
+def forget_deleted(deps: Dependencies, live: set[str]) -> None:
+    """Drop the memories of policies that no longer exist."""
+    for uid in set(deps.mining) - live:
+        del deps.mining[uid]
+
+
 @dataclass
 class Found:
     """A mining, and the mark it was made at (kept once the judge has nothing left to answer)."""

@@ -79,9 +79,9 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
     window = parse_duration(trigger.budget.window)
     window_start = now - window
     used = sum(r.gpu_hours for r in facts.runs if r.created >= window_start)
-    # Reported to the minute: a start that moved on every poll would rewrite every policy's status
-    # every poll, for nothing a reader needs.
-    reported_start = window_start.replace(second=0, microsecond=0)
+    # Reported to the hour: a start that moved on every poll (or every minute) would rewrite every
+    # policy's status as often, and wake every watcher of policies, for nothing a reader needs.
+    reported_start = window_start.replace(minute=0, second=0, microsecond=0)
     latest = max(facts.runs, key=lambda r: r.created, default=None)
     cooldown_end = latest.created + parse_duration(trigger.cooldown) if latest else None
 

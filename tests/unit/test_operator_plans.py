@@ -79,6 +79,22 @@ def test_gpu_budget_in_the_window_holds_triggers() -> None:
     assert abs(decision.gpu_hours_used - 2.1) < 1e-9  # the 30-hour-old run is outside the window
 
 
+def test_the_reported_window_start_moves_once_an_hour_so_statuses_stay_still() -> None:
+    settings = trigger(budget=GpuBudget(gpu_hours=2.0, window="24h"))
+    facts = TriggerFacts(0, (), None, paused=False)
+    starts = {decide(settings, facts, NOW + timedelta(minutes=m)).window_start for m in range(0, 60, 7)}
+    assert starts == {NOW - timedelta(hours=24)}
+    later = decide(settings, facts, NOW + timedelta(minutes=61)).window_start
+    assert later == NOW - timedelta(hours=23)
+    # The budget itself counts the exact window: a run 23h57m old at noon is out of it five minutes later.
+    old = (run("p-0001", 24 * 60 - 3, gpu_hours=1.0),)
+    assert decide(settings, TriggerFacts(0, old, None, False), NOW).gpu_hours_used == 1.0
+    later_used = decide(
+        settings, TriggerFacts(0, old, None, False), NOW + timedelta(minutes=5)
+    ).gpu_hours_used
+    assert later_used == 0.0
+
+
 def test_schedule_fires_once_per_cron_time_when_new_pairs_wait() -> None:
     settings = trigger(schedule="0 3 * * *", minNewPairs=1000)
     assert previous_cron_fire("0 3 * * *", NOW) == NOW.replace(hour=3)

@@ -7,8 +7,9 @@ from typing import Any
 
 from controllers.api.experiment import Experiment, ExperimentStatus
 from controllers.operator import rest
-from controllers.operator.handlers import Kind, _this_pass
+from controllers.operator.handlers import Kind
 from controllers.operator.kinds import EXPERIMENTS
+from controllers.operator.resync import forget_deleted, this_pass
 
 
 def obj(uid: str, status: dict[str, Any] | None, generation: int = 1, **spec: Any) -> dict[str, Any]:
@@ -75,23 +76,30 @@ KIND = Kind(
 )  # fmt: skip
 
 
+def _pass(items: list[dict[str, Any]], due: dict[str, float], now: float) -> list[str]:
+    seen: set[str] = set()
+    batch = this_pass(KIND, items, due, now, seen)
+    forget_deleted(due, seen)
+    return [i["metadata"]["uid"] for i in batch]
+
+
 def test_a_pass_takes_moving_objects_first_and_resting_ones_once_per_rest_interval() -> None:
     items = [obj("old", {"done": True}), obj("new", {"done": False})]
     due: dict[str, float] = {}
     # First sight: the moving one now; the resting one at a random point of the next minute.
-    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=0.0)] == ["new"]
+    assert _pass(items, due, now=0.0) == ["new"]
     assert 0.0 <= due["old"] <= 60.0
     first = due["old"]
-    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first - 0.01)] == ["new"]
-    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first)] == ["new", "old"]
+    assert _pass(items, due, now=first - 0.01) == ["new"]
+    assert _pass(items, due, now=first) == ["new", "old"]
     assert due["old"] == first + 60.0
-    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first + 1)] == ["new"]
+    assert _pass(items, due, now=first + 1) == ["new"]
     # An object that moves again (an edited spec) is looked at every pass; a deleted one is forgotten.
     items[0]["status"]["done"] = False
-    assert [i["metadata"]["uid"] for i in _this_pass(KIND, items, due, now=first + 2)] == ["old", "new"]
+    assert _pass(items, due, now=first + 2) == ["old", "new"]
     assert "old" not in due
     items[0]["status"]["done"] = True
-    _this_pass(KIND, items, due, now=first + 3)
+    _pass(items, due, now=first + 3)
     assert "old" in due
-    _this_pass(KIND, items[1:], due, now=first + 4)
+    _pass(items[1:], due, now=first + 4)
     assert "old" not in due
