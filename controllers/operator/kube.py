@@ -106,15 +106,8 @@ class Kube:
     async def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        """Items carry apiVersion and kind, as single GETs do (list responses leave them out)."""
         params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
-        body = (await self._call("GET", resource.path(namespace), params=params)).json()
-        kind = str(body.get("kind", "")).removesuffix("List")
-        items = list(body.get("items", []))
-        for item in items:
-            item.setdefault("apiVersion", body.get("apiVersion"))
-            item.setdefault("kind", kind)
-        return items
+        return _items((await self._call("GET", resource.path(namespace), params=params)).json())
 
     async def pages(self, resource: Resource, namespace: str | None, limit: int = 100) -> AsyncIterator[Page]:
         """Every object, ``limit`` at a time (so that a thousand are never held at once), each page
@@ -124,11 +117,8 @@ class Kube:
         while True:
             params = {"limit": str(limit), **({"continue": token} if token else {})}
             body = (await self._call("GET", resource.path(namespace), params=params)).json()
-            kind = str(body.get("kind", "")).removesuffix("List")
-            items = list(body.get("items", []))
+            items = _items(body)
             for item in items:
-                item.setdefault("apiVersion", body.get("apiVersion"))
-                item.setdefault("kind", kind)
                 item.get("metadata", {}).pop("managedFields", None)
             meta = body.get("metadata") or {}
             yield items, meta.get("remainingItemCount")
@@ -196,3 +186,13 @@ class Kube:
             if error.status == 404:
                 return False
             raise
+
+
+def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A list response's items, carrying apiVersion and kind as single GETs do (lists leave them out)."""
+    kind = str(body.get("kind", "")).removesuffix("List")
+    items = list(body.get("items", []))
+    for item in items:
+        item.setdefault("apiVersion", body.get("apiVersion"))
+        item.setdefault("kind", kind)
+    return items
