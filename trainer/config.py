@@ -127,8 +127,8 @@ class Efficiency(TrainerModel):
     precompute_ref_log_probs: bool | None = Field(
         default=None,
         description="DPO: one reference pass before training instead of one per step; unset means "
-        "whenever one worker passes over the data more than once (TRL shares the result between ranks "
-        "through a cache file, so several workers need a shared filesystem).",
+        "whenever training passes over the data more than once (with several workers each computes "
+        "its share and the shares are gathered on every rank).",
     )
     padding_free: bool = Field(
         default=False,
