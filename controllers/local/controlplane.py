@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import httpx
 import yaml
 
 from controllers.local.ports import free_port
+from controllers.local.processes import pid_alive, terminate_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS_SCRIPT = ROOT / "hack" / "kube-assets.sh"
@@ -121,7 +121,7 @@ class ControlPlane:
                     child.kill()
                     child.wait()
             elif pid is not None:
-                _terminate(pid, timeout)
+                terminate_pid(pid, timeout)
         self._save_state()
 
     def __enter__(self) -> ControlPlane:
@@ -145,7 +145,7 @@ class ControlPlane:
         )
 
     def running(self) -> bool:
-        return bool(self.pids) and all(_alive(pid) for pid in self.pids.values())
+        return bool(self.pids) and all(pid_alive(pid) for pid in self.pids.values())
 
     # -- use ---------------------------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ class ControlPlane:
         last = "no answer yet"
         while time.monotonic() < deadline:
             for name, pid in self.pids.items():
-                if not _alive(pid):
+                if not pid_alive(pid):
                     raise ControlPlaneError(
                         f"{name} exited during start; see {self.workdir / (name + '.log')}"
                     )
@@ -373,39 +373,6 @@ def strip_key(node: Any, key: str) -> Any:
     if isinstance(node, list):
         return [strip_key(v, key) for v in node]
     return node
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process counts as gone.
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while _alive(pid):
-        time.sleep(0.05)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m controllers.local.controlplane DIR

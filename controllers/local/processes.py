@@ -2,10 +2,14 @@
 
 The gateway, the operator and the upstream stand-in are each a subprocess with an HTTP endpoint; they
 share these three steps so that each wrapper says only what differs (its command and its URL).
+Processes known only by pid (started by another process, such as `kaizen up` before `kaizen down`)
+get the same two questions answered by ``pid_alive`` and ``terminate_pid``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -49,3 +53,39 @@ def kill(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None:
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    """The process runs: it exists and is not a zombie (an exited child of ours is reaped on the way)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but it exists
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited:
+            return False
+    except ChildProcessError:
+        pass  # not our child: /proc says whether it is a zombie waiting for its own parent
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # no /proc to ask; kill(0) said it exists
+    return not any(line.startswith("State:") and "Z" in line.split()[1:2] for line in status.splitlines())
+
+
+def terminate_pid(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM by pid, and SIGKILL if it still runs after ``grace`` seconds; returns once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.05)

@@ -22,6 +22,7 @@ from controllers.gateway import auth
 from controllers.local.controlplane import ControlPlane
 from controllers.local.gateway import GatewayProcess
 from controllers.local.operator import OperatorProcess
+from controllers.local.processes import pid_alive, terminate_pid
 from controllers.local.runtime import LocalRuntime
 from controllers.store import migrate
 from trainer.localray import LocalRayHead
@@ -118,16 +119,6 @@ def load(state_dir: Path) -> StackState | None:
     return StackState(**json.loads(path.read_text())) if path.exists() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop(state_dir: Path, grace: float = 15.0) -> list[str]:
     """Stop what ``start`` recorded (operator first, so nothing acts on a half-stopped stack), then the
     control plane. Returns what was stopped."""
@@ -137,15 +128,8 @@ def stop(state_dir: Path, grace: float = 15.0) -> list[str]:
     if state is not None:
         for name in ("operator", "runtime", "gateway"):
             pid = state.pids.get(name, 0)
-            if pid and _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + grace
-                while _alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if _alive(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+            if pid and pid_alive(pid):
+                terminate_pid(pid, grace)
                 stopped.append(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(state.ray_group, signal.SIGTERM)

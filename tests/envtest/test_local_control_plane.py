@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,7 @@ import pytest
 
 from controllers.local import stack
 from controllers.local.controlplane import ADMIN, ControlPlane, ControlPlaneError
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from controllers.local.processes import pid_alive
 
 
 def test_another_process_can_find_and_stop_a_control_plane(tmp_path: Path) -> None:
@@ -33,7 +25,7 @@ def test_another_process_can_find_and_stop_a_control_plane(tmp_path: Path) -> No
         assert found.kubectl("get", "namespaces", "-o", "name").stdout.count("namespace/") >= 3
     finally:
         plane.stop()
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(pid_alive(pid) for pid in pids.values())
     plane.stop()  # a second stop is a no-op
     assert not ControlPlane.load(tmp_path / "plane").running()
 
@@ -86,7 +78,7 @@ def test_kaizen_up_starts_the_stack_and_kaizen_down_leaves_nothing_behind(tmp_pa
     recorded = stack.load(state)
     assert recorded is not None
     pids = {**ControlPlane.load(state / "control-plane").pids, **recorded.pids, "ray": recorded.ray_group}
-    assert all(_alive(pid) for pid in pids.values()), pids
+    assert all(pid_alive(pid) for pid in pids.values()), pids
     assert httpx.get(f"{recorded.gateway_url}/healthz", timeout=5).status_code == 200
     down = subprocess.run(
         [*kaizen, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=120
@@ -94,7 +86,7 @@ def test_kaizen_up_starts_the_stack_and_kaizen_down_leaves_nothing_behind(tmp_pa
     assert down.returncode == 0, down.stderr
     assert "operator" in down.stdout
     assert not state.exists()
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(pid_alive(pid) for pid in pids.values())
     status = subprocess.run([*kaizen, "status", "--state-dir", str(state)], capture_output=True, text=True)
     assert status.returncode == 1
     assert "kaizen up" in status.stdout

@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from controllers.api.settings import BaseModelRef, DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.local.processes import pid_alive
 from controllers.local.runtime import LocalRuntime
 from controllers.serving.inferenceservice import (
     ObjectRef,
@@ -84,10 +85,6 @@ def _ready(cluster: Cluster, namespace: str, name: str, generation: int = 1) -> 
 def _state(runtime: LocalRuntime) -> dict[str, Any]:
     state: dict[str, Any] = json.loads((runtime.state_dir / "state.json").read_text())
     return state
-
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
 
 
 def _chat(base_url: str, model: str, **extra: Any) -> httpx.Response:
@@ -214,7 +211,7 @@ def test_deleting_the_inference_service_stops_its_server(
     cluster.delete(ISVCS, namespace, "coder-a")
 
     wait_for("the port to close", lambda: not port_open(isvc["status"]["url"]), timeout=30)
-    wait_for("the server process to end", lambda: not _alive(pid), timeout=30)
+    wait_for("the server process to end", lambda: not pid_alive(pid), timeout=30)
     assert f"{namespace}/coder-a" not in _state(runtime)
 
 
@@ -282,7 +279,7 @@ def test_a_restarted_stand_in_adopts_running_servers_instead_of_starting_more(
     [before] = _state(first)[f"{namespace}/coder-a"]["instances"]
 
     first.kill()
-    assert _alive(before["pid"]), "servers outlive a crashed runtime, as pods outlive their controller"
+    assert pid_alive(before["pid"]), "servers outlive a crashed runtime, as pods outlive their controller"
     second = runtime_factory().start()
     time.sleep(3)  # a few reconcile rounds
 
