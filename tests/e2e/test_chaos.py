@@ -18,7 +18,7 @@ import random
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,17 @@ class Reader:
 
 
 def run_stream(
-    world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path
+    world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
+) -> dict[str, str]:
+    try:
+        return _run_stream(world, reader, policy, lifecycles, tmp_path, stop)
+    except BaseException as error:
+        error.add_note(f"in the chaos stream of policy {policy}")
+        raise
+
+
+def _run_stream(
+    world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
 ) -> dict[str, str]:
     """One policy's chain of lifecycles: train now → serving → experiment → decided by the traffic.
     ``lifecycles`` holds the global numbers of this stream's lifecycles (every third one's challenger
@@ -116,6 +126,8 @@ def run_stream(
     agents = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=2)
     decisions: dict[str, str] = {}
     for k, i in enumerate(lifecycles, start=1):
+        if stop.is_set():  # another stream failed: its error is the one to report
+            break
         name = f"{policy}-{k:04d}"  # a policy numbers its own runs
         world.kubectl("annotate", "learningpolicy", policy, f"kaizen.dev/train-now={k}", "--overwrite")
         poll(world, f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=240)
@@ -124,14 +136,14 @@ def run_stream(
         better = i % 3 == 0  # every third challenger wins; the others regress
         quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
                 agents.work(20, quality)
             decision = (reader.get("experiments", name).get("status") or {}).get("decision")
             if decision in ("Promote", "RollBack", "Inconclusive"):
                 decisions[name] = decision
                 break
-        assert name in decisions, f"{name} undecided after 300s"
+        assert name in decisions or stop.is_set(), f"{name} undecided after 300s"
     return decisions
 
 
@@ -160,12 +172,15 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
         Monkey(world.operator, seed=3) as monkey,
         ThreadPoolExecutor(STREAMS) as pool,
     ):
+        stop = threading.Event()
         futures = [
-            pool.submit(run_stream, world, reader, policy, lifecycles, tmp_path)
+            pool.submit(run_stream, world, reader, policy, lifecycles, tmp_path, stop)
             for policy, lifecycles in streams.items()
         ]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        stop.set()  # fail fast: the first failing stream stops the others
         for future in futures:
-            decisions.update(future.result())
+            decisions.update(future.result())  # raises the first stream's error, if any
     assert len(decisions) == LIFECYCLES
     assert monkey.kills >= LIFECYCLES // 3, f"only {monkey.kills} kills"
     # Then everything converges and nothing was made twice
@@ -187,7 +202,9 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
     assert len(ids) == len(set(ids)) == len(rayjobs), "a submission reached Ray twice"
     # The last promotion retires the previous champion a moment before the test gets here; its
     # InferenceService is deleted on that ShadowModel's next pass, so wait for it rather than race it.
-    world.wait_until("InferenceServices only for serving models", lambda: deployed(world) == serving(world))
+    world.wait_until(
+        "InferenceServices only for serving models", lambda: deployed(world) == serving(world), timeout=120
+    )
     assert deployed(world) == serving(world)  # none for rolled-back or retired models
     children = rayjobs + world.items("inferenceservices") + runs + world.items("shadowmodels")
     assert all(c["metadata"].get("ownerReferences") for c in children), "an object without an owner"
