@@ -73,7 +73,8 @@ def pid_alive(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return True  # no /proc to ask; kill(0) said it exists
-    return not any(line.startswith("State:") and "Z" in line.split()[1:2] for line in status.splitlines())
+    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+    return state != "Z"
 
 
 def terminate_pid(pid: int, grace: float = 15.0) -> None:
