@@ -80,11 +80,14 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         status.decided_at = now
         # Write-ahead: the decision is stored before anything acts on it. A reconcile killed after
         # this point finds the decision sticky and finishes the same effects; one killed before it
-        # decides again from the evidence, with nothing yet done.
+        # decides again from the evidence, with nothing yet done. The decision's weights go with it:
+        # the pass that finishes the effects routes by the weights the status holds, and the last
+        # step's split (say 50/50) would keep sending a rolled-back challenger traffic for good.
         await deps.kube.patch_status(
             kinds.EXPERIMENTS, namespace, name,
             {"decision": decided.decision.value, "decisionReason": status.decision_reason,
-             "decidedAt": now.isoformat(), "step": decided.step},
+             "decidedAt": now.isoformat(), "step": decided.step,
+             "variants": [row.to_wire() for row in decided.variants]},
         )  # fmt: skip
         deps.metrics.decisions.labels(name, decided.decision.value).inc()
         kind = "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"

@@ -36,9 +36,10 @@ class RouterClient:
             )
 
     async def get(self, namespace: str, name: str) -> RouteConfig | None:
+        """The route as the router stores it (the gateway answers ``{"version": n, "config": {...}}``)."""
         response = await self._client.get(f"/v1/routes/{namespace}/{name}")
         if response.status_code == 404:
             return None
         if response.status_code >= 300:
             raise RouterError(f"router: {response.status_code} {response.text[:300]}")
-        return RouteConfig.model_validate(response.json())
+        return RouteConfig.model_validate(response.json()["config"])

@@ -1,0 +1,127 @@
+"""An Experiment's decision survives a crash between its write-ahead and its effects.
+
+The decision is patched onto the status before the route is pushed. When the pass dies right after
+that patch (here: the router is unreachable, which fails the pass at exactly that point, as a kill
+would), the next pass finds the decision and finishes its effects from what the status holds. So
+the stored status must already carry the decision's weights, not the last step's split: a route
+rebuilt from a 50/50 split keeps a retired challenger in traffic until another experiment takes the
+track over. Real API server, real gateway process, real store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controllers.api.experiment import Experiment
+from controllers.gateway import auth
+from controllers.local.controlplane import ControlPlane
+from controllers.local.gateway import GatewayProcess
+from controllers.operator import experiments, kinds
+from controllers.operator.deps import Dependencies, Settings
+from controllers.operator.handlers import without_empty_strings
+from controllers.operator.kube import Kube, load_configuration
+from controllers.operator.metrics import OperatorMetrics
+from controllers.operator.routes import RouterClient, RouterError
+from controllers.store import migrate
+from controllers.store.db import make_engine, session_factory
+
+SECRET = "recovery-secret-0123456789"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Any:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate.upgrade(url)
+    process = GatewayProcess(url, SECRET, tmp_path / "gateway.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+def experiment(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": kinds.API_VERSION,
+        "kind": "Experiment",
+        "metadata": {"name": "crashed", "namespace": namespace},
+        "spec": {
+            "strategy": "ABTest",
+            "variants": [
+                {"name": "champion", "role": "Champion", "endpoint": "http://champion.invalid/v1"},
+                {"name": "challenger", "role": "Challenger", "endpoint": "http://challenger.invalid/v1"},
+            ],
+            "rollout": {"steps": [50], "maxDuration": "1h"},
+        },
+    }
+
+
+def deps_for(plane: ControlPlane, gateway: GatewayProcess, router_url: str) -> Dependencies:
+    settings = Settings(database_url=gateway.database_url, data_root=Path("."), gateway_url=router_url)
+    engine = make_engine(settings.database_url)
+    return Dependencies(
+        settings,
+        Kube(load_configuration(str(plane.kubeconfig))),
+        engine,
+        session_factory(engine),
+        RouterClient(router_url, auth.issue(SECRET, "operator", 3600)),
+        OperatorMetrics(),
+        clock=lambda: NOW,
+    )
+
+
+async def one_pass(plane: ControlPlane, namespace: str, deps: Dependencies) -> None:
+    body = json.loads(plane.kubectl("get", "experiment", "crashed", "-n", namespace, "-o", "json").stdout)
+    outcome = await experiments.reconcile(body, Experiment.model_validate(body), deps)
+    await deps.kube.patch_status(
+        kinds.EXPERIMENTS, namespace, "crashed", without_empty_strings(outcome.status.to_wire())
+    )
+
+
+def test_a_decision_whose_pass_died_after_the_write_ahead_is_finished_with_the_decisions_weights(
+    control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
+) -> None:
+    # Given an experiment at a 50/50 step, started long enough ago that its next pass decides
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(experiment(namespace)))
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        dead = deps_for(control_plane, gateway, "http://127.0.0.1:9")
+        live = deps_for(control_plane, gateway, gateway.url)
+        try:
+            await live.kube.patch_status(
+                kinds.EXPERIMENTS, namespace, "crashed",
+                {"decision": "Continue", "step": 0, "startedAt": (NOW - timedelta(hours=2)).isoformat(),
+                 "variants": [{"name": "champion", "weight": 50}, {"name": "challenger", "weight": 50}]},
+            )  # fmt: skip
+            # When its deciding pass dies right after the write-ahead (the router cannot be reached)
+            with pytest.raises(RouterError):
+                await one_pass(control_plane, namespace, dead)
+            crashed = await live.kube.get(kinds.EXPERIMENTS, namespace, "crashed")
+            # and the next pass finishes the decision
+            await one_pass(control_plane, namespace, live)
+            route = await live.router.get(namespace, "crashed")
+            assert route is not None
+            return crashed or {}, {v.name: v.weight for v in route.variants}
+        finally:
+            for deps in (dead, live):
+                await deps.kube.close()
+                await deps.router.close()
+                deps.engine.dispose()
+
+    crashed, weights = asyncio.run(scenario())
+    # Then the write-ahead already held the decision's weights, and the route sends the retired
+    # challenger nothing
+    status = crashed["status"]
+    assert status["decision"] == "Inconclusive"
+    assert {v["name"]: v["weight"] for v in status["variants"]} == {"champion": 100, "challenger": 0}
+    assert weights == {"champion": 100, "challenger": 0}
+    applied = control_plane.kubectl(
+        "get", "experiment", "crashed", "-n", namespace,
+        "-o", "jsonpath={.status.conditions[?(@.type=='DecisionApplied')].status}",
+    ).stdout  # fmt: skip
+    assert applied == "True"
