@@ -132,8 +132,11 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
     assert len(ids) == len(set(ids)) == len(rayjobs), "a submission reached Ray twice"
     # The last promotion retires the previous champion a moment before the test gets here; its
     # InferenceService is deleted on that ShadowModel's next pass, so wait for it rather than race it.
-    world.wait_until("InferenceServices only for serving models", lambda: deployed(world) == serving(world))
-    assert deployed(world) == serving(world)  # none for rolled-back or retired models
+    with contextlib.suppress(AssertionError):
+        world.wait_until(
+            "InferenceServices only for serving models", lambda: deployed(world) == serving(world)
+        )
+    assert deployed(world) == serving(world), mismatch(world)  # none for rolled-back or retired models
     rolled_back = [n for n, d in decisions.items() if d == "RollBack"]
     assert rolled_back
     for name in rolled_back:
@@ -153,6 +156,30 @@ def serving(world: World) -> list[str]:
         for s in world.items("shadowmodels")
         if (s.get("status") or {}).get("role") in ("Champion", "Challenger")
     )
+
+
+def mismatch(world: World) -> str:
+    """Why each model that is deployed but not serving (or the reverse) is so, for the failure message."""
+    models = {s["metadata"]["name"]: s for s in world.items("shadowmodels")}
+    lines = []
+    for name in sorted(set(deployed(world)) ^ set(serving(world))):
+        status = (models.get(name) or {}).get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        lines.append(
+            f"{name}: role {status.get('role')}, Ready {ready.get('reason')}: {ready.get('message')}"
+        )
+    routes = world.kubectl(
+        "get",
+        "experiments",
+        "-o",
+        "custom-columns=NAME:.metadata.name,DECISION:.status.decision,WEIGHTS:.status.variants[*].weight",
+    )
+    route = httpx.get(
+        f"{world.gateway.url}/v1/routes/{world.namespace}/chaos",
+        headers={"Authorization": f"Bearer {world.token}"},
+        timeout=10,
+    ).text
+    return "deployed and serving differ:\n" + "\n".join(lines) + f"\nroute: {route}\nexperiments:\n{routes}"
 
 
 def converged(world: World) -> bool:
