@@ -50,7 +50,7 @@ def policy(name: str) -> dict[str, Any]:
 class Api:
     def __init__(self, plane: ControlPlane) -> None:
         self.client = httpx.Client(
-            base_url=plane.server, verify=False, headers=plane._auth("kaizen-admin"), timeout=60
+            base_url=plane.server, verify=False, headers=plane.auth_headers(), timeout=60
         )
 
     def path(self, namespace: str, name: str = "") -> str:

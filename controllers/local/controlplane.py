@@ -191,7 +191,9 @@ class ControlPlane:
         return result
 
     def server_minor_version(self) -> int:
-        info = httpx.get(f"{self.server}/version", verify=False, headers=self._auth(ADMIN), timeout=5).json()
+        info = httpx.get(
+            f"{self.server}/version", verify=False, headers=self.auth_headers(ADMIN), timeout=5
+        ).json()
         return int("".join(ch for ch in info["minor"] if ch.isdigit()))
 
     def install_crds(self, paths: Iterable[Path], timeout: float = 30.0) -> list[str]:
@@ -225,7 +227,7 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         while True:
             document = httpx.get(
-                f"{self.server}/openapi/v2", verify=False, headers=self._auth(ADMIN), timeout=30
+                f"{self.server}/openapi/v2", verify=False, headers=self.auth_headers(ADMIN), timeout=30
             ).json()
             published = {
                 gvk["kind"]
@@ -245,7 +247,8 @@ class ControlPlane:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _auth(self, user: str) -> dict[str, str]:
+    def auth_headers(self, user: str = ADMIN) -> dict[str, str]:
+        """The Authorization header of one of this plane's users, for a direct HTTPS client."""
         return {"Authorization": f"Bearer {self.users[user].token}"}
 
     def _write_token_file(self) -> None:
@@ -339,7 +342,7 @@ class ControlPlane:
                     )
             try:
                 response = httpx.get(
-                    f"{self.server}/readyz", verify=False, headers=self._auth(ADMIN), timeout=2
+                    f"{self.server}/readyz", verify=False, headers=self.auth_headers(ADMIN), timeout=2
                 )
                 if response.status_code == 200:
                     return

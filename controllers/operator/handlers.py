@@ -68,9 +68,18 @@ def plain(body: kopf.Body) -> dict[str, Any]:
 
 
 async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: Any = None) -> None:
-    raw.setdefault("status", None)
     uid = raw["metadata"].get("uid") or ""
     async with deps.lock(uid):
+        # Act on the object as it is now, not as a watch event or a resync page saw it a while ago:
+        # another reconcile may have changed it since (an Experiment rolling this model back, say),
+        # and acting on the old copy would undo that (re-create a deployment just taken down).
+        meta = raw["metadata"]
+        fresh = await deps.kube.get(kind.resource, meta["namespace"], meta["name"])
+        if fresh is None or (fresh["metadata"].get("uid") or "") != uid:
+            return  # deleted (or deleted and made anew: the new one has its own turn)
+        fresh["metadata"].pop("managedFields", None)  # the server's bookkeeping: never read, only held
+        raw = fresh
+        raw.setdefault("status", None)
         deps.metrics.reconciles.labels(kind.name).inc()
         problems = validation.violations(kind.name, raw["spec"], old_spec)
         if kind.frozen_spec:

@@ -5,6 +5,9 @@ left for rolled-back ones, no stuck finalizers, every object converged on its ge
 
 The trainer is the fastjob stand-in (a real Ray job that publishes a real adapter in a second), so
 many lifecycles fit in minutes. ``KAIZEN_CHAOS_LIFECYCLES`` sets how many (CI: 30; `make chaos`: 200).
+They run in ``KAIZEN_CHAOS_STREAMS`` policies at once (default 4), each its own chain of
+lifecycles: the operator is down for a good part of every kill cycle, and while it is, every stream
+waits alike, so streams side by side turn the waiting into work without shortening any step.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,6 +33,8 @@ from tests.e2e.conftest import World
 from trainer.localray import LocalRayHead
 
 LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "30"))
+STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))
+KAIZEN = "/apis/kaizen.dev/v1alpha1"
 
 
 class Monkey:
@@ -69,49 +77,112 @@ class Monkey:
             self.operator.start()
 
 
+class Reader:
+    """Reads Kaizen objects over one kept-alive connection: the streams poll often, and a kubectl
+    process per poll would cost more CPU than the operator under test gets."""
+
+    def __init__(self, world: World) -> None:
+        self.namespace = world.namespace
+        self.client = httpx.Client(
+            base_url=world.plane.server, verify=False, timeout=30, headers=world.plane.auth_headers()
+        )
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        response = self.client.get(f"{KAIZEN}/namespaces/{self.namespace}/{plural}/{name}")
+        return dict(response.json()) if response.status_code == 200 else {}
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    def ready(self, plural: str, name: str) -> bool:
+        conditions = (self.get(plural, name).get("status") or {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def run_stream(
+    world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
+) -> dict[str, str]:
+    try:
+        return _run_stream(world, reader, policy, lifecycles, tmp_path, stop)
+    except BaseException as error:
+        error.add_note(f"in the chaos stream of policy {policy}")
+        raise
+
+
+def _run_stream(
+    world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
+) -> dict[str, str]:
+    """One policy's chain of lifecycles: train now → serving → experiment → decided by the traffic.
+    ``lifecycles`` holds the global numbers of this stream's lifecycles (every third one's challenger
+    is better). Returns each run's decision."""
+    agent = f"{policy}-{uuid.uuid4().hex[:6]}"
+    spec = demo_policy(policy, agent, tmp_path, min_pairs=1_000_000)
+    spec["spec"]["rollout"]["minSamplesPerVariant"] = 10
+    world.apply(spec)
+    population = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=1)
+    assert population.post_pairs(16, seed=1) > 0
+    agents = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=2)
+    decisions: dict[str, str] = {}
+    for k, i in enumerate(lifecycles, start=1):
+        if stop.is_set():  # another stream failed: its error is the one to report
+            break
+        name = f"{policy}-{k:04d}"  # a policy numbers its own runs
+        world.kubectl("annotate", "learningpolicy", policy, f"kaizen.dev/train-now={k}", "--overwrite")
+        poll(world, f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=240)
+        poll(world, f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
+        champion = (reader.get("learningpolicies", policy).get("status") or {}).get("champion") or {}
+        better = i % 3 == 0  # every third challenger wins; the others regress
+        quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
+                agents.work(20, quality)
+            decision = (reader.get("experiments", name).get("status") or {}).get("decision")
+            if decision in ("Promote", "RollBack", "Inconclusive"):
+                decisions[name] = decision
+                break
+        assert name in decisions or stop.is_set(), f"{name} undecided after 300s"
+    return decisions
+
+
+def poll(world: World, what: str, probe: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.5)
+
+
 def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_orphans(
     world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
 ) -> None:
-    # Given an operator whose trainer is the one-second stand-in, and a policy trained by hand
+    # Given an operator whose trainer is the one-second stand-in, and STREAMS policies trained by hand
     world.operator.stop()
     world.operator.python = str(fast_python)
     world.operator.start()
     world.expect_alive = False  # the monkey kills it on purpose
-    agent = f"chaos-{uuid.uuid4().hex[:6]}"
-    policy = demo_policy("chaos", agent, tmp_path, min_pairs=1_000_000)
-    policy["spec"]["rollout"]["minSamplesPerVariant"] = 10
-    world.apply(policy)
-    assert (
-        Population(world.gateway.url, world.token, world.namespace, "chaos", agent).post_pairs(16, seed=1) > 0
-    )
-    agents = Population(world.gateway.url, world.token, world.namespace, "chaos", agent, seed=2)
+    streams = {
+        f"chaos-{chr(ord('a') + s)}": range(s + 1, LIFECYCLES + 1, STREAMS) for s in range(STREAMS)
+    }  # lifecycle i belongs to stream (i - 1) % STREAMS: LIFECYCLES in all
     decisions: dict[str, str] = {}
-    # When lifecycle after lifecycle runs while the operator is killed at random
-    with Monkey(world.operator, seed=3) as monkey:
-        for i in range(1, LIFECYCLES + 1):
-            name = f"chaos-{i:04d}"
-            world.kubectl("annotate", "learningpolicy", "chaos", f"kaizen.dev/train-now={i}", "--overwrite")
-            world.wait_until(
-                f"{name} serving",
-                lambda n=name: (c := world.condition("shadowmodel", n)) and c["status"] == "True",
-                timeout=180,
-            )
-            world.wait_until(f"experiment {name}", lambda n=name: world.get("experiment", n), timeout=60)
-            champion = ((world.get("learningpolicy", "chaos") or {}).get("status") or {}).get(
-                "champion"
-            ) or {}
-            better = i % 3 == 0  # every third challenger wins; the others regress
-            quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
-                    agents.work(20, quality)
-                exp = world.get("experiment", name) or {}
-                decision = (exp.get("status") or {}).get("decision")
-                if decision in ("Promote", "RollBack", "Inconclusive"):
-                    decisions[name] = decision
-                    break
-            assert name in decisions, f"{name} undecided after 240s"
+    # When lifecycle after lifecycle runs in every stream while the operator is killed at random
+    with (
+        Reader(world) as reader,
+        Monkey(world.operator, seed=3) as monkey,
+        ThreadPoolExecutor(STREAMS) as pool,
+    ):
+        stop = threading.Event()
+        futures = [
+            pool.submit(run_stream, world, reader, policy, lifecycles, tmp_path, stop)
+            for policy, lifecycles in streams.items()
+        ]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        stop.set()  # fail fast: the first failing stream stops the others
+        for future in futures:
+            decisions.update(future.result())  # raises the first stream's error, if any
+    assert len(decisions) == LIFECYCLES
     assert monkey.kills >= LIFECYCLES // 3, f"only {monkey.kills} kills"
     # Then everything converges and nothing was made twice
     world.wait_until("every object converged", lambda: converged(world), timeout=120)
@@ -134,15 +205,20 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
     # InferenceService is deleted on that ShadowModel's next pass, so wait for it rather than race it.
     with contextlib.suppress(AssertionError):
         world.wait_until(
-            "InferenceServices only for serving models", lambda: deployed(world) == serving(world)
+            "InferenceServices only for serving models",
+            lambda: deployed(world) == serving(world),
+            timeout=120,
         )
-    assert deployed(world) == serving(world), mismatch(world)  # none for rolled-back or retired models
+    assert deployed(world) == serving(world), mismatch(world, streams)  # none for rolled-back or retired
+    children = rayjobs + world.items("inferenceservices") + runs + world.items("shadowmodels")
+    assert all(c["metadata"].get("ownerReferences") for c in children), "an object without an owner"
     rolled_back = [n for n, d in decisions.items() if d == "RollBack"]
     assert rolled_back
     for name in rolled_back:
         assert (world.get("shadowmodel", name) or {})["status"]["role"] == "RolledBack"
     print(
-        f"\nchaos: {LIFECYCLES} lifecycles, {monkey.kills} operator kills, decisions {sorted(set(decisions.values()))}"
+        f"\nchaos: {LIFECYCLES} lifecycles in {STREAMS} streams, {monkey.kills} operator kills,"
+        f" decisions {dict(sorted((d, list(decisions.values()).count(d)) for d in set(decisions.values())))}"
     )
 
 
@@ -158,7 +234,7 @@ def serving(world: World) -> list[str]:
     )
 
 
-def mismatch(world: World) -> str:
+def mismatch(world: World, policies: Iterable[str]) -> str:
     """Why each model that is deployed but not serving (or the reverse) is so, for the failure message."""
     models = {s["metadata"]["name"]: s for s in world.items("shadowmodels")}
     lines = []
@@ -168,18 +244,16 @@ def mismatch(world: World) -> str:
         lines.append(
             f"{name}: role {status.get('role')}, Ready {ready.get('reason')}: {ready.get('message')}"
         )
-    routes = world.kubectl(
-        "get",
-        "experiments",
-        "-o",
-        "custom-columns=NAME:.metadata.name,DECISION:.status.decision,WEIGHTS:.status.variants[*].weight",
-    )
-    route = httpx.get(
-        f"{world.gateway.url}/v1/routes/{world.namespace}/chaos",
-        headers={"Authorization": f"Bearer {world.token}"},
-        timeout=10,
-    ).text
-    return "deployed and serving differ:\n" + "\n".join(lines) + f"\nroute: {route}\nexperiments:\n{routes}"
+    for policy in policies:
+        route = httpx.get(
+            f"{world.gateway.url}/v1/routes/{world.namespace}/{policy}",
+            headers={"Authorization": f"Bearer {world.token}"},
+            timeout=10,
+        )
+        lines.append(f"route {policy}: {route.text}")
+    columns = "NAME:.metadata.name,DECISION:.status.decision,WEIGHTS:.status.variants[*].weight"
+    lines.append(world.kubectl("get", "experiments", "-o", f"custom-columns={columns}"))
+    return "deployed and serving models differ:\n" + "\n".join(lines)
 
 
 def converged(world: World) -> bool:
