@@ -19,7 +19,7 @@ from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.operator import kinds
 from controllers.operator.conditions import READY, Want, merge
 from controllers.operator.deps import Dependencies
-from controllers.operator.rest import STILL_ROUTED
+from controllers.operator.rest import FINAL_DECISIONS, STILL_ROUTED, condition
 from controllers.routing.table import RouteConfig
 from controllers.serving.inferenceservice import (
     InvalidServingSpec,
@@ -205,6 +205,13 @@ async def _ensure_experiment(
     policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
     if policy is None:
         return
+    if await deps.kube.get(kinds.EXPERIMENTS, namespace, name) is not None:
+        return  # made on an earlier pass; its spec never changes
+    if await _decision_in_flight(namespace, policy_name, deps):
+        # An earlier experiment of the track has decided but not yet crowned its winner (a pass died
+        # between the write-ahead and the effects): the champion read now may be retired a moment
+        # later, leaving this experiment to compare against a deployment that is going away.
+        return
     champion = ((policy.get("status") or {}).get("champion") or {}).get("shadowModel")
     if champion == name:
         return
@@ -235,3 +242,13 @@ async def _ensure_experiment(
         },
     }
     await deps.kube.ensure(kinds.EXPERIMENTS, experiment)
+
+
+async def _decision_in_flight(namespace: str, policy: str, deps: Dependencies) -> bool:
+    """Whether an experiment of ``policy`` has a final decision whose effects are not all in place."""
+    for found in await deps.kube.list(kinds.EXPERIMENTS, namespace, {kinds.POLICY_LABEL: policy}):
+        decision = (found.get("status") or {}).get("decision")
+        applied = condition(found, "DecisionApplied").get("status") == "True"
+        if decision in FINAL_DECISIONS and not applied and not found["metadata"].get("deletionTimestamp"):
+            return True
+    return False

@@ -5,7 +5,8 @@ that patch (here: the router is unreachable, which fails the pass at exactly tha
 would), the next pass finds the decision and finishes its effects from what the status holds. So
 the stored status must already carry the decision's weights, not the last step's split: a route
 rebuilt from a 50/50 split keeps a retired challenger in traffic until another experiment takes the
-track over. Real API server, real gateway process, real store.
+track over. And while a decision is in that state, the track's next challenger must not open its
+experiment against the champion about to be retired. Real API server, real gateway process, real store.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 import pytest
 
 from controllers.api.experiment import Experiment
+from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.gateway import auth
 from controllers.local.controlplane import ControlPlane
 from controllers.local.gateway import GatewayProcess
-from controllers.operator import experiments, kinds
+from controllers.operator import experiments, kinds, shadows
 from controllers.operator.deps import Dependencies, Settings
 from controllers.operator.handlers import without_empty_strings
 from controllers.operator.kube import Kube, load_configuration
@@ -125,3 +127,70 @@ def test_a_decision_whose_pass_died_after_the_write_ahead_is_finished_with_the_d
         "-o", "jsonpath={.status.conditions[?(@.type=='DecisionApplied')].status}",
     ).stdout  # fmt: skip
     assert applied == "True"
+
+
+def test_a_new_challengers_experiment_waits_until_the_tracks_last_decision_is_applied(
+    control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
+) -> None:
+    # Given a track whose experiment "old" decided Promote but died before crowning its challenger
+    # (the policy still names the previous champion), and a new challenger that is serving
+    policy = {
+        "apiVersion": kinds.API_VERSION, "kind": "LearningPolicy",
+        "metadata": {"name": "track", "namespace": namespace},
+        "spec": {"track": {"agent": "a"}, "paused": True,
+                 "training": {"baseModel": {"name": "base", "uri": "file:///models/base"}}},
+    }  # fmt: skip
+    old = experiment(namespace)
+    old["metadata"].update(name="old", labels={kinds.POLICY_LABEL: "track"})
+    old["spec"]["policyRef"] = "track"
+    shadow = {
+        "apiVersion": kinds.API_VERSION, "kind": "ShadowModel",
+        "metadata": {"name": "new", "namespace": namespace},
+        "spec": {"policyRef": "track", "baseModel": {"name": "base", "uri": "file:///models/base"},
+                 "adapter": {"uri": "file:///adapters/new", "digest": "sha256:" + "0" * 64}},
+    }  # fmt: skip
+    for obj in (policy, old, shadow):
+        control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+
+    async def scenario() -> tuple[bool, dict[str, Any]]:
+        deps = deps_for(control_plane, gateway, gateway.url)
+        try:
+            await deps.kube.patch_status(
+                kinds.POLICIES,
+                namespace,
+                "track",
+                {"champion": {"shadowModel": "previous", "since": NOW.isoformat()}},
+            )
+            await deps.kube.patch_status(kinds.EXPERIMENTS, namespace, "old", {"decision": "Promote"})
+            body = await deps.kube.get(kinds.SHADOW_MODELS, namespace, "new")
+            assert body is not None
+            model = ShadowModel.model_validate(body)
+            status = ShadowModelStatus(role=Role.CHALLENGER, endpoint="http://new.invalid/v1")
+            # When the challenger's pass runs before and after the old decision is applied
+            await shadows._ensure_experiment(body, model, status, deps)
+            made_early = await deps.kube.get(kinds.EXPERIMENTS, namespace, "new") is not None
+            await deps.kube.patch_status(
+                kinds.POLICIES,
+                namespace,
+                "track",
+                {"champion": {"shadowModel": "old-winner", "since": NOW.isoformat()}},
+            )
+            await deps.kube.patch_status(
+                kinds.EXPERIMENTS, namespace, "old",
+                {"conditions": [{"type": "DecisionApplied", "status": "True", "reason": "Applied",
+                                 "message": "applied", "lastTransitionTime": NOW.isoformat()}]},
+            )  # fmt: skip
+            await shadows._ensure_experiment(body, model, status, deps)
+            made = await deps.kube.get(kinds.EXPERIMENTS, namespace, "new")
+            return made_early, made or {}
+        finally:
+            await deps.kube.close()
+            await deps.router.close()
+            deps.engine.dispose()
+
+    made_early, made = asyncio.run(scenario())
+    # Then no experiment is made against the champion that is about to be retired; once the decision
+    # is applied, the experiment compares the challenger with the new champion
+    assert not made_early
+    champion = next(v for v in made["spec"]["variants"] if v["role"] == "Champion")
+    assert champion["shadowModel"] == "old-winner"
