@@ -240,7 +240,7 @@ def mismatch(world: World, policies: Iterable[str]) -> str:
     lines = []
     for name in sorted(set(deployed(world)) ^ set(serving(world))):
         status = (models.get(name) or {}).get("status") or {}
-        ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
         lines.append(
             f"{name}: role {status.get('role')}, Ready {ready.get('reason')}: {ready.get('message')}"
         )
