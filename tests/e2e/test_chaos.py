@@ -131,8 +131,8 @@ def _run_stream(
             break
         name = f"{policy}-{k:04d}"  # a policy numbers its own runs
         world.kubectl("annotate", "learningpolicy", policy, f"kaizen.dev/train-now={k}", "--overwrite")
-        poll(world, f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=240)
-        poll(world, f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
+        world.wait_until(f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=240)
+        world.wait_until(f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
         champion = (reader.get("learningpolicies", policy).get("status") or {}).get("champion") or {}
         better = i % 3 == 0  # every third challenger wins; the others regress
         quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
@@ -146,13 +146,6 @@ def _run_stream(
                 break
         assert name in decisions or stop.is_set(), f"{name} undecided after 300s"
     return decisions
-
-
-def poll(world: World, what: str, probe: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_orphans(
