@@ -220,11 +220,40 @@ def deployed(world: World) -> list[str]:
 
 
 def serving(world: World) -> list[str]:
-    return sorted(
-        s["metadata"]["name"]
-        for s in world.items("shadowmodels")
-        if (s.get("status") or {}).get("role") in ("Champion", "Challenger")
+    """Champions and challengers, and any model whose endpoint its policy's route still sends traffic to.
+
+    The second kind is a track that never promoted: its rolled-back challenger's deployment serves
+    the plain base model, and stays up until the track's next model takes the route over."""
+    routed: dict[str, set[str]] = {}
+    names = []
+    for shadow in world.items("shadowmodels"):
+        status, policy = shadow.get("status") or {}, shadow["spec"].get("policyRef")
+        if status.get("role") in ("Champion", "Challenger"):
+            names.append(shadow["metadata"]["name"])
+            continue
+        if policy and policy not in routed:
+            routed[policy] = routed_endpoints(world, policy)
+        if status.get("endpoint") and status["endpoint"] in routed.get(policy, set()):
+            names.append(shadow["metadata"]["name"])
+    return sorted(names)
+
+
+def route(world: World, policy: str) -> httpx.Response:
+    return httpx.get(
+        f"{world.gateway.url}/v1/routes/{world.namespace}/{policy}",
+        headers={"Authorization": f"Bearer {world.token}"},
+        timeout=10,
     )
+
+
+def routed_endpoints(world: World, policy: str) -> set[str]:
+    """The endpoints the gateway's route for ``policy`` sends any traffic to."""
+    answer = route(world, policy)
+    if answer.status_code == 404:
+        return set()
+    answer.raise_for_status()
+    variants = answer.json()["config"]["variants"]
+    return {v["endpoint"] for v in variants if v["weight"] > 0}
 
 
 def mismatch(world: World, policies: Iterable[str]) -> str:
@@ -238,12 +267,7 @@ def mismatch(world: World, policies: Iterable[str]) -> str:
             f"{name}: role {status.get('role')}, Ready {ready.get('reason')}: {ready.get('message')}"
         )
     for policy in policies:
-        route = httpx.get(
-            f"{world.gateway.url}/v1/routes/{world.namespace}/{policy}",
-            headers={"Authorization": f"Bearer {world.token}"},
-            timeout=10,
-        )
-        lines.append(f"route {policy}: {route.text}")
+        lines.append(f"route {policy}: {route(world, policy).text}")
     columns = "NAME:.metadata.name,DECISION:.status.decision,WEIGHTS:.status.variants[*].weight"
     lines.append(world.kubectl("get", "experiments", "-o", f"custom-columns={columns}"))
     return "deployed and serving models differ:\n" + "\n".join(lines)
