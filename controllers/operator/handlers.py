@@ -1,8 +1,10 @@
 """Kopf handlers: thin glue from Kopf's callbacks to each kind's reconcile.
 
-Every kind is reconciled the same way, level-triggered: on create, on spec change, on operator resume
-(Kopf's change handlers), and by a resync loop per kind (controllers.operator.resync) for what
-changes outside Kubernetes. Kaizen needs no finalizer: everything it makes is owner-referenced.
+Every kind is reconciled the same way, level-triggered: on create and on spec change (Kopf's change
+handlers), and by a resync loop per kind (controllers.operator.resync) for what changes outside
+Kubernetes. There is no resume handler: at start-up the resync loops' first pass already looks at
+every moving object, and Kopf resuming each of hundreds of finished ones as well made every restart
+cost more the longer a namespace had run (objects late in the listing waited behind all the others). Kaizen needs no finalizer: everything it makes is owner-referenced.
 One reconcile at a time per object. A handler parses the body once, refuses a contradictory spec with an
 InvalidSpec condition that names the field, asks the kind's reconcile for the new status, posts its
 Events and writes the status only when it changed. Only this module imports kopf.
@@ -155,14 +157,12 @@ async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: D
 
 
 def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
-    """Create/update/resume handlers for one kind, all leading to ``handle``."""
+    """Create and update handlers for one kind, both leading to ``handle``."""
     group, version, plural = kind.resource.group, kind.resource.version, kind.resource.plural
 
-    async def on_change(body: kopf.Body, memo: Any, old: Any = None, reason: Any = None, **_: Any) -> None:
+    async def on_change(body: kopf.Body, memo: Any, old: Any = None, **_: Any) -> None:
         old_spec = dict(old.get("spec") or {}) if isinstance(old, dict) else None
         raw = plain(body)
-        if reason == kopf.Reason.RESUME and kind.at_rest(raw):
-            return  # finished before this start: the resync loop looks at it now and then
         try:
             async with memo.deps.urgency.urgent():
                 await handle(kind, raw, memo.deps, old_spec)
@@ -177,8 +177,7 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
                 f"{type(error).__name__}: {error}", delay=60 if refused else 5
             ) from error
 
-    for decorator in (kopf.on.create, kopf.on.resume):
-        decorator(group, version, plural, registry=registry, id=f"reconcile-{plural}")(on_change)
+    kopf.on.create(group, version, plural, registry=registry, id=f"reconcile-{plural}")(on_change)
     kopf.on.update(group, version, plural, registry=registry, id=f"reconcile-{plural}", field="spec")(
         on_change
     )

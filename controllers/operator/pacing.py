@@ -1,6 +1,6 @@
 """Change handlers before timer work: a new object's first status should not queue behind a thousand resyncs.
 
-Kopf calls the change handlers (an object created, its spec edited, the operator resumed); the resync
+Kopf calls the change handlers (an object created, its spec edited); the resync
 loops (controllers.operator.resync) look at every object now and then for what changes outside
 Kubernetes. Both compete for the same event loop, the store's threads and the API server. The
 resync loops therefore hold back each next object while any change handler is running — for at most

@@ -1,7 +1,7 @@
 """Which objects are at rest: finished, with every effect of their last decision in place.
 
-The resync loop reconciles an object at rest only every ``Settings.rest_seconds`` (and Kopf's
-resume handler skips it at start-up), so the work of each pass follows the objects that are still
+The resync loop reconciles an object at rest only every ``Settings.rest_seconds`` (after a restart,
+at a random point of that interval), so the work of each pass follows the objects that are still
 moving, not everything a namespace has accumulated: a track with two hundred finished runs should
 not make the operator slower to notice the two hundred and first. An edited spec (generation ahead
 of observedGeneration) is never at rest. Pure functions of the stored object.
