@@ -9,10 +9,11 @@ call blocks the event loop.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from kubernetes import config as kube_config
@@ -36,8 +37,13 @@ class Resource:
         return path
 
 
-# One page of a list: its objects, and how many remain after it (None when the server does not say).
-Page = tuple[list[dict[str, Any]], int | None]
+class Page(NamedTuple):
+    """One page of a list: its objects, how many remain after it (None when the server does not say),
+    and the list's resourceVersion (the same on every page: one consistent snapshot), to watch from."""
+
+    items: list[dict[str, Any]]
+    remaining: int | None
+    version: str
 
 
 class KubeError(RuntimeError):
@@ -121,10 +127,36 @@ class Kube:
             for item in items:
                 item.get("metadata", {}).pop("managedFields", None)
             meta = body.get("metadata") or {}
-            yield items, meta.get("remainingItemCount")
+            yield Page(items, meta.get("remainingItemCount"), str(meta.get("resourceVersion") or ""))
             token = meta.get("continue") or ""
             if not token:
                 return
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, version: str, seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (``{"type": ..., "object": ...}``, bookmarks included) after ``version``, until
+        the server ends the watch (within ``seconds``). An expired ``version`` is a KubeError 410, as
+        an answer or as an ERROR event, whichever the server sends."""
+        params = {
+            "watch": "true",
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(seconds),
+        }
+        timeout = httpx.Timeout(30.0, read=seconds + 30.0)
+        path = resource.path(namespace)
+        async with self._client.stream("GET", path, params=params, timeout=timeout) as response:
+            if response.status_code >= 400:
+                raise KubeError(response.status_code, (await response.aread()).decode(errors="replace"))
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise KubeError(int(status.get("code") or 500), str(status.get("message")))
+                yield event
 
     async def patch(
         self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]

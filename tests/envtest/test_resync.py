@@ -1,6 +1,7 @@
-"""The resync loop against a real API server: a pass reads the list a page at a time, reconciles
-every object once with a bounded number in flight, gives way to Kopf's change handlers, and forgets
-what it remembered about objects that are gone.
+"""The resync loop against a real API server: its index reads the list once, a page at a time, then
+follows the watch; a pass reconciles every object once with a bounded number in flight, gives way to
+Kopf's change handlers, and forgets what it remembered about objects that are gone; later passes
+read no list at all.
 
 The reconcile is the test's own recorder (the kinds' reconciles have their own tests); everything
 around it — listing, parsing, CEL checks, status writes — is the operator's.
@@ -19,6 +20,7 @@ from controllers.operator import kinds, mining, resync
 from controllers.operator import rest as at_rest
 from controllers.operator.deps import Dependencies, Settings
 from controllers.operator.handlers import Kind
+from controllers.operator.index import Index
 from controllers.operator.kube import Kube, load_configuration
 from controllers.operator.metrics import OperatorMetrics
 from controllers.operator.routes import RouterClient
@@ -115,6 +117,10 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
 
         kube.pages = counting_pages  # type: ignore[method-assign]
 
+        index = Index(kind.resource, kind.at_rest)
+        follower = asyncio.create_task(index.run(kube, [namespace]))
+        await asyncio.wait_for(index.synced.wait(), 30)
+
         # When a change handler runs as the pass starts
         async def change_handler() -> None:
             async with deps.urgency.urgent():
@@ -123,7 +129,7 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
 
         handler = asyncio.create_task(change_handler())
         await asyncio.sleep(0)
-        count = await resync._one_pass(kind, deps, [namespace], CONCURRENCY, {}, 0)
+        count = await resync.one_pass(kind, deps, index, CONCURRENCY, {})
         await handler
 
         # Then every policy was reconciled once, from three pages, at most four at a time
@@ -137,7 +143,29 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
         assert all(item["status"]["observedGeneration"] == 1 for item in listed)
         assert "deleted-uid" not in deps.mining
         assert len(deps.mining) == POLICIES
+
+        # When a policy is added and another deleted after the list
+        await create(POLICIES)
+        await kube.delete(kinds.POLICIES, namespace, "p-000")
+
+        # Then the watch brings both into the index, and the next pass reads no list
+        async def index_follows() -> None:
+            while "p-000" in names(index) or f"p-{POLICIES:03d}" not in names(index):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(index_follows(), 30)
+        recorder.seen.clear()
+        assert await resync.one_pass(kind, deps, index, CONCURRENCY, {}) == POLICIES
+        assert "p-000" not in recorder.seen
+        assert f"p-{POLICIES:03d}" in recorder.seen
+        assert pages == 3, "a pass read the list again"
+        assert index.lists == 1
+        follower.cancel()
     finally:
         await kube.close()
         await deps.router.close()
         engine.dispose()
+
+
+def names(index: Index) -> set[str]:
+    return {entry.name for entry in index.entries.values()}

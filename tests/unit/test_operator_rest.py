@@ -9,6 +9,7 @@ from controllers.api.experiment import Experiment, ExperimentStatus
 from controllers.operator import rest
 from controllers.operator.handlers import Kind
 from controllers.operator.kinds import EXPERIMENTS
+from controllers.operator.index import Entry
 from controllers.operator.resync import forget_deleted, this_pass
 
 
@@ -77,10 +78,10 @@ KIND = Kind(
 
 
 def _pass(items: list[dict[str, Any]], due: dict[str, float], now: float) -> list[str]:
-    seen: set[str] = set()
-    batch = this_pass(KIND, items, due, now, seen)
-    forget_deleted(due, seen)
-    return [i["metadata"]["uid"] for i in batch]
+    entries = [Entry(i["metadata"]["uid"], "ns", i["metadata"]["uid"], KIND.at_rest(i)) for i in items]
+    batch = this_pass(entries, due, now, KIND.rest_interval)
+    forget_deleted(due, {entry.uid for entry in entries})
+    return [entry.uid for entry in batch]
 
 
 def test_a_pass_takes_moving_objects_first_and_resting_ones_once_per_rest_interval() -> None:
