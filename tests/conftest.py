@@ -6,6 +6,9 @@ through ``empty_url``'s two parameters."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,12 +44,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayPostgres]:
-    server = ThrowawayPostgres(tmp_path_factory.mktemp("postgres"))
+    # As root the server runs as the postgres user, who reaches its data through the folders above
+    # it. Any pytest session that starts later makes pytest's own /tmp/pytest-of-root 0700 again,
+    # which would lock this session's server out of its files mid-run (it stops with a PANIC): so
+    # as root the data lives in a folder of its own instead.
+    root = os.geteuid() == 0
+    home = Path(tempfile.mkdtemp(prefix="kaizen-pg-")) if root else tmp_path_factory.mktemp("postgres")
+    server = ThrowawayPostgres(home)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        if root:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def fresh_database(server: ThrowawayPostgres) -> str:
