@@ -53,7 +53,6 @@ class Memory:
 class Report:
     wants: list[Want] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
-    judged: bool = False  # the judge added pairs after the track was counted
 
 
 @dataclass(frozen=True)
@@ -187,9 +186,7 @@ async def finish(
     asked = await _judge(mined, policy, namespace, memory, deps) if mined.to_judge else JudgeRound()
     if asked.error is None and not mined.judge_backlog:
         memory.mark = found.mark
-    report = _report(mined, asked, policy)
-    report.judged = asked.verdicts > 0
-    return report
+    return _report(mined, asked, policy)
 
 
 async def _judge(

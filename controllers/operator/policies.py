@@ -1,6 +1,6 @@
-"""LearningPolicy reconcile: keep the store's reward weights in step, mine the track's pairs with the
-policy's pair sources (controllers.operator.mining), count the track's data, and start a TrainingRun
-when a trigger fires and the cooldown and budget allow.
+"""LearningPolicy reconcile: keep the store's reward weights in step, count the track's data, start a
+TrainingRun when a trigger fires and the cooldown and budget allow, and then mine the track's pairs
+with the policy's pair sources (controllers.operator.mining) for the next poll to count.
 
 Run names are ``<policy>-<NNNN>``: the number after the highest the policy has ever used (its own
 runs and status.lastTrainingRun), so a reconcile repeated after a crash finds the run it just made.
@@ -84,8 +84,8 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
                 window_start=now - parse_duration(spec.data.max_age),
             )  # fmt: skip
 
-    def store_work() -> tuple[TrackHealth, mining.Found | None]:
-        # Rewards first (mining compares them), then mining, then what there is to count.
+    def rewards_and_count() -> TrackHealth:
+        # Rewards first: the counts (and mining, later) read them.
         with transaction(deps.factory) as session:
             upsert_policy(
                 session,
@@ -95,28 +95,9 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
                 track.task_family or "",
                 spec.reward.to_wire(),
             )
-        found = mining.mine_if_changed(policy, memory, deps)
-        return count(), found
+        return count()
 
-    health, found = await asyncio.to_thread(store_work)
-    mined = await mining.finish(found, policy, namespace, memory, deps)
-    if mined.judged:
-        health = await asyncio.to_thread(count)
-    out.events += mined.events
-    before = out.status.data
-    data = DataHealth(
-        runs=health.runs,
-        approved_pairs=health.approved_pairs,
-        new_approved_pairs=health.new_approved_pairs,
-        pending_review=health.pending_review,
-        pairs_by_source=health.pairs_by_source,
-        scrubbed_values=(before.scrubbed_values if before else 0),
-    )
-    # observedAt moves only when the counts do: a status rewritten on every poll of every policy
-    # would load the API server (and every watcher) for nothing.
-    unchanged = before is not None and before.model_copy(update={"observed_at": None}) == data
-    data.observed_at = before.observed_at if unchanged and before else now
-    out.status.data = data
+    health = await asyncio.to_thread(rewards_and_count)
     seen = tuple(run_seen(r) for r in runs)
     train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
     decision = decide(
@@ -126,7 +107,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         gpu_hours_used=round(decision.gpu_hours_used, 4), window_start=decision.window_start
     )
     out.status.next_eligible_time = decision.next_eligible
-    wants = [Want.true(READY, "Watching", decision.message), *mined.wants]
+    wants = [Want.true(READY, "Watching", decision.message)]
     if decision.fire is not None:
         number = (
             max([run_number(name, r.name) for r in seen] + [run_number(name, out.status.last_training_run)])
@@ -158,8 +139,33 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         out.status.last_training_time = now
         if created:
             out.events.append(("Normal", "TrainingRunCreated", f"{run_name}: {decision.message}"))
-        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}"), *mined.wants]
+        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}")]
+    # Mining comes last: it reads the track's whole data window, seconds on a busy track, and a
+    # trigger (a person's train-now above all) must not wait for it, nor be lost with it when the
+    # operator stops mid-way. What it finds counts towards the trigger from the next poll on.
+    found = await asyncio.to_thread(mining.mine_if_changed, policy, memory, deps)
+    report = await mining.finish(found, policy, namespace, memory, deps)
+    if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
+        health = await asyncio.to_thread(count)
+    out.events += report.events
+    out.status.data = data_health(out.status.data, health, now)
     out.status.conditions = merge(
-        out.status.conditions, wants, generation=out.status.observed_generation, now=now
+        out.status.conditions, [*wants, *report.wants], generation=out.status.observed_generation, now=now
     )
     return out
+
+
+def data_health(before: DataHealth | None, health: TrackHealth, now: datetime) -> DataHealth:
+    """The policy's data counts; observedAt moves only when the counts do: a status rewritten on
+    every poll of every policy would load the API server (and every watcher) for nothing."""
+    data = DataHealth(
+        runs=health.runs,
+        approved_pairs=health.approved_pairs,
+        new_approved_pairs=health.new_approved_pairs,
+        pending_review=health.pending_review,
+        pairs_by_source=health.pairs_by_source,
+        scrubbed_values=(before.scrubbed_values if before else 0),
+    )
+    unchanged = before is not None and before.model_copy(update={"observed_at": None}) == data
+    data.observed_at = before.observed_at if unchanged and before else now
+    return data
