@@ -62,6 +62,7 @@ class Dependencies:
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     # Per policy uid: what its last pair mining saw (controllers.operator.mining).
     mining: dict[str, Memory] = field(default_factory=dict)
+    mining_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # Kopf's change handlers go before the resync loops' work (controllers.operator.pacing).
     urgency: Urgency = field(default_factory=Urgency)
 

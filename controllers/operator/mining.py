@@ -156,23 +156,31 @@ class Found:
     mined: Mined
 
 
-def mine_if_changed(policy: LearningPolicy, memory: Memory, deps: Dependencies) -> Found | None:
-    """Mine the policy's track if its runs, feedback or mining settings changed since the last complete
-    mining; None when nothing did. Blocking: the reconcile runs it in its store thread."""
+def new_mark(policy: LearningPolicy, memory: Memory, deps: Dependencies) -> tuple[Any, ...] | None:
+    """The track's mark when its runs, feedback or the policy's mining settings changed since the last
+    complete mining; None when nothing did. Blocking: the reconcile runs it in a store thread."""
+    with transaction(deps.factory) as session:
+        mark = (_fingerprint(policy), *activity_mark(session, _track(policy)))
+    return None if mark == memory.mark else mark
+
+
+def mine(policy: LearningPolicy, mark: tuple[Any, ...], memory: Memory, deps: Dependencies) -> Found:
+    """Mine the policy's track over its data window. Blocking: the reconcile runs it in a store thread."""
     spec = policy.spec
-    track = Track(spec.track.agent, spec.track.role, spec.track.task_family)
     sources = spec.pair_sources
     with transaction(deps.factory) as session:
-        mark = (_fingerprint(policy), *activity_mark(session, track))
-        if mark == memory.mark:
-            return None
         mined = mine_track(
-            session, track, mining_settings(sources),
+            session, _track(policy), mining_settings(sources),
             since=deps.clock() - parse_duration(spec.data.max_age),
             judge_limit=deps.settings.judge_calls_per_reconcile if sources.llm_judge.enabled else 0,
             judge_margin=sources.reward_gaps.min_margin, skip=memory.unanswerable,
         )  # fmt: skip
     return Found(mark, mined)
+
+
+def _track(policy: LearningPolicy) -> Track:
+    track = policy.spec.track
+    return Track(track.agent, track.role, track.task_family)
 
 
 async def finish(

@@ -143,7 +143,12 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
     # Mining comes last: it reads the track's whole data window, seconds on a busy track, and a
     # trigger (a person's train-now above all) must not wait for it, nor be lost with it when the
     # operator stops mid-way. What it finds counts towards the trigger from the next poll on.
-    found = await asyncio.to_thread(mining.mine_if_changed, policy, memory, deps)
+    found = None
+    if (mark := await asyncio.to_thread(mining.new_mark, policy, memory, deps)) is not None:
+        # One mining at a time: it is CPU-bound Python, so minings side by side only share one core
+        # and starve the event loop (every other reconcile) of the interpreter while they last.
+        async with deps.mining_gate:
+            found = await asyncio.to_thread(mining.mine, policy, mark, memory, deps)
     report = await mining.finish(found, policy, namespace, memory, deps)
     if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
         health = await asyncio.to_thread(count)
