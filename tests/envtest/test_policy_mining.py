@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import LearningPolicy
 from controllers.local.controlplane import ControlPlane
-from controllers.operator import policies
+from controllers.operator import mining, policies
 from controllers.operator.deps import Dependencies, Settings
 from controllers.operator.kube import Kube, load_configuration
 from controllers.operator.metrics import OperatorMetrics
@@ -281,3 +282,72 @@ def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
             await close(operator)
 
     asyncio.run(scenario())
+
+
+def test_a_train_now_starts_its_run_before_mining_and_minings_never_overlap(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given two busy tracks, and a person asking one of their policies to train now
+    agents = {name: f"{name}-{uuid.uuid4().hex[:6]}" for name in ("busy-a", "busy-b")}
+    for name, agent in agents.items():
+        close_calls(factory, agent, tasks=2)
+        policy = {
+            "apiVersion": "kaizen.dev/v1alpha1",
+            "kind": "LearningPolicy",
+            "metadata": {"name": name, "annotations": {"kaizen.dev/train-now": "1"}},
+            "spec": {
+                "track": {"agent": agent},
+                "trigger": {"minNewPairs": 1_000_000},
+                "training": {"baseModel": {"name": "tiny", "uri": "file:///models/tiny"}},
+            },
+        }
+        control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(policy))
+    in_flight, most, runs_seen = [0], [0], []
+    lock = threading.Lock()
+    real_mine = mining.mine
+
+    def watched_mine(policy: LearningPolicy, *args: Any) -> Any:
+        name = next(n for n, agent in agents.items() if agent == policy.spec.track.agent)
+        got = control_plane.kubectl("get", "trainingrun", f"{name}-0001", "-n", namespace, check=False)
+        runs_seen.append((name, got.returncode == 0))
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.3)  # long enough for a second mining to start beside it, were it allowed
+            return real_mine(policy, *args)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(mining, "mine", watched_mine)
+
+    # When both policies are reconciled at once, by one operator
+    async def scenario() -> list[dict[str, Any]]:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+
+        async def reconcile(name: str) -> dict[str, Any]:
+            body = json.loads(control_plane.kubectl("get", "lp", name, "-n", namespace, "-o", "json").stdout)
+            outcome = await policies.reconcile(body, LearningPolicy.model_validate(body), operator.deps)
+            return outcome.status.to_wire()
+
+        try:
+            return await asyncio.gather(*(reconcile(name) for name in agents))
+        finally:
+            await close(operator)
+
+    statuses = asyncio.run(scenario())
+
+    # Then each run existed before its policy mined, both tracks were mined, one at a time,
+    # and the status shows what the mining found
+    assert sorted(runs_seen) == [("busy-a", True), ("busy-b", True)]
+    assert most[0] == 1
+    for status in statuses:
+        assert status["lastTrainingRun"].endswith("-0001")
+        assert status["data"]["pairsBySource"] == {"rewardGap": 1}
+        assert condition(status, "Mining")["status"] == "True"
