@@ -8,8 +8,8 @@ from typing import Any
 from controllers.api.experiment import Experiment, ExperimentStatus
 from controllers.operator import rest
 from controllers.operator.handlers import Kind
-from controllers.operator.kinds import EXPERIMENTS
 from controllers.operator.index import Entry
+from controllers.operator.kinds import EXPERIMENTS
 from controllers.operator.resync import forget_deleted, this_pass
 
 
