@@ -137,7 +137,9 @@ def insert_runs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Insert runs (column dicts with ids), computing each reward with its policy's weights."""
     policies = session.execute(select(Policy)).scalars().all()
     weights_by_track: dict[tuple[str, str, str], tuple[RewardWeights, str]] = {}
+    now = datetime.now(UTC)
     for row in rows:
+        row["changed_at"] = now
         track = (row["agent"], row.get("role", ""), row.get("task_family", ""))
         if track not in weights_by_track:
             weights = weights_for(policies, *track)
@@ -203,13 +205,14 @@ def recompute_rewards(
             query = query.where(or_(*matches))
     policies: Sequence[Policy] | None = None  # read once, and only when there is a run to weigh
     changed = 0
+    now = datetime.now(UTC)
     for run in session.execute(query.execution_options(yield_per=1000)).scalars():
         if policies is None:
             policies = session.execute(select(Policy)).scalars().all()
         weights = weights_for(policies, run.agent, run.role, run.task_family)
         reward = compute_reward(_signals(run.__dict__), weights)
         if reward != run.reward or run.weights_hash != weights.digest():
-            run.reward, run.weights_hash = reward, weights.digest()
+            run.reward, run.weights_hash, run.changed_at = reward, weights.digest(), now
             changed += 1
     return changed
 
@@ -293,6 +296,9 @@ def insert_feedback(session: Session, rows: list[dict[str, Any]]) -> dict[str, A
     verdicts = {row["run_id"]: v for row in rows if (v := human_verdict(row)) is not None}
     for run_id, verdict in verdicts.items():
         session.execute(update(Run).where(Run.id == run_id).values(human_accepted=verdict))
+    # A correction is a pair to mine, a verdict may move the reward: the runs have changed for mining.
+    touched = sorted({row["run_id"] for row in rows})
+    session.execute(update(Run).where(Run.id.in_(touched)).values(changed_at=datetime.now(UTC)))
     recompute_rewards(session, verdicts.keys())
     return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 

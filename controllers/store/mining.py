@@ -1,9 +1,10 @@
 """Mining one learning track for its LearningPolicy: has anything changed, mine, what to ask the judge.
 
 The selection itself is ``controllers.store.pairs`` (pure); this is the I/O around it for the
-operator, which mines on every policy poll where the track's runs or feedback changed. Pair ids
-are hashes of source and lineage, so mining the same experience again — after an operator
-restart, say — inserts nothing twice.
+operator, which mines on every policy poll where the track's runs or feedback changed. A policy's
+first mining reads its whole data window; later ones only the tasks whose runs changed since the
+progress the policy's store row keeps, so an operator restart does not read the window again. Pair
+ids are hashes of source and lineage, so mining the same experience twice inserts nothing twice.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from controllers.store.ingest import insert_pairs
 from controllers.store.judge import comparison, undecided_pairs
-from controllers.store.models import Feedback, PairSource, PreferencePair, Run
+from controllers.store.models import PairSource, Policy, PreferencePair, Run
 from controllers.store.pairs import Attempt, MinedPair, MiningSettings, load_attempts, mine_attempts
 
 
@@ -55,15 +56,41 @@ class Track:
 
 
 def activity_mark(session: Session, track: Track) -> tuple[Any, ...]:
-    """Changes whenever a run or a feedback of the track arrives. Counts besides the newest
-    timestamps, because agents may report a run with an old ``createdAt``."""
-    runs = session.execute(select(func.count(), func.max(Run.created_at)).where(*track.runs())).one()
-    feedback = session.execute(
-        select(func.count(), func.max(Feedback.created_at))
-        .join(Run, Run.id == Feedback.run_id)
-        .where(*track.runs())
-    ).one()
-    return (*runs, *feedback)
+    """Changes whenever a run of the track arrives or changes (a feedback on it, a new reward).
+    The count besides the newest change time, for writers whose clocks run behind."""
+    return tuple(session.execute(select(func.count(), func.max(Run.changed_at)).where(*track.runs())).one())
+
+
+# A mining rereads the changes of this long before the newest one it saw: a run written by a slower
+# transaction, or by a gateway replica whose clock runs behind, lands there and is still mined.
+# Rereading costs little (pair ids are deterministic, known pairs are skipped).
+REREAD = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a policy's mining got: with which settings, and through which run change time."""
+
+    fingerprint: str | None = None
+    through: datetime | None = None
+
+    def resume_after(self, fingerprint: str) -> datetime | None:
+        """Where the next mining with these settings starts; None: mine the whole window."""
+        return self.through if fingerprint == self.fingerprint else None
+
+
+def progress(session: Session, policy: str) -> Progress:
+    row = session.get(Policy, policy)
+    return Progress(row.mined_fingerprint, row.mined_through) if row else Progress()
+
+
+def keep_progress(session: Session, policy: str, kept: Progress) -> None:
+    """Remember how far a complete mining got (the policy's row exists: its reconcile upserts it first)."""
+    session.execute(
+        update(Policy)
+        .where(Policy.name == policy)
+        .values(mined_fingerprint=kept.fingerprint, mined_through=kept.through)
+    )
 
 
 @dataclass
@@ -72,6 +99,8 @@ class Mined:
     inserted: dict[str, int]  # of those, how many the store did not have yet
     to_judge: list[tuple[Attempt, Attempt]] = field(default_factory=list)  # at most the limit asked for
     judge_backlog: int = 0  # comparisons left for later polls by that limit
+    tasks: int | None = None  # how many changed tasks were mined; None: the whole window
+    through: datetime | None = None  # the newest run change this mining saw
 
 
 def judged(session: Session, track: Track) -> set[frozenset[str]]:
@@ -100,18 +129,33 @@ def mine_track(
     settings: MiningSettings,
     *,
     since: datetime | None,
+    changed_after: datetime | None = None,
     judge_limit: int = 0,
     judge_margin: float = 0.2,
     skip: Collection[frozenset[str]] = (),
 ) -> Mined:
     """Mine the track's runs from ``since`` on with the enabled sources and store what is new.
 
+    With ``changed_after``, only the tasks with a run changed after it (less ``REREAD``) are mined:
+    every source pairs attempts of one task, so the other tasks' pairs are all stored already.
     With ``judge_limit`` > 0 it also picks up to that many comparisons for the judge, leaving out
     those already decided (stored llmJudge pairs, in either order) and those in ``skip``.
     """
-    attempts, corrections = load_attempts(session, track.agent, track.role, since, track.task_family)
+    through = session.execute(select(func.max(Run.changed_at)).where(*track.runs())).scalar()
+    tasks = None
+    if changed_after is not None:
+        changed = [*track.runs(), Run.changed_at > changed_after - REREAD]
+        if since is not None:
+            changed.append(Run.created_at >= since)
+        tasks = Run.task_id.in_(select(Run.task_id).where(*changed).distinct().scalar_subquery())
+    attempts, corrections = load_attempts(
+        session, track.agent, track.role, since, track.task_family, tasks=tasks
+    )
     found = mine_attempts(attempts, corrections, settings)
     mined = Mined(dict(Counter(p.source.value for p in found)), store_pairs(session, found))
+    mined.through = through
+    if tasks is not None:
+        mined.tasks = len({a.task_id for a in attempts})
     if judge_limit > 0:
         done = judged(session, track)
         open_questions = [

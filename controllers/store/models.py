@@ -88,10 +88,15 @@ class Run(Base):
     human_accepted: Mapped[bool | None] = mapped_column(Boolean, default=None)
     reward: Mapped[float | None] = mapped_column(Float, default=None)
     weights_hash: Mapped[str | None] = mapped_column(String(16), default=None)
+    # When the store last wrote anything pair mining reads (the run, its reward, a feedback on it),
+    # by the writer's clock. ``createdAt`` is the agent's and may be old; this is what lets a
+    # LearningPolicy mine only the tasks that changed since its last mining.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
     __table_args__ = (
         Index("ix_runs_track_task", "agent", "role", "task_id", "created_at"),
         Index("ix_runs_request_id", "request_id"),
+        Index("ix_runs_changed_at", "changed_at"),
     )
 
 
@@ -230,6 +235,10 @@ class Policy(Base):
     task_family: Mapped[str] = mapped_column(NAME, default="")
     weights: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How far pair mining got: the settings it mined with (a hash) and the changedAt of runs it has
+    # seen up to. Another mining with the same settings reads only the tasks changed since.
+    mined_fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    mined_through: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class IdempotencyKey(Base):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from controllers.store.ingest import insert_pairs
@@ -213,9 +213,10 @@ def load_attempts(
     role: str | None = None,
     since: datetime | None = None,
     task_family: str | None = None,
+    tasks: ColumnElement[bool] | None = None,
 ) -> tuple[list[Attempt], list[tuple[Attempt, str]]]:
     """The runs of a track (all runs when no field is given), from ``since`` on, and the corrections
-    people made to them."""
+    people made to them; ``tasks`` narrows them further (to some task ids, say)."""
     track = [
         column == wanted
         for column, wanted in ((Run.agent, agent), (Run.role, role), (Run.task_family, task_family))
@@ -223,6 +224,8 @@ def load_attempts(
     ]
     if since:
         track.append(Run.created_at >= since)
+    if tasks is not None:
+        track.append(tasks)
     query = select(Run).where(*track).execution_options(yield_per=2000)
     runs = {run.id: to_attempt(run) for run in session.execute(query).scalars()}
     # Only the track's corrections leave the database, not every correction ever made.

@@ -50,6 +50,9 @@ def test_upgrade_from_the_first_revision_keeps_existing_rows(empty_url: str) -> 
     with engine.connect() as connection:
         row = connection.execute(text("SELECT id, reward, weights_hash FROM runs")).one()
         assert tuple(row) == ("r1", 0.5, None)
+        # a run's last change starts as its creation, so that mining can resume from it
+        created, changed = connection.execute(text("SELECT created_at, changed_at FROM runs")).one()
+        assert changed == created is not None
         assert "policies" in inspect(connection).get_table_names()
     engine.dispose()
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import PairSources
@@ -17,8 +17,18 @@ from controllers.store import ingest
 from controllers.store.db import transaction
 from controllers.store.health import track_health
 from controllers.store.judge import comparison
-from controllers.store.mining import Mined, Track, activity_mark, mine_track, store_pairs
-from controllers.store.models import PairSource, PreferencePair
+from controllers.store.mining import (
+    REREAD,
+    Mined,
+    Progress,
+    Track,
+    activity_mark,
+    keep_progress,
+    mine_track,
+    progress,
+    store_pairs,
+)
+from controllers.store.models import PairSource, PreferencePair, Run
 from controllers.store.pairs import MinedPair, MiningSettings
 from controllers.store.snapshot import export_dpo
 from tests.store.helpers import T0, run
@@ -216,3 +226,69 @@ def test_pairs_older_than_max_age_do_not_count(factory: sessionmaker[Session]) -
         )  # fmt: skip
     assert later.approved_pairs == 0
     assert later.pairs_by_source == {"explicit": 2}
+
+
+def _age_every_change(factory: sessionmaker[Session], to: datetime) -> None:
+    """Date every run's last change back, as if the track had been quiet since ``to``."""
+    with transaction(factory) as session:
+        session.execute(update(Run).values(changed_at=to))
+
+
+def test_a_resumed_mining_reads_only_the_tasks_changed_since_and_still_finds_late_arrivals(
+    factory: sessionmaker[Session],
+) -> None:
+    _experience(factory)
+    first = _mine(factory)
+    assert first.tasks is None  # no progress yet: the whole window
+    assert first.through is not None
+    _age_every_change(factory, T0 - timedelta(days=1))
+    with transaction(factory) as session:
+        ingest.insert_runs(
+            session,
+            [
+                run("awful", "t2", "awful", ok=False, attempt=3, minutes=2),  # a third attempt at t2
+                run("late", "t9", "late", minutes=-600),  # reported now, dated hours before the others
+            ],
+        )
+        # a person corrects an old run of t1: t1 changed too, though none of its runs is new
+        ingest.insert_feedback(session, [_feedback("f-e1", "coder-e1", "better fix")])
+    resumed = _mine(factory, changed_after=T0)
+    assert resumed.tasks == 3  # t1, t2 and t9; t3 is left alone
+    assert resumed.found == {"humanCorrection": 1, "rewardGap": 2, "errorRecovery": 1}
+    assert resumed.inserted == {"humanCorrection": 1, "rewardGap": 1}  # the correction, good over awful
+    assert resumed.through is not None
+    assert resumed.through > T0
+    # With the whole window read again, nothing more is found: the resumed mining missed nothing.
+    assert _mine(factory).inserted == {}
+
+
+def test_a_change_written_a_little_before_the_progress_is_reread(factory: sessionmaker[Session]) -> None:
+    """A slow transaction commits after a mining saw newer changes: its run is still mined next time."""
+    _experience(factory)
+    _age_every_change(factory, T0 - timedelta(hours=1))
+    with transaction(factory) as session:
+        ingest.insert_runs(session, [run("slow", "t3", "slower", attempt=2, minutes=5)])
+        session.execute(update(Run).where(Run.id == "slow").values(changed_at=T0 + timedelta(minutes=1)))
+    # the last mining saw changes up to T0 + 3 minutes; "slow" committed after it, dated T0 + 1 minute
+    resumed = _mine(factory, changed_after=T0 + timedelta(minutes=3))
+    assert resumed.tasks == 1
+    assert resumed.through == T0 + timedelta(minutes=1)
+    assert _mine(factory, changed_after=T0 + timedelta(minutes=1) + REREAD).tasks == 0  # and not later
+
+
+def test_progress_is_kept_per_policy_and_resumes_only_with_the_same_settings(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        ingest.upsert_policy(session, "team-a.coder", "coder", "", "", {})
+        assert progress(session, "team-a.coder") == Progress()  # never mined: the whole window
+        assert progress(session, "team-a.missing") == Progress()
+        keep_progress(session, "team-a.coder", Progress("settings-1", T0))
+    with transaction(factory) as session:
+        kept = progress(session, "team-a.coder")
+        # The reward weights changing rewrite the row, not the progress.
+        ingest.upsert_policy(session, "team-a.coder", "coder", "", "", {"testsPassed": 2.0})
+    with transaction(factory) as session:
+        assert progress(session, "team-a.coder") == kept
+    assert kept.resume_after("settings-1") == T0
+    assert kept.resume_after("settings-2") is None  # other settings find other pairs: mine it all
