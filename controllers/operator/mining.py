@@ -1,9 +1,9 @@
 """Pair mining for the LearningPolicy reconcile: the policy's pairSources drive controllers.store.mining.
 
-Cheap when nothing changed: every poll reads the track's activity mark (count and newest time of its
-runs and of their feedback) and mines only when the mark or the policy's mining settings moved. The
-mark lives in memory: after a restart the first poll mines again, which inserts nothing twice (pair
-ids are deterministic, judged comparisons are skipped).
+Cheap when nothing changed: every poll reads the track's activity mark (count and newest change time
+of its runs) and mines only when the mark or the policy's mining settings moved. That mark lives in
+memory; how far mining got lives in the store (``controllers.store.mining.Progress``), so the first
+poll after a restart mines only the tasks changed since, not the whole window again.
 
 The LLM judge is network I/O, so it is asked with an async client and a timeout, at most
 ``judge_calls_per_reconcile`` questions per reconcile and never twice about the same two attempts.
@@ -30,7 +30,16 @@ from controllers.operator.conditions import Want, find
 from controllers.operator.kube import KubeError, Resource
 from controllers.store import judge
 from controllers.store.db import transaction
-from controllers.store.mining import Mined, Track, activity_mark, mine_track, store_pairs
+from controllers.store.mining import (
+    Mined,
+    Progress,
+    Track,
+    activity_mark,
+    keep_progress,
+    mine_track,
+    progress,
+    store_pairs,
+)
 from controllers.store.models import PairSource
 from controllers.store.pairs import Attempt, MinedPair, MiningSettings
 
@@ -154,6 +163,7 @@ class Found:
 
     mark: tuple[Any, ...]
     mined: Mined
+    store_key: str  # the policy's row in the store, where its progress is kept
 
 
 def new_mark(policy: LearningPolicy, memory: Memory, deps: Dependencies) -> tuple[Any, ...] | None:
@@ -164,18 +174,22 @@ def new_mark(policy: LearningPolicy, memory: Memory, deps: Dependencies) -> tupl
     return None if mark == memory.mark else mark
 
 
-def mine(policy: LearningPolicy, mark: tuple[Any, ...], memory: Memory, deps: Dependencies) -> Found:
-    """Mine the policy's track over its data window. Blocking: the reconcile runs it in a store thread."""
+def mine(
+    policy: LearningPolicy, store_key: str, mark: tuple[Any, ...], memory: Memory, deps: Dependencies
+) -> Found:
+    """Mine the policy's track: the tasks changed since its last complete mining with the same
+    settings, or its whole data window. Blocking: the reconcile runs it in a store thread."""
     spec = policy.spec
     sources = spec.pair_sources
     with transaction(deps.factory) as session:
+        changed_after = progress(session, store_key).resume_after(mark[0])
         mined = mine_track(
             session, _track(policy), mining_settings(sources),
-            since=deps.clock() - parse_duration(spec.data.max_age),
+            since=deps.clock() - parse_duration(spec.data.max_age), changed_after=changed_after,
             judge_limit=deps.settings.judge_calls_per_reconcile if sources.llm_judge.enabled else 0,
             judge_margin=sources.reward_gaps.min_margin, skip=memory.unanswerable,
         )  # fmt: skip
-    return Found(mark, mined)
+    return Found(mark, mined, store_key)
 
 
 def _track(policy: LearningPolicy) -> Track:
@@ -193,8 +207,15 @@ async def finish(
     mined = found.mined
     asked = await _judge(mined, policy, namespace, memory, deps) if mined.to_judge else JudgeRound()
     if asked.error is None and not mined.judge_backlog:
+        if mined.through is not None:  # a track without runs has nothing to resume from
+            await asyncio.to_thread(_keep, found.store_key, Progress(found.mark[0], mined.through), deps)
         memory.mark = found.mark
     return _report(mined, asked, policy)
+
+
+def _keep(store_key: str, kept: Progress, deps: Dependencies) -> None:
+    with transaction(deps.factory) as session:
+        keep_progress(session, store_key, kept)
 
 
 async def _judge(
@@ -230,7 +251,12 @@ def _per_source(counts: dict[str, int]) -> str:
 
 def _report(mined: Mined, asked: JudgeRound, policy: LearningPolicy) -> Report:
     report = Report()
-    message = f"pairs found in the last {policy.spec.data.max_age}: {_per_source(mined.found)}"
+    where = (
+        f"the last {policy.spec.data.max_age}"
+        if mined.tasks is None
+        else f"{mined.tasks} tasks changed since the last mining"
+    )
+    message = f"pairs found in {where}: {_per_source(mined.found)}"
     if asked.verdicts or asked.unparsed:
         message += f"; the judge decided {asked.verdicts} comparisons ({asked.unparsed} unclear answers)"
     if mined.judge_backlog:

@@ -74,6 +74,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
     since = last_watermark(runs)
 
     memory = mining.memory_of(body, deps)
+    store_key = f"{namespace}.{name}"  # the policy's row in the store
 
     def count() -> TrackHealth:
         with transaction(deps.factory) as session:
@@ -89,7 +90,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         with transaction(deps.factory) as session:
             upsert_policy(
                 session,
-                f"{namespace}.{name}",
+                store_key,
                 track.agent or "",
                 track.role or "",
                 track.task_family or "",
@@ -148,7 +149,7 @@ async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependen
         # One mining at a time: it is CPU-bound Python, so minings side by side only share one core
         # and starve the event loop (every other reconcile) of the interpreter while they last.
         async with deps.mining_gate:
-            found = await asyncio.to_thread(mining.mine, policy, mark, memory, deps)
+            found = await asyncio.to_thread(mining.mine, policy, store_key, mark, memory, deps)
     report = await mining.finish(found, policy, namespace, memory, deps)
     if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
         health = await asyncio.to_thread(count)

@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import LearningPolicy
@@ -29,6 +30,8 @@ from controllers.operator.metrics import OperatorMetrics
 from controllers.operator.routes import RouterClient
 from controllers.store import ingest
 from controllers.store.db import transaction
+from controllers.store.mining import REREAD
+from controllers.store.models import Policy, Run
 from tests.store.helpers import run
 
 
@@ -226,6 +229,64 @@ def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
     assert {c["auth"] for c in JudgeServer.calls} == {"Bearer s3cret"}
     assert {c["path"] for c in JudgeServer.calls} == {"/v1/chat/completions"}
     assert {c["body"]["model"] for c in JudgeServer.calls} == {"judge-13b"}
+
+
+def test_a_restarted_operator_mines_only_the_tasks_changed_since_the_last_mining(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    judge_url: str,
+    tmp_path: Path,
+) -> None:
+    # Given a policy that mined its track's four tasks, an hour ago
+    agent = f"resumed-{uuid.uuid4().hex[:6]}"
+    close_calls(factory, agent, tasks=3)
+    control_plane.kubectl(
+        "create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace
+    )
+    apply_policy(control_plane, namespace, agent, judge_url)
+
+    async def mine_all() -> dict[str, Any]:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            await operator.reconcile("judged")
+            return await operator.reconcile("judged")  # the judge's backlog answered
+        finally:
+            await close(operator)
+
+    status = asyncio.run(mine_all())
+    assert "pairs found in the last 30d" in condition(status, "Mining")["message"]
+    assert len(JudgeServer.calls) == 3
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    with transaction(factory) as session:  # its runs last changed well before the mining
+        session.execute(update(Run).where(Run.agent == agent).values(changed_at=an_hour_ago - 2 * REREAD))
+        key = f"{namespace}.judged"
+        session.execute(update(Policy).where(Policy.name == key).values(mined_through=an_hour_ago))
+    # When a new close call arrives and the operator restarts (its memory of the track is gone)
+    with transaction(factory) as session:
+        ingest.insert_runs(
+            session,
+            [
+                run(f"{agent}-newa", "new", "correct new", agent=agent, compile_ok=True),
+                run(f"{agent}-newb", "new", "sloppy new", agent=agent, compile_ok=True),
+            ],
+        )
+
+    async def restarted() -> tuple[dict[str, Any], Operator]:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            return await operator.reconcile("judged"), operator
+        finally:
+            await close(operator)
+
+    status, operator = asyncio.run(restarted())
+    # Then it mines the one task that changed, not the window, and the judge hears only of that one
+    assert "pairs found in 1 tasks changed since the last mining" in condition(status, "Mining")["message"]
+    assert len(JudgeServer.calls) == 4
+    assert "correct new" in json.dumps(JudgeServer.calls[-1]["body"])
+    assert status["data"]["pairsBySource"] == {"rewardGap": 1, "llmJudge": 4}
+    assert ("Normal", "PairsMined", "1 new pairs (llmJudge 1)") in operator.events
 
 
 def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
