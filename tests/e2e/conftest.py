@@ -161,7 +161,8 @@ def world(
 ) -> Iterator[World]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     plane.kubectl("create", "namespace", namespace)
-    token = auth.issue(SECRET, "e2e", 3600)
+    # The full chaos run (`make chaos`) lasts over an hour: the operator's and agents' token must outlive it.
+    token = auth.issue(SECRET, "e2e", 24 * 3600)
     operator = OperatorProcess(
         kubeconfig=plane.kubeconfig,
         database_url=database,
