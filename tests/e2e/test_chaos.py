@@ -88,7 +88,16 @@ class Reader:
         )
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        response = self.client.get(f"{KAIZEN}/namespaces/{self.namespace}/{plural}/{name}")
+        url = f"{KAIZEN}/namespaces/{self.namespace}/{plural}/{name}"
+        for attempt in range(
+            3
+        ):  # a loaded API server may drop a kept-alive connection; a GET is safe to repeat
+            try:
+                response = self.client.get(url)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
         return dict(response.json()) if response.status_code == 200 else {}
 
     def __enter__(self) -> Reader:
