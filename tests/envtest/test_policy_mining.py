@@ -178,6 +178,15 @@ def close_calls(factory: sessionmaker[Session], agent: str, tasks: int) -> None:
         ingest.insert_runs(session, runs)
 
 
+def judged_track(
+    plane: ControlPlane, namespace: str, factory: sessionmaker[Session], agent: str, judge_url: str
+) -> None:
+    """Three close calls and a reward gap on ``agent``'s track, and a policy whose judge's key is in a Secret."""
+    close_calls(factory, agent, tasks=3)
+    plane.kubectl("create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace)
+    apply_policy(plane, namespace, agent, judge_url)
+
+
 def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
     control_plane: ControlPlane,
     namespace: str,
@@ -188,11 +197,7 @@ def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
 ) -> None:
     # Given three close calls and a reward gap, and a policy whose judge's key is in a Secret
     agent = f"judged-{uuid.uuid4().hex[:6]}"
-    close_calls(factory, agent, tasks=3)
-    control_plane.kubectl(
-        "create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace
-    )
-    apply_policy(control_plane, namespace, agent, judge_url)
+    judged_track(control_plane, namespace, factory, agent, judge_url)
 
     async def scenario() -> None:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
@@ -241,11 +246,7 @@ def test_a_restarted_operator_mines_only_the_tasks_changed_since_the_last_mining
 ) -> None:
     # Given a policy that mined its track's four tasks, an hour ago
     agent = f"resumed-{uuid.uuid4().hex[:6]}"
-    close_calls(factory, agent, tasks=3)
-    control_plane.kubectl(
-        "create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace
-    )
-    apply_policy(control_plane, namespace, agent, judge_url)
+    judged_track(control_plane, namespace, factory, agent, judge_url)
 
     async def mine_all() -> dict[str, Any]:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
