@@ -94,8 +94,9 @@ def test_streamed_chunks_reach_the_client_as_the_upstream_produces_them(
             arrivals.append(time.perf_counter() - started)
             chunks.append(chunk)
     # The paced upstream spends 0.1 s per token on 10 tokens: the first chunk must not wait for the last.
+    # Measured between chunks, so a slow start on a busy machine does not count against the proxy.
     assert arrivals[-1] >= 0.9
-    assert arrivals[0] < 0.5
+    assert arrivals[-1] - arrivals[0] >= 0.5
     assert len(chunks) >= 10
     assert response.headers["content-type"].startswith("text/event-stream")
     direct = httpx.post(f"{upstream.base('paced')}/chat/completions", json=body, timeout=30)
