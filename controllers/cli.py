@@ -116,6 +116,7 @@ def _story(state_dir: Path, state: Any, kubectl: Any, agents: Any) -> None:
     typer.secho(f"  ✓ {exp['status']['decision']}: {exp['status']['decisionReason']}", fg=colour)
     served = agents.work(40, {"coder-0001": 0.75, "coder-0002": 0.35})
     typer.echo(f"  traffic after the decision: {served}")
+    story.taken_down("coder-0002")
 
 
 @app.command()

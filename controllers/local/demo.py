@@ -110,7 +110,9 @@ class Story:
 
     def condition_line(self, kind: str, name: str) -> str:
         condition = ready(self.kubectl.get(kind, name))
-        return f"{kind} {name}: {condition.get('reason', 'waiting')} — {condition.get('message', '')}"[:160]
+        if not condition:
+            return f"{kind} {name}: created, waiting for the operator's first status"
+        return f"{kind} {name}: {condition.get('reason')} — {condition.get('message', '')}"[:160]
 
     def train_and_serve(self, run: str) -> None:
         self.wait(f"{run} trained", lambda: ready(self.kubectl.get("trainingrun", run)).get("status") == "True",
@@ -124,6 +126,14 @@ class Story:
         endpoint = (self.kubectl.get("shadowmodel", run) or {})["status"].get("endpoint")
         self.say(f"  ✓ ShadowModel {run} serving at {endpoint}")
         self.wait(f"{run} experiment routed", lambda: routed(self.kubectl.get("experiment", run)), 60)
+
+    def taken_down(self, run: str) -> None:
+        """Wait until the rolled-back model's InferenceService is gone (the operator removes it once
+        no route sends traffic there) and say so."""
+        self.wait(f"{run} taken down", lambda: self.kubectl.get("inferenceservice", run) is None, 120,
+                  lambda: self.condition_line("shadowmodel", run))  # fmt: skip
+        role = ((self.kubectl.get("shadowmodel", run) or {}).get("status") or {}).get("role")
+        self.say(f"  ✓ InferenceService {run} removed; ShadowModel {run} stays as the record ({role})")
 
     def experiment(self, run: str, quality: dict[str, float], rounds: int = 20) -> dict[str, Any]:
         """Agents work in rounds until the Experiment decides; prints the statistics after each round."""
