@@ -28,9 +28,10 @@ generate: setup ## Regenerate crds/ and the chart's CRD templates from controlle
 	$(PY) -m controllers.crdgen
 
 .PHONY: lint
-lint: setup ## ruff (lint + format check)
+lint: setup ## ruff (lint + format check) and the layer contracts (import-linter, see pyproject.toml)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 .PHONY: fmt
 fmt: setup ## Apply ruff's fixes and formatting

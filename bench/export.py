@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg
 
-from controllers.local.postgres import ThrowawayPostgres
 from controllers.store import migrate
+from devstack.postgres import ThrowawayPostgres
 
 # Each child prints "<rows> <seconds>", timing the export itself (imports and start-up excluded).
 KAIZEN = """
@@ -48,7 +48,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from controllers.store.db import make_engine
 from controllers.store.models import PreferencePair
-from controllers.store.pii import scrub
+from controllers.data.pii import scrub
 from controllers.store.snapshot import in_eval
 
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from controllers.data.reward import RewardWeights, Signals, compute_reward
 from controllers.gateway import auth
-from controllers.local.gateway import GatewayProcess
-from controllers.local.postgres import ThrowawayPostgres
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
 from controllers.store.models import Run
-from controllers.store.reward import RewardWeights, Signals, compute_reward
+from devstack.gateway import GatewayProcess
+from devstack.postgres import ThrowawayPostgres
 
 SECRET = "bench-secret"
 

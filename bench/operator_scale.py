@@ -27,9 +27,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controllers.gateway import auth
-from controllers.local.controlplane import ControlPlane
-from controllers.local.operator import OperatorProcess
 from controllers.store import migrate
+from devstack.controlplane import ControlPlane
+from devstack.operator import OperatorProcess
 
 PROBES = 20
 

@@ -4,7 +4,7 @@ The real parts, as in production: a kube-apiserver, the operator process (experi
 second, its default), the gateway/router on PostgreSQL and an OpenAI-compatible upstream. Each trial
 creates an Experiment whose challenger regresses, sends requests through the router and reports each
 run's reward in batches of 10; after every batch the benchmark asks the same planner the operator
-uses (``controllers.experiments.rollout.plan``) whether the store's evidence now says RollBack — that
+uses (``controllers.decisions.experiments.rollout.plan``) whether the store's evidence now says RollBack — that
 batch is the decisive sample. The clock runs from that batch's POST returning to the router's route
 showing the challenger at 0 % (polled every 10 ms).
 
@@ -34,16 +34,16 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controllers.api.experiment import ExperimentSpec
-from controllers.experiments.rollout import plan
+from controllers.decisions.experiments.rollout import plan
 from controllers.gateway import auth
-from controllers.local.controlplane import ControlPlane
-from controllers.local.gateway import GatewayProcess
-from controllers.local.operator import OperatorProcess
-from controllers.local.postgres import ThrowawayPostgres
-from controllers.local.upstream import UpstreamProcess
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory, transaction
 from controllers.store.experiments import observations
+from devstack.controlplane import ControlPlane
+from devstack.gateway import GatewayProcess
+from devstack.operator import OperatorProcess
+from devstack.postgres import ThrowawayPostgres
+from devstack.upstream import UpstreamProcess
 
 FLAGGER_DEFAULT_SECONDS = 60 * 5  # analysis interval 1m x threshold 5
 NAMESPACE = "bench"

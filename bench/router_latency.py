@@ -23,11 +23,11 @@ import httpx
 from sqlalchemy import func, select
 
 from controllers.gateway import auth
-from controllers.local.gateway import GatewayProcess
-from controllers.local.upstream import UpstreamProcess
 from controllers.store import migrate
 from controllers.store.db import make_engine
 from controllers.store.models import Assignment
+from devstack.gateway import GatewayProcess
+from devstack.upstream import UpstreamProcess
 
 SECRET = "bench-secret"
 TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'bench', 3600)}"}

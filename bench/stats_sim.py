@@ -8,7 +8,7 @@ tolerance 0.02, 200 rewards per variant before any decision, steps 5/25/50 %.
 
 Rules compared, all with the same 200-rewards minimum so that only the test differs:
 
-* Kaizen — ``controllers.experiments.decision_rule.verdict_from_sums``, the very function the planner
+* Kaizen — ``controllers.decisions.experiments.decision_rule.verdict_from_sums``, the very function the planner
   calls, fed numpy arrays (tests/unit/test_decision_rule.py checks it agrees with ``plan`` case by
   case): mSPRT confidence sequence, roll back when it lies below 0, promote when above 0. Run once at
   full exposure (50/50, the test itself) and once through the rollout steps (5 → 25 → 50 %, steps
@@ -25,7 +25,7 @@ Rules compared, all with the same 200-rewards minimum so that only the test diff
 (a) A/A (no difference), horizon 2 x the fixed-horizon sample size per arm: false rollback and false
     promote rates. (b) A true regression of 2 x MDE: median samples per arm until rollback, against
     the fixed-horizon sample size for the MDE at 80 % power (closed form). (c) The Thompson bandit
-    (``controllers.experiments.bandit.thompson_weights``, recomputed every 500 requests as a
+    (``controllers.decisions.experiments.bandit.thompson_weights``, recomputed every 500 requests as a
     reconcile would) against an oracle that always plays the best arm, a uniform split, and
     epsilon-greedy (epsilon 0.12: 3 % per arm, compared with Thompson at a 3 % floor as well as at
     the default 5 %); plus a cost-budget run (model routing: average cost within budget?). (d) Why
@@ -48,10 +48,10 @@ import numpy as np
 import numpy.typing as npt
 
 from controllers.api.settings import RolloutSettings
-from controllers.experiments.bandit import thompson_weights
-from controllers.experiments.decision_rule import Rule, Verdict, verdict_from_sums
-from controllers.experiments.msprt import MIXTURE_SCALE
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.bandit import thompson_weights
+from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdict_from_sums
+from controllers.decisions.experiments.msprt import MIXTURE_SCALE
+from controllers.decisions.experiments.observations import VariantObservations
 
 SETTINGS = RolloutSettings()
 RULE = Rule.from_settings(SETTINGS)

@@ -122,7 +122,7 @@ def ray_worker(payload: dict[str, Any]) -> None:
 def run_plain(config: Any, root: Path) -> dict[str, float]:
     """One plain process (2 threads), or for a two-worker config two plain processes in a gloo
     process group (1 thread each): the same parallel layout as Ray Train's, without Ray."""
-    from controllers.local.ports import free_port
+    from devstack.ports import free_port
 
     workers = config.scaling.workers
     result = root / f"plain-{workers}.json"
@@ -202,9 +202,10 @@ def main() -> int:
         plain_process(*args.plain)
         return 0
 
-    from trainer import synthetic, tiny
+    from devstack import synthetic
+    from devstack.localray import LocalRayHead
+    from trainer import tiny
     from trainer.config import Method
-    from trainer.localray import LocalRayHead
 
     size = SIZES["quick" if args.quick else "full"]
     steps, rounds = size["steps"], size["rounds"]

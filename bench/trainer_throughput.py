@@ -105,7 +105,8 @@ def main() -> int:
         Path(out).write_text(json.dumps(run_variant(name, uri, int(rows), int(epochs))))
         return 0
 
-    from trainer import synthetic, tiny
+    from devstack import synthetic
+    from trainer import tiny
     from trainer.config import Method
     from trainer.train import cpu_has_native_bf16
 

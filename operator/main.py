@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controllers.operator.app import run
-from controllers.operator.deps import Settings
+from controllers.reconcile.deps import Settings
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.local.postgres import ThrowawayPostgres
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
+from devstack.postgres import ThrowawayPostgres
 
 _skipped: list[str] = []
 

@@ -49,7 +49,7 @@ PRESETS: dict[str, TinySpec] = {
     "kaizen-small": TinySpec(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=704, vocab=512),
 }
 
-# Mixed English and code, covering the words of trainer.synthetic's task and ordinary text.
+# Mixed English and code, covering the words of devstack.synthetic's task and ordinary text.
 _CORPUS = """
 Write a function in python. Write a function in rust. Write a function in go. Write a function in javascript.
 def solve(x):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from controllers.routing.table import RouteConfig, RouteVariant
+from controllers.api.routes import RouteConfig, RouteVariant
 
 PATHS = ("chat/completions", "completions")
 CONNECT_TIMEOUT = 3.0

@@ -1,7 +1,7 @@
 """The router: an OpenAI-compatible proxy that splits traffic between a route's variants.
 
 ``POST /openai/<namespace>/<route>/v1/chat/completions`` (and ``/v1/completions``) with a gateway
-bearer token. Each request's unit (``controllers.routing.assign``) is hashed to a variant under the
+bearer token. Each request's unit (``controllers.decisions.assign``) is hashed to a variant under the
 route's current weights; the body goes to that variant's endpoint unchanged (re-serialised only when
 the variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
 chunk when the client asked for ``stream``. Responses carry ``X-Kaizen-Request-Id`` (the client's own,
@@ -28,12 +28,12 @@ from typing import Any
 
 import orjson
 
+from controllers.decisions import assign
 from controllers.gateway import auth
 from controllers.gateway.forward import Answer, Outcome, Receive, Send, UpstreamFailed, call_variant, relay
 from controllers.gateway.recorder import Served
 from controllers.gateway.route_table import PATHS, ActiveRoute
 from controllers.gateway.router_state import RouterState
-from controllers.routing import assign
 
 Scope = MutableMapping[str, Any]
 

@@ -19,11 +19,11 @@ from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.api.routes import RouteConfig
 from controllers.gateway import auth
 from controllers.gateway.forward import Receive, Send
 from controllers.gateway.router import PREFIX, Proxy, Scope
 from controllers.gateway.router_state import RouterState
-from controllers.routing.table import RouteConfig
 from controllers.store import experiments
 from controllers.store.db import transaction
 

@@ -2,7 +2,7 @@
 
 ``operator/main.py`` (the image's entrypoint) and ``kaizen up`` both call ``run``. Kopf keeps its
 progress in annotations under ``kaizen.dev/`` (the status schema is strict and would prune Kopf's
-own status fields), and its peering is off: the Lease in controllers.operator.leader decides who acts.
+own status fields), and its peering is off: the Lease in controllers.runtime.leader decides who acts.
 """
 
 from __future__ import annotations
@@ -12,100 +12,48 @@ import gc
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
-from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
-from controllers.operator import handlers, kinds, mining, runs
-from controllers.operator import rest as at_rest
-from controllers.operator.deps import Dependencies, Settings
-from controllers.operator.health import serve_health
-from controllers.operator.kube import Kube, load_configuration
-from controllers.operator.leader import LeaderElector
-from controllers.operator.metrics import OperatorMetrics
+from controllers.api import experiment, kinds, learningpolicy, shadowmodel, trainingrun
+from controllers.clients.router import RouterClient
+from controllers.decisions import rest as at_rest
+from controllers.operator import handlers
+from controllers.operator.dispatch import Kind
 from controllers.operator.resync import resync
-from controllers.operator.routes import RouterClient
+from controllers.reconcile import mining, runs
+from controllers.reconcile.deps import Dependencies, Settings
+from controllers.runtime.health import serve_health
+from controllers.runtime.kube import Kube, load_configuration
+from controllers.runtime.leader import LeaderElector
+from controllers.runtime.metrics import OperatorMetrics
 from controllers.store.db import make_engine, session_factory
 
 log = logging.getLogger("kaizen.operator")
 
 
-WORKER_LIMIT = 32
-
-
-@dataclass
-class Memo:
-    deps: Dependencies
-
-
-def kinds_for(settings: Settings) -> list[handlers.Kind]:
-    from controllers.operator import experiments, policies, shadows
+def kinds_for(settings: Settings) -> list[Kind]:
+    from controllers.reconcile import experiments, policies, shadows
 
     rest = settings.rest_seconds
     return [
-        handlers.Kind(
+        Kind(
             "LearningPolicy", kinds.POLICIES, learningpolicy.LearningPolicy,
             learningpolicy.LearningPolicyStatus, policies.reconcile, settings.policy_poll_seconds,
             at_rest.never, rest, forget=mining.forget_deleted,
         ),
-        handlers.Kind(
+        Kind(
             "TrainingRun", kinds.RUNS, trainingrun.TrainingRun, trainingrun.TrainingRunStatus,
             runs.reconcile, settings.poll_seconds, at_rest.training_run, rest, frozen_spec=True,
         ),
-        handlers.Kind(
+        Kind(
             "ShadowModel", kinds.SHADOW_MODELS, shadowmodel.ShadowModel, shadowmodel.ShadowModelStatus,
             shadows.reconcile, settings.poll_seconds, at_rest.shadow_model, rest,
         ),
-        handlers.Kind(
+        Kind(
             "Experiment", kinds.EXPERIMENTS, experiment.Experiment, experiment.ExperimentStatus,
             experiments.reconcile, settings.experiment_poll_seconds, at_rest.experiment, rest,
         ),
     ]  # fmt: skip
-
-
-def build_registry(settings: Settings, kubeconfig: str | None = None) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
-    for kind in kinds_for(settings):
-        handlers.register(registry, kind)
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        # A private registry has none of Kopf's default handlers: log in with the same credentials as
-        # the operator's own client (the pod's service account in a cluster, else the kubeconfig).
-        config = load_configuration(kubeconfig)
-        token = config.api_key.get("authorization") or config.api_key.get("BearerToken") or None
-        return kopf.ConnectionInfo(
-            server=config.host,
-            ca_path=config.ssl_ca_cert,
-            insecure=not config.verify_ssl,
-            scheme="Bearer" if token else None,
-            token=token.removeprefix("Bearer ") if token else None,
-            certificate_path=config.cert_file,
-            private_key_path=config.key_file,
-        )
-
-    @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=kinds.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=kinds.GROUP, key="last-handled-configuration"
-        )
-        settings.persistence.finalizer = f"{kinds.GROUP}/cleanup"
-        settings.peering.standalone = True
-        settings.posting.level = logging.INFO
-        settings.watching.server_timeout = 300
-        settings.watching.connect_timeout = 10
-        settings.networking.request_timeout = 30
-        settings.queueing.error_delays = (1, 2, 5, 10, 20)
-        # Bounded concurrency, so that memory does not follow the number of objects: at most this
-        # many objects are handled at once (the others' events wait in their queues, a few KB each),
-        # and an object's worker, with its last event, goes soon after it has nothing to do.
-        settings.queueing.worker_limit = WORKER_LIMIT
-        settings.queueing.idle_timeout = 1.0
-
-    return registry
 
 
 async def build_dependencies(settings: Settings, kubeconfig: str | None = None) -> Dependencies:
@@ -160,14 +108,7 @@ async def run(
             holder = asyncio.create_task(elector.hold(lost))
             relay = asyncio.create_task(_relay(lost, stop, halt))
             pollers = [asyncio.create_task(resync(kind, deps, namespaces)) for kind in kinds_for(settings)]
-            await kopf.operator(
-                registry=build_registry(settings, kubeconfig),
-                memo=Memo(deps),
-                clusterwide=not namespaces,
-                namespaces=namespaces,
-                standalone=True,
-                stop_flag=halt,
-            )
+            await handlers.operate(kinds_for(settings), deps, namespaces, kubeconfig, halt)
             leading = False
             for task in (holder, relay, *pollers):
                 task.cancel()

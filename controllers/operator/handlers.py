@@ -1,64 +1,31 @@
-"""Kopf handlers: thin glue from Kopf's callbacks to each kind's reconcile.
+"""Kopf handlers: the only module that imports kopf (import-linter keeps it so).
 
 Every kind is reconciled the same way, level-triggered: on create and on spec change (Kopf's change
-handlers), and by a resync loop per kind (controllers.operator.resync) for what changes outside
-Kubernetes. There is no resume handler: at start-up the resync loops' first pass already looks at
-every moving object, and Kopf resuming each of hundreds of finished ones as well made every restart
-cost more the longer a namespace had run (objects late in the listing waited behind all the others). Kaizen needs no finalizer: everything it makes is owner-referenced.
-One reconcile at a time per object. A handler parses the body once, refuses a contradictory spec with an
-InvalidSpec condition that names the field, asks the kind's reconcile for the new status, posts its
-Events and writes the status only when it changed. Only this module imports kopf.
+handlers, here), and by a resync loop per kind (controllers.operator.resync) for what changes outside
+Kubernetes; both call controllers.operator.dispatch.handle. There is no resume handler: at start-up the
+resync loops' first pass already looks at every moving object, and Kopf resuming each of hundreds of
+finished ones as well made every restart cost more the longer a namespace had run. Kaizen needs no
+finalizer: everything it makes is owner-referenced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import kopf
-from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
-from controllers.api.common import KaizenModel
-from controllers.operator import events, kinds, validation
-from controllers.operator.conditions import READY, Want, merge
-from controllers.operator.deps import Dependencies
-from controllers.operator.kube import KubeError, Resource
+from controllers.api import kinds
+from controllers.operator.dispatch import Kind, handle
+from controllers.reconcile.deps import Dependencies
+from controllers.runtime.kube import KubeError, load_configuration
 
-log = logging.getLogger("kaizen.operator")
-
-
-class Outcome(Protocol):
-    status: Any
-    events: list[tuple[str, str, str]]
-
-
-Reconcile = Callable[[dict[str, Any], Any, Dependencies], Awaitable[Outcome]]
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    resource: Resource
-    model: type[BaseModel]
-    status_model: type[KaizenModel]
-    reconcile: Reconcile
-    interval: float  # seconds between timer reconciles
-    at_rest: Callable[[dict[str, Any]], bool]  # controllers.operator.rest: finished, nothing to do
-    rest_interval: float  # seconds between reconciles of an object at rest
-    frozen_spec: bool = False  # the spec may never change after creation (TrainingRun)
-    # Drops what the operator remembers per object for objects that are gone (given the live uids).
-    forget: Callable[[Dependencies, set[str]], None] | None = None
-
-
-def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch from ``old`` to ``new``: changed keys, and None for keys that went away."""
-    patch: dict[str, Any] = {k: v for k, v in new.items() if (old or {}).get(k) != v}
-    patch.update({k: None for k in (old or {}) if k not in new})
-    return patch
+# At most this many objects are handled at once by Kopf (see ``configure``).
+WORKER_LIMIT = 32
 
 
 def plain(body: kopf.Body) -> dict[str, Any]:
@@ -67,93 +34,6 @@ def plain(body: kopf.Body) -> dict[str, Any]:
     raw["spec"] = dict(body.spec)
     raw["status"] = dict(body.status) if body.status else None
     return raw
-
-
-async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: Any = None) -> None:
-    uid = raw["metadata"].get("uid") or ""
-    async with deps.lock(uid):
-        # Act on the object as it is now, not as a watch event or a resync page saw it a while ago:
-        # another reconcile may have changed it since (an Experiment rolling this model back, say),
-        # and acting on the old copy would undo that (re-create a deployment just taken down).
-        meta = raw["metadata"]
-        fresh = await deps.kube.get(kind.resource, meta["namespace"], meta["name"])
-        if fresh is None or (fresh["metadata"].get("uid") or "") != uid:
-            return  # deleted (or deleted and made anew: the new one has its own turn)
-        fresh["metadata"].pop("managedFields", None)  # the server's bookkeeping: never read, only held
-        raw = fresh
-        raw.setdefault("status", None)
-        deps.metrics.reconciles.labels(kind.name).inc()
-        problems = validation.violations(kind.name, raw["spec"], old_spec)
-        if kind.frozen_spec:
-            problems += await _frozen(kind, raw, deps)
-        obj, parse_problems = validation.parse(kind.model, raw)
-        problems += parse_problems
-        if problems or obj is None:
-            await _invalid(kind, raw, problems, deps)
-            return
-        try:
-            outcome = await kind.reconcile(raw, obj, deps)
-        except Exception:
-            deps.metrics.errors.labels(kind.name).inc()
-            raise
-        for event_type, reason, message in outcome.events:
-            await events.post(deps.kube, raw, event_type, reason, message)
-        await _write_status(kind, raw, outcome.status.to_wire(), deps)
-
-
-async def _frozen(kind: Kind, raw: dict[str, Any], deps: Dependencies) -> list[str]:
-    """Record the spec's hash on first sight; afterwards a different spec is refused. (On servers with
-    CEL the API server refuses the edit itself; this keeps older servers honest.)"""
-    current = validation.spec_hash(raw["spec"])
-    meta = raw["metadata"]
-    frozen = (meta.get("annotations") or {}).get(kinds.FROZEN_SPEC)
-    if frozen is None:
-        await deps.kube.patch(
-            kind.resource,
-            meta["namespace"],
-            meta["name"],
-            {"metadata": {"annotations": {kinds.FROZEN_SPEC: current}}},
-        )
-        return []
-    return [] if frozen == current else ["spec: spec is immutable; create a new TrainingRun"]
-
-
-def without_empty_strings(value: Any) -> Any:
-    """The value with every empty-string field left out (they are the API types' defaults anyway).
-
-    The v1.20 API server of the local control plane reads ``""`` in a merge patch as null and refuses
-    it for a string field; leaving them out works on every server."""
-    if isinstance(value, dict):
-        return {k: without_empty_strings(v) for k, v in value.items() if v != ""}
-    if isinstance(value, list):
-        return [without_empty_strings(v) for v in value]
-    return value
-
-
-async def _write_status(kind: Kind, raw: dict[str, Any], new: dict[str, Any], deps: Dependencies) -> None:
-    """Merge-patch the status subresource with what changed. The operator writes status itself (not
-    through Kopf's patch, which Kopf folds into its own bookkeeping) so what is sent is exactly this."""
-    changes = status_patch(raw["status"], without_empty_strings(new))
-    if changes:
-        meta = raw["metadata"]
-        await deps.kube.patch_status(kind.resource, meta["namespace"], meta["name"], changes)
-
-
-async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: Dependencies) -> None:
-    message = "; ".join(problems)[:2000]
-    current = kind.status_model.model_validate(raw["status"] or {})
-    generation = raw["metadata"].get("generation", 0)
-    conditions = merge(
-        getattr(current, "conditions", []),
-        [Want.false(READY, "InvalidSpec", f"{message}. Fix the spec; nothing was done until then.")],
-        generation=generation,
-        now=deps.clock(),
-    )
-    new_status = current.model_copy(update={"conditions": conditions, "observed_generation": generation})
-    before = (raw["status"] or {}).get("conditions")
-    await _write_status(kind, raw, new_status.to_wire(), deps)
-    if before != new_status.to_wire()["conditions"]:
-        await events.post(deps.kube, raw, "Warning", "InvalidSpec", message)
 
 
 def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
@@ -180,4 +60,66 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
     kopf.on.create(group, version, plural, registry=registry, id=f"reconcile-{plural}")(on_change)
     kopf.on.update(group, version, plural, registry=registry, id=f"reconcile-{plural}", field="spec")(
         on_change
+    )
+
+
+def build_registry(kinds_: list[Kind], kubeconfig: str | None = None) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    for kind in kinds_:
+        register(registry, kind)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # A private registry has none of Kopf's default handlers: log in with the same credentials as
+        # the operator's own client (the pod's service account in a cluster, else the kubeconfig).
+        config = load_configuration(kubeconfig)
+        token = config.api_key.get("authorization") or config.api_key.get("BearerToken") or None
+        return kopf.ConnectionInfo(
+            server=config.host,
+            ca_path=config.ssl_ca_cert,
+            insecure=not config.verify_ssl,
+            scheme="Bearer" if token else None,
+            token=token.removeprefix("Bearer ") if token else None,
+            certificate_path=config.cert_file,
+            private_key_path=config.key_file,
+        )
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=kinds.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=kinds.GROUP, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = f"{kinds.GROUP}/cleanup"
+        settings.peering.standalone = True
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.watching.connect_timeout = 10
+        settings.networking.request_timeout = 30
+        settings.queueing.error_delays = (1, 2, 5, 10, 20)
+        # Bounded concurrency, so that memory does not follow the number of objects: at most this
+        # many objects are handled at once (the others' events wait in their queues, a few KB each),
+        # and an object's worker, with its last event, goes soon after it has nothing to do.
+        settings.queueing.worker_limit = WORKER_LIMIT
+        settings.queueing.idle_timeout = 1.0
+
+    return registry
+
+
+@dataclass
+class Memo:
+    deps: Dependencies
+
+
+async def operate(
+    kinds_: list[Kind], deps: Dependencies, namespaces: list[str], kubeconfig: str | None, halt: asyncio.Event
+) -> None:
+    """Run Kopf's watches and change handlers for ``kinds_`` until ``halt`` is set."""
+    await kopf.operator(
+        registry=build_registry(kinds_, kubeconfig),
+        memo=Memo(deps),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        stop_flag=halt,
     )

@@ -2,14 +2,14 @@
 
 Jobs finish, the store fills up, the router counts traffic: none of that is a Kubernetes event, so
 each kind has a loop that reconciles every moving object every ``kind.interval`` seconds (objects at
-rest only every ``kind.rest_interval``, controllers.operator.rest). Not Kopf timers: those put a
+rest only every ``kind.rest_interval``, controllers.decisions.rest). Not Kopf timers: those put a
 finalizer on every object, so deleting anything would wait for the operator to be up.
 
 Which objects exist and which of them are at rest comes from the kind's watch-fed index
-(controllers.operator.index), not from a list per pass: a pass costs the objects that move.
+(controllers.runtime.index), not from a list per pass: a pass costs the objects that move.
 A pass is a steady trickle, not a burst: at most ``concurrency`` objects are in flight, a large pass
 starts its objects spread over half the interval, and each next object waits while Kopf's change
-handlers run (controllers.operator.pacing). So the operator's memory and a new object's time to its
+handlers run (controllers.runtime.pacing). So the operator's memory and a new object's time to its
 first status hardly depend on how many objects exist.
 A failing object is logged and retried on the next pass; it never stops the loop.
 """
@@ -20,9 +20,9 @@ import asyncio
 import logging
 import random
 
-from controllers.operator.deps import Dependencies
-from controllers.operator.handlers import Kind, handle
-from controllers.operator.index import Entry, Index
+from controllers.operator.dispatch import Kind, handle
+from controllers.reconcile.deps import Dependencies
+from controllers.runtime.index import Entry, Index
 
 log = logging.getLogger("kaizen.operator")
 

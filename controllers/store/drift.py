@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from controllers.experiments.drift_watch import DriftWindows
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.drift_watch import DriftWindows
+from controllers.decisions.experiments.observations import VariantObservations
 from controllers.store.experiments import LATENCY_SAMPLE, nearest_rank
 from controllers.store.models import Assignment, Run
 

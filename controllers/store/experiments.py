@@ -32,8 +32,8 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from controllers.experiments.observations import VariantObservations
-from controllers.routing.table import RouteConfig
+from controllers.api.routes import RouteConfig
+from controllers.decisions.experiments.observations import VariantObservations
 from controllers.store.ingest import insert_ignoring_duplicates
 from controllers.store.models import Assignment, Route, Run
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.dml import Insert
 
+from controllers.data.reward import RewardWeights, Signals, compute_reward
 from controllers.store.db import transaction
 from controllers.store.models import (
     Annotation,
@@ -33,7 +34,6 @@ from controllers.store.models import (
     ReviewState,
     Run,
 )
-from controllers.store.reward import RewardWeights, Signals, compute_reward
 
 ID_NAMESPACE = uuid.UUID("6b61697a-656e-4b1d-8000-000000000001")
 

@@ -1,6 +1,6 @@
 """Mining one learning track for its LearningPolicy: has anything changed, mine, what to ask the judge.
 
-The selection itself is ``controllers.store.pairs`` (pure); this is the I/O around it for the
+The selection itself is ``controllers.data.pairs`` (pure); this is the I/O around it for the
 operator, which mines on every policy poll where the track's runs or feedback changed. A policy's
 first mining reads its whole data window; later ones only the tasks whose runs changed since the
 progress the policy's store row keeps, so an operator restart does not read the window again. Pair
@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from controllers.clients.judge import comparison, undecided_pairs
+from controllers.data.pairs import Attempt, MinedPair, MiningSettings, load_attempts, mine_attempts
 from controllers.store.ingest import insert_pairs
-from controllers.store.judge import comparison, undecided_pairs
 from controllers.store.models import PairSource, Policy, PreferencePair, Run
-from controllers.store.pairs import Attempt, MinedPair, MiningSettings, load_attempts, mine_attempts
 
 
 @dataclass(frozen=True)

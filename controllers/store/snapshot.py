@@ -31,9 +31,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from controllers.data.pii import scrub_column
 from controllers.store.ingest import insert_ignoring_duplicates
 from controllers.store.models import DatasetSnapshot, PreferencePair, ReviewState, Run
-from controllers.store.pii import scrub_column
 from controllers.store.streaming import stream_tables
 
 Progress = Callable[[int], None]

@@ -16,7 +16,7 @@ from typing import Any
 
 import helm_python as helm
 
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.chart.chart import CHART_DIR
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.chart import cluster
 from tests.chart.chart import NAMESPACE, RELEASE, ci_values, merged
 

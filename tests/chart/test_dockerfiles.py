@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controllers.submission.rayjob import RAY_VERSION
+from controllers.builders.rayjob import RAY_VERSION
 from tests.schemas import ROOT
 
 OPERATOR = ROOT / "operator" / "Dockerfile"

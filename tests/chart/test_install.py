@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controllers.local.controlplane import ControlPlane, strip_key
+from devstack.controlplane import ControlPlane, strip_key
 from tests.chart import cluster
 from tests.chart.chart import NAMESPACE, RELEASE, merged
 from tests.chart.conftest import CLUSTER_VALUES, NAMESPACED_NAMESPACE, NAMESPACED_RELEASE, WATCHED

@@ -12,7 +12,7 @@ import os
 import subprocess
 from typing import Any
 
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.chart import cluster
 from tests.chart.chart import NAMESPACE, RELEASE, ci_values, find, render
 from tests.chart.conftest import NAMESPACED_NAMESPACE, NAMESPACED_RELEASE, OTHER, SECRET_NAMES, WATCHED

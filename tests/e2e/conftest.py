@@ -21,17 +21,17 @@ import pytest
 import yaml
 
 from controllers.gateway import auth
-from controllers.local.controlplane import ControlPlane
-from controllers.local.gateway import GatewayProcess
-from controllers.local.operator import OperatorProcess
-from controllers.local.postgres import ThrowawayPostgres
-from controllers.local.runtime import LocalRuntime
 from controllers.store import migrate
+from devstack.controlplane import ControlPlane
+from devstack.gateway import GatewayProcess
+from devstack.localray import LocalRayHead
+from devstack.operator import OperatorProcess
+from devstack.postgres import ThrowawayPostgres
+from devstack.runtime import LocalRuntime
 from tests.conftest import fresh_database
 from tests.e2e.fastjob import write_shim
 from tests.runtime.support import random_adapter, tiny_base
 from tests.schemas import CRD_DIR
-from trainer.localray import LocalRayHead
 
 SECRET = "e2e-token-secret"
 UPSTREAM_CRDS = Path(__file__).resolve().parents[3] / "shared" / "upstream-crds"

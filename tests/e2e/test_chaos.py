@@ -25,12 +25,12 @@ from typing import Any
 
 import httpx
 
-from controllers.local.agents import Population
-from controllers.local.demo import demo_policy
-from controllers.local.operator import OperatorProcess
-from controllers.local.runtime import LocalRuntime
+from devstack.agents import Population
+from devstack.demo import demo_policy
+from devstack.localray import LocalRayHead
+from devstack.operator import OperatorProcess
+from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
-from trainer.localray import LocalRayHead
 
 LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "30"))
 STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))

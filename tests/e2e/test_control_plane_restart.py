@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from controllers.local.agents import Population
-from controllers.local.demo import demo_policy
-from controllers.local.runtime import LocalRuntime
+from devstack.agents import Population
+from devstack.demo import demo_policy
+from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
 from tests.e2e.test_failures import use_fast_trainer
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from controllers.local.agents import Population
-from controllers.local.demo import demo_policy
-from controllers.local.runtime import LocalRuntime
+from devstack.agents import Population
+from devstack.demo import demo_policy
+from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
 
 

@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from controllers.local.agents import Population
-from controllers.local.demo import demo_policy
-from controllers.local.runtime import LocalRuntime
+from devstack.agents import Population
+from devstack.demo import demo_policy
+from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
 from tests.e2e.test_failures import use_fast_trainer
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from controllers.local.demo import demo_policy
-from controllers.local.operator import OperatorProcess
+from devstack.demo import demo_policy
+from devstack.operator import OperatorProcess
 from tests.e2e.conftest import World
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.schemas import CRD_DIR
 
 VIEWER = "kaizen-viewer"  # a user with no RBAC bindings

@@ -8,7 +8,7 @@ import re
 import yaml
 
 from controllers.api import KINDS
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.envtest.conftest import VIEWER
 from tests.schemas import EXAMPLES_DIR, load_examples
 

@@ -19,19 +19,20 @@ from typing import Any
 
 import pytest
 
+from controllers.api import kinds
 from controllers.api.experiment import Experiment
 from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
+from controllers.clients.router import RouterClient, RouterError
 from controllers.gateway import auth
-from controllers.local.controlplane import ControlPlane
-from controllers.local.gateway import GatewayProcess
-from controllers.operator import experiments, kinds, shadows
-from controllers.operator.deps import Dependencies, Settings
-from controllers.operator.handlers import without_empty_strings
-from controllers.operator.kube import Kube, load_configuration
-from controllers.operator.metrics import OperatorMetrics
-from controllers.operator.routes import RouterClient, RouterError
+from controllers.operator.dispatch import without_empty_strings
+from controllers.reconcile import experiments, shadows
+from controllers.reconcile.deps import Dependencies, Settings
+from controllers.runtime.kube import Kube, load_configuration
+from controllers.runtime.metrics import OperatorMetrics
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
+from devstack.controlplane import ControlPlane
+from devstack.gateway import GatewayProcess
 
 SECRET = "recovery-secret-0123456789"
 NOW = datetime.now(UTC)

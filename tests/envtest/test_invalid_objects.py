@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from controllers.local.controlplane import ControlPlane
+from devstack.controlplane import ControlPlane
 from tests.schemas import DELETE, load_examples, set_path
 
 EXAMPLES = load_examples()

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controllers.local import stack
-from controllers.local.controlplane import ADMIN, ControlPlane, ControlPlaneError
-from controllers.local.processes import pid_alive
+from devstack import stack
+from devstack.controlplane import ADMIN, ControlPlane, ControlPlaneError
+from devstack.processes import pid_alive
 
 
 def test_another_process_can_find_and_stop_a_control_plane(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_binary_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) ->
 def test_kaizen_up_starts_the_stack_and_kaizen_down_leaves_nothing_behind(tmp_path: Path) -> None:
     # The story itself (train, promote, roll back) is the e2e tier's full-loop test; here: the stack.
     state = tmp_path / "state"
-    kaizen = [sys.executable, "-m", "controllers.cli"]
+    kaizen = [sys.executable, "-m", "controllers.cli.main"]
     up = subprocess.run(
         [*kaizen, "up", "--state-dir", str(state), "--no-story"], capture_output=True, text=True, timeout=600
     )

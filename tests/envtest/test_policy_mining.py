@@ -22,16 +22,16 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import LearningPolicy
-from controllers.local.controlplane import ControlPlane
-from controllers.operator import mining, policies
-from controllers.operator.deps import Dependencies, Settings
-from controllers.operator.kube import Kube, load_configuration
-from controllers.operator.metrics import OperatorMetrics
-from controllers.operator.routes import RouterClient
+from controllers.clients.router import RouterClient
+from controllers.reconcile import mining, policies
+from controllers.reconcile.deps import Dependencies, Settings
+from controllers.runtime.kube import Kube, load_configuration
+from controllers.runtime.metrics import OperatorMetrics
 from controllers.store import ingest
 from controllers.store.db import transaction
 from controllers.store.mining import REREAD
 from controllers.store.models import Policy, Run
+from devstack.controlplane import ControlPlane
 from tests.store.helpers import run
 
 

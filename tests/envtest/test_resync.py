@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controllers.api import kinds, resync
 from controllers.api.learningpolicy import LearningPolicy, LearningPolicyStatus
-from controllers.local.controlplane import ControlPlane
-from controllers.operator import kinds, mining, resync
-from controllers.operator import rest as at_rest
-from controllers.operator.deps import Dependencies, Settings
-from controllers.operator.handlers import Kind
-from controllers.operator.index import Index
-from controllers.operator.kube import Kube, load_configuration
-from controllers.operator.metrics import OperatorMetrics
-from controllers.operator.routes import RouterClient
+from controllers.clients.router import RouterClient
+from controllers.decisions import rest as at_rest
+from controllers.operator.dispatch import Kind
+from controllers.reconcile import mining
+from controllers.reconcile.deps import Dependencies, Settings
+from controllers.runtime.index import Index
+from controllers.runtime.kube import Kube, load_configuration
+from controllers.runtime.metrics import OperatorMetrics
 from controllers.store.db import make_engine, session_factory
+from devstack.controlplane import ControlPlane
 
 POLICIES = 230  # three pages of 100
 CONCURRENCY = 4

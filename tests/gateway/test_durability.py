@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import func, select
 
 from controllers.gateway import auth
-from controllers.local.gateway import GatewayProcess
-from controllers.local.postgres import ThrowawayPostgres
 from controllers.store import migrate
 from controllers.store.db import make_engine
 from controllers.store.models import IdempotencyKey, Run
+from devstack.gateway import GatewayProcess
+from devstack.postgres import ThrowawayPostgres
 
 SECRET = "durability-secret"
 TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'load', 3600)}"}

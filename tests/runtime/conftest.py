@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from controllers.local.controlplane import ControlPlane
-from controllers.local.runtime import LocalRuntime
+from devstack.controlplane import ControlPlane
+from devstack.localray import LocalRayHead
+from devstack.runtime import LocalRuntime
 from tests.envtest.conftest import control_plane
 from tests.runtime.support import Cluster, random_adapter, tiny_base
 from tests.trainer.conftest import model_cache, ray_head
 from tests.trainer.upstream import crd_dir
-from trainer.localray import LocalRayHead
 
 __all__ = ["control_plane", "model_cache", "ray_head"]
 _FAILED = pytest.StashKey[bool]()

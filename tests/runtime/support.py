@@ -13,7 +13,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from controllers.local.controlplane import ADMIN, ControlPlane
+from devstack.controlplane import ADMIN, ControlPlane
 from trainer.tiny import PRESETS, materialize
 
 T = TypeVar("T")

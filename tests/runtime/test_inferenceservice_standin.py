@@ -23,14 +23,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from controllers.api.settings import BaseModelRef, DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
-from controllers.local.processes import pid_alive
-from controllers.local.runtime import LocalRuntime
-from controllers.serving.inferenceservice import (
+from controllers.builders.inferenceservice import (
     ObjectRef,
     build_inference_service,
     build_shared_base,
     endpoint_url,
 )
+from devstack.processes import pid_alive
+from devstack.runtime import LocalRuntime
 from tests.runtime.support import ISVCS, SHADOW_MODELS, Cluster, condition, port_open, wait_for
 from tests.trainer.upstream import inferenceservice_schema, pruned_fields, schema_errors
 from trainer.outputs import sha256_file

@@ -8,11 +8,11 @@ from typing import Any
 
 from controllers.api.settings import BaseModelRef, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
-from controllers.local.runtime import LocalRuntime
-from controllers.local.upstream_crds import INFERENCE_SERVICE, RAYJOB, minimal_crd
-from controllers.serving.inferenceservice import ObjectRef, build_inference_service
-from controllers.submission.rayjob import GPU_RESOURCE, PodSettings, build_rayjob
-from controllers.submission.spec import job_spec
+from controllers.builders.inferenceservice import ObjectRef, build_inference_service
+from controllers.builders.jobspec import job_spec
+from controllers.builders.rayjob import GPU_RESOURCE, PodSettings, build_rayjob
+from devstack.runtime import LocalRuntime
+from devstack.upstream_crds import INFERENCE_SERVICE, RAYJOB, minimal_crd
 from tests.runtime.support import ISVCS, RAYJOBS, Cluster
 from trainer.config import BaseModelSpec, DatasetSpec, Scaling, TrainerConfig
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controllers.local.ports import listen_loopback
+from devstack.ports import listen_loopback
 from tests.runtime.support import wait_for
 
 
@@ -23,7 +23,7 @@ def server(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     sock = listen_loopback()
     log = tmp_path_factory.mktemp("model-server") / "server.log"
     command = [
-        sys.executable, "-m", "controllers.local.modelserver", "--base", str(models["base"]),
+        sys.executable, "-m", "devstack.modelserver", "--base", str(models["base"]),
         "--base-name", "kaizen-tiny", f"--adapter=coder-a={models['adapter-a']}", "--fd", str(sock.fileno()),
         "--max-tokens", "16",
     ]  # fmt: skip

@@ -12,12 +12,12 @@ import yaml
 
 from controllers.api.settings import BaseModelRef, DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
-from controllers.local.runtime import isvc_plan
-from controllers.local.runtime import rayjob_status as rayjob
-from controllers.local.runtime.kube import without_empty_strings
-from controllers.local.upstream_crds import RAYJOB, for_old_servers, minimal_crd
-from controllers.serving.inferenceservice import ObjectRef, build_inference_service, build_shared_base
-from controllers.submission.jobs_api import JobInfo, JobStatus
+from controllers.builders.inferenceservice import ObjectRef, build_inference_service, build_shared_base
+from controllers.clients.ray_jobs import JobInfo, JobStatus
+from devstack.runtime import isvc_plan
+from devstack.runtime import rayjob_status as rayjob
+from devstack.runtime.kube import without_empty_strings
+from devstack.upstream_crds import RAYJOB, for_old_servers, minimal_crd
 from tests.trainer.upstream import (
     crd_dir,
     inferenceservice_schema,

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 
-from controllers.local.runtime import LocalRuntime
-from controllers.submission.rayjob import PodSettings, build_rayjob
-from controllers.submission.spec import job_spec
+from controllers.builders.jobspec import job_spec
+from controllers.builders.rayjob import PodSettings, build_rayjob
+from devstack.localray import LocalRayHead
+from devstack.runtime import LocalRuntime
 from tests.runtime.support import RAYJOBS, Cluster, wait_for
 from trainer.config import BaseModelSpec, DatasetSpec, TrainerConfig
-from trainer.localray import LocalRayHead
 
 
 def _rayjob(namespace: str, entrypoint: str, *, with_job_id: bool = True) -> dict[str, Any]:

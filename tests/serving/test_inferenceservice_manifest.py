@@ -12,7 +12,7 @@ import pytest
 
 from controllers.api.settings import BaseModelRef, DeploymentMode, ServingRuntime, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
-from controllers.serving.inferenceservice import (
+from controllers.builders.inferenceservice import (
     BASE_MOUNT,
     MAX_NAME,
     InvalidServingSpec,

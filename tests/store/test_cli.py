@@ -10,7 +10,7 @@ from pathlib import Path
 
 def kaizen(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "controllers.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "controllers.cli.main", *args], capture_output=True, text=True, timeout=120
     )
 
 

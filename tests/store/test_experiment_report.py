@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.routing.table import RouteConfig
+from controllers.api.routes import RouteConfig
 from controllers.store.db import make_engine, session_factory, transaction
 from controllers.store.experiment_series import experiment_key, observation_series
 from controllers.store.experiments import observations, put_route, record_assignments
@@ -132,7 +132,7 @@ def test_an_experiment_without_traffic_has_no_series(factory: sessionmaker[Sessi
 
 def kaizen(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "controllers.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "controllers.cli.main", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -174,6 +174,6 @@ def test_report_of_an_unknown_experiment_says_what_is_missing(store_url: str) ->
 
 
 def test_the_report_reads_assignments_under_the_key_the_operator_writes() -> None:
-    from controllers.operator.experiments import experiment_key as operators_key
+    from controllers.reconcile.experiments import experiment_key as operators_key
 
     assert experiment_key("team", "coder-exp") == operators_key("team", "coder-exp")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.routing.table import RouteConfig
+from controllers.api.routes import RouteConfig
 from controllers.store import migrate
 from controllers.store.db import make_engine, transaction
 from controllers.store.experiments import (

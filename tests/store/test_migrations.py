@@ -58,7 +58,7 @@ def test_upgrade_from_the_first_revision_keeps_existing_rows(empty_url: str) -> 
 
 
 def test_two_concurrent_db_upgrades_end_with_one_schema_and_no_error(empty_url: str) -> None:
-    command = [sys.executable, "-m", "controllers.cli", "db", "upgrade", "--database-url", empty_url]
+    command = [sys.executable, "-m", "controllers.cli.main", "db", "upgrade", "--database-url", empty_url]
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]

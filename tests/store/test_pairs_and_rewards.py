@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.data.pairs import MiningSettings, mine
 from controllers.store import ingest
 from controllers.store.db import transaction
 from controllers.store.models import PreferencePair, Run
-from controllers.store.pairs import MiningSettings, mine
 from tests.store.helpers import run
 
 

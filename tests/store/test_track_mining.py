@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import PairSources
 from controllers.api.trainingrun import TrainingRun
-from controllers.operator.mining import trainable_sources
-from controllers.operator.runs import snapshot_filter
+from controllers.clients.judge import comparison
+from controllers.data.pairs import MinedPair, MiningSettings
+from controllers.reconcile.mining import trainable_sources
+from controllers.reconcile.runs import snapshot_filter
 from controllers.store import ingest
 from controllers.store.db import transaction
 from controllers.store.health import track_health
-from controllers.store.judge import comparison
 from controllers.store.mining import (
     REREAD,
     Mined,
@@ -29,7 +30,6 @@ from controllers.store.mining import (
     store_pairs,
 )
 from controllers.store.models import PairSource, PreferencePair, Run
-from controllers.store.pairs import MinedPair, MiningSettings
 from controllers.store.snapshot import export_dpo
 from tests.store.helpers import T0, run
 

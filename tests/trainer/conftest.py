@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controllers.submission.jobs_api import RayJobsClient
-from trainer.localray import LocalRayHead
+from controllers.clients.ray_jobs import RayJobsClient
+from devstack.localray import LocalRayHead
 
 _FAILED = pytest.StashKey[bool]()
 

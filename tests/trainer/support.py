@@ -9,9 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from controllers.submission.jobs_api import JobInfo, RayJobsClient
-from controllers.submission.spec import job_spec
-from trainer import synthetic
+from controllers.builders.jobspec import job_spec
+from controllers.clients.ray_jobs import JobInfo, RayJobsClient
+from devstack import synthetic
 from trainer.config import (
     BaseModelSpec,
     Checkpointing,

@@ -11,8 +11,8 @@ import pytest
 
 from controllers.api.settings import BaseModelRef, LoRASettings, TrainingSettings
 from controllers.api.settings import Hyperparameters as ApiHyperparameters
-from controllers.submission.ids import MAX_RAYJOB_NAME, rayjob_name, submission_id
-from controllers.submission.spec import ATTEMPT_KEY, CONFIG_HASH_KEY, RUN_KEY, job_spec, trainer_config
+from controllers.builders.ids import MAX_RAYJOB_NAME, rayjob_name, submission_id
+from controllers.builders.jobspec import ATTEMPT_KEY, CONFIG_HASH_KEY, RUN_KEY, job_spec, trainer_config
 from trainer.__main__ import EXIT_INVALID, load_config, main
 from trainer.config import BaseModelSpec, DatasetSpec, Hyperparameters, LoRA, Method, Scaling, TrainerConfig
 

@@ -11,8 +11,9 @@ import torch
 from peft import get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from devstack import synthetic
 from tests.trainer.support import tiny_config
-from trainer import synthetic, tiny
+from trainer import tiny
 from trainer.config import Efficiency, Hyperparameters, Method
 from trainer.data import (
     SnapshotError,

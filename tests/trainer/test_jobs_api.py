@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from controllers.submission.jobs_api import JobStatus, RayJobsClient, RayJobsError, SubmitOutcome
-from controllers.submission.spec import JobSpec
-from trainer.localray import LocalRayHead
+from controllers.builders.jobspec import JobSpec
+from controllers.clients.ray_jobs import JobStatus, RayJobsClient, RayJobsError, SubmitOutcome
+from devstack.localray import LocalRayHead
 
 
 def _python(code: str) -> str:

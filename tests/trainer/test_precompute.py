@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from controllers.local.ports import free_port
+from devstack import synthetic
+from devstack.ports import free_port
 from tests.trainer.support import tiny_config
-from trainer import synthetic
 from trainer.config import Efficiency, Method, TrainerConfig
 from trainer.data import read_snapshot
 from trainer.train import build_trainer

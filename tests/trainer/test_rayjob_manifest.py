@@ -17,9 +17,9 @@ import yaml
 
 from controllers.api.common import Toleration
 from controllers.api.settings import BaseModelRef, ScalingSettings, TrainingSettings
-from controllers.submission.ids import MAX_RAYJOB_NAME
-from controllers.submission.rayjob import GPU_RESOURCE, PodSettings, build_rayjob, owner_reference
-from controllers.submission.spec import job_spec, trainer_config
+from controllers.builders.ids import MAX_RAYJOB_NAME
+from controllers.builders.jobspec import job_spec, trainer_config
+from controllers.builders.rayjob import GPU_RESOURCE, PodSettings, build_rayjob, owner_reference
 from tests.trainer.upstream import cel_violations, pruned_fields, rayjob_schema, schema_errors
 from trainer.config import TrainerConfig
 

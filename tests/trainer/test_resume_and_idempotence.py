@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from controllers.submission.jobs_api import JobStatus, RayJobsClient, SubmitOutcome
-from controllers.submission.spec import job_spec
+from controllers.builders.jobspec import job_spec
+from controllers.clients.ray_jobs import JobStatus, RayJobsClient, SubmitOutcome
 from tests.trainer.support import run_job, task_snapshot, tiny_config
 from trainer.config import Checkpointing, DatasetSpec, Method, TrainerConfig, TrainerManifest
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from controllers.submission.jobs_api import JobStatus, RayJobsClient
+from controllers.clients.ray_jobs import JobStatus, RayJobsClient
+from devstack import synthetic
 from tests.trainer.support import answer_logprob, run_job, task_snapshot, tiny_config
-from trainer import synthetic, tiny
+from trainer import tiny
 from trainer.config import ADAPTER_WEIGHTS, MANIFEST_NAME, Method, TrainerManifest
 from trainer.outputs import sha256_file
 

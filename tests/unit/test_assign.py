@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from controllers.routing.assign import NoVariant, choose, unit_hash, unit_id
+from controllers.decisions.assign import NoVariant, choose, unit_hash, unit_id
 
 UNITS = [unit_hash("exp", f"user-{i}") for i in range(10_000)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.experiments.bandit import observation_seed, probability_best, thompson_weights
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.bandit import observation_seed, probability_best, thompson_weights
+from controllers.decisions.experiments.observations import VariantObservations
 
 
 def arm(name: str, n: int, mean: float) -> VariantObservations:

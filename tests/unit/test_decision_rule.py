@@ -8,9 +8,9 @@ import numpy as np
 
 from controllers.api.experiment import Decision, ExperimentStatus, VariantStatus
 from controllers.api.settings import RolloutSettings
-from controllers.experiments.decision_rule import Rule, Verdict, verdict, verdict_from_sums
-from controllers.experiments.observations import VariantObservations
-from controllers.experiments.rollout import plan
+from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdict, verdict_from_sums
+from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.rollout import plan
 from tests.unit.test_rollout_plan import ab_spec
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

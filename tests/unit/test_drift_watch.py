@@ -9,7 +9,7 @@ import pytest
 
 from controllers.api.common import Condition, ConditionStatus
 from controllers.api.settings import RolloutSettings
-from controllers.experiments.drift_watch import (
+from controllers.decisions.experiments.drift_watch import (
     FINAL_STAGES,
     DriftStep,
     DriftWindows,
@@ -20,7 +20,7 @@ from controllers.experiments.drift_watch import (
     stop_reason,
     window_size,
 )
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.observations import VariantObservations
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 KEY = "team/coder-0002"

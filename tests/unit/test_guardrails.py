@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from controllers.api.settings import Guardrail, GuardrailMetric, RolloutSettings
-from controllers.experiments.guardrails import GuardrailState, check_guardrails
-from controllers.experiments.msprt import mixture_variance
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.guardrails import GuardrailState, check_guardrails
+from controllers.decisions.experiments.msprt import mixture_variance
+from controllers.decisions.experiments.observations import VariantObservations
 
 ALL = RolloutSettings(
     guardrails=[

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from controllers.experiments.msprt import (
+from controllers.decisions.experiments.msprt import (
     always_valid,
     compare_means,
     compare_proportions,
@@ -18,7 +18,7 @@ from controllers.experiments.msprt import (
     mixture_variance,
     p_value,
 )
-from controllers.experiments.observations import VariantObservations
+from controllers.decisions.experiments.observations import VariantObservations
 
 
 def rewards(name: str, values: list[float]) -> VariantObservations:

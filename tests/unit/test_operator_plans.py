@@ -15,11 +15,11 @@ from controllers.api.trainingrun import (
     TrainingRunStatus,
     TriggerReason,
 )
-from controllers.operator.conditions import Want, merge
-from controllers.operator.handlers import status_patch
-from controllers.operator.leader import expired
-from controllers.operator.runplan import JobPhase, JobState, Step, backoff, gate_verdict, next_step
-from controllers.operator.triggers import RunSeen, TriggerFacts, decide, previous_cron_fire
+from controllers.decisions.conditions import Want, merge
+from controllers.decisions.runplan import JobPhase, JobState, Step, backoff, gate_verdict, next_step
+from controllers.decisions.triggers import RunSeen, TriggerFacts, decide, previous_cron_fire
+from controllers.operator.dispatch import status_patch
+from controllers.runtime.leader import expired
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from controllers.api.experiment import Experiment, ExperimentStatus
-from controllers.operator import rest
-from controllers.operator.handlers import Kind
-from controllers.operator.index import Entry
-from controllers.operator.kinds import EXPERIMENTS
+from controllers.api.kinds import EXPERIMENTS
+from controllers.decisions import rest
+from controllers.operator.dispatch import Kind
 from controllers.operator.resync import forget_deleted, this_pass
+from controllers.runtime.index import Entry
 
 
 def obj(uid: str, status: dict[str, Any] | None, generation: int = 1, **spec: Any) -> dict[str, Any]:

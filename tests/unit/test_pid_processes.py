@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from controllers.local.processes import pid_alive, terminate_pid
+from devstack.processes import pid_alive, terminate_pid
 
 IGNORES_SIGTERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from controllers.store.pii import scrub, scrub_column
+from controllers.data.pii import scrub, scrub_column
 
 PLANTED = [
     ("EMAIL", "reach me at jane.doe+work@example.co.uk please"),

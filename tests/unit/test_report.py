@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controllers.experiments.observations import VariantObservations
-from controllers.experiments.report import format_table, summarize
+from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.report import format_table, summarize
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.store.reward import RewardWeights, Signals, compute_reward, error_rate
+from controllers.data.reward import RewardWeights, Signals, compute_reward, error_rate
 
 
 def test_a_perfect_run_scores_one_and_a_total_failure_zero() -> None:

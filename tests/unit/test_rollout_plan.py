@@ -18,8 +18,8 @@ from controllers.api.experiment import (
     VariantStatus,
 )
 from controllers.api.settings import Guardrail, GuardrailMetric, RolloutSettings
-from controllers.experiments.observations import VariantObservations
-from controllers.experiments.rollout import check_drift, plan
+from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.rollout import check_drift, plan
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STARTED = NOW - timedelta(hours=5)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from controllers.api.routes import RouteConfig
 from controllers.gateway.route_table import RouteTable
-from controllers.routing.table import RouteConfig
 
 
 def config(challenger: int, name: str = "coder") -> RouteConfig:

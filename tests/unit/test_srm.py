@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from controllers.experiments.observations import VariantObservations
-from controllers.experiments.srm import (
+from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.srm import (
     check_sample_ratio,
     chi_square_sf,
     goodness_of_fit,

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controllers.gateway import auth
-from controllers.local.gateway import GatewayProcess
-from controllers.local.ports import free_port
-from controllers.local.postgres import ThrowawayPostgres
-from controllers.local.upstream import UpstreamProcess
 from controllers.store import migrate
 from controllers.store.db import make_engine
 from controllers.store.models import Assignment
+from devstack.gateway import GatewayProcess
+from devstack.ports import free_port
+from devstack.postgres import ThrowawayPostgres
+from devstack.upstream import UpstreamProcess
 from tests.conftest import fresh_database
 
 SECRET = "router-secret"

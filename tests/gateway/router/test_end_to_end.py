@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from controllers.local.gateway import GatewayProcess
-from controllers.local.upstream import UpstreamProcess
+from controllers.data.reward import RewardWeights, Signals, compute_reward
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory, transaction
 from controllers.store.experiments import observations
-from controllers.store.reward import RewardWeights, Signals, compute_reward
+from devstack.gateway import GatewayProcess
+from devstack.upstream import UpstreamProcess
 from tests.gateway.router.conftest import SECRET, TOKEN, assignments, chat, put_route, route
 from tests.gateway.router.test_proxy import send_all
 

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from controllers.local.gateway import GatewayProcess
-from controllers.local.upstream import UpstreamProcess
-from controllers.routing.assign import choose, unit_hash
+from controllers.decisions.assign import choose, unit_hash
 from controllers.store.db import make_engine, session_factory, transaction
 from controllers.store.experiments import observations
+from devstack.gateway import GatewayProcess
+from devstack.upstream import UpstreamProcess
 from tests.gateway.router.conftest import (
     TOKEN,
     assignments,

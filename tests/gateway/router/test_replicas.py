@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from controllers.local.gateway import GatewayProcess
-from controllers.local.postgres import ThrowawayPostgres
-from controllers.local.upstream import UpstreamProcess
 from controllers.store import migrate
+from devstack.gateway import GatewayProcess
+from devstack.postgres import ThrowawayPostgres
+from devstack.upstream import UpstreamProcess
 from tests.gateway.router.conftest import SECRET, TOKEN, assignments, chat, put_route, route
 from tests.gateway.router.test_proxy import send_all
 

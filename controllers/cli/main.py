@@ -1,0 +1,50 @@
+"""The ``kaizen`` command line: the experience store, the gateway, tokens and experiment reports.
+
+``kaizen up``/``down``/``status`` (the whole loop on this machine) are added by the devstack package when it
+is installed (``_plugins``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import typer
+
+from controllers.cli import experiment as experimentcli
+from controllers.cli import store as storecli
+
+app = typer.Typer(
+    help="Kaizen: make LLM agents learn from their own experience, on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.add_typer(storecli.db_app, name="db")
+app.command("ingest")(storecli.ingest)
+app.add_typer(storecli.pairs_app, name="pairs")
+app.command("export")(storecli.export)
+app.add_typer(storecli.gateway_app, name="gateway")
+app.add_typer(storecli.token_app, name="token")
+app.add_typer(experimentcli.experiment_app, name="experiment")
+
+
+def _plugins() -> None:
+    """Commands other installed packages add (``kaizen up``/``down``/``status`` from devstack).
+
+    Found through the ``kaizen.cli`` entry-point group, so production code names no such package; an
+    image that ships without it (the operator image) has no such commands and nothing to import.
+    """
+    for entry in entry_points(group="kaizen.cli"):
+        try:
+            register = entry.load()
+        except ModuleNotFoundError as missing:
+            if missing.name != entry.module.split(".")[0]:
+                raise  # the package is there but broken: say so
+            continue  # declared by the project's metadata, not shipped in this image
+        register(app)
+
+
+_plugins()
+
+if __name__ == "__main__":
+    app()

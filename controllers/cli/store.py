@@ -1,0 +1,277 @@
+"""``kaizen db|ingest|pairs|export|gateway|token``: the experience store and gateway from the command line.
+
+Every command takes ``--database-url`` (or ``KAIZEN_DATABASE_URL``; default: the embedded SQLite
+file under ``.kaizen/``). Long work prints progress to stderr; results go to stdout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="KAIZEN_DATABASE_URL", help="SQLAlchemy URL of the store."),
+]
+
+db_app = typer.Typer(help="Create or upgrade the store's schema.", no_args_is_help=True)
+pairs_app = typer.Typer(help="Mine preference pairs from recorded runs and feedback.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Run the gateway (ingest API).", no_args_is_help=True)
+token_app = typer.Typer(help="Issue bearer tokens for the gateway.", no_args_is_help=True)
+
+
+class Progress:
+    """A counter on stderr that rewrites its own line, at most ten times a second."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
+        self.label, self.total, self.done, self._last, self._start = label, total, 0, 0.0, time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self._last > 0.1 and sys.stderr.isatty():
+            self._last = now
+            of = f"/{self.total}" if self.total else ""
+            rate = self.done / max(now - self._start, 1e-9)
+            sys.stderr.write(f"\r{self.label}: {self.done}{of} ({rate:,.0f}/s)")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        elapsed = time.monotonic() - self._start
+        sys.stderr.write(f"\r{self.label}: {self.done} in {elapsed:.1f}s\n")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None, revision: str = "head") -> None:
+    """Bring the schema to the newest revision (safe to run twice, or from several processes at once)."""
+    from controllers.store import migrate
+    from controllers.store.db import database_url as resolve
+
+    url = resolve(database_url)
+    at = migrate.upgrade(url, revision)
+    typer.echo(f"schema at revision {at}")
+
+
+@db_app.command("current")
+def db_current(database_url: DatabaseUrl = None) -> None:
+    """Print the schema revision the database is at (and the newest one this version knows)."""
+    from controllers.store import migrate
+    from controllers.store.db import make_engine
+
+    engine = make_engine(database_url)
+    typer.echo(f"current: {migrate.current_revision(engine) or 'empty'}  head: {migrate.head_revision()}")
+
+
+KINDS = ("runs", "feedback", "pairs", "annotations")
+
+
+def ingest(
+    path: Annotated[
+        Path, typer.Argument(help="JSONL file: one record per line, as the gateway accepts them.")
+    ],
+    kind: Annotated[str, typer.Option(help=f"Record kind: {', '.join(KINDS)}.")] = "runs",
+    database_url: DatabaseUrl = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+) -> None:
+    """Load records from JSONL straight into the store, in idempotent batches (rerunning adds nothing)."""
+    from controllers.gateway import batches, schemas
+    from controllers.store import ingest as store
+    from controllers.store.db import make_engine, session_factory
+
+    if kind not in KINDS:
+        raise _fail(f"--kind must be one of {', '.join(KINDS)}")
+    model: Any = {
+        "runs": schemas.RunIn,
+        "feedback": schemas.FeedbackIn,
+        "pairs": schemas.PairIn,
+        "annotations": schemas.AnnotationIn,
+    }[kind]
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(model.model_validate_json(line))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise _fail(f"{path}:{number}: {where}: {problem['msg']} (nothing was loaded)") from error
+    factory = session_factory(make_engine(database_url))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    progress = Progress(f"ingest {kind}", len(records))
+    inserted = 0
+    now = datetime.now(UTC)
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        key = f"cli:{kind}:{digest}:{start}"
+
+        def build(
+            session: Any, batch: list[Any] = batch, key: str = key, start: int = start
+        ) -> dict[str, Any]:
+            def where(i: int, _: Any) -> str:
+                return f"{path}:{start + i + 1}"
+
+            if kind == "runs":
+                return batches.write_runs(session, batch, key, now)
+            if kind == "pairs":
+                return batches.write_pairs(session, batch, now)
+            if kind == "annotations":
+                return batches.write_annotations(session, batch, key, now, where)
+            return batches.write_feedback(session, batch, key, now, where)
+
+        payload = store.request_hash([r.model_dump(mode="json") for r in batch])
+        try:
+            result = store.idempotent_write(
+                factory, key=key, endpoint=kind, payload_hash=payload, write=build
+            )
+        except store.UnknownReference as error:
+            raise _fail(f"{path}: {error} (earlier batches were loaded; fix the line and rerun)") from error
+        inserted += 0 if result.replayed else int(result.body.get("inserted", 0))
+        progress(len(batch))
+    progress.close()
+    typer.echo(json.dumps({"records": len(records), "inserted": inserted}))
+
+
+@pairs_app.command("mine")
+def pairs_mine(
+    database_url: DatabaseUrl = None,
+    agent: str | None = None,
+    role: str | None = None,
+    human_corrections: bool = True,
+    reward_gaps: bool = True,
+    min_margin: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.2,
+    error_recoveries: bool = True,
+    judge_endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (…/v1) of an LLM judge.")
+    ] = None,
+    judge_model: str | None = None,
+    judge_rubric: str = "Prefer the answer that is correct, complete and safe; then the shorter one.",
+) -> None:
+    """Mine pairs from corrections, reward gaps, error recoveries (and an LLM judge if given)."""
+    import httpx
+
+    from controllers.clients.judge import JudgeSettings, judge
+    from controllers.data.pairs import MiningSettings, load_attempts, mine
+    from controllers.store import ingest as store
+    from controllers.store.db import make_engine, session_factory, transaction
+
+    factory = session_factory(make_engine(database_url))
+    settings = MiningSettings(human_corrections, reward_gaps, min_margin, error_recoveries)
+    with transaction(factory) as session:
+        result = mine(session, settings, agent, role)
+    if judge_endpoint:
+        if not judge_model:
+            raise _fail("--judge-model is required with --judge-endpoint")
+        judge_settings = JudgeSettings(
+            judge_endpoint,
+            judge_model,
+            judge_rubric,
+            min_margin,
+            api_key=os.environ.get("KAIZEN_JUDGE_API_KEY"),
+        )
+        with transaction(factory) as session:
+            attempts, _ = load_attempts(session, agent, role)
+        with httpx.Client(timeout=60) as client:
+            verdicts, unparsed = judge(client, judge_settings, attempts)
+        now = datetime.now(UTC)
+        with transaction(factory) as session:
+            stored = store.insert_pairs(session, [{**p.row(), "created_at": now} for p in verdicts])
+        result.update(
+            llmJudge=len(verdicts), judgeUnparsed=unparsed, inserted=result["inserted"] + stored["inserted"]
+        )
+    typer.echo(json.dumps(result))
+
+
+def export(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the snapshot's files.")],
+    method: Annotated[str, typer.Option(help="DPO (pairs) or SFT (accepted runs per role).")] = "DPO",
+    database_url: DatabaseUrl = None,
+    agent: str | None = None,
+    role: str | None = None,
+    task_family: str | None = None,
+    require_review: bool = False,
+    min_reward: Annotated[
+        float | None, typer.Option(help="SFT: lowest reward that makes an example (0.7).")
+    ] = None,
+    seed: int = 42,
+    eval_fraction: Annotated[float, typer.Option(min=0.01, max=0.5)] = 0.1,
+    scrub_pii: bool = True,
+) -> None:
+    """Export a training snapshot (Parquet + JSONL) with a content hash; prints its manifest."""
+    from controllers.store.db import make_engine
+    from controllers.store.snapshot import SnapshotFilter, export_dpo, export_sft
+
+    if method.upper() not in ("DPO", "SFT"):
+        raise _fail("--method must be DPO or SFT")
+    flt = SnapshotFilter(
+        agent=agent, role=role, task_family=task_family, require_review=require_review, min_reward=min_reward
+    )
+    progress = Progress(f"export {method.upper()}")
+    run = export_dpo if method.upper() == "DPO" else export_sft
+    snapshot = run(
+        make_engine(database_url),
+        out_dir,
+        flt,
+        seed=seed,
+        eval_fraction=eval_fraction,
+        scrub_pii=scrub_pii,
+        progress=progress,
+    )
+    progress.close()
+    typer.echo(json.dumps(snapshot.manifest(), indent=2))
+
+
+@gateway_app.command("serve")
+def gateway_serve(
+    database_url: DatabaseUrl = None,
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+) -> None:
+    """Serve the ingest API (needs KAIZEN_TOKEN_SECRET)."""
+    import uvicorn
+
+    if database_url:
+        os.environ["KAIZEN_DATABASE_URL"] = database_url
+    if not os.environ.get("KAIZEN_TOKEN_SECRET"):
+        raise _fail("set KAIZEN_TOKEN_SECRET (the key that signs tokens; `kaizen token create` uses it too)")
+    uvicorn.run(
+        "controllers.gateway.serve:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@token_app.command("create")
+def token_create(
+    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder.")],
+    ttl: Annotated[str, typer.Option(help="Lifetime: 3600s, 12h, 30d.")] = "30d",
+) -> None:
+    """Print a bearer token signed with KAIZEN_TOKEN_SECRET."""
+    from controllers.gateway import auth
+
+    secret = os.environ.get("KAIZEN_TOKEN_SECRET", "")
+    if not secret:
+        raise _fail("set KAIZEN_TOKEN_SECRET to the gateway's secret")
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not ttl[:-1].isdigit() or ttl[-1] not in units:
+        raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
+    typer.echo(auth.issue(secret, subject, int(ttl[:-1]) * units[ttl[-1]]))

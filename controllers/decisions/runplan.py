@@ -1,0 +1,139 @@
+"""What a TrainingRun should do next, from its status and what its job reports. Pure.
+
+A run goes: snapshot the data → submit attempt 1 → follow it → (on a transient failure: wait the
+backoff, submit attempt n+1) → read the trainer's manifest → apply the offline gate → create the
+ShadowModel. Every step is decided from recorded facts only, so a reconcile interrupted anywhere and
+run again reaches the same decision; the I/O in controllers.reconcile.runs carries it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from controllers.api.common import parse_duration
+from controllers.api.settings import OfflineGate
+from controllers.api.trainingrun import RetrySettings, TrainingMetrics, TrainingRunStatus
+from controllers.decisions.conditions import READY, Want
+
+
+class JobPhase(StrEnum):
+    MISSING = "Missing"  # not submitted, or gone
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+@dataclass(frozen=True)
+class JobState:
+    phase: JobPhase
+    message: str = ""
+
+
+class Step(StrEnum):
+    SNAPSHOT = "Snapshot"
+    SUBMIT = "Submit"
+    WAIT_RETRY = "WaitRetry"
+    FOLLOW = "Follow"
+    READ_OUTPUT = "ReadOutput"
+    CREATE_SHADOW = "CreateShadowModel"
+    DONE = "Done"
+
+
+SUCCEEDED = "Succeeded"
+GATE = "GatePassed"
+
+
+@dataclass(frozen=True)
+class Next:
+    step: Step
+    attempt: int = 0
+    wait: timedelta | None = None
+    conditions: tuple[Want, ...] = ()
+    finished: bool = False
+
+
+def backoff(retry: RetrySettings, attempt: int) -> timedelta:
+    """Wait before ``attempt`` (>= 2): the configured backoff, doubling each time, at most an hour."""
+    wait: timedelta = parse_duration(retry.backoff) * (2 ** (attempt - 2))
+    return min(wait, timedelta(hours=1))
+
+
+def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySettings, now: datetime) -> Next:
+    """The next step for a run whose spec is valid."""
+    if status.completion_time is not None:
+        if status.adapter is not None and _gate_passed(status) and not status.shadow_model:
+            return Next(Step.CREATE_SHADOW)
+        return Next(Step.DONE, finished=True)
+    if status.dataset is None:
+        return Next(Step.SNAPSHOT, conditions=(_progress("Snapshotting", "exporting the dataset snapshot"),))
+    if status.attempts == 0:
+        return Next(Step.SUBMIT, attempt=1, conditions=(_progress("Submitting", "submitting attempt 1"),))
+    phase = job.phase if job else JobPhase.MISSING
+    attempt = status.attempts
+    if phase == JobPhase.SUCCEEDED:
+        return Next(Step.READ_OUTPUT, attempt=attempt)
+    if phase in (JobPhase.PENDING, JobPhase.RUNNING):
+        message = f"attempt {attempt} of {retry.max_attempts} is {phase.value.lower()}"
+        return Next(Step.FOLLOW, attempt=attempt, conditions=(_progress("Training", message),))
+    if phase == JobPhase.MISSING and status.next_retry_time is None:
+        # Recorded as submitted but not found: the submission was lost (e.g. the operator died
+        # between recording and submitting). Submitting the same deterministic id again is safe.
+        return Next(
+            Step.SUBMIT,
+            attempt=attempt,
+            conditions=(_progress("Submitting", f"submitting attempt {attempt}"),),
+        )
+    # Failed, stopped, or waiting for the retry already scheduled.
+    if attempt >= retry.max_attempts:
+        reason = job.message if job and job.message else f"the job ended {phase.value.lower()}"
+        return Next(
+            Step.DONE,
+            finished=True,
+            conditions=(
+                Want.false(READY, "JobFailed", f"attempt {attempt} of {retry.max_attempts} failed: {reason}"),
+                Want.false(SUCCEEDED, "JobFailed", reason),
+            ),
+        )
+    due = status.next_retry_time or now + backoff(retry, attempt + 1)
+    if now < due:
+        message = (
+            f"attempt {attempt} failed ({job.message if job else phase.value}); retrying at {due:%H:%M:%S}"
+        )
+        return Next(
+            Step.WAIT_RETRY, attempt=attempt + 1, wait=due - now, conditions=(_progress("Retrying", message),)
+        )
+    return Next(
+        Step.SUBMIT,
+        attempt=attempt + 1,
+        conditions=(_progress("Submitting", f"submitting attempt {attempt + 1}"),),
+    )
+
+
+def gate_verdict(gate: OfflineGate, metrics: TrainingMetrics) -> tuple[bool, str]:
+    """Whether the adapter may face traffic, and a sentence with the numbers."""
+    accuracy, margin = metrics.preference_accuracy, metrics.reward_margin
+    failures = []
+    if accuracy is None or accuracy < gate.min_preference_accuracy:
+        failures.append(f"preference accuracy {_fmt(accuracy)} < {gate.min_preference_accuracy}")
+    if margin is not None and margin < gate.min_reward_margin:
+        failures.append(f"reward margin {_fmt(margin)} < {gate.min_reward_margin}")
+    if failures:
+        return False, "offline gate not met: " + "; ".join(failures)
+    return True, f"offline gate met: preference accuracy {_fmt(accuracy)}, reward margin {_fmt(margin)}"
+
+
+def _gate_passed(status: TrainingRunStatus) -> bool:
+    return any(c.type == GATE and c.status == "True" for c in status.conditions)
+
+
+def _progress(reason: str, message: str) -> Want:
+    # Unknown, not False: work under way is not a fault (Argo CD shows False as Degraded).
+    return Want.unknown(READY, reason, message)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,1 +1,0 @@
-"""Experiment decisions: sequential statistics, guardrails, bandit and rollout planning (pure, no I/O)."""

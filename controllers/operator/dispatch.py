@@ -1,0 +1,143 @@
+"""One reconcile of one object, the same for every kind: read it fresh, validate, reconcile, write status.
+
+Kopf's change handlers (controllers.operator.handlers) and the resync loops (controllers.operator.resync)
+both end here. One reconcile at a time per object. ``handle`` parses the body once, refuses a contradictory
+spec with an InvalidSpec condition that names the field, asks the kind's reconcile for the new status,
+posts its Events and writes the status only when it changed. No Kopf here: this is plain asyncio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from controllers.api import kinds
+from controllers.api.common import KaizenModel
+from controllers.decisions import validation
+from controllers.decisions.conditions import READY, Want, merge
+from controllers.reconcile.deps import Dependencies
+from controllers.runtime import events
+from controllers.runtime.kube import Resource
+
+log = logging.getLogger("kaizen.operator")
+
+
+class Outcome(Protocol):
+    status: Any
+    events: list[tuple[str, str, str]]
+
+
+Reconcile = Callable[[dict[str, Any], Any, Dependencies], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    resource: Resource
+    model: type[BaseModel]
+    status_model: type[KaizenModel]
+    reconcile: Reconcile
+    interval: float  # seconds between timer reconciles
+    at_rest: Callable[[dict[str, Any]], bool]  # controllers.decisions.rest: finished, nothing to do
+    rest_interval: float  # seconds between reconciles of an object at rest
+    frozen_spec: bool = False  # the spec may never change after creation (TrainingRun)
+    # Drops what the operator remembers per object for objects that are gone (given the live uids).
+    forget: Callable[[Dependencies, set[str]], None] | None = None
+
+
+def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch from ``old`` to ``new``: changed keys, and None for keys that went away."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if (old or {}).get(k) != v}
+    patch.update({k: None for k in (old or {}) if k not in new})
+    return patch
+
+
+async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: Any = None) -> None:
+    uid = raw["metadata"].get("uid") or ""
+    async with deps.lock(uid):
+        # Act on the object as it is now, not as a watch event or a resync page saw it a while ago:
+        # another reconcile may have changed it since (an Experiment rolling this model back, say),
+        # and acting on the old copy would undo that (re-create a deployment just taken down).
+        meta = raw["metadata"]
+        fresh = await deps.kube.get(kind.resource, meta["namespace"], meta["name"])
+        if fresh is None or (fresh["metadata"].get("uid") or "") != uid:
+            return  # deleted (or deleted and made anew: the new one has its own turn)
+        fresh["metadata"].pop("managedFields", None)  # the server's bookkeeping: never read, only held
+        raw = fresh
+        raw.setdefault("status", None)
+        deps.metrics.reconciles.labels(kind.name).inc()
+        problems = validation.violations(kind.name, raw["spec"], old_spec)
+        if kind.frozen_spec:
+            problems += await _frozen(kind, raw, deps)
+        obj, parse_problems = validation.parse(kind.model, raw)
+        problems += parse_problems
+        if problems or obj is None:
+            await _invalid(kind, raw, problems, deps)
+            return
+        try:
+            outcome = await kind.reconcile(raw, obj, deps)
+        except Exception:
+            deps.metrics.errors.labels(kind.name).inc()
+            raise
+        for event_type, reason, message in outcome.events:
+            await events.post(deps.kube, raw, event_type, reason, message)
+        await _write_status(kind, raw, outcome.status.to_wire(), deps)
+
+
+async def _frozen(kind: Kind, raw: dict[str, Any], deps: Dependencies) -> list[str]:
+    """Record the spec's hash on first sight; afterwards a different spec is refused. (On servers with
+    CEL the API server refuses the edit itself; this keeps older servers honest.)"""
+    current = validation.spec_hash(raw["spec"])
+    meta = raw["metadata"]
+    frozen = (meta.get("annotations") or {}).get(kinds.FROZEN_SPEC)
+    if frozen is None:
+        await deps.kube.patch(
+            kind.resource,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"annotations": {kinds.FROZEN_SPEC: current}}},
+        )
+        return []
+    return [] if frozen == current else ["spec: spec is immutable; create a new TrainingRun"]
+
+
+def without_empty_strings(value: Any) -> Any:
+    """The value with every empty-string field left out (they are the API types' defaults anyway).
+
+    The v1.20 API server of the local control plane reads ``""`` in a merge patch as null and refuses
+    it for a string field; leaving them out works on every server."""
+    if isinstance(value, dict):
+        return {k: without_empty_strings(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [without_empty_strings(v) for v in value]
+    return value
+
+
+async def _write_status(kind: Kind, raw: dict[str, Any], new: dict[str, Any], deps: Dependencies) -> None:
+    """Merge-patch the status subresource with what changed. The operator writes status itself (not
+    through Kopf's patch, which Kopf folds into its own bookkeeping) so what is sent is exactly this."""
+    changes = status_patch(raw["status"], without_empty_strings(new))
+    if changes:
+        meta = raw["metadata"]
+        await deps.kube.patch_status(kind.resource, meta["namespace"], meta["name"], changes)
+
+
+async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: Dependencies) -> None:
+    message = "; ".join(problems)[:2000]
+    current = kind.status_model.model_validate(raw["status"] or {})
+    generation = raw["metadata"].get("generation", 0)
+    conditions = merge(
+        getattr(current, "conditions", []),
+        [Want.false(READY, "InvalidSpec", f"{message}. Fix the spec; nothing was done until then.")],
+        generation=generation,
+        now=deps.clock(),
+    )
+    new_status = current.model_copy(update={"conditions": conditions, "observed_generation": generation})
+    before = (raw["status"] or {}).get("conditions")
+    await _write_status(kind, raw, new_status.to_wire(), deps)
+    if before != new_status.to_wire()["conditions"]:
+        await events.post(deps.kube, raw, "Warning", "InvalidSpec", message)

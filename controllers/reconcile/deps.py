@@ -1,0 +1,73 @@
+"""Everything a handler needs from the outside world, built once at startup and passed as Kopf's memo.
+
+Tests and ``kaizen up`` build the same object around local parts (a local kube-apiserver, SQLite or a
+throwaway PostgreSQL, a local Ray head, a local gateway); nothing in the handlers knows the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.clients.router import RouterClient
+from controllers.reconcile.mining import Memory
+from controllers.runtime.kube import Kube
+from controllers.runtime.metrics import OperatorMetrics
+from controllers.runtime.pacing import Urgency
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Settings:
+    """Operator settings (flags of operator/main.py, or the embedded defaults of ``kaizen up``)."""
+
+    database_url: str
+    data_root: Path  # where dataset snapshots are written (a mounted volume in a cluster)
+    gateway_url: str  # the router's base URL; routes are pushed there
+    gateway_token: str = ""
+    python: str = "python"  # interpreter in trainer entrypoints ("python" in the trainer image)
+    trainer_env: dict[str, str] = field(default_factory=dict)
+    poll_seconds: float = 5.0  # how often running work (jobs, shadow models) is looked at
+    policy_poll_seconds: float = 30.0  # how often a policy re-counts its data (it changes slowly)
+    experiment_poll_seconds: float = 1.0
+    rest_seconds: float = 60.0  # how often finished objects are looked at (controllers.decisions.rest)
+    served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
+    # An LLM judge costs money and time per question: a policy asks at most this many per reconcile
+    # (the rest on later polls), each within the timeout.
+    judge_calls_per_reconcile: int = 16
+    judge_timeout_seconds: float = 30.0
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    kube: Kube
+    engine: Engine
+    factory: sessionmaker[Session]
+    router: RouterClient
+    metrics: OperatorMetrics
+    clock: Callable[[], datetime] = utcnow
+    # One reconcile at a time per object: Kopf's handlers run beside the resync loops. A lock lives
+    # while someone holds or waits for it, so deleted objects leave nothing behind.
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+    # Per policy uid: what its last pair mining saw (controllers.reconcile.mining).
+    mining: dict[str, Memory] = field(default_factory=dict)
+    mining_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # Kopf's change handlers go before the resync loops' work (controllers.runtime.pacing).
+    urgency: Urgency = field(default_factory=Urgency)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        lock = self.locks.get(uid)
+        if lock is None:
+            lock = self.locks[uid] = asyncio.Lock()
+        return lock

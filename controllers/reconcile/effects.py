@@ -1,0 +1,98 @@
+"""What an Experiment acts on, shared by its decision (``experiments``) and its drift watch (``drift``):
+the variants' endpoints, the route built from them, and the ShadowModels' roles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from controllers.api import kinds
+from controllers.api.common import ConditionStatus
+from controllers.api.experiment import Experiment, ExperimentSpec, VariantRole
+from controllers.api.routes import RouteConfig, RouteVariant
+from controllers.api.shadowmodel import Role
+from controllers.decisions.conditions import READY
+from controllers.reconcile.deps import Dependencies
+
+LINEAGE_MAX = 32  # a policy's lineage keeps this many champions, newest first
+Endpoints = dict[str, tuple[str, str | None]]  # variant → (base URL, model sent upstream)
+
+
+def experiment_key(namespace: str, name: str) -> str:
+    """How the router labels this experiment's assignments."""
+    return f"{namespace}/{name}"
+
+
+def route_name(body: dict[str, Any], spec: ExperimentSpec) -> str:
+    """Agents address a track once: the policy's route; a hand-made experiment routes under its own name."""
+    return spec.policy_ref or body["metadata"]["name"]
+
+
+async def endpoints(namespace: str, spec: ExperimentSpec, deps: Dependencies) -> tuple[Endpoints, str]:
+    """Each variant's (base URL, model); or a sentence naming what is not ready yet."""
+    found: Endpoints = {}
+    for variant in spec.variants:
+        if variant.endpoint:
+            found[variant.name] = (variant.endpoint, variant.model)
+            continue
+        assert variant.shadow_model
+        shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, variant.shadow_model)
+        status = (shadow or {}).get("status") or {}
+        if not status.get("endpoint"):
+            return {}, f"waiting for ShadowModel {variant.shadow_model} (variant {variant.name}) to serve"
+        found[variant.name] = (status["endpoint"], variant.model or status.get("servedModelName"))
+    return found, ""
+
+
+def route_config(
+    body: dict[str, Any], exp: Experiment, found: Endpoints, weights: Mapping[str, int]
+) -> RouteConfig:
+    """The route that sends this experiment's traffic to its variants at ``weights``."""
+    meta = body["metadata"]
+    return RouteConfig(
+        namespace=meta["namespace"],
+        name=route_name(body, exp.spec),
+        experiment=experiment_key(meta["namespace"], meta["name"]),
+        unit=exp.spec.rollout.unit.value,
+        variants=[
+            RouteVariant(
+                name=v.name, endpoint=found[v.name][0], model=found[v.name][1],
+                weight=weights.get(v.name, 0), champion=v.role == VariantRole.CHAMPION,
+            )
+            for v in exp.spec.variants
+        ],
+    )  # fmt: skip
+
+
+async def set_role(
+    namespace: str,
+    name: str,
+    role: Role,
+    reason: str,
+    deps: Dependencies,
+    evidence: dict[str, Any] | None = None,
+) -> None:
+    """Give a ShadowModel its role (a no-op when it has it already, so a repeat keeps the first reason)."""
+    shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, name)
+    if shadow is None:
+        return
+    status = shadow.get("status") or {}
+    if status.get("role") == role.value:
+        return
+    patch: dict[str, Any] = {
+        "role": role.value,
+        "roleReason": reason[:1024],
+        "roleChangedAt": deps.clock().isoformat(),
+    }
+    if evidence:
+        patch["rollbackEvidence"] = evidence
+    await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, name, patch)
+
+
+async def serving(namespace: str, name: str, deps: Dependencies, role: Role) -> bool:
+    """Whether a ShadowModel has ``role`` and is Ready: its endpoint was read after it got the role
+    (a model out of service is never Ready, so a stale endpoint from before is never trusted)."""
+    shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, name)
+    status = (shadow or {}).get("status") or {}
+    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == READY), {})
+    return status.get("role") == role.value and ready.get("status") == ConditionStatus.TRUE.value

@@ -1,0 +1,176 @@
+"""Experiment reconcile: read the traffic's statistics from the store, ask the planner, set the router's
+weights, and carry out a final decision on the ShadowModels and the policy.
+
+The route is pushed before the status is written, so the moment an Experiment says RollBack the router
+already serves the champion alone. The effects of a final decision (roles, champion, lineage, the
+route) are re-applied on every reconcile until they hold, so a crash between any two of them is
+finished by the next pass. After a promotion the experiment keeps watching its champion for drift
+while it still owns the track (``controllers.reconcile.drift``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from controllers.api import kinds
+from controllers.api.experiment import Decision, Experiment, ExperimentStatus, Strategy, VariantRole
+from controllers.api.shadowmodel import Role
+from controllers.decisions.conditions import READY, Want, is_true, merge
+from controllers.decisions.experiments.rollout import plan
+from controllers.reconcile import drift
+from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.effects import LINEAGE_MAX, endpoints, experiment_key, route_config, set_role
+from controllers.store.db import transaction
+from controllers.store.experiments import observations
+
+__all__ = ["APPLIED", "Outcome", "experiment_key", "reconcile"]
+
+APPLIED = "DecisionApplied"  # the final decision's effects (route, roles, champion) are all in place
+FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
+
+
+@dataclass
+class Outcome:
+    status: ExperimentStatus
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    now = deps.clock()
+    previous = exp.status
+    out = Outcome((previous or ExperimentStatus()).model_copy(deep=True))
+    out.status.observed_generation = meta.get("generation", 0)
+    key = experiment_key(namespace, name)
+    if previous is not None and previous.decision in FINAL and is_true(previous.conditions, APPLIED):
+        # Settled: the decision and its effects are recorded. The track's route and the models' roles
+        # now belong to later experiments, so this one only refreshes its statistics and, after a
+        # promotion, watches the new champion until the track moves on.
+        decided = plan(exp.spec, previous, await asyncio.to_thread(_observations, deps, key), now)
+        out.status.variants, out.status.sample_ratio = decided.variants, decided.sample_ratio
+        if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
+            out.events += await drift.watch(body, exp, out.status, deps)
+        return out
+    found, waiting = await endpoints(namespace, exp.spec, deps)
+    if waiting:
+        out.status.conditions = merge(
+            out.status.conditions, [Want.unknown(READY, "WaitingForModels", waiting)],
+            generation=out.status.observed_generation, now=now,
+        )  # fmt: skip
+        return out
+    seen = await asyncio.to_thread(_observations, deps, key)
+    decided = plan(exp.spec, previous, seen, now)
+    route = route_config(body, exp, found, decided.weights)
+    status = out.status
+    newly_final = decided.final and (previous is None or previous.decision != decided.decision)
+    status.decision, status.decision_reason, status.step = (
+        decided.decision,
+        decided.reason[:1024],
+        decided.step,
+    )
+    status.variants, status.sample_ratio, status.started_at = (
+        decided.variants,
+        decided.sample_ratio,
+        decided.started_at,
+    )
+    wants = []
+    if newly_final:
+        status.decided_at = now
+        # Write-ahead: the decision is stored before anything acts on it. A reconcile killed after
+        # this point finds the decision sticky and finishes the same effects; one killed before it
+        # decides again from the evidence, with nothing yet done. The decision's weights go with it:
+        # the pass that finishes the effects routes by the weights the status holds, and the last
+        # step's split (say 50/50) would keep sending a rolled-back challenger traffic for good.
+        await deps.kube.patch_status(
+            kinds.EXPERIMENTS, namespace, name,
+            {"decision": decided.decision.value, "decisionReason": status.decision_reason,
+             "decidedAt": now.isoformat(), "step": decided.step,
+             "variants": [row.to_wire() for row in decided.variants]},
+        )  # fmt: skip
+        deps.metrics.decisions.labels(name, decided.decision.value).inc()
+        kind = "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"
+        out.events.append((kind, decided.decision.value, decided.reason))
+    await deps.router.put(route)
+    if newly_final and decided.decision == Decision.ROLL_BACK:
+        deps.metrics.rollback_seconds.observe((deps.clock() - now).total_seconds())
+    if decided.final:
+        await _apply_decision(body, exp, status, deps)
+        wants.append(
+            Want.true(APPLIED, "Applied", f"route, roles and champion updated for {decided.decision.value}")
+        )
+    # A decided experiment has done its job (True); one still collecting evidence is Unknown; only a
+    # blocked one (assignment broken) needs a person (False).
+    if decided.final:
+        wants.append(Want.true(READY, decided.condition_reason, decided.reason))
+    elif decided.condition_reason == "SampleRatioMismatch":
+        wants.append(Want.false(READY, decided.condition_reason, decided.reason))
+    else:
+        wants.append(Want.unknown(READY, decided.condition_reason, decided.reason))
+    status.conditions = merge(status.conditions, wants, generation=status.observed_generation, now=now)
+    return out
+
+
+def _observations(deps: Dependencies, key: str) -> Any:
+    with transaction(deps.factory) as session:
+        return observations(session, key)
+
+
+async def _apply_decision(
+    body: dict[str, Any], exp: Experiment, status: ExperimentStatus, deps: Dependencies
+) -> None:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    challenger = next(v for v in exp.spec.variants if v.role == VariantRole.CHALLENGER)
+    champion = next(v for v in exp.spec.variants if v.role == VariantRole.CHAMPION)
+    if not challenger.shadow_model:
+        return
+    row = next((v for v in status.variants if v.name == challenger.name), None)
+    if status.decision == Decision.ROLL_BACK:
+        evidence = {
+            "experiment": name,
+            "samples": row.samples if row else 0,
+            "reason": status.decision_reason,
+        }
+        if row is not None and row.p_value is not None:
+            evidence["pValue"] = row.p_value
+        champion_row = next((v for v in status.variants if v.name == champion.name), None)
+        if row and champion_row and row.mean_reward is not None and champion_row.mean_reward is not None:
+            evidence["meanDelta"] = round(row.mean_reward - champion_row.mean_reward, 6)
+        await set_role(
+            namespace, challenger.shadow_model, Role.ROLLED_BACK, status.decision_reason, deps, evidence
+        )
+    elif status.decision == Decision.INCONCLUSIVE:
+        await set_role(namespace, challenger.shadow_model, Role.RETIRED, status.decision_reason, deps)
+    elif status.decision == Decision.PROMOTE:
+        await set_role(namespace, challenger.shadow_model, Role.CHAMPION, status.decision_reason, deps)
+        if champion.shadow_model:
+            await set_role(
+                namespace, champion.shadow_model, Role.RETIRED, f"replaced by {challenger.shadow_model}", deps
+            )
+        if exp.spec.policy_ref:
+            await _crown(namespace, exp.spec.policy_ref, challenger.shadow_model, deps)
+
+
+async def _crown(namespace: str, policy_name: str, shadow_model: str, deps: Dependencies) -> None:
+    """The policy's champion and lineage (newest first; the previous champion gets its retirement)."""
+    policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
+    if policy is None:
+        return
+    status = policy.get("status") or {}
+    if (status.get("champion") or {}).get("shadowModel") == shadow_model:
+        return
+    now = deps.clock().isoformat()
+    shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, shadow_model)
+    run = ((shadow or {}).get("spec") or {}).get("trainingRunRef", "")
+    lineage = [dict(e) for e in status.get("lineage") or []]
+    for entry in lineage:
+        if not entry.get("retiredAt"):
+            entry["retiredAt"], entry["reason"] = now, f"replaced by {shadow_model}"
+    lineage.insert(0, {"shadowModel": shadow_model, "trainingRun": run, "promotedAt": now})
+    await deps.kube.patch_status(
+        kinds.POLICIES, namespace, policy_name,
+        {"champion": {"shadowModel": shadow_model, "since": now}, "lineage": lineage[:LINEAGE_MAX]},
+    )  # fmt: skip

@@ -1,0 +1,254 @@
+"""ShadowModel reconcile: serve the adapter on KServe, record its endpoint, open its Experiment, and
+take the deployment down again when the model is retired or rolled back (once no route sends
+traffic there any more).
+
+Dedicated models get their own InferenceService (owned by the ShadowModel); Shared models are one
+more adapter on the base deployment named by ``serving.sharedBase``, whose manifest is recomputed from
+the set of live members. Roles are written by the Experiment that decides them; this reconcile only
+follows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from controllers.api import kinds
+from controllers.api.routes import RouteConfig
+from controllers.api.settings import DeploymentMode
+from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
+from controllers.builders.inferenceservice import (
+    InvalidServingSpec,
+    ObjectRef,
+    build_inference_service,
+    build_shared_base,
+    inference_service_name,
+    ready_endpoint,
+    served_model_name,
+)
+from controllers.decisions.conditions import READY, Want, merge
+from controllers.decisions.rest import FINAL_DECISIONS, STILL_ROUTED, condition
+from controllers.reconcile.deps import Dependencies
+from controllers.store.db import transaction
+from controllers.store.experiments import get_route
+
+SERVING_ROLES = (Role.CHALLENGER, Role.CHAMPION)
+
+
+@dataclass
+class Outcome:
+    status: ShadowModelStatus
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+async def reconcile(body: dict[str, Any], shadow: ShadowModel, deps: Dependencies) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    out = Outcome((shadow.status or ShadowModelStatus()).model_copy(deep=True))
+    out.status.observed_generation = meta.get("generation", 0)
+    now = deps.clock()
+    serving = shadow.spec.serving
+    if out.status.role not in SERVING_ROLES:
+        routed = await _routed_here(shadow, out.status, namespace, deps)
+        await _take_down(body, shadow, namespace, deps, keep=bool(routed))
+        message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
+        if routed:
+            message += f"; {STILL_ROUTED} {routed} still sends traffic to it"
+        out.status.conditions = merge(
+            out.status.conditions, [Want.false(READY, out.status.role.value, message)],
+            generation=out.status.observed_generation, now=now,
+        )  # fmt: skip
+        return out
+    try:
+        if serving.mode == DeploymentMode.SHARED:
+            assert serving.shared_base
+            manifest = build_shared_base(
+                serving.shared_base, namespace, await _members(namespace, serving.shared_base, deps)
+            )
+        else:
+            manifest = build_inference_service(ObjectRef.from_metadata(meta), shadow.spec)
+    except InvalidServingSpec as error:
+        out.status.conditions = merge(
+            out.status.conditions, [Want.false(READY, "InvalidSpec", str(error))],
+            generation=out.status.observed_generation, now=now,
+        )  # fmt: skip
+        return out
+    isvc = await _apply(manifest, deps)
+    out.status.inference_service = manifest["metadata"]["name"]
+    out.status.served_model_name = served_model_name(name)
+    if shadow.status is None:
+        out.status.evaluation = await _evaluation(shadow, namespace, deps)
+    endpoint = ready_endpoint(isvc, served_model_name(name))
+    if endpoint is None:
+        want = Want.unknown(
+            READY, "Deploying", f"waiting for InferenceService {out.status.inference_service} to be Ready"
+        )
+    else:
+        url = _rehost(endpoint.base_url, deps.settings.served_host)
+        if out.status.endpoint != url:
+            out.events.append(("Normal", "Serving", f"adapter served at {url} as model {endpoint.model}"))
+        out.status.endpoint = url
+        want = Want.true(
+            READY, "Serving", f"{out.status.role.value} served by {out.status.inference_service}"
+        )
+        if shadow.spec.policy_ref and out.status.role == Role.CHALLENGER:
+            await _ensure_experiment(body, shadow, out.status, deps)
+    out.status.conditions = merge(
+        out.status.conditions, [want], generation=out.status.observed_generation, now=now
+    )
+    return out
+
+
+def _rehost(url: str, host: str | None) -> str:
+    if not host:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(
+        parts._replace(netloc=host if ":" in host else f"{host}:{parts.port}" if parts.port else host)
+    )
+
+
+async def _apply(manifest: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
+    """Create, or update the spec when it changed (a shared base gaining or losing an adapter)."""
+    current, created = await deps.kube.ensure(kinds.INFERENCE_SERVICES, manifest)
+    if created or current.get("spec") == manifest["spec"]:
+        return current
+    current["spec"] = manifest["spec"]
+    current["metadata"]["ownerReferences"] = manifest["metadata"].get("ownerReferences", [])
+    current["metadata"].setdefault("annotations", {}).update(manifest["metadata"].get("annotations", {}))
+    return await deps.kube.replace(kinds.INFERENCE_SERVICES, current)
+
+
+async def _members(namespace: str, base: str, deps: Dependencies) -> list[tuple[ObjectRef, Any]]:
+    members = []
+    for item in await deps.kube.list(kinds.SHADOW_MODELS, namespace):
+        model = ShadowModel.model_validate(item)
+        role = model.status.role if model.status else Role.CHALLENGER
+        if (
+            model.spec.serving.mode == DeploymentMode.SHARED
+            and model.spec.serving.shared_base == base
+            and role in SERVING_ROLES
+            and not item["metadata"].get("deletionTimestamp")
+        ):
+            members.append((ObjectRef.from_metadata(item["metadata"]), model.spec))
+    return members
+
+
+async def _routed_here(
+    shadow: ShadowModel, status: ShadowModelStatus, namespace: str, deps: Dependencies
+) -> str:
+    """The policy's route when it still sends traffic to this model's endpoint, else "".
+
+    A track without a champion compares its challenger against the plain base model served by the
+    challenger's own deployment. When that challenger is rolled back (by its experiment, or for drift
+    after its promotion) the route sends everything to the base model there, until the track's next
+    model takes the route over; taking the deployment down at once would leave agents nothing."""
+    if not shadow.spec.policy_ref or not status.endpoint:
+        return ""
+    found = await asyncio.to_thread(_route, deps, namespace, shadow.spec.policy_ref)
+    if found is None or not any(v.weight > 0 and v.endpoint == status.endpoint for v in found.variants):
+        return ""
+    return found.key
+
+
+def _route(deps: Dependencies, namespace: str, name: str) -> RouteConfig | None:
+    with transaction(deps.factory) as session:
+        found = get_route(session, namespace, name)
+    return found[0] if found else None
+
+
+async def _take_down(
+    body: dict[str, Any], shadow: ShadowModel, namespace: str, deps: Dependencies, keep: bool
+) -> None:
+    """Remove the model from serving; ``keep`` leaves a deployment that a route still needs."""
+    serving = shadow.spec.serving
+    if serving.mode == DeploymentMode.DEDICATED:
+        if not keep:
+            await deps.kube.delete(
+                kinds.INFERENCE_SERVICES, namespace, inference_service_name(body["metadata"]["name"])
+            )
+        return
+    assert serving.shared_base
+    members = await _members(namespace, serving.shared_base, deps)
+    if members:  # the shared base keeps serving the others (and the base model) without this adapter
+        await _apply(build_shared_base(serving.shared_base, namespace, members), deps)
+    elif not keep:
+        await deps.kube.delete(kinds.INFERENCE_SERVICES, namespace, serving.shared_base)
+
+
+async def _evaluation(shadow: ShadowModel, namespace: str, deps: Dependencies) -> Any:
+    from controllers.api.shadowmodel import OfflineEvaluation
+
+    if not shadow.spec.training_run_ref:
+        return None
+    run = await deps.kube.get(kinds.RUNS, namespace, shadow.spec.training_run_ref)
+    metrics = ((run or {}).get("status") or {}).get("metrics") or {}
+    return OfflineEvaluation(
+        preference_accuracy=metrics.get("preferenceAccuracy"),
+        reward_margin=metrics.get("rewardMargin"),
+        eval_loss=metrics.get("evalLoss"),
+    )
+
+
+async def _ensure_experiment(
+    body: dict[str, Any], shadow: ShadowModel, status: ShadowModelStatus, deps: Dependencies
+) -> None:
+    """The challenger's Experiment against the policy's champion (or, for a track's first model, the
+    plain base model served by the same deployment)."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    policy_name = shadow.spec.policy_ref
+    assert policy_name
+    policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
+    if policy is None:
+        return
+    if await deps.kube.get(kinds.EXPERIMENTS, namespace, name) is not None:
+        return  # made on an earlier pass; its spec never changes
+    if await _decision_in_flight(namespace, policy_name, deps):
+        # An earlier experiment of the track has decided but not yet crowned its winner (a pass died
+        # between the write-ahead and the effects): the champion read now may be retired a moment
+        # later, leaving this experiment to compare against a deployment that is going away.
+        return
+    champion = ((policy.get("status") or {}).get("champion") or {}).get("shadowModel")
+    if champion == name:
+        return
+    champion_variant: dict[str, Any] = (
+        {"name": "champion", "role": "Champion", "shadowModel": champion}
+        if champion
+        else {
+            "name": "champion",
+            "role": "Champion",
+            "endpoint": status.endpoint,
+            "model": shadow.spec.base_model.name,
+        }
+    )
+    experiment = {
+        "apiVersion": kinds.API_VERSION,
+        "kind": "Experiment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {kinds.POLICY_LABEL: policy_name, **kinds.MANAGED_BY},
+            "ownerReferences": [kinds.owner(policy)],
+        },
+        "spec": {
+            "policyRef": policy_name,
+            "strategy": "ABTest",
+            "variants": [champion_variant, {"name": "challenger", "role": "Challenger", "shadowModel": name}],
+            "rollout": policy["spec"].get("rollout", {}),
+        },
+    }
+    await deps.kube.ensure(kinds.EXPERIMENTS, experiment)
+
+
+async def _decision_in_flight(namespace: str, policy: str, deps: Dependencies) -> bool:
+    """Whether an experiment of ``policy`` has a final decision whose effects are not all in place."""
+    for found in await deps.kube.list(kinds.EXPERIMENTS, namespace, {kinds.POLICY_LABEL: policy}):
+        decision = (found.get("status") or {}).get("decision")
+        applied = condition(found, "DecisionApplied").get("status") == "True"
+        if decision in FINAL_DECISIONS and not applied and not found["metadata"].get("deletionTimestamp"):
+            return True
+    return False

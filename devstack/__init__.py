@@ -1,0 +1,1 @@
+"""Kaizen's development stack, never shipped: a local control plane, stand-ins for KubeRay and KServe, a model server, synthetic agents and the `kaizen up` demo. Production code never imports it (import-linter)."""

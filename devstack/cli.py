@@ -1,0 +1,140 @@
+"""``kaizen up`` / ``down`` / ``status``: the whole loop on this machine, from the devstack package.
+
+``up`` starts the local stack (control plane, SQLite store, Ray head, gateway/router, local runtime,
+operator; see devstack.stack), applies a sample policy and drives a synthetic agent population
+through one promotion and one rollback (devstack.demo), printing progress as it goes. The production
+command line (controllers.cli.main) finds these commands through the ``kaizen.cli`` entry point, so
+it never imports this package, and an image without it simply has no ``kaizen up``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from devstack.controlplane import ControlPlane, ControlPlaneError
+
+DEFAULT_STATE_DIR = Path(os.environ.get("KAIZEN_STATE_DIR", ".kaizen"))
+
+commands = typer.Typer()
+
+StateDir = Annotated[
+    Path,
+    typer.Option("--state-dir", help="Where the local control plane keeps its data (env KAIZEN_STATE_DIR)."),
+]
+
+
+def _step(message: str) -> float:
+    typer.secho(f"• {message}", fg=typer.colors.CYAN)
+    return time.monotonic()
+
+
+def _done(started: float, detail: str = "") -> None:
+    typer.echo(f"  done in {time.monotonic() - started:.1f}s{(' — ' + detail) if detail else ''}")
+
+
+@commands.command()
+def up(
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+    story: Annotated[bool, typer.Option(help="Run the demo story (train, promote, roll back).")] = True,
+) -> None:
+    """Start Kaizen locally on its embedded defaults and show the learning loop turning."""
+    from devstack import demo, stack
+    from devstack.agents import Population
+
+    started_all = time.monotonic()
+    try:
+        started = _step("starting the local stack")
+        state = stack.start(state_dir, progress=lambda m: typer.echo(f"  {m}"))
+        _done(started, f"gateway {state.gateway_url}, Ray {state.ray_dashboard}")
+    except (ControlPlaneError, RuntimeError, TimeoutError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.echo(f"Logs are in {state_dir.resolve()}; `kaizen down` cleans up before a retry.", err=True)
+        raise typer.Exit(1) from error
+    kubectl = demo.Kubectl(state.kubeconfig)
+    if story:
+        _story(
+            state_dir,
+            state,
+            kubectl,
+            Population(state.gateway_url, state.token, demo.NAMESPACE, demo.POLICY, "coder"),
+        )
+    typer.echo()
+    try:
+        typer.echo(kubectl("get", "learningpolicies,trainingruns,shadowmodels,experiments"))
+    except RuntimeError as error:  # nothing applied yet (--no-story), or discovery still catching up
+        typer.echo(f"(no Kaizen objects to show yet: {error})")
+    typer.echo(
+        f"Finished in {time.monotonic() - started_all:.0f}s. Kaizen keeps running; use it with kubectl:"
+    )
+    typer.secho(f"  export KUBECONFIG={state.kubeconfig}", bold=True)
+    typer.echo("  kubectl get kaizen                       # every Kaizen object, with Ready/Reason columns")
+    typer.echo("  kubectl describe experiment coder-0002   # the rollback's evidence and events")
+    typer.echo(f"  kaizen experiment report coder-0001 --database-url {state.database_url}")
+    typer.echo("Stop it with: kaizen down")
+
+
+def _story(state_dir: Path, state: Any, kubectl: Any, agents: Any) -> None:
+    from devstack import demo
+
+    story = demo.Story(kubectl, agents, typer.echo)
+    policy = demo.demo_policy(demo.POLICY, "coder", state_dir.resolve() / "data", min_pairs=60)
+    kubectl("apply", "-f", "-", stdin=json.dumps(policy))
+    _step("agents report their corrections: 96 preference pairs")
+    typer.echo(f"  {agents.post_pairs(96, seed=1)} new pairs; the policy trains after 60")
+    _step("the policy starts TrainingRun coder-0001 (TRL DPO + LoRA on a Ray job)")
+    story.train_and_serve("coder-0001")
+    _step("Experiment coder-0001: the adapter against the plain base, 50/50, sticky per user")
+    typer.echo("  (simulated users: tests pass 45% of the time on the base, 75% on coder-0001)")
+    exp = story.experiment("coder-0001", {"kaizen-tiny": 0.45, "coder-0001": 0.75})
+    typer.secho(f"  ✓ {exp['status']['decision']}: {exp['status']['decisionReason']}", fg=typer.colors.GREEN)
+    _step("more corrections arrive: coder-0002 is trained")
+    typer.echo(f"  {agents.post_pairs(96, seed=3)} new pairs")
+    story.train_and_serve("coder-0002")
+    _step("Experiment coder-0002 against champion coder-0001 — a deliberately bad adapter")
+    typer.echo("  (simulated users: 75% on coder-0001, 35% on coder-0002)")
+    exp = story.experiment("coder-0002", {"coder-0001": 0.75, "coder-0002": 0.35})
+    colour = typer.colors.GREEN if exp["status"]["decision"] == "RollBack" else typer.colors.YELLOW
+    typer.secho(f"  ✓ {exp['status']['decision']}: {exp['status']['decisionReason']}", fg=colour)
+    served = agents.work(40, {"coder-0001": 0.75, "coder-0002": 0.35})
+    typer.echo(f"  traffic after the decision: {served}")
+    story.taken_down("coder-0002")
+
+
+@commands.command()
+def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Stop what `kaizen up` started and delete its data."""
+    from devstack import stack
+
+    if not state_dir.exists():
+        typer.echo(f"nothing to stop in {state_dir.resolve()}")
+        return
+    stopped = stack.stop(state_dir)
+    shutil.rmtree(state_dir.resolve(), ignore_errors=True)
+    typer.echo(f"stopped {', '.join(stopped) or 'nothing'}; removed {state_dir}")
+
+
+@commands.command()
+def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+    """Say whether the local control plane runs, and how to reach it."""
+    plane_dir = (state_dir / "control-plane").resolve()
+    if not (plane_dir / "state.json").exists():
+        typer.echo("not running (start it with: kaizen up)")
+        raise typer.Exit(1)
+    plane = ControlPlane.load(plane_dir)
+    if not plane.running():
+        typer.echo(f"stopped (state left in {plane_dir}; `kaizen down` cleans up, `kaizen up` restarts)")
+        raise typer.Exit(1)
+    typer.echo(f"running at {plane.server}; export KUBECONFIG={plane.kubeconfig}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``up``, ``down`` and ``status`` to the ``kaizen`` command line (the ``kaizen.cli`` entry point)."""
+    for command in commands.registered_commands:
+        app.registered_commands.append(command)

@@ -1,0 +1,143 @@
+"""Everything ``kaizen up`` runs on one machine, started in order and recorded so ``kaizen down`` can
+stop it from another process: the control plane, the SQLite store, a Ray head, the gateway/router, the
+local runtime (RayJob and InferenceService stand-ins) and the operator.
+
+Each part is the same class the e2e tests use; here they run detached from the terminal and their
+process ids go to ``<state>/stack.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from controllers.gateway import auth
+from controllers.store import migrate
+from devstack.controlplane import ControlPlane
+from devstack.gateway import GatewayProcess
+from devstack.localray import LocalRayHead
+from devstack.operator import OperatorProcess
+from devstack.processes import pid_alive, terminate_pid
+from devstack.runtime import LocalRuntime
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CRDS = ROOT / "crds"
+UPSTREAM_CRDS = (
+    ROOT.parent / "shared" / "upstream-crds"
+)  # used when present; the runtime has its own otherwise
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class StackState:
+    kubeconfig: str
+    database_url: str
+    gateway_url: str
+    token: str
+    ray_dashboard: str
+    pids: dict[str, int]
+    ray_group: int
+
+
+def _say(progress: Callable[[str], None] | None, message: str) -> None:
+    if progress:
+        progress(message)
+
+
+def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> StackState:
+    """Start every part (the control plane may already run); returns where to reach them."""
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    plane_dir = state_dir / "control-plane"
+    if (plane_dir / "state.json").exists() and ControlPlane.load(plane_dir).running():
+        plane = ControlPlane.load(plane_dir)
+    else:
+        _say(
+            progress,
+            "starting etcd + kube-apiserver + kube-controller-manager (first run builds them: ~15 min)",
+        )
+        plane = ControlPlane(plane_dir)
+        plane.start()
+    plane.install_crds(sorted(CRDS.glob("*.yaml")))
+    database_url = f"sqlite:///{state_dir / 'kaizen.db'}"
+    migrate.upgrade(database_url)
+    secret = secrets.token_hex(32)
+    _say(progress, "starting a local Ray head (2 CPUs)")
+    ray = LocalRayHead(num_cpus=2)
+    ray.start()
+    assert ray._process is not None
+    _say(progress, "starting the gateway (ingest API + router) on SQLite")
+    gateway = GatewayProcess(database_url, secret, state_dir / "gateway.log")
+    gateway.start()
+    assert gateway._process is not None
+    _say(progress, "starting the local runtime (RayJob and InferenceService stand-ins)")
+    runtime = LocalRuntime(
+        plane.kubeconfig,
+        state_dir / "runtime",
+        ray_address=ray.dashboard_url,
+        ray_token=ray.token,
+        upstream_crds=UPSTREAM_CRDS if UPSTREAM_CRDS.is_dir() else None,
+    )
+    runtime.start()
+    token = auth.issue(secret, "kaizen-up", 7 * 24 * 3600)
+    _say(progress, "starting the operator")
+    operator = OperatorProcess(
+        kubeconfig=plane.kubeconfig,
+        database_url=database_url,
+        gateway_url=gateway.url,
+        gateway_token=token,
+        data_root=state_dir / "data",
+        log=state_dir / "operator.log",
+        lease_namespace="default",
+        namespaces=("default",),
+    )
+    operator.start()
+    pids = {"gateway": gateway._process.pid, "runtime": runtime.pid or 0, "operator": operator.pid or 0}
+    state = StackState(
+        kubeconfig=str(plane.kubeconfig),
+        database_url=database_url,
+        gateway_url=gateway.url,
+        token=token,
+        ray_dashboard=ray.dashboard_url,
+        pids=pids,
+        ray_group=ray._process.pid,
+    )
+    (state_dir / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+    (state_dir / STATE_FILE).chmod(0o600)
+    return state
+
+
+def load(state_dir: Path) -> StackState | None:
+    path = state_dir.resolve() / STATE_FILE
+    return StackState(**json.loads(path.read_text())) if path.exists() else None
+
+
+def stop(state_dir: Path, grace: float = 15.0) -> list[str]:
+    """Stop what ``start`` recorded (operator first, so nothing acts on a half-stopped stack), then the
+    control plane. Returns what was stopped."""
+    state_dir = state_dir.resolve()
+    stopped: list[str] = []
+    state = load(state_dir)
+    if state is not None:
+        for name in ("operator", "runtime", "gateway"):
+            pid = state.pids.get(name, 0)
+            if pid and pid_alive(pid):
+                terminate_pid(pid, grace)
+                stopped.append(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(state.ray_group, signal.SIGTERM)
+            time.sleep(2)
+            os.killpg(state.ray_group, signal.SIGKILL)
+        stopped.append("ray")
+    plane_dir = state_dir / "control-plane"
+    if (plane_dir / "state.json").exists():
+        ControlPlane.load(plane_dir).stop()
+        stopped.append("control plane")
+    return stopped
