@@ -38,8 +38,9 @@ def _plugins() -> None:
         try:
             register = entry.load()
         except ModuleNotFoundError as missing:
-            if missing.name != entry.module.split(".")[0]:
-                raise  # the package is there but broken: say so
+            gone = missing.name or ""
+            if entry.module != gone and not entry.module.startswith(gone + "."):
+                raise  # the package is there but something it needs is not: say so
             continue  # declared by the project's metadata, not shipped in this image
         register(app)
 

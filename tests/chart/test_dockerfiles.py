@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,7 +99,56 @@ def test_trainer_image_matches_the_ray_version_the_operator_declares() -> None:
 def test_build_context_leaves_out_the_virtualenv_tests_and_git() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    for entry in (".git", ".venv", "tests", "**/__pycache__"):
+    for entry in (".git", ".venv", "tests", "devstack", "**/__pycache__"):
         assert entry in ignored, entry
     for needed in ("pyproject.toml", "README.md", "controllers", "trainer", "operator"):
         assert needed not in ignored, needed
+
+
+def build_context() -> list[str]:
+    """The tracked files docker would send from the repository root: .dockerignore applied to each
+    path and each of its parent folders (a pattern naming a folder leaves out all below it)."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(
+            fnmatch.fnmatch(prefix, pattern)
+            or fnmatch.fnmatch(prefix, pattern.removeprefix("**/"))
+            or fnmatch.fnmatch(parts[min(i, len(parts) - 1)], pattern.removeprefix("**/"))
+            for pattern in patterns
+            for i, prefix in enumerate(prefixes)
+        )
+
+    return [path for path in tracked if not ignored(path)]
+
+
+def test_the_images_never_carry_the_development_stack() -> None:
+    context = build_context()
+    assert any(path.startswith("controllers/operator/") for path in context)  # the product is sent
+    shipped = [path for path in context if path.startswith("devstack/")]
+    assert not shipped, f"the build context sends the development stack: {shipped[:5]}"
+    for path in DOCKERFILES:
+        copies = [rest for keyword, rest in instructions(path) if keyword == "COPY"]
+        assert not [c for c in copies if "devstack" in c], f"{path.name} copies devstack"
+
+
+def test_the_production_command_line_works_without_the_development_stack() -> None:
+    """With devstack unimportable (as in the image), the operator, the gateway and `kaizen` load;
+    `kaizen` simply has no `up`."""
+    probe = (
+        "import sys; sys.modules['devstack'] = None\n"
+        "import controllers.operator.app, controllers.gateway.app\n"
+        "from controllers.cli.main import app\n"
+        "names = {c.name or c.callback.__name__ for c in app.registered_commands}\n"
+        "print(sorted(names))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "export" in done.stdout
+    assert "'up'" not in done.stdout
