@@ -26,7 +26,7 @@ import yaml
 from devstack.ports import free_port
 from devstack.processes import pid_alive, terminate_pid
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 ASSETS_SCRIPT = ROOT / "hack" / "kube-assets.sh"
 ADMIN = "kaizen-admin"
 

@@ -14,7 +14,7 @@ import httpx
 from devstack import processes
 from devstack.ports import free_port
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "operator" / "main.py"
 
 

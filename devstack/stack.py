@@ -27,7 +27,7 @@ from devstack.operator import OperatorProcess
 from devstack.processes import pid_alive, terminate_pid
 from devstack.runtime import LocalRuntime
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT / "crds"
 UPSTREAM_CRDS = (
     ROOT.parent / "shared" / "upstream-crds"

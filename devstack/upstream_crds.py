@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 ENV = "KAIZEN_UPSTREAM_CRDS"
 DIGEST_ANNOTATION = "kaizen.dev/source-digest"
 _EDITS = 1  # bump when for_old_servers changes, so installed CRDs are replaced
