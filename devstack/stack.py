@@ -51,20 +51,23 @@ def _say(progress: Callable[[str], None] | None, message: str) -> None:
         progress(message)
 
 
+def _control_plane(plane_dir: Path, progress: Callable[[str], None] | None) -> ControlPlane:
+    """The running control plane of an earlier ``kaizen up``, or a new one."""
+    if (plane_dir / "state.json").exists() and ControlPlane.load(plane_dir).running():
+        return ControlPlane.load(plane_dir)
+    _say(
+        progress, "starting etcd + kube-apiserver + kube-controller-manager (first run builds them: ~15 min)"
+    )
+    plane = ControlPlane(plane_dir)
+    plane.start()
+    return plane
+
+
 def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> StackState:
     """Start every part (the control plane may already run); returns where to reach them."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    plane_dir = state_dir / "control-plane"
-    if (plane_dir / "state.json").exists() and ControlPlane.load(plane_dir).running():
-        plane = ControlPlane.load(plane_dir)
-    else:
-        _say(
-            progress,
-            "starting etcd + kube-apiserver + kube-controller-manager (first run builds them: ~15 min)",
-        )
-        plane = ControlPlane(plane_dir)
-        plane.start()
+    plane = _control_plane(state_dir / "control-plane", progress)
     plane.install_crds(sorted(CRDS.glob("*.yaml")))
     database_url = f"sqlite:///{state_dir / 'kaizen.db'}"
     migrate.upgrade(database_url)
