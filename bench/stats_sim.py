@@ -47,7 +47,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-from controllers.api.settings import RolloutSettings
+from controllers.api.serving_settings import RolloutSettings
 from controllers.decisions.experiments.bandit import thompson_weights
 from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdict_from_sums
 from controllers.decisions.experiments.msprt import MIXTURE_SCALE

@@ -24,60 +24,12 @@ from pydantic_core import core_schema
 
 from controllers.api import KINDS
 from controllers.api.common import CATEGORY, GROUP, VERSION
+from controllers.api.kindinfo import KindInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = ROOT / "crds"
 CHART_CRD_DIR = ROOT / "charts" / "kaizen" / "templates" / "crds"
 REGENERATE = "make generate  (or: .venv/bin/python -m controllers.crdgen)"
-
-READY = '.status.conditions[?(@.type=="Ready")]'
-
-# Columns a person on call needs, per kind. Wide-only columns have priority 1 (kubectl get -o wide).
-PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
-    "LearningPolicy": [
-        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
-        {"name": "Champion", "type": "string", "jsonPath": ".status.champion.shadowModel"},
-        {"name": "New Pairs", "type": "integer", "jsonPath": ".status.data.newApprovedPairs"},
-        {"name": "Last Run", "type": "string", "jsonPath": ".status.lastTrainingRun"},
-        {"name": "Method", "type": "string", "jsonPath": ".spec.training.method", "priority": 1},
-        {"name": "Base Model", "type": "string", "jsonPath": ".spec.training.baseModel.name", "priority": 1},
-    ],
-    "TrainingRun": [
-        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
-        {"name": "Policy", "type": "string", "jsonPath": ".spec.policyRef"},
-        {"name": "Method", "type": "string", "jsonPath": ".spec.training.method"},
-        {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts"},
-        {"name": "Accuracy", "type": "number", "jsonPath": ".status.metrics.preferenceAccuracy"},
-        {"name": "Shadow Model", "type": "string", "jsonPath": ".status.shadowModel", "priority": 1},
-        {"name": "Dataset", "type": "string", "jsonPath": ".status.dataset.contentHash", "priority": 1},
-    ],
-    "ShadowModel": [
-        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
-        {"name": "Role", "type": "string", "jsonPath": ".status.role"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
-        {"name": "Policy", "type": "string", "jsonPath": ".spec.policyRef"},
-        {
-            "name": "Accuracy",
-            "type": "number",
-            "jsonPath": ".status.evaluation.preferenceAccuracy",
-            "priority": 1,
-        },
-        {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 1},
-    ],
-    "Experiment": [
-        {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"},
-        {"name": "Decision", "type": "string", "jsonPath": ".status.decision"},
-        {"name": "Reason", "type": "string", "jsonPath": f"{READY}.reason"},
-        {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
-        {"name": "Step", "type": "integer", "jsonPath": ".status.step"},
-        {"name": "Drift", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Drift")].reason'},
-        {"name": "Why", "type": "string", "jsonPath": ".status.decisionReason", "priority": 1},
-    ],
-}
-for _columns in PRINTER_COLUMNS.values():
-    _columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
 
 
 class _KubernetesSchema(GenerateJsonSchema):
@@ -135,23 +87,29 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+def info_of(module: ModuleType) -> KindInfo:
+    """The KindInfo a kind's module (one of ``controllers.api.KINDS``) declares."""
+    info: KindInfo = module.INFO
+    return info
+
+
 def kind_schema(module: ModuleType) -> dict[str, Any]:
-    model: type[BaseModel] = getattr(module, module.KIND)
-    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_KubernetesSchema)
+    info = info_of(module)
+    raw = info.model.model_json_schema(by_alias=True, mode="validation", schema_generator=_KubernetesSchema)
     defs = raw.pop("$defs", {})
     body = structural(raw, defs)
     body.pop("description", None)
     properties = body["properties"]
     return {
         "type": "object",
-        "description": (module.__doc__ or "").strip().splitlines()[0],
+        "description": info.summary,
         "required": ["spec"],
         "properties": {
             "apiVersion": {
                 "type": "string",
                 "description": "APIVersion of this representation (kaizen.dev/v1alpha1).",
             },
-            "kind": {"type": "string", "description": f"Kind of this representation ({module.KIND})."},
+            "kind": {"type": "string", "description": f"Kind of this representation ({info.kind})."},
             "metadata": {"type": "object"},
             "spec": properties["spec"],
             "status": properties["status"],
@@ -160,8 +118,8 @@ def kind_schema(module: ModuleType) -> dict[str, Any]:
 
 
 def crd(module: ModuleType) -> dict[str, Any]:
-    kind: str = module.KIND
-    plural: str = module.PLURAL
+    info = info_of(module)
+    kind, plural = info.kind, info.plural
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -177,7 +135,7 @@ def crd(module: ModuleType) -> dict[str, Any]:
                 "listKind": f"{kind}List",
                 "plural": plural,
                 "singular": kind.lower(),
-                "shortNames": list(module.SHORT_NAMES),
+                "shortNames": list(info.short_names),
                 "categories": [CATEGORY],
             },
             "versions": [
@@ -186,7 +144,7 @@ def crd(module: ModuleType) -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS[kind],
+                    "additionalPrinterColumns": info.printer_columns(),
                     "schema": {"openAPIV3Schema": kind_schema(module)},
                 }
             ],
@@ -237,7 +195,7 @@ def render_chart_crd(module: ModuleType) -> str:
     body = yaml.safe_dump(crd(module), sort_keys=False, width=120)
     # Helm would read "{{" in a description as a template; the API types never contain it.
     if "{{" in body:
-        raise ValueError(f"{module.KIND}: '{{{{' in the schema would break the chart template")
+        raise ValueError(f"{info_of(module).kind}: '{{{{' in the schema would break the chart template")
     # Argo CD applies sync wave -1 before wave 0, so the CRDs are Established before any Kaizen object.
     annotations = (
         "  annotations:\n"
@@ -253,7 +211,7 @@ def outputs() -> dict[Path, str]:
     """Every generated file and its expected content."""
     files: dict[Path, str] = {}
     for module in KINDS:
-        name = f"{module.PLURAL}.{GROUP}.yaml"
+        name = f"{info_of(module).plural}.{GROUP}.yaml"
         files[CRD_DIR / name] = render_crd(module)
         files[CHART_CRD_DIR / name] = render_chart_crd(module)
     return files

@@ -13,13 +13,41 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 # Run as a script from anywhere: the repository (or the image's /app) holds the controllers package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controllers.operator.app import run
+from controllers.operator.app import LEASE_SECONDS, run
 from controllers.reconcile.deps import Settings
+
+# Flags that fill a Settings field of the same name: (flag, environment variable, type, help). Their
+# defaults are Settings' own (controllers.reconcile.deps), so the process and ``kaizen up`` agree.
+SETTING_FLAGS: list[tuple[str, str, Callable[[str], Any], str | None]] = [
+    ("--database-url", "KAIZEN_DATABASE_URL", str, "experience store URL"),
+    ("--gateway-url", "KAIZEN_GATEWAY_URL", str, "the router/gateway base URL"),
+    ("--gateway-token", "KAIZEN_GATEWAY_TOKEN", str, "bearer token for the gateway"),
+    ("--data-root", "KAIZEN_DATA_ROOT", Path, "where dataset snapshots are written"),
+    ("--python", "KAIZEN_TRAINER_PYTHON", str, "interpreter in trainer entrypoints"),
+    ("--poll-seconds", "KAIZEN_POLL_SECONDS", float, None),
+    ("--policy-poll-seconds", "KAIZEN_POLICY_POLL_SECONDS", float, None),
+    ("--experiment-poll-seconds", "KAIZEN_EXPERIMENT_POLL_SECONDS", float, None),
+    (
+        "--rest-seconds",
+        "KAIZEN_REST_SECONDS",
+        float,
+        "how often finished runs, models and experiments are looked at again",
+    ),
+    ("--served-host", "KAIZEN_SERVED_HOST", str, argparse.SUPPRESS),
+]
+SETTING_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+
+
+def field_of(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,41 +61,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("KAIZEN_OPERATOR_NAMESPACE", "default"),
         help="namespace of the leader-election Lease",
     )
-    parser.add_argument("--database-url", default=env("KAIZEN_DATABASE_URL"), help="experience store URL")
-    parser.add_argument(
-        "--gateway-url",
-        default=env("KAIZEN_GATEWAY_URL", "http://kaizen-gateway:8000"),
-        help="the router/gateway base URL",
-    )
-    parser.add_argument(
-        "--gateway-token", default=env("KAIZEN_GATEWAY_TOKEN", ""), help="bearer token for the gateway"
-    )
-    parser.add_argument(
-        "--data-root",
-        default=env("KAIZEN_DATA_ROOT", "/var/lib/kaizen"),
-        help="where dataset snapshots are written",
-    )
-    parser.add_argument(
-        "--python", default=env("KAIZEN_TRAINER_PYTHON", "python"), help="interpreter in trainer entrypoints"
-    )
-    parser.add_argument("--poll-seconds", type=float, default=float(env("KAIZEN_POLL_SECONDS", "5")))
-    parser.add_argument(
-        "--policy-poll-seconds", type=float, default=float(env("KAIZEN_POLICY_POLL_SECONDS", "30"))
-    )
-    parser.add_argument(
-        "--experiment-poll-seconds", type=float, default=float(env("KAIZEN_EXPERIMENT_POLL_SECONDS", "1"))
-    )
-    parser.add_argument(
-        "--rest-seconds",
-        type=float,
-        default=float(env("KAIZEN_REST_SECONDS", "60")),
-        help="how often finished runs, models and experiments are looked at again",
-    )
-    parser.add_argument("--lease-seconds", type=float, default=float(env("KAIZEN_LEASE_SECONDS", "15")))
+    for flag, variable, type_, help_ in SETTING_FLAGS:
+        # argparse converts a string default (the environment's) with ``type``, as it does a flag's value.
+        default = env(variable, SETTING_DEFAULTS.get(field_of(flag)))
+        parser.add_argument(flag, type=type_, default=default, help=help_)
+    parser.add_argument("--lease-seconds", type=float, default=env("KAIZEN_LEASE_SECONDS", LEASE_SECONDS))
     parser.add_argument("--kubeconfig", default=env("KUBECONFIG"))
-    parser.add_argument("--metrics-port", type=int, default=int(env("KAIZEN_METRICS_PORT", "8080")))
-    parser.add_argument("--health-port", type=int, default=int(env("KAIZEN_HEALTH_PORT", "8081")))
-    parser.add_argument("--served-host", default=env("KAIZEN_SERVED_HOST"), help=argparse.SUPPRESS)
+    parser.add_argument("--metrics-port", type=int, default=env("KAIZEN_METRICS_PORT", 8080))
+    parser.add_argument("--health-port", type=int, default=env("KAIZEN_HEALTH_PORT", 8081))
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url (or KAIZEN_DATABASE_URL) is required: the experience store's URL")
@@ -94,18 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         from controllers.gateway import auth
 
         args.gateway_token = auth.issue(env_secret(), "kaizen-operator", TOKEN_TTL_SECONDS)
-    settings = Settings(
-        database_url=args.database_url,
-        data_root=Path(args.data_root),
-        gateway_url=args.gateway_url,
-        gateway_token=args.gateway_token,
-        python=args.python,
-        poll_seconds=args.poll_seconds,
-        policy_poll_seconds=args.policy_poll_seconds,
-        experiment_poll_seconds=args.experiment_poll_seconds,
-        rest_seconds=args.rest_seconds,
-        served_host=args.served_host,
-    )
+    settings = Settings(**{field_of(flag): getattr(args, field_of(flag)) for flag, *_ in SETTING_FLAGS})
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -54,7 +54,6 @@ def parse_duration(text: str) -> timedelta:
 Quantity = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=QUANTITY)]
 StorageURI = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=STORAGE_URI)]
 Digest = Annotated[str, StringConstraints(min_length=71, max_length=71, pattern=SHA256_DIGEST)]
-ShortText = Annotated[str, StringConstraints(max_length=256)]
 Message = Annotated[str, StringConstraints(max_length=4096)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -139,12 +138,6 @@ def observed_generation_field() -> Any:
     )
 
 
-class LocalObjectReference(KaizenModel):
-    """A reference to another object in the same namespace."""
-
-    name: ObjectName = Field(description="Name of the referenced object.")
-
-
 class SecretKeyReference(KaizenModel):
     """A key of a Secret in the same namespace."""
 
@@ -182,6 +175,16 @@ class Toleration(KaizenModel):
         max_length=16,
         description="Taint effect to tolerate; unset matches all effects.",
     )
+
+
+def endpoint_field(description: str) -> Any:
+    """An optional OpenAI-compatible (or other HTTP) base URL."""
+    return Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$", description=description)
+
+
+def model_name_field(description: str) -> Any:
+    """An optional model name as a serving endpoint knows it."""
+    return Field(default=None, min_length=1, max_length=256, description=description)
 
 
 def string_map(description: str, max_properties: int = 32) -> Any:

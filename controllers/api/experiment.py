@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -15,14 +16,26 @@ from controllers.api.common import (
     ObjectName,
     cel,
     conditions_field,
+    endpoint_field,
+    model_name_field,
     observed_generation_field,
     section,
 )
-from controllers.api.settings import RolloutSettings
+from controllers.api.kindinfo import (
+    READY_COLUMN,
+    REASON_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    condition,
+    condition_path,
+    first_line,
+    status_is_current,
+)
+from controllers.api.serving_settings import RolloutSettings
 
 KIND = "Experiment"
-PLURAL = "experiments"
-SHORT_NAMES = ["exp", "kexp"]
+DECISION_APPLIED = "DecisionApplied"  # condition: the final decision's effects are all in place
+DRIFT = "Drift"  # condition: the watch of a promoted champion (controllers.decisions.experiments.drift_watch)
 
 
 class Strategy(StrEnum):
@@ -59,18 +72,10 @@ class Variant(KaizenModel):
         pattern=DNS_SUBDOMAIN,
         description="ShadowModel that serves this variant.",
     )
-    endpoint: str | None = Field(
-        default=None,
-        max_length=512,
-        pattern=r"^https?://[^\s]+$",
-        description="OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model).",
+    endpoint: str | None = endpoint_field(
+        "OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model)."
     )
-    model: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=256,
-        description="Model name sent upstream; unset keeps the client's.",
-    )
+    model: str | None = model_name_field("Model name sent upstream; unset keeps the client's.")
     prompt_variant: str | None = Field(
         default=None,
         min_length=1,
@@ -139,6 +144,24 @@ class Decision(StrEnum):
     INCONCLUSIVE = "Inconclusive"
 
 
+FINAL_DECISIONS = frozenset({Decision.PROMOTE.value, Decision.ROLL_BACK.value, Decision.INCONCLUSIVE.value})
+
+
+class DriftStage(StrEnum):
+    """The drift watch's stages; each value is the reason of the Drift condition that records it."""
+
+    WAITING = "WaitingForTraffic"
+    WATCHING = "NoDrift"
+    ROLLING_BACK = "RollingBack"
+    REGRESSED = "Regressed"
+    SUPERSEDED = "Superseded"
+    CHAMPION_CHANGED = "ChampionChanged"
+
+
+# The watch never starts again after these, whatever happens to the route later.
+FINAL_DRIFT_STAGES = frozenset({DriftStage.REGRESSED, DriftStage.SUPERSEDED, DriftStage.CHAMPION_CHANGED})
+
+
 class VariantStatus(KaizenModel):
     """What the experiment has seen of one variant."""
 
@@ -197,3 +220,36 @@ class ExperimentStatus(KaizenModel):
 class Experiment(KaizenModel):
     spec: ExperimentSpec
     status: ExperimentStatus | None = None
+
+
+def at_rest(raw: dict[str, Any]) -> bool:
+    """Decided, the decision's effects applied, and (after a promotion) the drift watch over."""
+    status = raw.get("status") or {}
+    decision = status.get("decision")
+    if not status_is_current(raw) or decision not in FINAL_DECISIONS:
+        return False
+    if condition(raw, DECISION_APPLIED).get("status") != "True":
+        return False
+    if decision != Decision.PROMOTE.value or raw["spec"].get("strategy") != Strategy.AB_TEST.value:
+        return True  # only an A/B promotion is watched for drift afterwards
+    return condition(raw, DRIFT).get("reason") in {stage.value for stage in FINAL_DRIFT_STAGES}
+
+
+INFO = KindInfo(
+    kind=KIND,
+    plural="experiments",
+    short_names=("exp", "kexp"),
+    summary=first_line(__doc__),
+    model=Experiment,
+    status_model=ExperimentStatus,
+    columns=(
+        READY_COLUMN,
+        PrinterColumn("Decision", "string", ".status.decision"),
+        REASON_COLUMN,
+        PrinterColumn("Strategy", "string", ".spec.strategy"),
+        PrinterColumn("Step", "integer", ".status.step"),
+        PrinterColumn("Drift", "string", condition_path(DRIFT, "reason")),
+        PrinterColumn("Why", "string", ".status.decisionReason", wide_only=True),
+    ),
+    at_rest=at_rest,
+)

@@ -1,37 +1,23 @@
 """The API resources Kaizen reads and writes (its own four kinds and KubeRay's and KServe's), and the labels
-and annotations that tie a track's objects together."""
+and annotations that tie a track's objects together.
+
+Kaizen's own resources are read from each kind's KindInfo (controllers.api.kindinfo), so the
+reconcilers' ``kinds.RUNS`` and the generated CRDs can never disagree about a plural.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
 from controllers.api.common import API_VERSION as API_VERSION
 from controllers.api.common import GROUP as GROUP
-from controllers.api.common import VERSION
+from controllers.api.kindinfo import Resource
 
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-
-    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
-        """The REST path; ``namespace`` None lists across all namespaces."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{base}/namespaces/{namespace}/{self.plural}" if namespace else f"{base}/{self.plural}"
-        if name:
-            path += f"/{name}"
-        if subresource:
-            path += f"/{subresource}"
-        return path
-
-
-POLICIES = Resource(GROUP, VERSION, "learningpolicies")
-RUNS = Resource(GROUP, VERSION, "trainingruns")
-SHADOW_MODELS = Resource(GROUP, VERSION, "shadowmodels")
-EXPERIMENTS = Resource(GROUP, VERSION, "experiments")
+POLICIES = learningpolicy.INFO.resource
+RUNS = trainingrun.INFO.resource
+SHADOW_MODELS = shadowmodel.INFO.resource
+EXPERIMENTS = experiment.INFO.resource
 RAYJOBS = Resource("ray.io", "v1", "rayjobs")
 INFERENCE_SERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -19,18 +20,11 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
-from controllers.api.settings import (
-    DataSettings,
-    JudgeSettings,
-    OfflineGate,
-    RolloutSettings,
-    ServingSettings,
-    TrainingSettings,
-)
+from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn, first_line
+from controllers.api.serving_settings import RolloutSettings, ServingSettings
+from controllers.api.training_settings import DataSettings, JudgeSettings, OfflineGate, TrainingSettings
 
 KIND = "LearningPolicy"
-PLURAL = "learningpolicies"
-SHORT_NAMES = ["lp", "lpol"]
 
 
 class Track(KaizenModel):
@@ -224,3 +218,28 @@ class LearningPolicyStatus(KaizenModel):
 class LearningPolicy(KaizenModel):
     spec: LearningPolicySpec
     status: LearningPolicyStatus | None = None
+
+
+def at_rest(raw: dict[str, Any]) -> bool:
+    """Never: a policy keeps counting its data and watching its triggers."""
+    return False
+
+
+INFO = KindInfo(
+    kind=KIND,
+    plural="learningpolicies",
+    short_names=("lp", "lpol"),
+    summary=first_line(__doc__),
+    model=LearningPolicy,
+    status_model=LearningPolicyStatus,
+    columns=(
+        READY_COLUMN,
+        REASON_COLUMN,
+        PrinterColumn("Champion", "string", ".status.champion.shadowModel"),
+        PrinterColumn("New Pairs", "integer", ".status.data.newApprovedPairs"),
+        PrinterColumn("Last Run", "string", ".status.lastTrainingRun"),
+        PrinterColumn("Method", "string", ".spec.training.method", wide_only=True),
+        PrinterColumn("Base Model", "string", ".spec.training.baseModel.name", wide_only=True),
+    ),
+    at_rest=at_rest,
+)

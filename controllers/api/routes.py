@@ -11,6 +11,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+def experiment_key(namespace: str, name: str) -> str:
+    """What an Experiment's traffic is recorded under: ``RouteConfig.experiment`` and its assignments."""
+    return f"{namespace}/{name}"
+
+
 class RouteVariant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -18,11 +19,22 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
-from controllers.api.settings import BaseModelRef, ServingSettings
+from controllers.api.kindinfo import (
+    READY,
+    READY_COLUMN,
+    REASON_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    condition,
+    first_line,
+    status_is_current,
+)
+from controllers.api.serving_settings import ServingSettings
+from controllers.api.training_settings import BaseModelRef
 
 KIND = "ShadowModel"
-PLURAL = "shadowmodels"
-SHORT_NAMES = ["sm", "shadow"]
+# In the Ready message of a retired model whose deployment a route still needs (controllers.reconcile.shadows).
+STILL_ROUTED = "its deployment stays up while route"
 
 
 class AdapterRef(KaizenModel):
@@ -116,3 +128,31 @@ class ShadowModelStatus(KaizenModel):
 class ShadowModel(KaizenModel):
     spec: ShadowModelSpec
     status: ShadowModelStatus | None = None
+
+
+def at_rest(raw: dict[str, Any]) -> bool:
+    """Retired or rolled back, and its deployment already taken down."""
+    role = (raw.get("status") or {}).get("role")
+    if not status_is_current(raw) or role not in (Role.RETIRED.value, Role.ROLLED_BACK.value):
+        return False
+    ready = condition(raw, READY)
+    return ready.get("reason") == role and STILL_ROUTED not in str(ready.get("message", ""))
+
+
+INFO = KindInfo(
+    kind=KIND,
+    plural="shadowmodels",
+    short_names=("sm", "shadow"),
+    summary=first_line(__doc__),
+    model=ShadowModel,
+    status_model=ShadowModelStatus,
+    columns=(
+        READY_COLUMN,
+        PrinterColumn("Role", "string", ".status.role"),
+        REASON_COLUMN,
+        PrinterColumn("Policy", "string", ".spec.policyRef"),
+        PrinterColumn("Accuracy", "number", ".status.evaluation.preferenceAccuracy", wide_only=True),
+        PrinterColumn("Endpoint", "string", ".status.endpoint", wide_only=True),
+    ),
+    at_rest=at_rest,
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -19,11 +20,17 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
-from controllers.api.settings import DataSettings, OfflineGate, TrainingSettings
+from controllers.api.kindinfo import (
+    READY_COLUMN,
+    REASON_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    first_line,
+    status_is_current,
+)
+from controllers.api.training_settings import DataSettings, OfflineGate, TrainingSettings
 
 KIND = "TrainingRun"
-PLURAL = "trainingruns"
-SHORT_NAMES = ["tr", "trun"]
 
 
 class TriggerReason(StrEnum):
@@ -125,3 +132,30 @@ class TrainingRunStatus(KaizenModel):
 class TrainingRun(KaizenModel):
     spec: TrainingRunSpec
     status: TrainingRunStatus | None = None
+
+
+def at_rest(raw: dict[str, Any]) -> bool:
+    """Finished (succeeded, failed or gated out): its ShadowModel was created before it said so."""
+    return status_is_current(raw) and bool((raw.get("status") or {}).get("completionTime"))
+
+
+INFO = KindInfo(
+    kind=KIND,
+    plural="trainingruns",
+    short_names=("tr", "trun"),
+    summary=first_line(__doc__),
+    model=TrainingRun,
+    status_model=TrainingRunStatus,
+    columns=(
+        READY_COLUMN,
+        REASON_COLUMN,
+        PrinterColumn("Policy", "string", ".spec.policyRef"),
+        PrinterColumn("Method", "string", ".spec.training.method"),
+        PrinterColumn("Attempts", "integer", ".status.attempts"),
+        PrinterColumn("Accuracy", "number", ".status.metrics.preferenceAccuracy"),
+        PrinterColumn("Shadow Model", "string", ".status.shadowModel", wide_only=True),
+        PrinterColumn("Dataset", "string", ".status.dataset.contentHash", wide_only=True),
+    ),
+    at_rest=at_rest,
+    frozen_spec=True,
+)

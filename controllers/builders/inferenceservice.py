@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from controllers.api.common import API_VERSION
-from controllers.api.settings import BaseModelRef, DeploymentMode, ServingRuntime, ServingSettings
+from controllers.api.kinds import POLICY_LABEL
+from controllers.api.serving_settings import DeploymentMode, ServingRuntime, ServingSettings
 from controllers.api.shadowmodel import KIND as SHADOW_MODEL_KIND
 from controllers.api.shadowmodel import ShadowModelSpec
+from controllers.api.training_settings import BaseModelRef
 
 API = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
@@ -36,7 +38,6 @@ BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
 OPENAI_PATH = "/openai/v1"  # KServe's prefix for the OpenAI-compatible routes of the huggingface server
 GPU_RESOURCE = "nvidia.com/gpu"
-POLICY_LABEL = "kaizen.dev/policy"
 SHADOW_MODEL_LABEL = "kaizen.dev/shadow-model"
 SHARED_BASE_LABEL = "kaizen.dev/shared-base"
 DIGESTS_ANNOTATION = "kaizen.dev/adapter-digests"

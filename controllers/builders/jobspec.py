@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from controllers.api.settings import TrainingSettings
+from controllers.api.training_settings import TrainingSettings
 from controllers.builders.ids import submission_id
 from trainer.config import (
     BaseModelSpec,

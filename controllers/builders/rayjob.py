@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from controllers.api.common import Toleration
-from controllers.api.settings import ScalingSettings
+from controllers.api.training_settings import ScalingSettings
 from controllers.builders.ids import rayjob_name
 from controllers.builders.jobspec import ATTEMPT_KEY, RUN_KEY, JobSpec
 from trainer.config import TrainerConfig

@@ -14,9 +14,8 @@ import os
 import socket
 from typing import Any
 
-from controllers.api import experiment, kinds, learningpolicy, shadowmodel, trainingrun
+from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
 from controllers.clients.router import RouterClient
-from controllers.decisions import rest as at_rest
 from controllers.operator import handlers
 from controllers.operator.dispatch import Kind
 from controllers.operator.resync import resync
@@ -29,31 +28,22 @@ from controllers.runtime.metrics import OperatorMetrics
 from controllers.store.db import make_engine, session_factory
 
 log = logging.getLogger("kaizen.operator")
+LEASE_SECONDS = 15.0  # how long a leader's Lease lasts unrenewed
 
 
 def kinds_for(settings: Settings) -> list[Kind]:
+    """The four kinds, each with its reconcile and how often it runs."""
     from controllers.reconcile import experiments, policies, shadows
 
     rest = settings.rest_seconds
     return [
         Kind(
-            "LearningPolicy", kinds.POLICIES, learningpolicy.LearningPolicy,
-            learningpolicy.LearningPolicyStatus, policies.reconcile, settings.policy_poll_seconds,
-            at_rest.never, rest, forget=mining.forget_deleted,
+            learningpolicy.INFO, policies.reconcile, settings.policy_poll_seconds, rest, mining.forget_deleted
         ),
-        Kind(
-            "TrainingRun", kinds.RUNS, trainingrun.TrainingRun, trainingrun.TrainingRunStatus,
-            runs.reconcile, settings.poll_seconds, at_rest.training_run, rest, frozen_spec=True,
-        ),
-        Kind(
-            "ShadowModel", kinds.SHADOW_MODELS, shadowmodel.ShadowModel, shadowmodel.ShadowModelStatus,
-            shadows.reconcile, settings.poll_seconds, at_rest.shadow_model, rest,
-        ),
-        Kind(
-            "Experiment", kinds.EXPERIMENTS, experiment.Experiment, experiment.ExperimentStatus,
-            experiments.reconcile, settings.experiment_poll_seconds, at_rest.experiment, rest,
-        ),
-    ]  # fmt: skip
+        Kind(trainingrun.INFO, runs.reconcile, settings.poll_seconds, rest),
+        Kind(shadowmodel.INFO, shadows.reconcile, settings.poll_seconds, rest),
+        Kind(experiment.INFO, experiments.reconcile, settings.experiment_poll_seconds, rest),
+    ]
 
 
 async def build_dependencies(settings: Settings, kubeconfig: str | None = None) -> Dependencies:
@@ -77,7 +67,7 @@ async def run(
     kubeconfig: str | None = None,
     health_port: int | None = None,
     metrics_port: int | None = None,
-    lease_seconds: float = 15.0,
+    lease_seconds: float = LEASE_SECONDS,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Lead or wait, then run the handlers until the Lease is lost (then wait again) or ``stop``."""

@@ -13,15 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from controllers.api import kinds
-from controllers.api.common import KaizenModel
+from controllers.api.kindinfo import KindInfo, Resource
 from controllers.decisions import validation
 from controllers.decisions.conditions import READY, Want, merge
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime import events
-from controllers.runtime.kube import Resource
 
 log = logging.getLogger("kaizen.operator")
 
@@ -36,17 +33,22 @@ Reconcile = Callable[[dict[str, Any], Any, Dependencies], Awaitable[Outcome]]
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    resource: Resource
-    model: type[BaseModel]
-    status_model: type[KaizenModel]
+    """A kind as the operator runs it: its facts (controllers.api.kindinfo), its reconcile and its pace."""
+
+    info: KindInfo
     reconcile: Reconcile
     interval: float  # seconds between timer reconciles
-    at_rest: Callable[[dict[str, Any]], bool]  # controllers.decisions.rest: finished, nothing to do
-    rest_interval: float  # seconds between reconciles of an object at rest
-    frozen_spec: bool = False  # the spec may never change after creation (TrainingRun)
+    rest_interval: float  # seconds between reconciles of an object at rest (KindInfo.at_rest)
     # Drops what the operator remembers per object for objects that are gone (given the live uids).
     forget: Callable[[Dependencies, set[str]], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.kind
+
+    @property
+    def resource(self) -> Resource:
+        return self.info.resource
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +73,9 @@ async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: 
         raw.setdefault("status", None)
         deps.metrics.reconciles.labels(kind.name).inc()
         problems = validation.violations(kind.name, raw["spec"], old_spec)
-        if kind.frozen_spec:
+        if kind.info.frozen_spec:
             problems += await _frozen(kind, raw, deps)
-        obj, parse_problems = validation.parse(kind.model, raw)
+        obj, parse_problems = validation.parse(kind.info.model, raw)
         problems += parse_problems
         if problems or obj is None:
             await _invalid(kind, raw, problems, deps)
@@ -102,7 +104,7 @@ async def _frozen(kind: Kind, raw: dict[str, Any], deps: Dependencies) -> list[s
             {"metadata": {"annotations": {kinds.FROZEN_SPEC: current}}},
         )
         return []
-    return [] if frozen == current else ["spec: spec is immutable; create a new TrainingRun"]
+    return [] if frozen == current else [f"spec: spec is immutable; create a new {kind.name}"]
 
 
 def without_empty_strings(value: Any) -> Any:
@@ -128,7 +130,7 @@ async def _write_status(kind: Kind, raw: dict[str, Any], new: dict[str, Any], de
 
 async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: Dependencies) -> None:
     message = "; ".join(problems)[:2000]
-    current = kind.status_model.model_validate(raw["status"] or {})
+    current = kind.info.status_model.model_validate(raw["status"] or {})
     generation = raw["metadata"].get("generation", 0)
     conditions = merge(
         getattr(current, "conditions", []),

@@ -2,7 +2,7 @@
 
 Jobs finish, the store fills up, the router counts traffic: none of that is a Kubernetes event, so
 each kind has a loop that reconciles every moving object every ``kind.interval`` seconds (objects at
-rest only every ``kind.rest_interval``, controllers.decisions.rest). Not Kopf timers: those put a
+rest only every ``kind.rest_interval``, controllers.api.kindinfo). Not Kopf timers: those put a
 finalizer on every object, so deleting anything would wait for the operator to be up.
 
 Which objects exist and which of them are at rest comes from the kind's watch-fed index
@@ -28,7 +28,7 @@ log = logging.getLogger("kaizen.operator")
 
 
 async def resync(kind: Kind, deps: Dependencies, namespaces: list[str], concurrency: int = 8) -> None:
-    index = Index(kind.resource, kind.at_rest)
+    index = Index(kind.resource, kind.info.at_rest)
     follower = asyncio.create_task(index.run(deps.kube, namespaces))
     try:
         await index.synced.wait()

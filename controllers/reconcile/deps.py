@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.clients.router import RouterClient
-from controllers.reconcile.mining import Memory
+from controllers.reconcile.memory import Memory
 from controllers.runtime.kube import Kube
 from controllers.runtime.metrics import OperatorMetrics
 from controllers.runtime.pacing import Urgency
@@ -29,18 +29,20 @@ def utcnow() -> datetime:
 
 @dataclass
 class Settings:
-    """Operator settings (flags of operator/main.py, or the embedded defaults of ``kaizen up``)."""
+    """Operator settings, and the one place of their defaults: operator/main.py's flags and KAIZEN_*
+    variables fill these fields and default to them; tests and the development stack build it directly."""
 
     database_url: str
-    data_root: Path  # where dataset snapshots are written (a mounted volume in a cluster)
-    gateway_url: str  # the router's base URL; routes are pushed there
+    # Where dataset snapshots are written (the chart mounts a volume here).
+    data_root: Path = Path("/var/lib/kaizen")
+    gateway_url: str = "http://kaizen-gateway:8000"  # the router's base URL; routes are pushed there
     gateway_token: str = ""
     python: str = "python"  # interpreter in trainer entrypoints ("python" in the trainer image)
     trainer_env: dict[str, str] = field(default_factory=dict)
     poll_seconds: float = 5.0  # how often running work (jobs, shadow models) is looked at
     policy_poll_seconds: float = 30.0  # how often a policy re-counts its data (it changes slowly)
     experiment_poll_seconds: float = 1.0
-    rest_seconds: float = 60.0  # how often finished objects are looked at (controllers.decisions.rest)
+    rest_seconds: float = 60.0  # how often objects at rest are looked at (KindInfo.at_rest)
     served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
     # An LLM judge costs money and time per question: a policy asks at most this many per reconcile
     # (the rest on later polls), each within the timeout.

@@ -18,7 +18,7 @@ import httpx
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
-from controllers.api.kinds import Resource as Resource
+from controllers.api.kindinfo import Resource as Resource
 
 
 class Page(NamedTuple):

@@ -24,17 +24,12 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from controllers.api.routes import RouteConfig
+from controllers.api.routes import RouteConfig, experiment_key
 from controllers.decisions.experiments.observations import VariantObservations
 from controllers.store.experiments import LATENCY_SAMPLE, list_routes, nearest_rank
 from controllers.store.models import Assignment, Run
 
 Snapshot = tuple[datetime, dict[str, VariantObservations], dict[str, int]]
-
-
-def experiment_key(namespace: str, name: str) -> str:
-    """How the operator labels an Experiment's assignments (controllers.reconcile.experiments does the same)."""
-    return f"{namespace}/{name}"
 
 
 def find_route(session: Session, namespace: str, name: str) -> RouteConfig | None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controllers.api import kinds, resync
+from controllers.api import kinds, learningpolicy
 from controllers.api.learningpolicy import LearningPolicy, LearningPolicyStatus
 from controllers.clients.router import RouterClient
-from controllers.decisions import rest as at_rest
+from controllers.operator import resync
 from controllers.operator.dispatch import Kind
 from controllers.reconcile import mining
 from controllers.reconcile.deps import Dependencies, Settings
@@ -90,10 +90,7 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
         OperatorMetrics(),
     )
     recorder = Recorder()
-    kind = Kind(
-        "LearningPolicy", kinds.POLICIES, LearningPolicy, LearningPolicyStatus, recorder, 1.0,
-        at_rest.never, 60.0, forget=mining.forget_deleted,
-    )  # fmt: skip
+    kind = Kind(learningpolicy.INFO, recorder, interval=1.0, rest_interval=60.0, forget=mining.forget_deleted)
     try:
         # Given 230 policies, and remembered mining state for them and for one that is gone
         gate = asyncio.Semaphore(16)
@@ -118,7 +115,7 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
 
         kube.pages = counting_pages  # type: ignore[method-assign]
 
-        index = Index(kind.resource, kind.at_rest)
+        index = Index(kind.resource, kind.info.at_rest)
         follower = asyncio.create_task(index.run(kube, [namespace]))
         await asyncio.wait_for(index.synced.wait(), 30)
 

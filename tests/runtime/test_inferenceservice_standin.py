@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from controllers.api.settings import BaseModelRef, DeploymentMode, ServingSettings
+from controllers.api.serving_settings import DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import (
     ObjectRef,
     build_inference_service,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from controllers.api.settings import BaseModelRef, ServingSettings
+from controllers.api.serving_settings import ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import ObjectRef, build_inference_service
 from controllers.builders.jobspec import job_spec
 from controllers.builders.rayjob import GPU_RESOURCE, PodSettings, build_rayjob

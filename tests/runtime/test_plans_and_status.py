@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controllers.api.settings import BaseModelRef, DeploymentMode, ServingSettings
+from controllers.api.serving_settings import DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import ObjectRef, build_inference_service, build_shared_base
 from controllers.clients.ray_jobs import JobInfo, JobStatus
 from devstack.runtime import isvc_plan

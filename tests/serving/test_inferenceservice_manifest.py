@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from controllers.api.settings import BaseModelRef, DeploymentMode, ServingRuntime, ServingSettings
+from controllers.api.serving_settings import DeploymentMode, ServingRuntime, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import (
     BASE_MOUNT,
     MAX_NAME,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.api.routes import RouteConfig
+from controllers.api.routes import RouteConfig, experiment_key
 from controllers.store.db import make_engine, session_factory, transaction
-from controllers.store.experiment_series import experiment_key, observation_series
+from controllers.store.experiment_series import observation_series
 from controllers.store.experiments import observations, put_route, record_assignments
 from controllers.store.ingest import insert_runs
 

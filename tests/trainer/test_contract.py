@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controllers.api.settings import BaseModelRef, LoRASettings, TrainingSettings
-from controllers.api.settings import Hyperparameters as ApiHyperparameters
+from controllers.api.training_settings import BaseModelRef, LoRASettings, TrainingSettings
+from controllers.api.training_settings import Hyperparameters as ApiHyperparameters
 from controllers.builders.ids import MAX_RAYJOB_NAME, rayjob_name, submission_id
 from controllers.builders.jobspec import ATTEMPT_KEY, CONFIG_HASH_KEY, RUN_KEY, job_spec, trainer_config
 from trainer.__main__ import EXIT_INVALID, load_config, main

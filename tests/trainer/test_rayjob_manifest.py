@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from controllers.api.common import Toleration
-from controllers.api.settings import BaseModelRef, ScalingSettings, TrainingSettings
+from controllers.api.training_settings import BaseModelRef, ScalingSettings, TrainingSettings
 from controllers.builders.ids import MAX_RAYJOB_NAME
 from controllers.builders.jobspec import job_spec, trainer_config
 from controllers.builders.rayjob import GPU_RESOURCE, PodSettings, build_rayjob, owner_reference

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from controllers.api.experiment import Decision, ExperimentStatus, VariantStatus
-from controllers.api.settings import RolloutSettings
+from controllers.api.serving_settings import RolloutSettings
 from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdict, verdict_from_sums
 from controllers.decisions.experiments.observations import VariantObservations
 from controllers.decisions.experiments.rollout import plan

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from controllers.api.common import Condition, ConditionStatus
-from controllers.api.settings import RolloutSettings
+from controllers.api.experiment import FINAL_DRIFT_STAGES as FINAL_STAGES
+from controllers.api.experiment import DriftStage as Stage
+from controllers.api.serving_settings import RolloutSettings
 from controllers.decisions.experiments.drift_watch import (
-    FINAL_STAGES,
     DriftStep,
     DriftWindows,
-    Stage,
     judge,
     rollback_evidence,
     stage_of,

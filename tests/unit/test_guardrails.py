@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controllers.api.settings import Guardrail, GuardrailMetric, RolloutSettings
+from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
 from controllers.decisions.experiments.guardrails import GuardrailState, check_guardrails
 from controllers.decisions.experiments.msprt import mixture_variance
 from controllers.decisions.experiments.observations import VariantObservations

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from controllers.api.common import ConditionStatus
 from controllers.api.learningpolicy import GpuBudget, TriggerSettings
-from controllers.api.settings import OfflineGate
+from controllers.api.training_settings import OfflineGate
 from controllers.api.trainingrun import (
     AdapterStatus,
     DatasetStatus,

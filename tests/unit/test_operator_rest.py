@@ -3,13 +3,15 @@ order and pacing of one pass."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from controllers.api.experiment import Experiment, ExperimentStatus
-from controllers.api.kinds import EXPERIMENTS
-from controllers.decisions import rest
+from controllers.api import KINDS, experiment, learningpolicy, shadowmodel, trainingrun
+from controllers.api.shadowmodel import STILL_ROUTED
+from controllers.operator.app import kinds_for
 from controllers.operator.dispatch import Kind
 from controllers.operator.resync import forget_deleted, this_pass
+from controllers.reconcile.deps import Settings
 from controllers.runtime.index import Entry
 
 
@@ -23,10 +25,10 @@ def cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, s
 
 def test_a_finished_run_is_at_rest_unless_its_spec_moved_on() -> None:
     done = {"observedGeneration": 1, "completionTime": "2026-11-22T00:00:00Z"}
-    assert rest.training_run(obj("a", done))
-    assert not rest.training_run(obj("a", done, generation=2))
-    assert not rest.training_run(obj("a", {"observedGeneration": 1}))
-    assert not rest.training_run(obj("a", None))
+    assert trainingrun.at_rest(obj("a", done))
+    assert not trainingrun.at_rest(obj("a", done, generation=2))
+    assert not trainingrun.at_rest(obj("a", {"observedGeneration": 1}))
+    assert not trainingrun.at_rest(obj("a", None))
 
 
 def test_a_retired_model_rests_only_once_its_deployment_is_gone() -> None:
@@ -36,16 +38,16 @@ def test_a_retired_model_rests_only_once_its_deployment_is_gone() -> None:
             {"observedGeneration": 1, "role": role, "conditions": [cond("Ready", "False", reason, message)]},
         )
 
-    assert rest.shadow_model(shadow("RolledBack", "RolledBack", "RolledBack: worse than champion"))
-    assert rest.shadow_model(shadow("Retired", "Retired"))
-    still = f"RolledBack: worse; {rest.STILL_ROUTED} ns/coder still sends traffic to it"
-    assert not rest.shadow_model(shadow("RolledBack", "RolledBack", still))
-    assert not rest.shadow_model(shadow("RolledBack", "Serving"))  # the role changed; not taken down yet
-    assert not rest.shadow_model(shadow("Champion", "Champion"))
+    assert shadowmodel.at_rest(shadow("RolledBack", "RolledBack", "RolledBack: worse than champion"))
+    assert shadowmodel.at_rest(shadow("Retired", "Retired"))
+    still = f"RolledBack: worse; {STILL_ROUTED} ns/coder still sends traffic to it"
+    assert not shadowmodel.at_rest(shadow("RolledBack", "RolledBack", still))
+    assert not shadowmodel.at_rest(shadow("RolledBack", "Serving"))  # the role changed; not taken down yet
+    assert not shadowmodel.at_rest(shadow("Champion", "Champion"))
 
 
 def test_an_experiment_rests_once_decided_applied_and_no_longer_watched_for_drift() -> None:
-    def experiment(
+    def decided(
         decision: str, applied: str, drift: str | None = None, strategy: str = "ABTest"
     ) -> dict[str, Any]:
         conditions = [cond("DecisionApplied", applied, "Applied")]
@@ -54,17 +56,17 @@ def test_an_experiment_rests_once_decided_applied_and_no_longer_watched_for_drif
         status = {"observedGeneration": 1, "decision": decision, "conditions": conditions}
         return obj("e", status, strategy=strategy)
 
-    assert rest.experiment(experiment("RollBack", "True"))
-    assert rest.experiment(experiment("Inconclusive", "True"))
-    assert not rest.experiment(experiment("RollBack", "False"))  # effects not all in place yet
-    assert not rest.experiment(experiment("Continue", "False"))
-    assert not rest.experiment(experiment("Promote", "True", "NoDrift"))  # watching its champion
-    assert not rest.experiment(experiment("Promote", "True", "WaitingForTraffic"))
-    assert not rest.experiment(experiment("Promote", "True", "RollingBack"))
-    assert rest.experiment(experiment("Promote", "True", "Superseded"))
-    assert rest.experiment(experiment("Promote", "True", "Regressed"))
-    assert rest.experiment(experiment("Promote", "True", strategy="Bandit"))  # bandits are not watched
-    assert not rest.never(obj("p", {"observedGeneration": 1}))
+    assert experiment.at_rest(decided("RollBack", "True"))
+    assert experiment.at_rest(decided("Inconclusive", "True"))
+    assert not experiment.at_rest(decided("RollBack", "False"))  # effects not all in place yet
+    assert not experiment.at_rest(decided("Continue", "False"))
+    assert not experiment.at_rest(decided("Promote", "True", "NoDrift"))  # watching its champion
+    assert not experiment.at_rest(decided("Promote", "True", "WaitingForTraffic"))
+    assert not experiment.at_rest(decided("Promote", "True", "RollingBack"))
+    assert experiment.at_rest(decided("Promote", "True", "Superseded"))
+    assert experiment.at_rest(decided("Promote", "True", "Regressed"))
+    assert experiment.at_rest(decided("Promote", "True", strategy="Bandit"))  # bandits are not watched
+    assert not learningpolicy.at_rest(obj("p", {"observedGeneration": 1}))
 
 
 async def _noop(*_: Any) -> Any:
@@ -72,13 +74,15 @@ async def _noop(*_: Any) -> Any:
 
 
 KIND = Kind(
-    "Experiment", EXPERIMENTS, Experiment, ExperimentStatus, _noop, 1.0,
-    at_rest=lambda raw: bool((raw.get("status") or {}).get("done")), rest_interval=60.0,
-)  # fmt: skip
+    dataclasses.replace(experiment.INFO, at_rest=lambda raw: bool((raw.get("status") or {}).get("done"))),
+    _noop,
+    interval=1.0,
+    rest_interval=60.0,
+)
 
 
 def _pass(items: list[dict[str, Any]], due: dict[str, float], now: float) -> list[str]:
-    entries = [Entry(i["metadata"]["uid"], "ns", i["metadata"]["uid"], KIND.at_rest(i)) for i in items]
+    entries = [Entry(i["metadata"]["uid"], "ns", i["metadata"]["uid"], KIND.info.at_rest(i)) for i in items]
     batch = this_pass(entries, due, now, KIND.rest_interval)
     forget_deleted(due, {entry.uid for entry in entries})
     return [entry.uid for entry in batch]
@@ -104,3 +108,16 @@ def test_a_pass_takes_moving_objects_first_and_resting_ones_once_per_rest_interv
     assert "old" in due
     _pass(items[1:], due, now=first + 4)
     assert "old" not in due
+
+
+def test_the_operator_runs_each_kind_the_api_declares_with_its_own_facts() -> None:
+    settings = Settings(database_url="sqlite://", rest_seconds=90.0)
+    running = kinds_for(settings)
+    assert [kind.info for kind in running] == [module.INFO for module in KINDS]
+    assert {kind.rest_interval for kind in running} == {90.0}
+    assert [kind.resource.path("ns") for kind in running] == [
+        "/apis/kaizen.dev/v1alpha1/namespaces/ns/learningpolicies",
+        "/apis/kaizen.dev/v1alpha1/namespaces/ns/trainingruns",
+        "/apis/kaizen.dev/v1alpha1/namespaces/ns/shadowmodels",
+        "/apis/kaizen.dev/v1alpha1/namespaces/ns/experiments",
+    ]

@@ -17,7 +17,7 @@ from controllers.api.experiment import (
     VariantRole,
     VariantStatus,
 )
-from controllers.api.settings import Guardrail, GuardrailMetric, RolloutSettings
+from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
 from controllers.decisions.experiments.observations import VariantObservations
 from controllers.decisions.experiments.rollout import check_drift, plan
 

@@ -30,7 +30,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from controllers.api.settings import RolloutSettings
+from controllers.api.serving_settings import RolloutSettings
 from controllers.decisions.experiments.msprt import half_width, mean_contrast, mixture_variance
 
 Ints = npt.NDArray[np.int64]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controllers.api.settings import RolloutSettings
+from controllers.api.serving_settings import RolloutSettings
 from controllers.decisions.experiments.guardrails import GuardrailState, check_guardrails, in_state
 from controllers.decisions.experiments.msprt import compare_means, mixture_variance
 from controllers.decisions.experiments.observations import VariantObservations

@@ -21,29 +21,14 @@ to the route later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from controllers.api.common import Condition, ConditionStatus
-from controllers.api.settings import RolloutSettings
+from controllers.api.experiment import DriftStage as Stage
+from controllers.api.serving_settings import RolloutSettings
 from controllers.api.shadowmodel import Evidence
 from controllers.decisions.experiments.drift import check_drift
 from controllers.decisions.experiments.observations import VariantObservations
 
-DRIFT = "Drift"  # the Experiment condition type
-
-
-class Stage(StrEnum):
-    """The watch's stages; each value is the reason of the Drift condition that records it."""
-
-    WAITING = "WaitingForTraffic"
-    WATCHING = "NoDrift"
-    ROLLING_BACK = "RollingBack"
-    REGRESSED = "Regressed"
-    SUPERSEDED = "Superseded"
-    CHAMPION_CHANGED = "ChampionChanged"
-
-
-FINAL_STAGES = frozenset({Stage.REGRESSED, Stage.SUPERSEDED, Stage.CHAMPION_CHANGED})
 STATUS = {
     Stage.WAITING: ConditionStatus.UNKNOWN,
     Stage.WATCHING: ConditionStatus.FALSE,

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from controllers.api.settings import Guardrail, GuardrailMetric, RolloutSettings
+from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
 from controllers.decisions.experiments.msprt import compare_proportions
 from controllers.decisions.experiments.observations import VariantObservations
 
