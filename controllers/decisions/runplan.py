@@ -8,14 +8,17 @@ run again reaches the same decision; the I/O in controllers.reconcile.runs carri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from controllers.api.common import parse_duration
-from controllers.api.settings import OfflineGate
+from controllers.api.training_settings import OfflineGate
 from controllers.api.trainingrun import RetrySettings, TrainingMetrics, TrainingRunStatus
 from controllers.decisions.conditions import READY, Want
+from trainer.config import TrainerManifest
 
 
 class JobPhase(StrEnum):
@@ -31,6 +34,29 @@ class JobPhase(StrEnum):
 class JobState:
     phase: JobPhase
     message: str = ""
+
+
+# Ray's job statuses (what the Ray Jobs API reports, and a RayJob's status.jobStatus) as phases.
+RAY_PHASES = {
+    "PENDING": JobPhase.PENDING,
+    "RUNNING": JobPhase.RUNNING,
+    "SUCCEEDED": JobPhase.SUCCEEDED,
+    "FAILED": JobPhase.FAILED,
+    "STOPPED": JobPhase.STOPPED,
+}
+
+
+def rayjob_state(rayjob: Mapping[str, Any]) -> JobState:
+    """KubeRay's status as a phase: jobStatus says what Ray reports, jobDeploymentStatus what KubeRay
+    did (a Failed deployment, e.g. a cluster that never came up, fails the attempt too)."""
+    status = rayjob.get("status") or {}
+    message = str(status.get("message") or "")
+    if status.get("jobDeploymentStatus") == "Failed":
+        return JobState(JobPhase.FAILED, message or str(status.get("reason") or "RayJob deployment failed"))
+    job_status = status.get("jobStatus")
+    if not job_status:
+        return JobState(JobPhase.PENDING, message)
+    return JobState(RAY_PHASES[job_status], message)
 
 
 class Step(StrEnum):
@@ -124,6 +150,35 @@ def gate_verdict(gate: OfflineGate, metrics: TrainingMetrics) -> tuple[bool, str
     if failures:
         return False, "offline gate not met: " + "; ".join(failures)
     return True, f"offline gate met: preference accuracy {_fmt(accuracy)}, reward margin {_fmt(margin)}"
+
+
+def training_metrics(manifest: TrainerManifest) -> TrainingMetrics:
+    """The run's metrics from the trainer's manifest."""
+    metrics = manifest.metrics
+    return TrainingMetrics(
+        train_loss=metrics.train_loss,
+        eval_loss=metrics.eval_loss,
+        preference_accuracy=metrics.preference_accuracy,
+        reward_margin=metrics.reward_margin,
+        steps=metrics.steps,
+        gpu_hours=gpu_hours(manifest),
+    )
+
+
+def gpu_hours(manifest: TrainerManifest) -> float:
+    """GPU-hours the job held: wall time of the whole job times the GPUs of all workers."""
+    gpus = manifest.scaling.workers * manifest.scaling.gpus_per_worker
+    return round(manifest.timings.total_seconds * gpus / 3600.0, 4)
+
+
+def trained_condition(status: TrainingRunStatus) -> Want | None:
+    """Ready for a run that trained: Succeeded when its adapter passed the offline gate, else GateNotMet
+    (None for a run that has not trained)."""
+    if status.completion_time is None or status.adapter is None:
+        return None
+    if _gate_passed(status):
+        return Want.true(READY, "Succeeded", f"trained; ShadowModel {status.shadow_model}")
+    return Want.true(READY, "GateNotMet", "trained, but the adapter did not pass the offline gate")
 
 
 def _gate_passed(status: TrainingRunStatus) -> bool:

@@ -25,15 +25,17 @@ from functools import partial
 from typing import Any
 
 from controllers.api import kinds
-from controllers.api.experiment import Experiment, ExperimentStatus, Variant, VariantRole
+from controllers.api.experiment import DRIFT, Experiment, ExperimentStatus, Variant, VariantRole
+from controllers.api.experiment import FINAL_DRIFT_STAGES as FINAL_STAGES
+from controllers.api.experiment import DriftStage as Stage
+from controllers.api.learningpolicy import LineageEntry
+from controllers.api.routes import experiment_key
 from controllers.api.shadowmodel import Role
+from controllers.builders.lineage import champion_patch, restored
 from controllers.decisions.conditions import Want, find, merge
 from controllers.decisions.experiments.drift_watch import (
-    DRIFT,
-    FINAL_STAGES,
     DriftStep,
     DriftWindows,
-    Stage,
     judge,
     rollback_evidence,
     stage_of,
@@ -42,9 +44,7 @@ from controllers.decisions.experiments.drift_watch import (
 )
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.effects import (
-    LINEAGE_MAX,
     endpoints,
-    experiment_key,
     route_config,
     route_name,
     serving,
@@ -184,9 +184,8 @@ async def _roll_back(
     if not challenger.shadow_model:
         return True
     evidence = rollback_evidence(name, reason, windows)
-    wire = {k: v for k, v in evidence.to_wire().items() if v != ""}  # "" is null to a v1.20 server
     said = f"rolled back by experiment {name}: {evidence.reason}"
-    await set_role(namespace, challenger.shadow_model, Role.ROLLED_BACK, said, deps, wire)
+    await set_role(namespace, challenger.shadow_model, Role.ROLLED_BACK, said, deps, evidence)
     if exp.spec.policy_ref:
         await _restore_champion(
             namespace, exp.spec.policy_ref, challenger.shadow_model, champion.shadow_model, reason, deps
@@ -203,22 +202,11 @@ async def _restore_champion(
     status = (found or {}).get("status") or {}
     if found is None or (status.get("champion") or {}).get("shadowModel") != drifted:
         return
-    now = deps.clock().isoformat()
-    lineage = [dict(e) for e in status.get("lineage") or []]
-    for entry in lineage:
-        if entry.get("shadowModel") == drifted and not entry.get("retiredAt"):
-            entry["retiredAt"], entry["reason"] = (
-                now,
-                f"rolled back for drift after promotion: {reason}"[:1024],
-            )
-    champion: dict[str, Any] | None = None
+    now = deps.clock()
+    before = [LineageEntry.model_validate(entry) for entry in status.get("lineage") or []]
+    run = ""
     if previous:
         shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, previous)
-        entry = {"shadowModel": previous, "promotedAt": now}
-        if run := ((shadow or {}).get("spec") or {}).get("trainingRunRef"):
-            entry["trainingRun"] = run
-        lineage.insert(0, entry)
-        champion = {"shadowModel": previous, "since": now}
-    await deps.kube.patch_status(
-        kinds.POLICIES, namespace, policy, {"champion": champion, "lineage": lineage[:LINEAGE_MAX]}
-    )
+        run = ((shadow or {}).get("spec") or {}).get("trainingRunRef") or ""
+    lineage = restored(before, drifted, previous, run, reason, now)
+    await deps.kube.patch_status(kinds.POLICIES, namespace, policy, champion_patch(previous, lineage, now))

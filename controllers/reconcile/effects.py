@@ -9,18 +9,12 @@ from typing import Any
 from controllers.api import kinds
 from controllers.api.common import ConditionStatus
 from controllers.api.experiment import Experiment, ExperimentSpec, VariantRole
-from controllers.api.routes import RouteConfig, RouteVariant
-from controllers.api.shadowmodel import Role
+from controllers.api.routes import RouteConfig, RouteVariant, experiment_key
+from controllers.api.shadowmodel import Evidence, Role
 from controllers.decisions.conditions import READY
 from controllers.reconcile.deps import Dependencies
 
-LINEAGE_MAX = 32  # a policy's lineage keeps this many champions, newest first
 Endpoints = dict[str, tuple[str, str | None]]  # variant → (base URL, model sent upstream)
-
-
-def experiment_key(namespace: str, name: str) -> str:
-    """How the router labels this experiment's assignments."""
-    return f"{namespace}/{name}"
 
 
 def route_name(body: dict[str, Any], spec: ExperimentSpec) -> str:
@@ -70,7 +64,7 @@ async def set_role(
     role: Role,
     reason: str,
     deps: Dependencies,
-    evidence: dict[str, Any] | None = None,
+    evidence: Evidence | None = None,
 ) -> None:
     """Give a ShadowModel its role (a no-op when it has it already, so a repeat keeps the first reason)."""
     shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, name)
@@ -84,8 +78,9 @@ async def set_role(
         "roleReason": reason[:1024],
         "roleChangedAt": deps.clock().isoformat(),
     }
-    if evidence:
-        patch["rollbackEvidence"] = evidence
+    if evidence is not None:
+        # Empty strings left out: a v1.20 API server reads "" in a merge patch as null.
+        patch["rollbackEvidence"] = {k: v for k, v in evidence.to_wire().items() if v != ""}
     await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, name, patch)
 
 

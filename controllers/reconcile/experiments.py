@@ -11,48 +11,40 @@ while it still owns the track (``controllers.reconcile.drift``).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from controllers.api import kinds
 from controllers.api.experiment import Decision, Experiment, ExperimentStatus, Strategy, VariantRole
-from controllers.api.shadowmodel import Role
+from controllers.api.learningpolicy import LineageEntry
+from controllers.api.routes import experiment_key
+from controllers.api.shadowmodel import Evidence, Role
+from controllers.builders.lineage import champion_patch, crowned
 from controllers.decisions.conditions import READY, Want, is_true, merge
+from controllers.decisions.experiments.evidence import ExperimentPlan
 from controllers.decisions.experiments.rollout import plan
 from controllers.reconcile import drift
 from controllers.reconcile.deps import Dependencies
-from controllers.reconcile.effects import LINEAGE_MAX, endpoints, experiment_key, route_config, set_role
+from controllers.reconcile.effects import endpoints, route_config, set_role
+from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.experiments import observations
 
-__all__ = ["APPLIED", "Outcome", "experiment_key", "reconcile"]
+__all__ = ["APPLIED", "experiment_key", "reconcile"]
 
 APPLIED = "DecisionApplied"  # the final decision's effects (route, roles, champion) are all in place
 FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
 
 
-@dataclass
-class Outcome:
-    status: ExperimentStatus
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -> Outcome:
+async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -> Outcome[ExperimentStatus]:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     now = deps.clock()
     previous = exp.status
-    out = Outcome((previous or ExperimentStatus()).model_copy(deep=True))
-    out.status.observed_generation = meta.get("generation", 0)
+    out = Outcome.start(previous, ExperimentStatus(), meta)
     key = experiment_key(namespace, name)
     if previous is not None and previous.decision in FINAL and is_true(previous.conditions, APPLIED):
-        # Settled: the decision and its effects are recorded. The track's route and the models' roles
-        # now belong to later experiments, so this one only refreshes its statistics and, after a
-        # promotion, watches the new champion until the track moves on.
-        decided = plan(exp.spec, previous, await asyncio.to_thread(_observations, deps, key), now)
-        out.status.variants, out.status.sample_ratio = decided.variants, decided.sample_ratio
-        if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
-            out.events += await drift.watch(body, exp, out.status, deps)
+        await _settled(body, exp, previous, out, deps, now)
         return out
     found, waiting = await endpoints(namespace, exp.spec, deps)
     if waiting:
@@ -61,9 +53,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
             generation=out.status.observed_generation, now=now,
         )  # fmt: skip
         return out
-    seen = await asyncio.to_thread(_observations, deps, key)
-    decided = plan(exp.spec, previous, seen, now)
-    route = route_config(body, exp, found, decided.weights)
+    decided = plan(exp.spec, previous, await asyncio.to_thread(_observations, deps, key), now)
     status = out.status
     newly_final = decided.final and (previous is None or previous.decision != decided.decision)
     status.decision, status.decision_reason, status.step = (
@@ -71,46 +61,71 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         decided.reason[:1024],
         decided.step,
     )
-    status.variants, status.sample_ratio, status.started_at = (
-        decided.variants,
-        decided.sample_ratio,
-        decided.started_at,
-    )
-    wants = []
+    status.variants, status.sample_ratio = decided.variants, decided.sample_ratio
+    status.started_at = decided.started_at
     if newly_final:
-        status.decided_at = now
-        # Write-ahead: the decision is stored before anything acts on it. A reconcile killed after
-        # this point finds the decision sticky and finishes the same effects; one killed before it
-        # decides again from the evidence, with nothing yet done. The decision's weights go with it:
-        # the pass that finishes the effects routes by the weights the status holds, and the last
-        # step's split (say 50/50) would keep sending a rolled-back challenger traffic for good.
-        await deps.kube.patch_status(
-            kinds.EXPERIMENTS, namespace, name,
-            {"decision": decided.decision.value, "decisionReason": status.decision_reason,
-             "decidedAt": now.isoformat(), "step": decided.step,
-             "variants": [row.to_wire() for row in decided.variants]},
-        )  # fmt: skip
-        deps.metrics.decisions.labels(name, decided.decision.value).inc()
+        await _write_ahead(namespace, name, status, now, deps)
         kind = "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"
         out.events.append((kind, decided.decision.value, decided.reason))
-    await deps.router.put(route)
+    await deps.router.put(route_config(body, exp, found, decided.weights))
     if newly_final and decided.decision == Decision.ROLL_BACK:
         deps.metrics.rollback_seconds.observe((deps.clock() - now).total_seconds())
+    wants = []
     if decided.final:
         await _apply_decision(body, exp, status, deps)
-        wants.append(
-            Want.true(APPLIED, "Applied", f"route, roles and champion updated for {decided.decision.value}")
-        )
-    # A decided experiment has done its job (True); one still collecting evidence is Unknown; only a
-    # blocked one (assignment broken) needs a person (False).
-    if decided.final:
-        wants.append(Want.true(READY, decided.condition_reason, decided.reason))
-    elif decided.condition_reason == "SampleRatioMismatch":
-        wants.append(Want.false(READY, decided.condition_reason, decided.reason))
-    else:
-        wants.append(Want.unknown(READY, decided.condition_reason, decided.reason))
+        done = f"route, roles and champion updated for {decided.decision.value}"
+        wants.append(Want.true(APPLIED, "Applied", done))
+    wants.append(_ready(decided))
     status.conditions = merge(status.conditions, wants, generation=status.observed_generation, now=now)
     return out
+
+
+async def _settled(
+    body: dict[str, Any],
+    exp: Experiment,
+    previous: ExperimentStatus,
+    out: Outcome[ExperimentStatus],
+    deps: Dependencies,
+    now: datetime,
+) -> None:
+    """The decision and its effects are recorded. The track's route and the models' roles now belong
+    to later experiments, so this one only refreshes its statistics and, after a promotion, watches
+    the new champion until the track moves on."""
+    meta = body["metadata"]
+    seen = await asyncio.to_thread(_observations, deps, experiment_key(meta["namespace"], meta["name"]))
+    decided = plan(exp.spec, previous, seen, now)
+    out.status.variants, out.status.sample_ratio = decided.variants, decided.sample_ratio
+    if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
+        out.events += await drift.watch(body, exp, out.status, deps)
+
+
+async def _write_ahead(
+    namespace: str, name: str, status: ExperimentStatus, now: datetime, deps: Dependencies
+) -> None:
+    """Store a new final decision before anything acts on it.
+
+    A reconcile killed after this point finds the decision sticky and finishes the same effects; one
+    killed before it decides again from the evidence, with nothing yet done. The decision's weights go
+    with it: the pass that finishes the effects routes by the weights the status holds, and the last
+    step's split (say 50/50) would keep sending a rolled-back challenger traffic for good."""
+    status.decided_at = now
+    await deps.kube.patch_status(
+        kinds.EXPERIMENTS, namespace, name,
+        {"decision": status.decision.value, "decisionReason": status.decision_reason,
+         "decidedAt": now.isoformat(), "step": status.step,
+         "variants": [row.to_wire() for row in status.variants]},
+    )  # fmt: skip
+    deps.metrics.decisions.labels(name, status.decision.value).inc()
+
+
+def _ready(decided: ExperimentPlan) -> Want:
+    """A decided experiment has done its job (True); one still collecting evidence is Unknown; only a
+    blocked one (assignment broken) needs a person (False)."""
+    if decided.final:
+        return Want.true(READY, decided.condition_reason, decided.reason)
+    if decided.condition_reason == "SampleRatioMismatch":
+        return Want.false(READY, decided.condition_reason, decided.reason)
+    return Want.unknown(READY, decided.condition_reason, decided.reason)
 
 
 def _observations(deps: Dependencies, key: str) -> Any:
@@ -121,24 +136,13 @@ def _observations(deps: Dependencies, key: str) -> Any:
 async def _apply_decision(
     body: dict[str, Any], exp: Experiment, status: ExperimentStatus, deps: Dependencies
 ) -> None:
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+    namespace = body["metadata"]["namespace"]
     challenger = next(v for v in exp.spec.variants if v.role == VariantRole.CHALLENGER)
     champion = next(v for v in exp.spec.variants if v.role == VariantRole.CHAMPION)
     if not challenger.shadow_model:
         return
-    row = next((v for v in status.variants if v.name == challenger.name), None)
     if status.decision == Decision.ROLL_BACK:
-        evidence = {
-            "experiment": name,
-            "samples": row.samples if row else 0,
-            "reason": status.decision_reason,
-        }
-        if row is not None and row.p_value is not None:
-            evidence["pValue"] = row.p_value
-        champion_row = next((v for v in status.variants if v.name == champion.name), None)
-        if row and champion_row and row.mean_reward is not None and champion_row.mean_reward is not None:
-            evidence["meanDelta"] = round(row.mean_reward - champion_row.mean_reward, 6)
+        evidence = decision_evidence(body["metadata"]["name"], status, challenger.name, champion.name)
         await set_role(
             namespace, challenger.shadow_model, Role.ROLLED_BACK, status.decision_reason, deps, evidence
         )
@@ -154,6 +158,22 @@ async def _apply_decision(
             await _crown(namespace, exp.spec.policy_ref, challenger.shadow_model, deps)
 
 
+def decision_evidence(experiment: str, status: ExperimentStatus, challenger: str, champion: str) -> Evidence:
+    """What a challenger rolled back by the experiment records: its samples, p-value and mean delta."""
+    rows = {row.name: row for row in status.variants}
+    row, champion_row = rows.get(challenger), rows.get(champion)
+    delta = None
+    if row and champion_row and row.mean_reward is not None and champion_row.mean_reward is not None:
+        delta = round(row.mean_reward - champion_row.mean_reward, 6)
+    return Evidence(
+        experiment=experiment,
+        samples=row.samples if row else 0,
+        reason=status.decision_reason,
+        p_value=row.p_value if row else None,
+        mean_delta=delta,
+    )
+
+
 async def _crown(namespace: str, policy_name: str, shadow_model: str, deps: Dependencies) -> None:
     """The policy's champion and lineage (newest first; the previous champion gets its retirement)."""
     policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
@@ -162,15 +182,9 @@ async def _crown(namespace: str, policy_name: str, shadow_model: str, deps: Depe
     status = policy.get("status") or {}
     if (status.get("champion") or {}).get("shadowModel") == shadow_model:
         return
-    now = deps.clock().isoformat()
+    now = deps.clock()
     shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, shadow_model)
     run = ((shadow or {}).get("spec") or {}).get("trainingRunRef", "")
-    lineage = [dict(e) for e in status.get("lineage") or []]
-    for entry in lineage:
-        if not entry.get("retiredAt"):
-            entry["retiredAt"], entry["reason"] = now, f"replaced by {shadow_model}"
-    lineage.insert(0, {"shadowModel": shadow_model, "trainingRun": run, "promotedAt": now})
-    await deps.kube.patch_status(
-        kinds.POLICIES, namespace, policy_name,
-        {"champion": {"shadowModel": shadow_model, "since": now}, "lineage": lineage[:LINEAGE_MAX]},
-    )  # fmt: skip
+    before = [LineageEntry.model_validate(entry) for entry in status.get("lineage") or []]
+    patch = champion_patch(shadow_model, crowned(before, shadow_model, run, now), now)
+    await deps.kube.patch_status(kinds.POLICIES, namespace, policy_name, patch)

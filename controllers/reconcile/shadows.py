@@ -11,13 +11,16 @@ follows them.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 from controllers.api import kinds
+from controllers.api.experiment import FINAL_DECISIONS
+from controllers.api.kindinfo import condition
 from controllers.api.routes import RouteConfig
-from controllers.api.settings import DeploymentMode
-from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
+from controllers.api.serving_settings import DeploymentMode, RolloutSettings
+from controllers.api.shadowmodel import STILL_ROUTED, OfflineEvaluation, Role, ShadowModel, ShadowModelStatus
+from controllers.api.trainingrun import TrainingMetrics
+from controllers.builders.children import Parent, challenger_experiment
 from controllers.builders.inferenceservice import (
     InvalidServingSpec,
     ObjectRef,
@@ -28,25 +31,20 @@ from controllers.builders.inferenceservice import (
     served_model_name,
 )
 from controllers.decisions.conditions import READY, Want, merge
-from controllers.decisions.rest import FINAL_DECISIONS, STILL_ROUTED, condition
 from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.experiments import get_route
 
 SERVING_ROLES = (Role.CHALLENGER, Role.CHAMPION)
 
 
-@dataclass
-class Outcome:
-    status: ShadowModelStatus
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-async def reconcile(body: dict[str, Any], shadow: ShadowModel, deps: Dependencies) -> Outcome:
+async def reconcile(
+    body: dict[str, Any], shadow: ShadowModel, deps: Dependencies
+) -> Outcome[ShadowModelStatus]:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    out = Outcome((shadow.status or ShadowModelStatus()).model_copy(deep=True))
-    out.status.observed_generation = meta.get("generation", 0)
+    out = Outcome.start(shadow.status, ShadowModelStatus(), meta)
     now = deps.clock()
     serving = shadow.spec.serving
     if out.status.role not in SERVING_ROLES:
@@ -179,17 +177,16 @@ async def _take_down(
         await deps.kube.delete(kinds.INFERENCE_SERVICES, namespace, serving.shared_base)
 
 
-async def _evaluation(shadow: ShadowModel, namespace: str, deps: Dependencies) -> Any:
-    from controllers.api.shadowmodel import OfflineEvaluation
-
+async def _evaluation(shadow: ShadowModel, namespace: str, deps: Dependencies) -> OfflineEvaluation | None:
+    """The held-out metrics of the run that trained the adapter, copied for people comparing versions."""
     if not shadow.spec.training_run_ref:
         return None
     run = await deps.kube.get(kinds.RUNS, namespace, shadow.spec.training_run_ref)
-    metrics = ((run or {}).get("status") or {}).get("metrics") or {}
+    metrics = TrainingMetrics.model_validate(((run or {}).get("status") or {}).get("metrics") or {})
     return OfflineEvaluation(
-        preference_accuracy=metrics.get("preferenceAccuracy"),
-        reward_margin=metrics.get("rewardMargin"),
-        eval_loss=metrics.get("evalLoss"),
+        preference_accuracy=metrics.preference_accuracy,
+        reward_margin=metrics.reward_margin,
+        eval_loss=metrics.eval_loss,
     )
 
 
@@ -215,33 +212,11 @@ async def _ensure_experiment(
     champion = ((policy.get("status") or {}).get("champion") or {}).get("shadowModel")
     if champion == name:
         return
-    champion_variant: dict[str, Any] = (
-        {"name": "champion", "role": "Champion", "shadowModel": champion}
-        if champion
-        else {
-            "name": "champion",
-            "role": "Champion",
-            "endpoint": status.endpoint,
-            "model": shadow.spec.base_model.name,
-        }
+    rollout = RolloutSettings.model_validate(policy["spec"].get("rollout", {}))
+    experiment = challenger_experiment(
+        name, Parent.of(policy), rollout, champion, shadow.spec.base_model.name, status.endpoint
     )
-    experiment = {
-        "apiVersion": kinds.API_VERSION,
-        "kind": "Experiment",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {kinds.POLICY_LABEL: policy_name, **kinds.MANAGED_BY},
-            "ownerReferences": [kinds.owner(policy)],
-        },
-        "spec": {
-            "policyRef": policy_name,
-            "strategy": "ABTest",
-            "variants": [champion_variant, {"name": "challenger", "role": "Challenger", "shadowModel": name}],
-            "rollout": policy["spec"].get("rollout", {}),
-        },
-    }
-    await deps.kube.ensure(kinds.EXPERIMENTS, experiment)
+    await deps.kube.ensure(kinds.EXPERIMENTS, experiment.to_wire())
 
 
 async def _decision_in_flight(namespace: str, policy: str, deps: Dependencies) -> bool:
