@@ -51,7 +51,8 @@ def report(
 
     from controllers.decisions.experiments.report import format_table, render, summarize
     from controllers.store.db import StoreUnavailable, make_engine, session_factory, transaction
-    from controllers.store.experiment_series import experiment_key, find_route, observation_series
+    from controllers.api.routes import experiment_key
+    from controllers.store.experiment_series import find_route, observation_series
 
     engine = make_engine(database_url)
     try:
