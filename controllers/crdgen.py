@@ -4,6 +4,7 @@
 ``charts/kaizen/templates/crds/`` (wrapped in a ``crds.install`` toggle so that ``helm upgrade``
 updates them, and in Argo CD's sync wave -1 so that they exist before the objects that use them). ``--check`` writes nothing and exits 1 when a committed file differs.
 
+Each kind's names, printer columns and summary come from its ``KindInfo`` (controllers.api.kindinfo).
 The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema: references inlined,
 ``title`` dropped, optional fields expressed by absence rather than ``null``, and default factories
 evaluated so that the API server applies every default the operator relies on.
@@ -23,7 +24,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
 from controllers.api import KINDS
-from controllers.api.common import CATEGORY, GROUP, VERSION
+from controllers.api.common import API_VERSION, CATEGORY, GROUP, VERSION
 from controllers.api.kindinfo import KindInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def kind_schema(module: ModuleType) -> dict[str, Any]:
         "properties": {
             "apiVersion": {
                 "type": "string",
-                "description": "APIVersion of this representation (kaizen.dev/v1alpha1).",
+                "description": f"APIVersion of this representation ({API_VERSION}).",
             },
             "kind": {"type": "string", "description": f"Kind of this representation ({info.kind})."},
             "metadata": {"type": "object"},
@@ -124,7 +125,7 @@ def crd(module: ModuleType) -> dict[str, Any]:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{plural}.{GROUP}",
+            "name": info.crd_name,
             "labels": {"app.kubernetes.io/part-of": "kaizen"},
         },
         "spec": {
@@ -211,7 +212,7 @@ def outputs() -> dict[Path, str]:
     """Every generated file and its expected content."""
     files: dict[Path, str] = {}
     for module in KINDS:
-        name = f"{info_of(module).plural}.{GROUP}.yaml"
+        name = f"{info_of(module).crd_name}.yaml"
         files[CRD_DIR / name] = render_crd(module)
         files[CHART_CRD_DIR / name] = render_chart_crd(module)
     return files

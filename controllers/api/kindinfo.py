@@ -90,6 +90,10 @@ class KindInfo:
     def resource(self) -> Resource:
         return Resource(GROUP, VERSION, self.plural)
 
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
     def printer_columns(self) -> list[dict[str, Any]]:
         return [column.to_wire() for column in (*self.columns, AGE_COLUMN)]
 
