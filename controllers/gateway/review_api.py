@@ -1,0 +1,57 @@
+"""The human review loop: annotations in, the queue of what awaits a person, and their verdicts.
+
+``POST /v1/annotations/batch`` takes people's notes on runs, ``GET /v1/review/queue`` lists the pairs
+and annotations still pending (oldest first, optionally one agent's), ``POST /v1/reviews/batch``
+approves or rejects them by id (422 naming the item when an id is unknown). Writes are idempotent
+like every batch (``writes``).
+
+(No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from controllers.gateway import batches, review_views
+from controllers.gateway.context import Caller, Key, Shared
+from controllers.gateway.schemas import AnnotationBatch, ReviewBatch, WriteResponse
+from controllers.gateway.writes import idempotent_write
+from controllers.store import reviews as store_reviews
+from controllers.store.db import transaction
+
+router = APIRouter(prefix="/v1", tags=["review"])
+
+
+@router.post("/annotations/batch", response_model=WriteResponse)
+def ingest_annotations(batch: AnnotationBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
+    now = datetime.now(UTC)
+    return idempotent_write(
+        shared,
+        "annotations",
+        key,
+        batch,
+        lambda session: batches.write_annotations(
+            session, batch.annotations, key, now, lambda i, _: f"annotations[{i}].runId"
+        ),
+    )
+
+
+@router.post("/reviews/batch")
+def review(batch: ReviewBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
+    reviews = [r.model_dump() for r in batch.reviews]
+    return idempotent_write(
+        shared, "reviews", key, batch, lambda session: store_reviews.apply_reviews(session, reviews)
+    )
+
+
+@router.get("/review/queue")
+def queue(
+    _: Caller,
+    shared: Shared,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    agent: Annotated[str | None, Query(max_length=128)] = None,
+) -> JSONResponse:
+    with transaction(shared.factory) as session:
+        return JSONResponse(review_views.review_queue(session, limit, agent))
