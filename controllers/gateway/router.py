@@ -121,52 +121,23 @@ class Proxy:
         receive: Receive,
         send: Send,
     ) -> None:
+        """Assign a variant, get its answer (or the champion's), pass it on, and record what happened."""
         created = datetime.now(UTC)
-        pinned = headers.get("x-kaizen-variant")
-        if pinned is not None and pinned not in active.variants:
-            raise ProxyError(
-                400,
-                f"X-Kaizen-Variant {pinned!r} is not a variant of this route ({', '.join(active.variants)})",
-                "invalid_request_error",
-                "X-Kaizen-Variant",
-            )
-        unit, source = assign.unit_id(active.config.unit, headers, payload.get("user"), request_id)
-        hashed = assign.unit_hash(active.salt, unit)
-        assigned = pinned or assign.choose(hashed, active.weights)
-        metrics = self.state.metrics
-        if source == "request" and active.config.unit != "Request":
-            metrics.unit_missing.labels(active.config.key).inc()
+        pinned = _pinned_variant(active, headers)
+        hashed, assigned = self._assign(active, headers, payload, request_id, pinned)
         stream = payload.get("stream") is True
-        served, error_message = assigned, None
-        answer: Answer | None = None
+        answer, served, error_message = await self._answer(
+            active, assigned, pinned is None, path, payload, body, request_id, stream
+        )
+        status = 502 if answer is None else answer.response.status_code
+        outcome = Outcome(b"", error=True) if answer is None else Outcome(answer.body, error=status >= 500)
+        latency = None
         try:
-            answer = await self._call(active, assigned, path, payload, body, request_id, stream)
-        except UpstreamFailed as failure:
-            error_message = str(failure)
-            metrics.errors.labels(active.config.key, assigned).inc()
-            answer = failure.answer
-            if pinned is None and assigned != active.champion.name:
-                metrics.fallbacks.labels(active.config.key, assigned).inc()
-                served = active.champion.name
-                try:
-                    answer = await self._call(active, served, path, payload, body, request_id, stream)
-                except UpstreamFailed as second:
-                    metrics.errors.labels(active.config.key, served).inc()
-                    answer, error_message = second.answer, f"{error_message}; {second}"
-        extra = ((b"x-kaizen-request-id", request_id.encode()), (b"x-kaizen-variant", served.encode()))
-        status, outcome, latency = 502, Outcome(b"", error=True), None
-        try:
-            if answer is None:  # nobody answered at all; a 5xx answer would have been passed on
-                failed = ProxyError(502, f"no healthy variant: {error_message}", "upstream_error")
-                await _send_error(send, failed, request_id, extra + active.headers)
-            else:
-                status = answer.response.status_code
-                outcome = Outcome(answer.body, error=status >= 500)
-                await relay(answer, extra + active.headers, receive, send, outcome)
-                latency = time.perf_counter() - answer.started
-                metrics.latency.labels(active.config.key, served).observe(latency)
+            latency = await self._deliver(
+                active, answer, served, error_message, request_id, outcome, receive, send
+            )
         finally:
-            metrics.requests.labels(active.config.key, served, str(status)).inc()
+            self.state.metrics.requests.labels(active.config.key, served, str(status)).inc()
             if active.config.experiment:
                 self.state.recorder.add(
                     Served(
@@ -187,6 +158,74 @@ class Proxy:
                     )
                 )
 
+    def _assign(
+        self,
+        active: ActiveRoute,
+        headers: dict[str, str],
+        payload: dict[str, Any],
+        request_id: str,
+        pinned: str | None,
+    ) -> tuple[str, str]:
+        """(the unit's hash, the variant it gets): the pinned one, else the hash's under the weights."""
+        unit, source = assign.unit_id(active.config.unit, headers, payload.get("user"), request_id)
+        hashed = assign.unit_hash(active.salt, unit)
+        if source == "request" and active.config.unit != "Request":
+            self.state.metrics.unit_missing.labels(active.config.key).inc()
+        return hashed, pinned or assign.choose(hashed, active.weights)
+
+    async def _answer(
+        self,
+        active: ActiveRoute,
+        assigned: str,
+        may_fall_back: bool,
+        path: str,
+        payload: dict[str, Any],
+        body: bytes,
+        request_id: str,
+        stream: bool,
+    ) -> tuple[Answer | None, str, str | None]:
+        """(answer, variant that served, error): a failing challenger is replaced by the champion."""
+        metrics, key = self.state.metrics, active.config.key
+        try:
+            return await self._call(active, assigned, path, payload, body, request_id, stream), assigned, None
+        except UpstreamFailed as failure:
+            metrics.errors.labels(key, assigned).inc()
+            champion = active.champion.name
+            if not may_fall_back or assigned == champion:
+                return failure.answer, assigned, str(failure)
+            metrics.fallbacks.labels(key, assigned).inc()
+            try:
+                return (
+                    await self._call(active, champion, path, payload, body, request_id, stream),
+                    champion,
+                    str(failure),
+                )
+            except UpstreamFailed as second:
+                metrics.errors.labels(key, champion).inc()
+                return second.answer, champion, f"{failure}; {second}"
+
+    async def _deliver(
+        self,
+        active: ActiveRoute,
+        answer: Answer | None,
+        served: str,
+        error_message: str | None,
+        request_id: str,
+        outcome: Outcome,
+        receive: Receive,
+        send: Send,
+    ) -> float | None:
+        """Relay the answer to the client (or a 502 when nobody answered); the latency, once relayed."""
+        extra = ((b"x-kaizen-request-id", request_id.encode()), (b"x-kaizen-variant", served.encode()))
+        if answer is None:  # nobody answered at all; a 5xx answer would have been passed on
+            failed = ProxyError(502, f"no healthy variant: {error_message}", "upstream_error")
+            await _send_error(send, failed, request_id, extra + active.headers)
+            return None
+        await relay(answer, extra + active.headers, receive, send, outcome)
+        latency = time.perf_counter() - answer.started
+        self.state.metrics.latency.labels(active.config.key, served).observe(latency)
+        return latency
+
     async def _call(
         self,
         active: ActiveRoute,
@@ -204,6 +243,19 @@ class Proxy:
         return await call_variant(
             self.state.transport, variant, url, body, request_id, active.timeout, stream
         )
+
+
+def _pinned_variant(active: ActiveRoute, headers: dict[str, str]) -> str | None:
+    """The variant ``X-Kaizen-Variant`` pins (a 400 when the route has no such variant), else None."""
+    pinned = headers.get("x-kaizen-variant")
+    if pinned is not None and pinned not in active.variants:
+        raise ProxyError(
+            400,
+            f"X-Kaizen-Variant {pinned!r} is not a variant of this route ({', '.join(active.variants)})",
+            "invalid_request_error",
+            "X-Kaizen-Variant",
+        )
+    return pinned
 
 
 async def _read_body(receive: Receive) -> bytes:
