@@ -9,11 +9,15 @@ assignments and rewards. The arithmetic is the planner's (``controllers.decision
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from controllers.cli.store import DatabaseUrl
+
+if TYPE_CHECKING:
+    from controllers.api.routes import RouteConfig
+    from controllers.decisions.experiments.report import Snapshot
 
 experiment_app = typer.Typer(
     help="Look at experiments: where each variant stands and how it got there.", no_args_is_help=True
@@ -47,11 +51,35 @@ def report(
     ] = 0.05,
 ) -> None:
     """Print per-variant statistics and write reward, confidence sequence and weights over time as PNG."""
+    from controllers.decisions.experiments.report import format_table, render, summarize
+
+    route, series = _read_store(database_url, namespace, name, buckets)
+    champion = _champion(champion, route, series, f"{namespace}/{name}")
+    weights = {variant.name: variant.weight for variant in route.variants} if route else None
+    rows = summarize(
+        series, champion, alpha=alpha, min_detectable_effect=min_detectable_effect, weights=weights
+    )
+    typer.echo(format_table(rows, alpha))
+    path = out or Path(f"{name}-report.png")
+    render(
+        series,
+        champion,
+        path,
+        alpha=alpha,
+        min_detectable_effect=min_detectable_effect,
+        title=f"{namespace}/{name}",
+    )
+    typer.echo(f"\nplot written to {path}")
+
+
+def _read_store(
+    database_url: str | None, namespace: str, name: str, buckets: int
+) -> tuple[RouteConfig | None, list[Snapshot]]:
+    """The route the operator published for the Experiment (None once cleaned up), and its series."""
     from sqlalchemy.exc import DBAPIError
 
-    from controllers.decisions.experiments.report import format_table, render, summarize
-    from controllers.store.db import StoreUnavailable, make_engine, session_factory, transaction
     from controllers.api.routes import experiment_key
+    from controllers.store.db import StoreUnavailable, make_engine, session_factory, transaction
     from controllers.store.experiment_series import find_route, observation_series
 
     engine = make_engine(database_url)
@@ -68,25 +96,16 @@ def report(
         raise _fail(
             f"no traffic recorded for experiment {namespace}/{name} (is the name or namespace right?)"
         )
-    champion = champion or (route.champion.name if route else None)
+    return route, series
+
+
+def _champion(given: str | None, route: RouteConfig | None, series: list[Snapshot], experiment: str) -> str:
+    """``--champion``, else the route's; it must have served traffic."""
+    champion = given or (route.champion.name if route else None)
     if champion is None:
-        raise _fail(f"no route names the champion of {namespace}/{name}; pass --champion")
+        raise _fail(f"no route names the champion of {experiment}; pass --champion")
     if champion not in series[-1][1]:
         raise _fail(
             f"--champion {champion!r} served no traffic; variants seen: {', '.join(sorted(series[-1][1]))}"
         )
-    weights = {variant.name: variant.weight for variant in route.variants} if route else None
-    rows = summarize(
-        series, champion, alpha=alpha, min_detectable_effect=min_detectable_effect, weights=weights
-    )
-    typer.echo(format_table(rows, alpha))
-    path = out or Path(f"{name}-report.png")
-    render(
-        series,
-        champion,
-        path,
-        alpha=alpha,
-        min_detectable_effect=min_detectable_effect,
-        title=f"{namespace}/{name}",
-    )
-    typer.echo(f"\nplot written to {path}")
+    return champion

@@ -30,6 +30,9 @@ from controllers.decisions.experiments.observations import VariantObservations
 from controllers.decisions.experiments.srm import hashed_split
 
 Snapshot = tuple[datetime, dict[str, VariantObservations], dict[str, int]]
+Curve = tuple[
+    Floats, Floats, Floats, Floats
+]  # per snapshot: rewards, mean, variance of the mean, CS half-width
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,6 @@ def render(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     tau2, level = mixture_variance(min_detectable_effect), f"{100 * (1 - alpha):g}%"
@@ -153,40 +155,67 @@ def render(
     colour = {name: plt.get_cmap("tab10")(index) for index, name in enumerate(names)}
     figure, (rewards, differences, traffic) = plt.subplots(3, 1, figsize=(10, 9), sharex=True, dpi=110)
     stats = {name: _curve(series, name, tau2, alpha) for name in names}
-    for name, (n, mean, variance, width) in stats.items():
-        shown = n >= 2
+    band = _Band(tau2, alpha, level)
+    for name, curve in stats.items():
         role = "champion" if name == champion else "challenger"
-        rewards.plot(times[shown], mean[shown], color=colour[name], label=f"{name} ({role})", linewidth=2)
-        rewards.fill_between(
-            times[shown], (mean - width)[shown], (mean + width)[shown], color=colour[name], alpha=0.15
-        )
-        if name == champion:
-            continue
-        n0, mean0, variance0, _ = stats[champion]
-        both = shown & (n0 >= 2)
-        difference, spread = mean - mean0, half_width(variance + variance0, tau2, alpha)
-        low, high = difference - spread, difference + spread
-        differences.plot(
-            times[both], difference[both], color=colour[name], label=f"{name} - {champion}", linewidth=2
-        )
-        differences.fill_between(
-            times[both], low[both], high[both], color=colour[name], alpha=0.2, label=f"{level} CS"
-        )
-        decisive = np.flatnonzero(both & ((high < 0) | (low > 0)))
-        if decisive.size:
-            when = times[decisive[0]]
-            differences.axvline(when, color=colour[name], linestyle=":", linewidth=1.5)
-            verdict = "worse" if high[decisive[0]] < 0 else "better"
-            differences.annotate(
-                f" {name} significantly {verdict}",
-                (when, 0.04),
-                xycoords=("data", "axes fraction"),
-                color=colour[name],
-                fontsize="small",
-            )
-        differences.set_ylim(*_limits(low[both], high[both]))
+        _plot_reward(rewards, times, curve, colour[name], f"{name} ({role})")
+        if name != champion:
+            _plot_difference(differences, times, curve, stats[champion], band, colour[name], name, champion)
     differences.axhline(0.0, color="black", linewidth=1, linestyle="--")
     _traffic(traffic, series, names, colour)
+    _label(rewards, differences, traffic, title, level)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+@dataclass(frozen=True)
+class _Band:
+    """How wide the confidence sequence is drawn: the mixture variance, alpha and its label."""
+
+    tau2: float
+    alpha: float
+    level: str
+
+
+def _plot_reward(axes: Any, times: Any, curve: Curve, colour: Any, label: str) -> None:
+    """One variant's mean reward and its CS, from its second reward on."""
+    n, mean, _, width = curve
+    shown = n >= 2
+    axes.plot(times[shown], mean[shown], color=colour, label=label, linewidth=2)
+    axes.fill_between(times[shown], (mean - width)[shown], (mean + width)[shown], color=colour, alpha=0.15)
+
+
+def _plot_difference(
+    axes: Any, times: Any, curve: Curve, baseline: Curve, band: _Band, colour: Any, name: str, champion: str
+) -> None:
+    """A challenger's difference to the champion with its CS, marking where the band first left 0."""
+    n, mean, variance, _ = curve
+    n0, mean0, variance0, _ = baseline
+    both = (n >= 2) & (n0 >= 2)
+    difference, spread = mean - mean0, half_width(variance + variance0, band.tau2, band.alpha)
+    low, high = difference - spread, difference + spread
+    axes.plot(times[both], difference[both], color=colour, label=f"{name} - {champion}", linewidth=2)
+    axes.fill_between(times[both], low[both], high[both], color=colour, alpha=0.2, label=f"{band.level} CS")
+    decisive = np.flatnonzero(both & ((high < 0) | (low > 0)))
+    if decisive.size:
+        when = times[decisive[0]]
+        axes.axvline(when, color=colour, linestyle=":", linewidth=1.5)
+        verdict = "worse" if high[decisive[0]] < 0 else "better"
+        axes.annotate(
+            f" {name} significantly {verdict}",
+            (when, 0.04),
+            xycoords=("data", "axes fraction"),
+            color=colour,
+            fontsize="small",
+        )
+    axes.set_ylim(*_limits(low[both], high[both]))
+
+
+def _label(rewards: Any, differences: Any, traffic: Any, title: str, level: str) -> None:
+    """Titles, axis labels, grids, legends and the time axis of the three panels."""
+    import matplotlib.dates as mdates
+
     rewards.set_ylim(-0.05, 1.05)
     rewards.set_ylabel("mean reward")
     rewards.set_title(f"{title}: mean reward per variant ({level} confidence sequence)")
@@ -198,14 +227,9 @@ def render(
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     traffic.xaxis.set_major_locator(locator)
     traffic.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
 
 
-def _curve(
-    series: Sequence[Snapshot], name: str, tau2: float, alpha: float
-) -> tuple[Floats, Floats, Floats, Floats]:
+def _curve(series: Sequence[Snapshot], name: str, tau2: float, alpha: float) -> Curve:
     """(rewards, mean, variance of the mean, CS half-width) of one variant at every snapshot."""
     obs = [snapshot[name] for _, snapshot, _ in series]
     n = np.array([o.rewards for o in obs], dtype=np.float64)

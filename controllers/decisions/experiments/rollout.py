@@ -25,6 +25,7 @@ After a promotion the operator keeps watching the new champion against its own e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from controllers.api.experiment import (
@@ -40,7 +41,7 @@ from controllers.decisions.experiments.drift import DriftVerdict, check_drift
 from controllers.decisions.experiments.evidence import FINAL_DECISIONS, Evidence, ExperimentPlan
 from controllers.decisions.experiments.guardrails import GuardrailState, in_state
 from controllers.decisions.experiments.observations import VariantObservations
-from controllers.decisions.experiments.srm import check_sample_ratio
+from controllers.decisions.experiments.srm import RatioCheck, check_sample_ratio
 
 __all__ = ["DriftVerdict", "ExperimentPlan", "check_drift", "plan"]
 
@@ -103,94 +104,145 @@ def _final_weights(evidence: Evidence, decision: Decision) -> dict[str, int]:
     return {name: 100 if name == champion else 0 for name in evidence.observations}
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """An A/B experiment at its current step: its arms, the weights there, and the two ways to answer."""
+
+    evidence: Evidence
+    challenger: str
+    champion: str
+    step: int
+    sample_ratio: SampleRatioCheck
+
+    @property
+    def share(self) -> int:
+        """The challenger's share of traffic at this step (percent)."""
+        return self.evidence.spec.rollout.steps[self.step]
+
+    @property
+    def deadline(self) -> str:
+        return (
+            f"no decision within maxDuration {self.evidence.spec.rollout.max_duration}: inconclusive,"
+            f" traffic back to {self.champion}"
+        )
+
+    def weights(self, share: int) -> dict[str, int]:
+        return {self.challenger: share, self.champion: 100 - share}
+
+    def done(self, decision: Decision, reason: str, challenger_share: int = 0) -> ExperimentPlan:
+        """A final decision; traffic goes all to the champion unless the challenger was promoted."""
+        return self.evidence.plan(
+            decision,
+            reason,
+            CONDITION[decision],
+            self.weights(challenger_share),
+            step=self.step,
+            sample_ratio=self.sample_ratio,
+        )
+
+    def hold(self, reason: str, condition: str = "Evaluating", waiting: bool = False) -> ExperimentPlan:
+        """Continue at this step's weights."""
+        return self.evidence.plan(
+            Decision.CONTINUE,
+            reason,
+            condition,
+            self.weights(self.share),
+            step=self.step,
+            sample_ratio=self.sample_ratio,
+            waiting=waiting,
+        )
+
+    def advance(self, reason: str) -> ExperimentPlan:
+        """Continue at the next step's weights."""
+        share = self.evidence.spec.rollout.steps[self.step + 1]
+        return self.evidence.plan(
+            Decision.CONTINUE,
+            reason,
+            "Evaluating",
+            self.weights(share),
+            step=self.step + 1,
+            sample_ratio=self.sample_ratio,
+        )
+
+
 def _plan_ab(evidence: Evidence, step: int) -> ExperimentPlan:
-    rollout = evidence.spec.rollout
+    """Sample ratio first, then guardrail breaches, then the reward rule (module docstring)."""
+    steps = evidence.spec.rollout.steps
     challenger, champion = _arms(evidence)
-    step = min(step, len(rollout.steps) - 1)
-    at = {challenger: rollout.steps[step], champion: 100 - rollout.steps[step]}
-    back = {challenger: 0, champion: 100}
-    seen = rollout.steps[: step + 1]
-    low, high = min(seen) / 100, max(seen) / 100
+    step = min(step, len(steps) - 1)
+    low, high = min(steps[: step + 1]) / 100, max(steps[: step + 1]) / 100
     ratio = check_sample_ratio(
-        {name: evidence.split[name] for name in at}, {challenger: (low, high), champion: (1 - high, 1 - low)}
+        {name: evidence.split[name] for name in (challenger, champion)},
+        {challenger: (low, high), champion: (1 - high, 1 - low)},
     )
-    srm = SampleRatioCheck(ok=ratio.ok, p_value=ratio.p_value)
-
-    def done(decision: Decision, reason: str, weights: dict[str, int]) -> ExperimentPlan:
-        return evidence.plan(decision, reason, CONDITION[decision], weights, step=step, sample_ratio=srm)
-
-    def hold(reason: str, condition: str = "Evaluating", waiting: bool = False) -> ExperimentPlan:
-        return evidence.plan(
-            Decision.CONTINUE, reason, condition, at, step=step, sample_ratio=srm, waiting=waiting
-        )
-
-    deadline = (
-        f"no decision within maxDuration {rollout.max_duration}: inconclusive, traffic back to {champion}"
-    )
+    stage = _Stage(evidence, challenger, champion, step, SampleRatioCheck(ok=ratio.ok, p_value=ratio.p_value))
     if not ratio.ok:
-        expected = f"{low:.0%}" if low == high else f"{low:.0%} to {high:.0%}"
-        mismatch = (
-            f"sample ratio mismatch: {challenger} got {ratio.observed[challenger]:.1%} of requests,"
-            f" expected {expected} (p={ratio.p_value:.2g}); no decision until assignment is fixed"
-        )
-        if evidence.deadline_passed:
-            return done(Decision.INCONCLUSIVE, f"{mismatch}; {deadline}", back)
-        return hold(mismatch, "SampleRatioMismatch")
+        return _plan_mismatch(stage, ratio, f"{low:.0%}" if low == high else f"{low:.0%} to {high:.0%}")
     guardrails = evidence.guardrails(challenger)
     breaches = in_state(guardrails, GuardrailState.BREACH)
     if breaches:
         said = "; ".join(b.sentence for b in breaches)
-        return done(Decision.ROLL_BACK, f"guardrail breached: {said}: rolled back", back)
-    test = evidence.tests[challenger]
-    obs = evidence.observations
-    rule = Rule.from_settings(rollout)
-    found = Verdict(
-        int(
-            verdict(
-                obs[challenger].rewards,
-                obs[champion].rewards,
-                test.lower if test else 0.0,
-                test.upper if test else 0.0,
-                step,
-                rule,
-            )
-        )
-    )
-    described = evidence.describe(challenger)
+        return stage.done(Decision.ROLL_BACK, f"guardrail breached: {said}: rolled back")
     vetoes = "; ".join(v.sentence for v in in_state(guardrails, GuardrailState.VETO))
+    return _plan_by_reward(stage, _reward_verdict(stage), vetoes)
+
+
+def _plan_mismatch(stage: _Stage, ratio: RatioCheck, expected: str) -> ExperimentPlan:
+    """Broken assignment: hold everything, or give up once the deadline has passed."""
+    mismatch = (
+        f"sample ratio mismatch: {stage.challenger} got {ratio.observed[stage.challenger]:.1%} of requests,"
+        f" expected {expected} (p={ratio.p_value:.2g}); no decision until assignment is fixed"
+    )
+    if stage.evidence.deadline_passed:
+        return stage.done(Decision.INCONCLUSIVE, f"{mismatch}; {stage.deadline}")
+    return stage.hold(mismatch, "SampleRatioMismatch")
+
+
+def _reward_verdict(stage: _Stage) -> Verdict:
+    """``decision_rule``'s verdict on the challenger's rewards against the champion's, at this step."""
+    test = stage.evidence.tests[stage.challenger]
+    observations = stage.evidence.observations
+    found = verdict(
+        observations[stage.challenger].rewards,
+        observations[stage.champion].rewards,
+        test.lower if test else 0.0,
+        test.upper if test else 0.0,
+        stage.step,
+        Rule.from_settings(stage.evidence.spec.rollout),
+    )
+    return Verdict(int(found))
+
+
+def _plan_by_reward(stage: _Stage, found: Verdict, vetoes: str) -> ExperimentPlan:
+    """The reward rule's verdict as a plan; a guardrail veto holds back promotion and advancement."""
+    evidence, rollout, champion = stage.evidence, stage.evidence.spec.rollout, stage.champion
+    described = evidence.describe(stage.challenger)
     if found == Verdict.WAIT:
         short = ", ".join(evidence.short_of_samples())
         if evidence.deadline_passed:
-            return done(Decision.INCONCLUSIVE, f"not enough traffic: {short} rewards; {deadline}", back)
-        return hold(f"waiting for traffic: {short} rewards so far", "WaitingForTraffic", waiting=True)
+            return stage.done(Decision.INCONCLUSIVE, f"not enough traffic: {short} rewards; {stage.deadline}")
+        return stage.hold(f"waiting for traffic: {short} rewards so far", "WaitingForTraffic", waiting=True)
     if found == Verdict.ROLL_BACK:
-        return done(Decision.ROLL_BACK, f"{described}: worse than {champion}, rolled back", back)
+        return stage.done(Decision.ROLL_BACK, f"{described}: worse than {champion}, rolled back")
     if found == Verdict.PROMOTE and not vetoes:
         if rollout.auto_promote:
-            return done(
-                Decision.PROMOTE,
-                f"{described}: better than {champion}, promoted",
-                {challenger: 100, champion: 0},
-            )
-        return hold(
+            return stage.done(Decision.PROMOTE, f"{described}: better than {champion}, promoted", 100)
+        return stage.hold(
             f"{described}: better than {champion}, awaiting approval (set spec.rollout.autoPromote to true)",
             "AwaitingApproval",
         )
     if evidence.deadline_passed:
-        return done(Decision.INCONCLUSIVE, f"{described}; {deadline}", back)
+        return stage.done(Decision.INCONCLUSIVE, f"{described}; {stage.deadline}")
+    tolerance = f"-{rollout.regression_tolerance:g}"
     if found == Verdict.ADVANCE and not vetoes:
-        share = rollout.steps[step + 1]
-        reason = f"{described}: no regression beyond -{rollout.regression_tolerance:g}, advanced to {share}%"
-        weights = {challenger: share, champion: 100 - share}
-        return evidence.plan(
-            Decision.CONTINUE, reason, "Evaluating", weights, step=step + 1, sample_ratio=srm
-        )
+        share = rollout.steps[stage.step + 1]
+        return stage.advance(f"{described}: no regression beyond {tolerance}, advanced to {share}%")
     if vetoes and found in (Verdict.PROMOTE, Verdict.ADVANCE):
-        return hold(f"{described}: held at {at[challenger]}% by guardrail: {vetoes}")
-    if step == len(rollout.steps) - 1:
-        return hold(f"{described}: evaluating at {at[challenger]}% (promotes once the CS lies above 0)")
-    needed = (step + 1) * rollout.min_samples_per_variant
-    return hold(
-        f"{described}: evaluating at {at[challenger]}% (steps up at {needed} {challenger} rewards"
-        f" with the CS lower bound above -{rollout.regression_tolerance:g})"
+        return stage.hold(f"{described}: held at {stage.share}% by guardrail: {vetoes}")
+    if stage.step == len(rollout.steps) - 1:
+        return stage.hold(f"{described}: evaluating at {stage.share}% (promotes once the CS lies above 0)")
+    needed = (stage.step + 1) * rollout.min_samples_per_variant
+    return stage.hold(
+        f"{described}: evaluating at {stage.share}% (steps up at {needed} {stage.challenger} rewards"
+        f" with the CS lower bound above {tolerance})"
     )
