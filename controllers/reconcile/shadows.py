@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from controllers.api import kinds
 from controllers.api.experiment import FINAL_DECISIONS
 from controllers.api.kindinfo import condition
 from controllers.api.routes import RouteConfig
 from controllers.api.serving_settings import DeploymentMode, RolloutSettings
-from controllers.api.shadowmodel import STILL_ROUTED, OfflineEvaluation, Role, ShadowModel, ShadowModelStatus
+from controllers.api.shadowmodel import (
+    STILL_ROUTED,
+    OfflineEvaluation,
+    Role,
+    ShadowModel,
+    ShadowModelSpec,
+    ShadowModelStatus,
+)
 from controllers.api.trainingrun import TrainingMetrics
 from controllers.builders.children import Parent, challenger_experiment
 from controllers.builders.inferenceservice import (
@@ -101,8 +109,6 @@ async def reconcile(
 def _rehost(url: str, host: str | None) -> str:
     if not host:
         return url
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     return urlunsplit(
         parts._replace(netloc=host if ":" in host else f"{host}:{parts.port}" if parts.port else host)
@@ -120,7 +126,8 @@ async def _apply(manifest: dict[str, Any], deps: Dependencies) -> dict[str, Any]
     return await deps.kube.replace(kinds.INFERENCE_SERVICES, current)
 
 
-async def _members(namespace: str, base: str, deps: Dependencies) -> list[tuple[ObjectRef, Any]]:
+async def _members(namespace: str, base: str, deps: Dependencies) -> list[tuple[ObjectRef, ShadowModelSpec]]:
+    """The ShadowModels that serve on the shared base ``base`` now."""
     members = []
     for item in await deps.kube.list(kinds.SHADOW_MODELS, namespace):
         model = ShadowModel.model_validate(item)
