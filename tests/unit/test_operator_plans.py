@@ -16,10 +16,22 @@ from controllers.api.trainingrun import (
     TriggerReason,
 )
 from controllers.decisions.conditions import Want, merge
-from controllers.decisions.runplan import JobPhase, JobState, Step, backoff, gate_verdict, next_step
+from controllers.decisions.runplan import (
+    GATE,
+    JobPhase,
+    JobState,
+    Step,
+    backoff,
+    gate_verdict,
+    gpu_hours,
+    next_step,
+    rayjob_state,
+    trained_condition,
+)
 from controllers.decisions.triggers import RunSeen, TriggerFacts, decide, previous_cron_fire
 from controllers.operator.dispatch import status_patch
 from controllers.runtime.leader import expired
+from trainer.config import Scaling, Timings, TrainerManifest
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
@@ -199,3 +211,38 @@ def test_a_lease_expires_after_its_duration_without_renewal() -> None:
     assert not expired(spec, NOW)
     assert expired(spec, NOW + timedelta(seconds=6))
     assert expired({}, NOW)
+
+
+def test_rayjob_status_as_an_attempt_phase() -> None:
+    assert rayjob_state({}) == JobState(JobPhase.PENDING, "")
+    assert rayjob_state({"status": {"jobStatus": "RUNNING", "message": "step 3"}}) == JobState(
+        JobPhase.RUNNING, "step 3"
+    )
+    assert rayjob_state({"status": {"jobStatus": "SUCCEEDED"}}).phase == JobPhase.SUCCEEDED
+    # a deployment KubeRay gave up on fails the attempt, whatever Ray said last
+    failed = rayjob_state(
+        {"status": {"jobDeploymentStatus": "Failed", "jobStatus": "RUNNING", "reason": "NoHead"}}
+    )
+    assert failed == JobState(JobPhase.FAILED, "NoHead")
+    assert rayjob_state({"status": {"jobDeploymentStatus": "Failed"}}).message == "RayJob deployment failed"
+
+
+def test_a_trained_run_says_whether_its_adapter_passed_the_gate() -> None:
+    status = TrainingRunStatus(shadow_model="coder-0001")
+    assert trained_condition(status) is None  # not trained yet
+    status.completion_time = NOW
+    status.adapter = AdapterStatus(uri="s3://a/b", digest=DIGEST)
+    gate = Want.false(GATE, "GateNotMet", "too weak")
+    status.conditions = merge([], [gate], generation=1, now=NOW)
+    assert trained_condition(status) == Want.true(
+        "Ready", "GateNotMet", "trained, but the adapter did not pass the offline gate"
+    )
+    status.conditions = merge(status.conditions, [Want.true(GATE, "GateMet", "ok")], generation=1, now=NOW)
+    assert trained_condition(status) == Want.true("Ready", "Succeeded", "trained; ShadowModel coder-0001")
+
+
+def test_gpu_hours_count_every_worker_for_the_whole_job() -> None:
+    manifest = TrainerManifest.model_construct(
+        scaling=Scaling(workers=2, gpus_per_worker=4), timings=Timings.model_construct(total_seconds=1800.0)
+    )
+    assert gpu_hours(manifest) == 4.0
