@@ -1,41 +1,25 @@
-"""The human review loop: annotations in, the queue of what awaits a person, and their verdicts.
+"""The human review loop: the queue of what awaits a person, and their verdicts.
 
-``POST /v1/annotations/batch`` takes people's notes on runs, ``GET /v1/review/queue`` lists the pairs
-and annotations still pending (oldest first, optionally one agent's), ``POST /v1/reviews/batch``
-approves or rejects them by id (422 naming the item when an id is unknown). Writes are idempotent
-like every batch (``writes``).
+``GET /v1/review/queue`` lists the pairs and annotations still pending (oldest first, optionally one
+agent's; annotations come in through ``ingest_api``), ``POST /v1/reviews/batch`` approves or rejects
+them by id (422 naming the item when an id is unknown), idempotent like every write (``writes``).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from controllers.gateway import batches, review_views
+from controllers.gateway import review_views
 from controllers.gateway.context import Caller, Key, Shared
-from controllers.gateway.schemas import AnnotationBatch, ReviewBatch, WriteResponse
+from controllers.gateway.schemas import ReviewBatch
 from controllers.gateway.writes import idempotent_write
 from controllers.store import reviews as store_reviews
 from controllers.store.db import transaction
 
 router = APIRouter(prefix="/v1", tags=["review"])
-
-
-@router.post("/annotations/batch", response_model=WriteResponse)
-def ingest_annotations(batch: AnnotationBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    now = datetime.now(UTC)
-    return idempotent_write(
-        shared,
-        "annotations",
-        key,
-        batch,
-        lambda session: batches.write_annotations(
-            session, batch.annotations, key, now, lambda i, _: f"annotations[{i}].runId"
-        ),
-    )
 
 
 @router.post("/reviews/batch")

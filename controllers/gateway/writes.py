@@ -9,6 +9,7 @@ record what was newly stored and what was replayed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -44,3 +45,15 @@ def idempotent_write(
     elif "inserted" in result.body:
         shared.metrics.records.labels(kind).inc(result.body["inserted"])
     return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+def write_batch(
+    shared: Gateway,
+    kind: str,
+    key: str,
+    batch: BaseModel,
+    build: Callable[[Session, datetime], dict[str, Any]],
+) -> JSONResponse:
+    """``idempotent_write`` for an ingest batch: every record stamped with the time the request came in."""
+    now = datetime.now(UTC)
+    return idempotent_write(shared, kind, key, batch, lambda session: build(session, now))
