@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from controllers.store.db import make_engine
 from controllers.store.models import PreferencePair
 from controllers.data.pii import scrub
-from controllers.store.snapshot import in_eval
+from controllers.store.snapshot_files import in_eval
 
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 counts = Counter(); buffers = {"train": [], "eval": []}; writers = {}; total = 0

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -79,6 +80,50 @@ def db_current(database_url: DatabaseUrl = None) -> None:
 KINDS = ("runs", "feedback", "pairs", "annotations")
 
 
+def _read_records(path: Path, kind: str) -> list[Any]:
+    """Every line of the JSONL file validated as the gateway would; the first bad line stops it all."""
+    from controllers.gateway import schemas
+
+    model: Any = {
+        "runs": schemas.RunIn,
+        "feedback": schemas.FeedbackIn,
+        "pairs": schemas.PairIn,
+        "annotations": schemas.AnnotationIn,
+    }[kind]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(model.model_validate_json(line))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise _fail(f"{path}:{number}: {where}: {problem['msg']} (nothing was loaded)") from error
+    return records
+
+
+def _batch_writer(
+    path: Path, kind: str, batch: list[Any], key: str, start: int, now: datetime
+) -> Callable[[Any], dict[str, Any]]:
+    """What one batch writes, its records named by their line in the file (``runs.jsonl:4``)."""
+    from controllers.gateway import batches
+
+    def where(i: int, _: Any) -> str:
+        return f"{path}:{start + i + 1}"
+
+    def write(session: Any) -> dict[str, Any]:
+        if kind == "runs":
+            return batches.write_runs(session, batch, key, now)
+        if kind == "pairs":
+            return batches.write_pairs(session, batch, now)
+        if kind == "annotations":
+            return batches.write_annotations(session, batch, key, now, where)
+        return batches.write_feedback(session, batch, key, now, where)
+
+    return write
+
+
 def ingest(
     path: Annotated[
         Path, typer.Argument(help="JSONL file: one record per line, as the gateway accepts them.")
@@ -88,29 +133,13 @@ def ingest(
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Load records from JSONL straight into the store, in idempotent batches (rerunning adds nothing)."""
-    from controllers.gateway import batches, schemas
-    from controllers.store import ingest as store
     from controllers.store.db import make_engine, session_factory
+    from controllers.store.idempotency import idempotent_write, request_hash
+    from controllers.store.ingest import UnknownReference
 
     if kind not in KINDS:
         raise _fail(f"--kind must be one of {', '.join(KINDS)}")
-    model: Any = {
-        "runs": schemas.RunIn,
-        "feedback": schemas.FeedbackIn,
-        "pairs": schemas.PairIn,
-        "annotations": schemas.AnnotationIn,
-    }[kind]
-    lines = path.read_text().splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(model.model_validate_json(line))
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            raise _fail(f"{path}:{number}: {where}: {problem['msg']} (nothing was loaded)") from error
+    records = _read_records(path, kind)
     factory = session_factory(make_engine(database_url))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     progress = Progress(f"ingest {kind}", len(records))
@@ -119,27 +148,11 @@ def ingest(
     for start in range(0, len(records), batch_size):
         batch = records[start : start + batch_size]
         key = f"cli:{kind}:{digest}:{start}"
-
-        def build(
-            session: Any, batch: list[Any] = batch, key: str = key, start: int = start
-        ) -> dict[str, Any]:
-            def where(i: int, _: Any) -> str:
-                return f"{path}:{start + i + 1}"
-
-            if kind == "runs":
-                return batches.write_runs(session, batch, key, now)
-            if kind == "pairs":
-                return batches.write_pairs(session, batch, now)
-            if kind == "annotations":
-                return batches.write_annotations(session, batch, key, now, where)
-            return batches.write_feedback(session, batch, key, now, where)
-
-        payload = store.request_hash([r.model_dump(mode="json") for r in batch])
+        payload = request_hash([r.model_dump(mode="json") for r in batch])
+        write = _batch_writer(path, kind, batch, key, start, now)
         try:
-            result = store.idempotent_write(
-                factory, key=key, endpoint=kind, payload_hash=payload, write=build
-            )
-        except store.UnknownReference as error:
+            result = idempotent_write(factory, key=key, endpoint=kind, payload_hash=payload, write=write)
+        except UnknownReference as error:
             raise _fail(f"{path}: {error} (earlier batches were loaded; fix the line and rerun)") from error
         inserted += 0 if result.replayed else int(result.body.get("inserted", 0))
         progress(len(batch))
@@ -166,14 +179,17 @@ def pairs_mine(
     import httpx
 
     from controllers.clients.judge import JudgeSettings, judge
-    from controllers.data.pairs import MiningSettings, load_attempts, mine
-    from controllers.store import ingest as store
+    from controllers.data.pairs import MiningSettings
     from controllers.store.db import make_engine, session_factory, transaction
+    from controllers.store.ingest import insert_pairs
+    from controllers.store.mining import load_attempts, mine
+    from controllers.store.tracks import Track
 
     factory = session_factory(make_engine(database_url))
     settings = MiningSettings(human_corrections, reward_gaps, min_margin, error_recoveries)
+    track = Track(agent, role)
     with transaction(factory) as session:
-        result = mine(session, settings, agent, role)
+        result = mine(session, settings, track)
     if judge_endpoint:
         if not judge_model:
             raise _fail("--judge-model is required with --judge-endpoint")
@@ -185,12 +201,12 @@ def pairs_mine(
             api_key=os.environ.get("KAIZEN_JUDGE_API_KEY"),
         )
         with transaction(factory) as session:
-            attempts, _ = load_attempts(session, agent, role)
+            attempts, _ = load_attempts(session, track)
         with httpx.Client(timeout=60) as client:
             verdicts, unparsed = judge(client, judge_settings, attempts)
         now = datetime.now(UTC)
         with transaction(factory) as session:
-            stored = store.insert_pairs(session, [{**p.row(), "created_at": now} for p in verdicts])
+            stored = insert_pairs(session, [{**p.row(), "created_at": now} for p in verdicts])
         result.update(
             llmJudge=len(verdicts), judgeUnparsed=unparsed, inserted=result["inserted"] + stored["inserted"]
         )

@@ -1,4 +1,4 @@
-"""Preference-pair mining from recorded experience. The miners are pure; ``mine`` does the I/O.
+"""Preference-pair mining from recorded experience: pure miners over attempts, with no I/O.
 
 Sources (each switchable per LearningPolicy):
 - human corrections: the correction is chosen, the original output rejected;
@@ -7,23 +7,32 @@ Sources (each switchable per LearningPolicy):
 - error recoveries: a failed attempt followed by a later successful one at the same task — the fix
   is what the model should have answered to the original prompt;
 - explicit pairs posted by agents (ingested directly, not mined);
-- LLM-judge verdicts (``controllers.clients.judge``) for attempts the signals cannot separate.
-Pair ids are hashes of source and lineage, so mining twice inserts nothing new.
+- LLM-judge verdicts (``controllers.data.judging`` asks, ``controllers.clients.judge`` sends) for
+  attempts the signals cannot separate.
+Pair ids (``pair_id``) are hashes of source and lineage, so mining twice inserts nothing new. The
+store reads the attempts and writes the pairs (``controllers.store.mining``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
 
-from controllers.store.ingest import insert_pairs
-from controllers.store.models import Feedback, PairSource, Run
+class PairSource(StrEnum):
+    """Where a preference pair came from; the wire value is stored with every pair."""
+
+    HUMAN_CORRECTION = "humanCorrection"
+    REWARD_GAP = "rewardGap"
+    ERROR_RECOVERY = "errorRecovery"
+    EXPLICIT = "explicit"
+    LLM_JUDGE = "llmJudge"
 
 
 @dataclass(frozen=True)
@@ -83,13 +92,13 @@ class MiningSettings:
     error_recoveries: bool = True
 
 
-def succeeded(run: Run) -> bool | None:
+def succeeded(compile_ok: bool | None, tests_passed: int | None, tests_total: int | None) -> bool | None:
     """A run succeeded when it compiled and passed all its tests (None when it reported neither)."""
     checks = []
-    if run.compile_ok is not None:
-        checks.append(run.compile_ok)
-    if run.tests_total:
-        checks.append((run.tests_passed or 0) >= run.tests_total)
+    if compile_ok is not None:
+        checks.append(compile_ok)
+    if tests_total:
+        checks.append((tests_passed or 0) >= tests_total)
     return all(checks) if checks else None
 
 
@@ -191,69 +200,19 @@ def mine_attempts(
     return list(unique.values())
 
 
-def to_attempt(run: Run) -> Attempt:
-    return Attempt(
-        run.id,
-        run.agent,
-        run.role,
-        run.task_family,
-        run.task_id,
-        run.attempt,
-        run.created_at,
-        run.prompt,
-        run.output,
-        run.reward,
-        succeeded(run),
-    )
-
-
-def load_attempts(
-    session: Session,
-    agent: str | None = None,
-    role: str | None = None,
-    since: datetime | None = None,
-    task_family: str | None = None,
-    tasks: ColumnElement[bool] | None = None,
-) -> tuple[list[Attempt], list[tuple[Attempt, str]]]:
-    """The runs of a track (all runs when no field is given), from ``since`` on, and the corrections
-    people made to them; ``tasks`` narrows them further (to some task ids, say)."""
-    track = [
-        column == wanted
-        for column, wanted in ((Run.agent, agent), (Run.role, role), (Run.task_family, task_family))
-        if wanted
-    ]
-    if since:
-        track.append(Run.created_at >= since)
-    if tasks is not None:
-        track.append(tasks)
-    query = select(Run).where(*track).execution_options(yield_per=2000)
-    runs = {run.id: to_attempt(run) for run in session.execute(query).scalars()}
-    # Only the track's corrections leave the database, not every correction ever made.
-    corrected = (
-        select(Feedback.run_id, Feedback.correction)
-        .join(Run, Run.id == Feedback.run_id)
-        .where(Feedback.correction.is_not(None), *track)
-    )
-    corrections = [
-        (runs[run_id], text) for run_id, text in session.execute(corrected) if run_id in runs and text
-    ]
-    return list(runs.values()), corrections
-
-
-def mine(
-    session: Session,
-    settings: MiningSettings,
-    agent: str | None = None,
-    role: str | None = None,
-    since: datetime | None = None,
-) -> dict[str, int]:
-    """Mine and store pairs; returns how many were found and how many were new, per source."""
-    attempts, corrections = load_attempts(session, agent, role, since)
-    found = mine_attempts(attempts, corrections, settings)
-    now = datetime.now(UTC)
-    rows = [{**pair.row(), "created_at": now} for pair in found]
-    result = insert_pairs(session, rows)
-    counts: dict[str, int] = defaultdict(int)
-    for pair in found:
-        counts[pair.source.value] += 1
-    return {"found": len(found), "inserted": result["inserted"], **counts}
+def pair_id(
+    source: str,
+    prompt: str,
+    chosen: str,
+    rejected: str,
+    chosen_run: str | None,
+    rejected_run: str | None,
+    track: tuple[str, str, str] = ("", "", ""),
+) -> str:
+    """A pair's id: the hash of its source and lineage, so the same pair found twice is one row."""
+    material = [source, prompt, chosen, rejected, chosen_run, rejected_run]
+    if chosen_run is None and rejected_run is None:
+        # A pair without runs is only its text: two agents posting the same text are two pairs, one
+        # per track, or the second agent's would be dropped as a duplicate of the first's.
+        material += list(track)
+    return hashlib.sha256(json.dumps(material).encode()).hexdigest()[:32]

@@ -5,13 +5,18 @@
 A signal the run did not report (no tests, no human verdict yet) drops out and its weight with it,
 so a run is not punished for a check that never ran; when the verdict arrives later the reward is
 recomputed. Errors are counts, so the error rate saturates: 0 errors → 0, 1 → 0.5, 3 → 0.75.
+
+Which weights a run gets is the most specific policy matching its track (``weights_for``); the store
+reads the policies and writes the rewards (``controllers.store.policies``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,53 @@ def compute_reward(signals: Signals, weights: RewardWeights) -> float | None:
     if total <= 0:
         return None
     return sum(weight * value for weight, value in terms) / total
+
+
+class WeightedTrack(Protocol):
+    """A policy as reward weighting sees it: the track it matches (empty fields match any) and its
+    ``spec.reward`` weights."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def task_family(self) -> str: ...
+    @property
+    def weights(self) -> dict[str, float]: ...
+
+
+def weights_for(policies: Iterable[WeightedTrack], agent: str, role: str, task_family: str) -> RewardWeights:
+    """The most specific policy whose set fields all match the run; defaults when none does."""
+    best: tuple[int, WeightedTrack] | None = None
+    for policy in policies:
+        fields = [(policy.agent, agent), (policy.role, role), (policy.task_family, task_family)]
+        if all(not wanted or wanted == actual for wanted, actual in fields):
+            specificity = sum(1 for wanted, _ in fields if wanted)
+            if best is None or specificity > best[0]:
+                best = (specificity, policy)
+    return RewardWeights.from_camel(best[1].weights) if best else RewardWeights()
+
+
+def signals_of(row: Mapping[str, Any]) -> Signals:
+    """The signals of a run's columns (a row to insert, or a stored run's attributes)."""
+    return Signals(
+        compile_ok=row.get("compile_ok"),
+        tests_passed=row.get("tests_passed"),
+        tests_total=row.get("tests_total"),
+        lint_errors=row.get("lint_errors"),
+        type_errors=row.get("type_errors"),
+        schema_errors=row.get("schema_errors"),
+        human_accepted=row.get("human_accepted"),
+    )
+
+
+def human_verdict(feedback: Mapping[str, Any]) -> bool | None:
+    """What feedback says about acceptance: explicit accept/reject, else thumbs, else a rating of 4+."""
+    if feedback.get("accepted") is not None:
+        return bool(feedback["accepted"])
+    if feedback.get("thumbs"):
+        return bool(feedback["thumbs"] > 0)
+    if feedback.get("rating") is not None:
+        return bool(feedback["rating"] >= 4)
+    return None

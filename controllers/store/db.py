@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 DEFAULT_SQLITE = Path(".kaizen") / "kaizen.db"
 
@@ -92,3 +94,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         if is_unavailable(error):
             raise StoreUnavailable(str(error).splitlines()[0]) from error
         raise
+
+
+def insert_ignoring_duplicates(session: Session, table: Table | type[Any]) -> Insert:
+    """An INSERT that skips rows whose key exists (``ON CONFLICT DO NOTHING``), in the session's dialect."""
+    target = table.__table__ if hasattr(table, "__table__") else table
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement: Insert = module.insert(target).on_conflict_do_nothing()
+    return statement

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from controllers.api.routes import RouteConfig
 from controllers.decisions.experiments.observations import VariantObservations
-from controllers.store.ingest import insert_ignoring_duplicates
+from controllers.store.db import insert_ignoring_duplicates
 from controllers.store.models import Assignment, Route, Run
 
 LATENCY_SAMPLE = 10_000

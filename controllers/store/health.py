@@ -6,10 +6,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from controllers.store.models import PreferencePair, ReviewState, Run
+from controllers.store.tracks import Track, trainable_pairs
 
 
 @dataclass(frozen=True)
@@ -39,52 +40,30 @@ def track_health(
     enabled ``sources``, created from ``window_start`` (the data's maxAge) on. ``pairs_by_source``
     shows every source, so a person sees pairs their policy leaves out (``explicit: false``, say).
     """
-    pair_track = [
-        column == wanted
-        for column, wanted in (
-            (PreferencePair.agent, agent),
-            (PreferencePair.role, role),
-            (PreferencePair.task_family, task_family),
-        )
-        if wanted
-    ]
-    run_track = [
-        column == wanted
-        for column, wanted in ((Run.agent, agent), (Run.role, role), (Run.task_family, task_family))
-        if wanted
-    ]
-    trainable = (
-        PreferencePair.review_state == ReviewState.APPROVED.value
-        if require_review
-        else PreferencePair.review_state != ReviewState.REJECTED.value
-    )
-    by_source = dict(
-        session.execute(
-            select(PreferencePair.source, func.count())
-            .where(*pair_track, trainable)
-            .group_by(PreferencePair.source)
-        ).all()
-    )
-    exported = [trainable]
+    track = Track(agent, role, task_family)
+    trainable = trainable_pairs(require_review)
+    by_source = session.execute(
+        select(PreferencePair.source, func.count())
+        .where(*track.pairs(), trainable)
+        .group_by(PreferencePair.source)
+    ).all()
+    exported = [*track.pairs(), trainable]
     if sources is not None:
         exported.append(PreferencePair.source.in_(list(sources)))
     if window_start is not None:
         exported.append(PreferencePair.created_at >= window_start)
-    approved = session.scalar(select(func.count()).where(*pair_track, *exported).select_from(PreferencePair))
-    new_filter = [PreferencePair.created_at > since] if since else []
-    new = session.scalar(
-        select(func.count()).where(*pair_track, *exported, *new_filter).select_from(PreferencePair)
-    )
-    pending = session.scalar(
-        select(func.count())
-        .where(*pair_track, PreferencePair.review_state == ReviewState.PENDING.value)
-        .select_from(PreferencePair)
-    )
-    runs = session.scalar(select(func.count()).where(*run_track).select_from(Run))
+    newer = [PreferencePair.created_at > since] if since else []
+    pending = [*track.pairs(), PreferencePair.review_state == ReviewState.PENDING.value]
     return TrackHealth(
-        runs=int(runs or 0),
-        approved_pairs=int(approved or 0),
-        new_approved_pairs=int(new or 0),
-        pending_review=int(pending or 0) if require_review else 0,
-        pairs_by_source={str(k): int(v) for k, v in by_source.items()},
+        runs=_count(session, Run, track.runs()),
+        approved_pairs=_count(session, PreferencePair, exported),
+        new_approved_pairs=_count(session, PreferencePair, [*exported, *newer]),
+        pending_review=_count(session, PreferencePair, pending) if require_review else 0,
+        pairs_by_source={str(source): int(count) for source, count in by_source},
     )
+
+
+def _count(
+    session: Session, table: type[Run] | type[PreferencePair], where: list[ColumnElement[bool]]
+) -> int:
+    return int(session.scalar(select(func.count()).where(*where).select_from(table)) or 0)

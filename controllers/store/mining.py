@@ -1,7 +1,8 @@
 """Mining one learning track for its LearningPolicy: has anything changed, mine, what to ask the judge.
 
-The selection itself is ``controllers.data.pairs`` (pure); this is the I/O around it for the
-operator, which mines on every policy poll where the track's runs or feedback changed. A policy's
+The selection itself is ``controllers.data.pairs`` and ``controllers.data.judging`` (pure); this is
+the I/O around it: reading a track's attempts and storing the pairs found, for ``kaizen pairs mine``
+and for the operator, which mines on every policy poll where the track's runs or feedback changed. A policy's
 first mining reads its whole data window; later ones only the tasks whose runs changed since the
 progress the policy's store row keeps, so an operator restart does not read the window again. Pair
 ids are hashes of source and lineage, so mining the same experience twice inserts nothing twice.
@@ -18,41 +19,54 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from controllers.clients.judge import comparison, undecided_pairs
-from controllers.data.pairs import Attempt, MinedPair, MiningSettings, load_attempts, mine_attempts
+from controllers.data.judging import comparison, undecided_pairs
+from controllers.data.pairs import Attempt, MinedPair, MiningSettings, PairSource, mine_attempts, succeeded
 from controllers.store.ingest import insert_pairs
-from controllers.store.models import PairSource, Policy, PreferencePair, Run
+from controllers.store.models import Feedback, Policy, PreferencePair, Run
+from controllers.store.tracks import EVERY_TRACK, Track
 
 
-@dataclass(frozen=True)
-class Track:
-    """A LearningPolicy's track: its runs and pairs match every field that is set."""
+def to_attempt(run: Run) -> Attempt:
+    return Attempt(
+        run.id,
+        run.agent,
+        run.role,
+        run.task_family,
+        run.task_id,
+        run.attempt,
+        run.created_at,
+        run.prompt,
+        run.output,
+        run.reward,
+        succeeded(run.compile_ok, run.tests_passed, run.tests_total),
+    )
 
-    agent: str | None = None
-    role: str | None = None
-    task_family: str | None = None
 
-    def runs(self) -> list[ColumnElement[bool]]:
-        return [
-            column == wanted
-            for column, wanted in (
-                (Run.agent, self.agent),
-                (Run.role, self.role),
-                (Run.task_family, self.task_family),
-            )
-            if wanted
-        ]
-
-    def pairs(self) -> list[ColumnElement[bool]]:
-        return [
-            column == wanted
-            for column, wanted in (
-                (PreferencePair.agent, self.agent),
-                (PreferencePair.role, self.role),
-                (PreferencePair.task_family, self.task_family),
-            )
-            if wanted
-        ]
+def load_attempts(
+    session: Session,
+    track: Track = EVERY_TRACK,
+    since: datetime | None = None,
+    tasks: ColumnElement[bool] | None = None,
+) -> tuple[list[Attempt], list[tuple[Attempt, str]]]:
+    """The runs of a track (all runs for the empty track), from ``since`` on, and the corrections
+    people made to them; ``tasks`` narrows them further (to some task ids, say)."""
+    wanted = track.runs()
+    if since:
+        wanted.append(Run.created_at >= since)
+    if tasks is not None:
+        wanted.append(tasks)
+    query = select(Run).where(*wanted).execution_options(yield_per=2000)
+    runs = {run.id: to_attempt(run) for run in session.execute(query).scalars()}
+    # Only the track's corrections leave the database, not every correction ever made.
+    corrected = (
+        select(Feedback.run_id, Feedback.correction)
+        .join(Run, Run.id == Feedback.run_id)
+        .where(Feedback.correction.is_not(None), *wanted)
+    )
+    corrections = [
+        (runs[run_id], text) for run_id, text in session.execute(corrected) if run_id in runs and text
+    ]
+    return list(runs.values()), corrections
 
 
 def activity_mark(session: Session, track: Track) -> tuple[Any, ...]:
@@ -148,9 +162,7 @@ def mine_track(
         if since is not None:
             changed.append(Run.created_at >= since)
         tasks = Run.task_id.in_(select(Run.task_id).where(*changed).distinct().scalar_subquery())
-    attempts, corrections = load_attempts(
-        session, track.agent, track.role, since, track.task_family, tasks=tasks
-    )
+    attempts, corrections = load_attempts(session, track, since, tasks)
     found = mine_attempts(attempts, corrections, settings)
     mined = Mined(dict(Counter(p.source.value for p in found)), store_pairs(session, found))
     mined.through = through
@@ -166,3 +178,12 @@ def mine_track(
         mined.to_judge = open_questions[:judge_limit]
         mined.judge_backlog = len(open_questions) - len(mined.to_judge)
     return mined
+
+
+def mine(
+    session: Session, settings: MiningSettings, track: Track = EVERY_TRACK, since: datetime | None = None
+) -> dict[str, int]:
+    """Mine the track's runs from ``since`` on and store the pairs; returns how many were found in
+    all, how many were new, and how many each source found."""
+    mined = mine_track(session, track, settings, since=since)
+    return {"found": sum(mined.found.values()), "inserted": sum(mined.inserted.values()), **mined.found}

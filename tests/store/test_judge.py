@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.clients.judge import JudgeSettings, judge, parse_verdict, undecided_pairs
-from controllers.data.pairs import load_attempts
+from controllers.clients.judge import JudgeSettings, judge
+from controllers.data.judging import parse_verdict, undecided_pairs
 from controllers.store import ingest
 from controllers.store.db import transaction
+from controllers.store.mining import load_attempts
 from controllers.store.models import PreferencePair
 from tests.store.helpers import run
 

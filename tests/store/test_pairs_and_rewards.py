@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.data.pairs import MiningSettings, mine
-from controllers.store import ingest
+from controllers.data.pairs import MiningSettings
+from controllers.store import ingest, policies, reviews
 from controllers.store.db import transaction
+from controllers.store.mining import mine
 from controllers.store.models import PreferencePair, Run
 from tests.store.helpers import run
 
@@ -23,7 +24,7 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
     with transaction(factory) as session:
         assert session.get(Run, "a").reward == pytest.approx(0.5)  # type: ignore[union-attr]
     with transaction(factory) as session:
-        changed = ingest.upsert_policy(
+        changed = policies.upsert_policy(
             session,
             "coder-dpo",
             "coder",
@@ -39,7 +40,7 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
     with transaction(factory) as session:
         assert session.get(Run, "b").reward == pytest.approx(0.9)  # type: ignore[union-attr]
         assert (
-            ingest.upsert_policy(
+            policies.upsert_policy(
                 session,
                 "coder-dpo",
                 "coder",
@@ -62,19 +63,19 @@ def test_a_policy_change_recomputes_the_runs_its_track_matches_before_and_after(
             [run(f"{agent}-1", "t", "x", agent=agent, **signals) for agent in ("coder", "fixer", "judge")],
         )
     with transaction(factory) as session:
-        assert ingest.upsert_policy(session, "p", "coder", "", "", tests_only) == 1  # coder's run only
+        assert policies.upsert_policy(session, "p", "coder", "", "", tests_only) == 1  # coder's run only
     with transaction(factory) as session:
         rewards = {r.id: r.reward for r in session.scalars(select(Run))}
     assert rewards == pytest.approx({"coder-1": 0.0, "fixer-1": 0.5, "judge-1": 0.5})
     with transaction(factory) as session:
         # The policy moves from coder to fixer: coder's run goes back to the defaults, fixer's changes.
-        assert ingest.upsert_policy(session, "p", "fixer", "", "", tests_only) == 2
+        assert policies.upsert_policy(session, "p", "fixer", "", "", tests_only) == 2
     with transaction(factory) as session:
         rewards = {r.id: r.reward for r in session.scalars(select(Run))}
     assert rewards == pytest.approx({"coder-1": 0.5, "fixer-1": 0.0, "judge-1": 0.5})
     with transaction(factory) as session:
         # A policy for every agent of a role reaches every run of that role.
-        assert ingest.upsert_policy(session, "everyone", "", "coder", "", tests_only) == 2
+        assert policies.upsert_policy(session, "everyone", "", "coder", "", tests_only) == 2
 
 
 def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionmaker[Session]) -> None:
@@ -228,10 +229,10 @@ def test_review_queue_and_decisions(factory: sessionmaker[Session]) -> None:
             ],
         )
     with transaction(factory) as session:
-        queue = ingest.review_queue(session)
-        assert [p["id"] for p in queue["pairs"]] == ids
-        assert [a["id"] for a in queue["annotations"]] == ["n1"]
-        ingest.apply_reviews(
+        pending = reviews.pending_reviews(session)
+        assert [p.id for p in pending.pairs] == ids
+        assert [a.id for a in pending.annotations] == ["n1"]
+        reviews.apply_reviews(
             session,
             [
                 {"kind": "pair", "id": ids[0], "decision": "approved"},
@@ -239,6 +240,7 @@ def test_review_queue_and_decisions(factory: sessionmaker[Session]) -> None:
             ],
         )
     with transaction(factory) as session:
-        assert ingest.review_queue(session) == {"pairs": [], "annotations": []}
+        pending = reviews.pending_reviews(session)
+        assert (list(pending.pairs), list(pending.annotations)) == ([], [])
         with pytest.raises(ingest.UnknownReference, match=r"reviews\[0\]\.id"):
-            ingest.apply_reviews(session, [{"kind": "pair", "id": "nope", "decision": "approved"}])
+            reviews.apply_reviews(session, [{"kind": "pair", "id": "nope", "decision": "approved"}])

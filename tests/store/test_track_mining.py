@@ -11,26 +11,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.learningpolicy import PairSources
 from controllers.api.trainingrun import TrainingRun
-from controllers.clients.judge import comparison
-from controllers.data.pairs import MinedPair, MiningSettings
+from controllers.data.judging import comparison
+from controllers.data.pairs import MinedPair, MiningSettings, PairSource
 from controllers.reconcile.mining import trainable_sources
 from controllers.reconcile.runs import snapshot_filter
-from controllers.store import ingest
+from controllers.store import ingest, policies
 from controllers.store.db import transaction
 from controllers.store.health import track_health
 from controllers.store.mining import (
     REREAD,
     Mined,
     Progress,
-    Track,
     activity_mark,
     keep_progress,
     mine_track,
     progress,
     store_pairs,
 )
-from controllers.store.models import PairSource, PreferencePair, Run
+from controllers.store.models import PreferencePair, Run
 from controllers.store.snapshot import export_dpo
+from controllers.store.tracks import Track
 from tests.store.helpers import T0, run
 
 CODER = Track(agent="coder")
@@ -280,14 +280,14 @@ def test_progress_is_kept_per_policy_and_resumes_only_with_the_same_settings(
     factory: sessionmaker[Session],
 ) -> None:
     with transaction(factory) as session:
-        ingest.upsert_policy(session, "team-a.coder", "coder", "", "", {})
+        policies.upsert_policy(session, "team-a.coder", "coder", "", "", {})
         assert progress(session, "team-a.coder") == Progress()  # never mined: the whole window
         assert progress(session, "team-a.missing") == Progress()
         keep_progress(session, "team-a.coder", Progress("settings-1", T0))
     with transaction(factory) as session:
         kept = progress(session, "team-a.coder")
         # The reward weights changing rewrite the row, not the progress.
-        ingest.upsert_policy(session, "team-a.coder", "coder", "", "", {"testsPassed": 2.0})
+        policies.upsert_policy(session, "team-a.coder", "coder", "", "", {"testsPassed": 2.0})
     with transaction(factory) as session:
         assert progress(session, "team-a.coder") == kept
     assert kept.resume_after("settings-1") == T0

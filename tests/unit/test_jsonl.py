@@ -7,7 +7,8 @@ import random
 
 import pyarrow as pa
 
-from controllers.store.snapshot import _jsonl_lines, _text_bytes
+from controllers.data.jsonl import dpo_jsonl_lines as _jsonl_lines
+from controllers.data.jsonl import text_bytes as _text_bytes
 
 
 def test_every_character_round_trips_through_the_arrow_built_lines() -> None:
