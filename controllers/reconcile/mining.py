@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -29,6 +29,8 @@ from controllers.api.learningpolicy import LearningPolicy, PairSources
 from controllers.clients import judge
 from controllers.data.pairs import Attempt, MinedPair, MiningSettings
 from controllers.decisions.conditions import Want, find
+from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.memory import Memory as Memory  # re-exported: the policies' memories
 from controllers.runtime.kube import KubeError, Resource
 from controllers.store.db import transaction
 from controllers.store.mining import (
@@ -43,19 +45,8 @@ from controllers.store.mining import (
 )
 from controllers.store.models import PairSource
 
-if TYPE_CHECKING:
-    from controllers.reconcile.deps import Dependencies
-
 MINING = "Mining"  # the policy's condition about its pair sources
 SECRETS = Resource("", "v1", "secrets")
-
-
-@dataclass
-class Memory:
-    """What one policy's earlier minings leave for the next (in memory, per policy uid)."""
-
-    mark: tuple[Any, ...] | None = None  # settings and activity the last complete mining saw
-    unanswerable: set[frozenset[str]] = field(default_factory=set)  # verdicts that were neither A nor B
 
 
 @dataclass

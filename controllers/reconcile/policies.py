@@ -11,28 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from controllers.api import kinds
 from controllers.api.common import parse_duration
 from controllers.api.learningpolicy import BudgetStatus, DataHealth, LearningPolicy, LearningPolicyStatus
+from controllers.api.trainingrun import TrainingRun
+from controllers.builders.children import Child, Parent, training_run
 from controllers.decisions.conditions import READY, Want, merge
 from controllers.decisions.triggers import RunSeen, TriggerFacts, decide
 from controllers.reconcile import mining
 from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.health import TrackHealth, track_health
 from controllers.store.ingest import upsert_policy
-
-MAX_RUN_NAME = 63
-
-
-@dataclass
-class Outcome:
-    status: LearningPolicyStatus
-    events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def run_number(policy: str, name: str) -> int:
@@ -63,103 +58,103 @@ def last_watermark(runs: list[dict[str, Any]]) -> datetime | None:
     return max(marks, default=None)
 
 
-async def reconcile(body: dict[str, Any], policy: LearningPolicy, deps: Dependencies) -> Outcome:
+@dataclass(frozen=True)
+class Window:
+    """What the policy counts: its track's trainable data since the last trained-on watermark."""
+
+    policy: LearningPolicy
+    store_key: str  # the policy's row in the store
+    since: datetime | None
+    now: datetime
+
+
+async def reconcile(
+    body: dict[str, Any], policy: LearningPolicy, deps: Dependencies
+) -> Outcome[LearningPolicyStatus]:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     spec = policy.spec
     now = deps.clock()
-    out = Outcome((policy.status or LearningPolicyStatus()).model_copy(deep=True))
-    out.status.observed_generation = meta.get("generation", 0)
+    out = Outcome.start(policy.status, LearningPolicyStatus(), meta)
     runs = await deps.kube.list(kinds.RUNS, namespace, {kinds.POLICY_LABEL: name})
-    track = spec.track
-    since = last_watermark(runs)
-
-    memory = mining.memory_of(body, deps)
-    store_key = f"{namespace}.{name}"  # the policy's row in the store
-
-    def count() -> TrackHealth:
-        with transaction(deps.factory) as session:
-            return track_health(
-                session, agent=track.agent, role=track.role, task_family=track.task_family,
-                require_review=spec.data.require_review, since=since,
-                sources=mining.trainable_sources(spec.pair_sources),
-                window_start=now - parse_duration(spec.data.max_age),
-            )  # fmt: skip
-
-    def rewards_and_count() -> TrackHealth:
-        # Rewards first: the counts (and mining, later) read them.
-        with transaction(deps.factory) as session:
-            upsert_policy(
-                session,
-                store_key,
-                track.agent or "",
-                track.role or "",
-                track.task_family or "",
-                spec.reward.to_wire(),
-            )
-        return count()
-
-    health = await asyncio.to_thread(rewards_and_count)
+    window = Window(policy, f"{namespace}.{name}", last_watermark(runs), now)
+    health = await asyncio.to_thread(_rewards_and_count, window, deps)
     seen = tuple(run_seen(r) for r in runs)
     train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
-    decision = decide(
-        spec.trigger, TriggerFacts(health.new_approved_pairs, seen, train_now, spec.paused), now
-    )
+    facts = TriggerFacts(health.new_approved_pairs, seen, train_now, spec.paused)
+    decision = decide(spec.trigger, facts, now)
     out.status.budget = BudgetStatus(
         gpu_hours_used=round(decision.gpu_hours_used, 4), window_start=decision.window_start
     )
     out.status.next_eligible_time = decision.next_eligible
-    wants = [Want.true(READY, "Watching", decision.message)]
+    want = Want.true(READY, "Watching", decision.message)
     if decision.fire is not None:
-        number = (
-            max([run_number(name, r.name) for r in seen] + [run_number(name, out.status.last_training_run)])
-            + 1
-        )
-        run_name = f"{name}-{number:04d}"
-        run = {
-            "apiVersion": kinds.API_VERSION,
-            "kind": "TrainingRun",
-            "metadata": {
-                "name": run_name,
-                "namespace": namespace,
-                "labels": {kinds.POLICY_LABEL: name, **kinds.MANAGED_BY},
-                "annotations": {kinds.TRIGGER_TOKEN: train_now}
-                if decision.fire.value == "Manual" and train_now
-                else {},
-                "ownerReferences": [kinds.owner(body)],
-            },
-            "spec": {
-                "policyRef": name,
-                "trigger": decision.fire.value,
-                "training": spec.training.to_wire(),
-                "data": spec.data.to_wire(),
-                "gate": spec.gate.to_wire(),
-            },
-        }
-        _, created = await deps.kube.ensure(kinds.RUNS, run)
-        out.status.last_training_run = run_name
-        out.status.last_training_time = now
-        if created:
-            out.events.append(("Normal", "TrainingRunCreated", f"{run_name}: {decision.message}"))
-        wants = [Want.true(READY, "Training", f"started {run_name}: {decision.message}")]
+        number = max(run_number(name, run) for run in [out.status.last_training_run, *(r.name for r in seen)])
+        run = training_run(Parent.of(body), spec, number + 1, decision.fire, train_now)
+        want = await _start(run, decision.message, out, deps, now)
     # Mining comes last: it reads the track's whole data window, seconds on a busy track, and a
     # trigger (a person's train-now above all) must not wait for it, nor be lost with it when the
     # operator stops mid-way. What it finds counts towards the trigger from the next poll on.
+    found, report = await _mine(body, policy, window.store_key, deps)
+    if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
+        health = await asyncio.to_thread(_count, window, deps)
+    out.events += report.events
+    out.status.data = data_health(out.status.data, health, now)
+    out.status.conditions = merge(
+        out.status.conditions, [want, *report.wants], generation=out.status.observed_generation, now=now
+    )
+    return out
+
+
+def _count(window: Window, deps: Dependencies) -> TrackHealth:
+    spec = window.policy.spec
+    track = spec.track
+    with transaction(deps.factory) as session:
+        return track_health(
+            session, agent=track.agent, role=track.role, task_family=track.task_family,
+            require_review=spec.data.require_review, since=window.since,
+            sources=mining.trainable_sources(spec.pair_sources),
+            window_start=window.now - parse_duration(spec.data.max_age),
+        )  # fmt: skip
+
+
+def _rewards_and_count(window: Window, deps: Dependencies) -> TrackHealth:
+    """Store the policy's reward weights, then count: the counts (and mining, later) read them."""
+    spec = window.policy.spec
+    track = spec.track
+    with transaction(deps.factory) as session:
+        upsert_policy(
+            session, window.store_key, track.agent or "", track.role or "", track.task_family or "",
+            spec.reward.to_wire(),
+        )  # fmt: skip
+    return _count(window, deps)
+
+
+async def _start(
+    run: Child[TrainingRun], why: str, out: Outcome[LearningPolicyStatus], deps: Dependencies, now: datetime
+) -> Want:
+    """Create the run (or find the one an interrupted pass created) and record it in the status."""
+    _, created = await deps.kube.ensure(kinds.RUNS, run.to_wire())
+    out.status.last_training_run = run.name
+    out.status.last_training_time = now
+    if created:
+        out.events.append(("Normal", "TrainingRunCreated", f"{run.name}: {why}"))
+    return Want.true(READY, "Training", f"started {run.name}: {why}")
+
+
+async def _mine(
+    body: dict[str, Any], policy: LearningPolicy, store_key: str, deps: Dependencies
+) -> tuple[mining.Found | None, mining.Report]:
+    """Mine the track's pairs when its activity or the mining settings moved since the last time."""
+    memory = mining.memory_of(body, deps)
     found = None
     if (mark := await asyncio.to_thread(mining.new_mark, policy, memory, deps)) is not None:
         # One mining at a time: it is CPU-bound Python, so minings side by side only share one core
         # and starve the event loop (every other reconcile) of the interpreter while they last.
         async with deps.mining_gate:
             found = await asyncio.to_thread(mining.mine, policy, store_key, mark, memory, deps)
-    report = await mining.finish(found, policy, namespace, memory, deps)
-    if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
-        health = await asyncio.to_thread(count)
-    out.events += report.events
-    out.status.data = data_health(out.status.data, health, now)
-    out.status.conditions = merge(
-        out.status.conditions, [*wants, *report.wants], generation=out.status.observed_generation, now=now
-    )
-    return out
+    report = await mining.finish(found, policy, body["metadata"]["namespace"], memory, deps)
+    return found, report
 
 
 def data_health(before: DataHealth | None, health: TrackHealth, now: datetime) -> DataHealth:
