@@ -27,7 +27,8 @@ import httpx
 from controllers.api.common import parse_duration
 from controllers.api.learningpolicy import LearningPolicy, PairSources
 from controllers.clients import judge
-from controllers.data.pairs import Attempt, MinedPair, MiningSettings
+from controllers.data.judging import comparison
+from controllers.data.pairs import Attempt, MinedPair, MiningSettings, PairSource
 from controllers.decisions.conditions import Want, find
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.memory import Memory as Memory  # re-exported: the policies' memories
@@ -36,14 +37,13 @@ from controllers.store.db import transaction
 from controllers.store.mining import (
     Mined,
     Progress,
-    Track,
     activity_mark,
     keep_progress,
     mine_track,
     progress,
     store_pairs,
 )
-from controllers.store.models import PairSource
+from controllers.store.tracks import Track
 
 MINING = "Mining"  # the policy's condition about its pair sources
 SECRETS = Resource("", "v1", "secrets")
@@ -123,7 +123,7 @@ async def ask_judge(
             except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as error:
                 return verdicts, unparsed, f"{type(error).__name__}: {error}"[:300]
             if pair is None:
-                unparsed.append(judge.comparison(a, b))
+                unparsed.append(comparison(a, b))
             else:
                 verdicts.append(pair)
     return verdicts, unparsed, None

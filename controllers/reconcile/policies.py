@@ -27,7 +27,7 @@ from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.health import TrackHealth, track_health
-from controllers.store.ingest import upsert_policy
+from controllers.store.policies import upsert_policy
 
 
 def run_number(policy: str, name: str) -> int:
