@@ -1,44 +1,60 @@
 """The review queue as the gateway answers it (``GET /v1/review/queue``): camelCase, oldest first.
 
-The store says what is pending (``controllers.store.reviews``); this module only gives it its HTTP shape.
+The store says what is pending (``controllers.store.reviews``); this module only gives it its HTTP
+shape, as typed views read straight from the store's rows.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
 from sqlalchemy.orm import Session
 
-from controllers.store.models import Annotation, PreferencePair
 from controllers.store.reviews import pending_reviews
 
-
-def pair_view(pair: PreferencePair) -> dict[str, Any]:
-    return {
-        "id": pair.id,
-        "source": pair.source,
-        "prompt": pair.prompt,
-        "chosen": pair.chosen,
-        "rejected": pair.rejected,
-        "margin": pair.margin,
-        "createdAt": pair.created_at.isoformat(),
-    }
+# Timestamps as Python's isoformat (``+00:00``), as the queue has always written them.
+IsoTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str)]
 
 
-def annotation_view(annotation: Annotation) -> dict[str, Any]:
-    return {
-        "id": annotation.id,
-        "runId": annotation.run_id,
-        "reason": annotation.reason,
-        "labels": annotation.labels,
-        "createdAt": annotation.created_at.isoformat(),
-    }
+class _View(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class PairView(_View):
+    """A mined or posted pair waiting for a person's decision."""
+
+    id: str
+    source: str
+    prompt: str
+    chosen: str
+    rejected: str
+    margin: float | None
+    created_at: IsoTime
+
+
+class AnnotationView(_View):
+    """A run an agent flagged for a person to look at."""
+
+    id: str
+    run_id: str
+    reason: str
+    labels: list[Any]
+    created_at: IsoTime
+
+
+class ReviewQueue(_View):
+    pairs: list[PairView]
+    annotations: list[AnnotationView]
 
 
 def review_queue(session: Session, limit: int = 50, agent: str | None = None) -> dict[str, Any]:
     """Pending pairs and annotations, oldest first: the queue's response body."""
     pending = pending_reviews(session, limit, agent)
-    return {
-        "pairs": [pair_view(pair) for pair in pending.pairs],
-        "annotations": [annotation_view(annotation) for annotation in pending.annotations],
-    }
+    queue = ReviewQueue(
+        pairs=[PairView.model_validate(pair) for pair in pending.pairs],
+        annotations=[AnnotationView.model_validate(annotation) for annotation in pending.annotations],
+    )
+    return queue.model_dump(by_alias=True)

@@ -51,14 +51,6 @@ class ReviewState(StrEnum):
     REJECTED = "rejected"
 
 
-class PairSource(StrEnum):
-    HUMAN_CORRECTION = "humanCorrection"
-    REWARD_GAP = "rewardGap"
-    ERROR_RECOVERY = "errorRecovery"
-    EXPLICIT = "explicit"
-    LLM_JUDGE = "llmJudge"
-
-
 class Run(Base):
     """One agent execution with its quality signals and composite reward."""
 
@@ -145,7 +137,7 @@ class PreferencePair(Base):
     prompt: Mapped[str] = mapped_column(Text)
     chosen: Mapped[str] = mapped_column(Text)
     rejected: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # a controllers.data.pairs.PairSource
     margin: Mapped[float | None] = mapped_column(Float, default=None)
     review_state: Mapped[str] = mapped_column(String(16), default=ReviewState.PENDING)
     chosen_run_id: Mapped[str | None] = mapped_column(ID, default=None)

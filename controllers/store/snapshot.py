@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -49,6 +49,16 @@ class SnapshotFilter:
 
 
 EVERYTHING = SnapshotFilter()
+
+
+class ExportOptions(TypedDict, total=False):
+    """How an export splits, scrubs and reads; every option has its default."""
+
+    seed: int  # of the train/eval split (42)
+    eval_fraction: float  # of the prompts that go to eval (0.1)
+    scrub_pii: bool  # replace PII and secrets with typed placeholders (True)
+    batch_rows: int  # rows per partition read from the store (20 000)
+    progress: Progress | None  # told how many rows each partition had (None)
 
 
 @dataclass
@@ -90,10 +100,11 @@ class _Source:
 
 
 def _export(
-    engine: Engine, out_dir: Path, flt: SnapshotFilter, source: _Source, split: Split, batch_rows: int,
-    progress: Progress | None,
-) -> Snapshot:  # fmt: skip
+    engine: Engine, out_dir: Path, flt: SnapshotFilter, source: _Source, options: ExportOptions
+) -> Snapshot:
     """Stream the source's rows up to a watermark fixed first into its files, then record the snapshot."""
+    split = Split(options.get("seed", 42), options.get("eval_fraction", 0.1), options.get("scrub_pii", True))
+    progress = options.get("progress")
     out_dir.mkdir(parents=True, exist_ok=True)
     with engine.connect() as connection:
         watermark = connection.scalar(select(func.max(source.created_at)).where(*source.conditions))
@@ -106,46 +117,37 @@ def _export(
                 .where(*source.conditions, source.created_at <= watermark)
                 .order_by(source.columns[0])
             )
-            for table in stream_tables(engine, query, batch_rows):
+            for table in stream_tables(engine, query, options.get("batch_rows", 20_000)):
                 files.write(table)
                 if progress:
                     progress(table.num_rows)
     snapshot = Snapshot(
-        written.hasher.digest(), str(out_dir), watermark, written.counts["train"], written.counts["eval"],
-        split.seed, split.eval_fraction, dict(written.scrubbed), files.names(),
-    )  # fmt: skip
+        content_hash=written.hasher.digest(),
+        uri=str(out_dir),
+        watermark=watermark,
+        train_rows=written.counts["train"],
+        eval_rows=written.counts["eval"],
+        split_seed=split.seed,
+        eval_fraction=split.eval_fraction,
+        scrubbed=dict(written.scrubbed),
+        files=files.names(),
+    )
     _finish(engine, out_dir, snapshot, flt)
     return snapshot
 
 
 def export_dpo(
-    engine: Engine,
-    out_dir: Path,
-    flt: SnapshotFilter = EVERYTHING,
-    *,
-    seed: int = 42,
-    eval_fraction: float = 0.1,
-    scrub_pii: bool = True,
-    batch_rows: int = 20_000,
-    progress: Progress | None = None,
+    engine: Engine, out_dir: Path, flt: SnapshotFilter = EVERYTHING, **options: Unpack[ExportOptions]
 ) -> Snapshot:
     """Export trainable pairs as a DPO snapshot; see the module docstring for the files."""
     p = PreferencePair
     columns = (p.id, p.prompt, p.chosen, p.rejected, p.source, p.margin)
     source = _Source("dpo", columns, _pair_conditions(flt), p.created_at, DpoFiles)
-    return _export(engine, out_dir, flt, source, Split(seed, eval_fraction, scrub_pii), batch_rows, progress)
+    return _export(engine, out_dir, flt, source, options)
 
 
 def export_sft(
-    engine: Engine,
-    out_dir: Path,
-    flt: SnapshotFilter = EVERYTHING,
-    *,
-    seed: int = 42,
-    eval_fraction: float = 0.1,
-    scrub_pii: bool = True,
-    batch_rows: int = 20_000,
-    progress: Progress | None = None,
+    engine: Engine, out_dir: Path, flt: SnapshotFilter = EVERYTHING, **options: Unpack[ExportOptions]
 ) -> Snapshot:
     """Export accepted runs as SFT rows per role (instruction, input, output) — the seeds' per-role export."""
     min_reward = 0.7 if flt.min_reward is None else flt.min_reward
@@ -154,7 +156,7 @@ def export_sft(
     if flt.since is not None:
         conditions.append(Run.created_at >= flt.since)
     source = _Source("sft", (Run.id, Run.role, Run.prompt, Run.output), conditions, Run.created_at, SftFiles)
-    return _export(engine, out_dir, flt, source, Split(seed, eval_fraction, scrub_pii), batch_rows, progress)
+    return _export(engine, out_dir, flt, source, options)
 
 
 def _finish(engine: Engine, out_dir: Path, snapshot: Snapshot, flt: SnapshotFilter) -> None:
