@@ -4,7 +4,7 @@ This is the one trainer module the operator imports, so it depends on pydantic a
 only — no torch, no Ray. The operator builds a TrainerConfig from a TrainingRun's frozen spec, hashes it
 (the hash names the Ray Train run, so a resubmitted attempt of the same config resumes from its
 checkpoints while a changed config never does), and later reads the TrainerManifest the job wrote next to
-the adapter. Field names follow the API's settings blocks (controllers/api/settings.py) so a resolved
+the adapter. Field names follow the API's settings blocks (controllers/api/training_settings.py) so a resolved
 copy of them validates here unchanged; on the wire both are camelCase.
 """
 

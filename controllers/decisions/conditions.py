@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controllers.api.common import Condition, ConditionStatus
-
-READY = "Ready"
+from controllers.api.kindinfo import READY as READY
 
 
 @dataclass(frozen=True)

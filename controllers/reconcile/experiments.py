@@ -15,7 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from controllers.api import kinds
-from controllers.api.experiment import Decision, Experiment, ExperimentStatus, Strategy, VariantRole
+from controllers.api.experiment import (
+    DECISION_APPLIED,
+    Decision,
+    Experiment,
+    ExperimentStatus,
+    Strategy,
+    VariantRole,
+)
 from controllers.api.learningpolicy import LineageEntry
 from controllers.api.routes import experiment_key
 from controllers.api.shadowmodel import Evidence, Role
@@ -30,9 +37,8 @@ from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.experiments import observations
 
-__all__ = ["APPLIED", "experiment_key", "reconcile"]
+__all__ = ["DECISION_APPLIED", "experiment_key", "reconcile"]
 
-APPLIED = "DecisionApplied"  # the final decision's effects (route, roles, champion) are all in place
 FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
 
 
@@ -43,7 +49,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
     previous = exp.status
     out = Outcome.start(previous, ExperimentStatus(), meta)
     key = experiment_key(namespace, name)
-    if previous is not None and previous.decision in FINAL and is_true(previous.conditions, APPLIED):
+    if previous is not None and previous.decision in FINAL and is_true(previous.conditions, DECISION_APPLIED):
         await _settled(body, exp, previous, out, deps, now)
         return out
     found, waiting = await endpoints(namespace, exp.spec, deps)
@@ -74,7 +80,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
     if decided.final:
         await _apply_decision(body, exp, status, deps)
         done = f"route, roles and champion updated for {decided.decision.value}"
-        wants.append(Want.true(APPLIED, "Applied", done))
+        wants.append(Want.true(DECISION_APPLIED, "Applied", done))
     wants.append(_ready(decided))
     status.conditions = merge(status.conditions, wants, generation=status.observed_generation, now=now)
     return out

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from controllers.api import kinds
-from controllers.api.experiment import FINAL_DECISIONS
+from controllers.api.experiment import DECISION_APPLIED, FINAL_DECISIONS
 from controllers.api.kindinfo import condition
 from controllers.api.routes import RouteConfig
 from controllers.api.serving_settings import DeploymentMode, RolloutSettings
@@ -230,7 +230,7 @@ async def _decision_in_flight(namespace: str, policy: str, deps: Dependencies) -
     """Whether an experiment of ``policy`` has a final decision whose effects are not all in place."""
     for found in await deps.kube.list(kinds.EXPERIMENTS, namespace, {kinds.POLICY_LABEL: policy}):
         decision = (found.get("status") or {}).get("decision")
-        applied = condition(found, "DecisionApplied").get("status") == "True"
+        applied = condition(found, DECISION_APPLIED).get("status") == "True"
         if decision in FINAL_DECISIONS and not applied and not found["metadata"].get("deletionTimestamp"):
             return True
     return False

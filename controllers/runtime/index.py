@@ -1,6 +1,6 @@
 """What the resync loops know of every object of a kind, kept current by list + watch.
 
-A resync pass needs, per object, only its name and whether it is at rest (controllers.decisions.rest):
+A resync pass needs, per object, only its name and whether it is at rest (each kind's ``KindInfo.at_rest`` in controllers.api):
 the reconcile reads the object afresh anyway. Listing every object on every pass made each pass cost
 as much as the namespace's whole history — two hundred finished lifecycles turned a one-second
 Experiment pass into a read of megabytes, for the API server and for the operator. So each kind keeps

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from controllers.api.common import parse_duration
 from controllers.api.experiment import (
@@ -182,8 +182,3 @@ def _p(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
-
-
-def duration_text(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:g}h" if hours >= 1 else f"{delta.total_seconds():g}s"
