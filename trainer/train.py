@@ -11,6 +11,7 @@ TrainerConfig fields, and TRL's own defaults can be put back, so a benchmark can
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,9 @@ class TokenCounter:
             self.tokens += ids.numel()
 
 
-class KaizenDPOTrainer(DPOTrainer):
-    """DPOTrainer that counts tokens and groups batches by pair length (TRL leaves that to the base
-    Trainer, which cannot infer lengths from DPO's prompt/chosen/rejected columns)."""
+class CountsTokens(transformers.Trainer):
+    """Counts the tokens of every training batch (for the throughput in the run's metrics). Listed
+    before TRL's trainer in a subclass's bases, so TRL's own step runs inside this one."""
 
     counter: TokenCounter
 
@@ -166,8 +167,13 @@ class KaizenDPOTrainer(DPOTrainer):
         self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
     ) -> torch.Tensor:
         self.counter.add(inputs)
-        loss: torch.Tensor = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[no-untyped-call]
+        loss: torch.Tensor = super().training_step(model, inputs, num_items_in_batch)
         return loss
+
+
+class KaizenDPOTrainer(CountsTokens, DPOTrainer):
+    """DPOTrainer that counts tokens and groups batches by pair length (TRL leaves that to the base
+    Trainer, which cannot infer lengths from DPO's prompt/chosen/rejected columns)."""
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Sampler[int] | None:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -207,15 +213,8 @@ class KaizenDPOTrainer(DPOTrainer):
         )
 
 
-class KaizenSFTTrainer(SFTTrainer):
-    counter: TokenCounter
-
-    def training_step(
-        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
-    ) -> torch.Tensor:
-        self.counter.add(inputs)
-        loss: torch.Tensor = super().training_step(model, inputs, num_items_in_batch)  # type: ignore[no-untyped-call]
-        return loss
+class KaizenSFTTrainer(CountsTokens, SFTTrainer):
+    """SFTTrainer that counts tokens."""
 
 
 def build_trainer(
@@ -230,39 +229,28 @@ def build_trainer(
     replace TRL arguments; benchmarks use it to put TRL's own defaults back."""
     quiet()
     model, tokenizer = load_base(config)
-    trainer: KaizenDPOTrainer | KaizenSFTTrainer
+    # The two methods differ in TRL's argument class, a few arguments and the rows they learn from.
+    make_args: Callable[..., DPOConfig | SFTConfig]
+    make_trainer: Callable[..., KaizenDPOTrainer | KaizenSFTTrainer]
     if config.method == Method.DPO:
-        args = DPOConfig(
-            **{
-                **training_arguments(config, output_dir),
-                "beta": config.hyperparameters.beta,
-                "precompute_ref_log_probs": precompute_reference(config, len(snapshot.train)),
-                **(trl_overrides or {}),
-            }
-        )
-        trainer = KaizenDPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_list(preference_rows(snapshot.train)),
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=callbacks,
-        )
+        make_args, make_trainer, rows = DPOConfig, KaizenDPOTrainer, preference_rows(snapshot.train)
+        method_args = {
+            "beta": config.hyperparameters.beta,
+            "precompute_ref_log_probs": precompute_reference(config, len(snapshot.train)),
+        }
     else:
-        sft_args = SFTConfig(
-            **{
-                **training_arguments(config, output_dir),
-                "padding_free": config.efficiency.padding_free,
-                **(trl_overrides or {}),
-            }
-        )
-        trainer = KaizenSFTTrainer(
-            model=model,
-            args=sft_args,
-            train_dataset=Dataset.from_list(completion_rows(snapshot.train)),
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=callbacks,
-        )
+        make_args, make_trainer, rows = SFTConfig, KaizenSFTTrainer, completion_rows(snapshot.train)
+        method_args = {"padding_free": config.efficiency.padding_free}
+    args: Any = make_args(
+        **{**training_arguments(config, output_dir), **method_args, **(trl_overrides or {})}
+    )
+    trainer = make_trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=callbacks,
+    )
     trainer.counter = TokenCounter()
     return trainer

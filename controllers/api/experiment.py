@@ -28,7 +28,6 @@ from controllers.api.kindinfo import (
     PrinterColumn,
     condition,
     condition_path,
-    first_line,
     status_is_current,
 )
 from controllers.api.serving_settings import RolloutSettings
@@ -236,11 +235,9 @@ def at_rest(raw: dict[str, Any]) -> bool:
 
 
 INFO = KindInfo(
-    kind=KIND,
+    model=Experiment,
     plural="experiments",
     short_names=("exp", "kexp"),
-    summary=first_line(__doc__),
-    model=Experiment,
     status_model=ExperimentStatus,
     columns=(
         READY_COLUMN,

@@ -15,6 +15,7 @@ at rest. The rules are pure functions of the stored object, as the API server re
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,16 +76,23 @@ AtRest = Callable[[dict[str, Any]], bool]
 class KindInfo:
     """One kind's names, columns, REST address and at-rest rule."""
 
-    kind: str
+    model: type[KaizenModel]  # the whole object (spec and status); its class name is the kind
     plural: str
     short_names: tuple[str, ...]
-    summary: str  # one line: the CRD's description of the kind
-    model: type[KaizenModel]  # the whole object (spec and status)
     status_model: type[KaizenModel]
     columns: tuple[PrinterColumn, ...]  # Age comes last on its own
     at_rest: AtRest  # finished, nothing left to do: the resync loop looks only now and then
     # The spec may never change after creation; the operator also refuses edits on servers without CEL.
     frozen_spec: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.model.__name__
+
+    @property
+    def summary(self) -> str:
+        """One line, the CRD's description of the kind: the first line of its module's docstring."""
+        return (sys.modules[self.model.__module__].__doc__ or "").strip().splitlines()[0]
 
     @property
     def resource(self) -> Resource:
@@ -96,11 +104,6 @@ class KindInfo:
 
     def printer_columns(self) -> list[dict[str, Any]]:
         return [column.to_wire() for column in (*self.columns, AGE_COLUMN)]
-
-
-def first_line(docstring: str | None) -> str:
-    """A module's summary line (the kind modules' docstrings describe their kind)."""
-    return (docstring or "").strip().splitlines()[0]
 
 
 def condition(raw: dict[str, Any], condition_type: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
-from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn, first_line
+from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn
 from controllers.api.serving_settings import RolloutSettings, ServingSettings
 from controllers.api.training_settings import DataSettings, JudgeSettings, OfflineGate, TrainingSettings
 
@@ -226,11 +226,9 @@ def at_rest(raw: dict[str, Any]) -> bool:
 
 
 INFO = KindInfo(
-    kind=KIND,
+    model=LearningPolicy,
     plural="learningpolicies",
     short_names=("lp", "lpol"),
-    summary=first_line(__doc__),
-    model=LearningPolicy,
     status_model=LearningPolicyStatus,
     columns=(
         READY_COLUMN,

@@ -26,7 +26,6 @@ from controllers.api.kindinfo import (
     KindInfo,
     PrinterColumn,
     condition,
-    first_line,
     status_is_current,
 )
 from controllers.api.serving_settings import ServingSettings
@@ -140,11 +139,9 @@ def at_rest(raw: dict[str, Any]) -> bool:
 
 
 INFO = KindInfo(
-    kind=KIND,
+    model=ShadowModel,
     plural="shadowmodels",
     short_names=("sm", "shadow"),
-    summary=first_line(__doc__),
-    model=ShadowModel,
     status_model=ShadowModelStatus,
     columns=(
         READY_COLUMN,

@@ -25,7 +25,6 @@ from controllers.api.kindinfo import (
     REASON_COLUMN,
     KindInfo,
     PrinterColumn,
-    first_line,
     status_is_current,
 )
 from controllers.api.training_settings import DataSettings, OfflineGate, TrainingSettings
@@ -140,11 +139,9 @@ def at_rest(raw: dict[str, Any]) -> bool:
 
 
 INFO = KindInfo(
-    kind=KIND,
+    model=TrainingRun,
     plural="trainingruns",
     short_names=("tr", "trun"),
-    summary=first_line(__doc__),
-    model=TrainingRun,
     status_model=TrainingRunStatus,
     columns=(
         READY_COLUMN,
