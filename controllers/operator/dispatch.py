@@ -19,6 +19,7 @@ from controllers.decisions import validation
 from controllers.decisions.conditions import READY, Want, merge
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime import events
+from controllers.runtime.kube import without_empty_strings
 
 log = logging.getLogger("kaizen.operator")
 
@@ -105,18 +106,6 @@ async def _frozen(kind: Kind, raw: dict[str, Any], deps: Dependencies) -> list[s
         )
         return []
     return [] if frozen == current else [f"spec: spec is immutable; create a new {kind.name}"]
-
-
-def without_empty_strings(value: Any) -> Any:
-    """The value with every empty-string field left out (they are the API types' defaults anyway).
-
-    The v1.20 API server of the local control plane reads ``""`` in a merge patch as null and refuses
-    it for a string field; leaving them out works on every server."""
-    if isinstance(value, dict):
-        return {k: without_empty_strings(v) for k, v in value.items() if v != ""}
-    if isinstance(value, list):
-        return [without_empty_strings(v) for v in value]
-    return value
 
 
 async def _write_status(kind: Kind, raw: dict[str, Any], new: dict[str, Any], deps: Dependencies) -> None:

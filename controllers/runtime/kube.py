@@ -1,17 +1,18 @@
-"""The operator's own Kubernetes calls: create-if-absent, get, list, status patches, delete.
+"""Kaizen's one Kubernetes client: create-if-absent, get, list, watch, merge patches, replace, delete.
 
 Kopf watches and patches the object a handler is called for; everything else — children (RayJobs,
 InferenceServices, TrainingRuns, ShadowModels, Experiments) and the few status writes on other objects —
-goes through this small async client. It reads the same credentials Kopf does (kubeconfig or the pod's
-service account) and speaks plain REST with httpx, so one connection pool serves every handler and no
-call blocks the event loop.
+goes through this small async client, and so do the development stack's stand-in controllers. It reads
+the same credentials Kopf does (kubeconfig or the pod's service account) and speaks plain REST with
+httpx, so one connection pool serves every handler and no call blocks the event loop. Why hand-written
+and not a library: bench/kube_client.py measures it against kubernetes_asyncio and lightkube.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NamedTuple
 
 import httpx
@@ -34,6 +35,26 @@ class KubeError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+
+
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+def without_empty_strings(value: Any, *, as_null: bool = False) -> Any:
+    """``value`` with every ``""`` field left out (or, for a merge patch, set to null, which removes it).
+
+    The local v1.20 API server, built against newer JSON libraries, reads ``""`` in a custom resource as
+    null and refuses it for a string field; Kubernetes APIs treat an empty string and an absent field
+    alike (``omitempty``), so leaving it out is what a Go client would send anyway, on every server."""
+    if isinstance(value, dict):
+        return {
+            key: (None if item == "" else without_empty_strings(item, as_null=as_null))
+            for key, item in value.items()
+            if item != "" or as_null
+        }
+    if isinstance(value, list):
+        return [without_empty_strings(item) for item in value]
+    return value
 
 
 def load_configuration(kubeconfig: str | None = None) -> Configuration:
@@ -85,7 +106,7 @@ class Kube:
             raise KubeError(response.status_code, message)
         return response
 
-    async def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             return (await self._call("GET", resource.path(namespace, name))).json()  # type: ignore[no-any-return]
         except KubeError as error:
@@ -99,7 +120,9 @@ class Kube:
         params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
         return _items((await self._call("GET", resource.path(namespace), params=params)).json())
 
-    async def pages(self, resource: Resource, namespace: str | None, limit: int = 100) -> AsyncIterator[Page]:
+    async def pages(
+        self, resource: Resource, namespace: str | None, limit: int = 100
+    ) -> AsyncGenerator[Page, None]:
         """Every object, ``limit`` at a time (so that a thousand are never held at once), each page
         with the number the server says remain after it (None when it does not say). The
         managedFields are left out: nothing here reads them, and they are a large part of each."""
@@ -142,16 +165,24 @@ class Kube:
                     raise KubeError(int(status.get("code") or 500), str(status.get("message")))
                 yield event
 
+    async def version(self) -> tuple[int, int]:
+        """The API server's (major, minor) version, e.g. (1, 20): which features it has."""
+        info = (await self._call("GET", "/version")).json()
+        return tuple(
+            int("".join(ch for ch in str(info[part]) if ch.isdigit())) for part in ("major", "minor")
+        )  # type: ignore[return-value]
+
     async def patch(
-        self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
     ) -> dict[str, Any]:
-        """A merge patch of the object itself (the operator only ever patches its own annotations)."""
-        response = await self._call(
-            "PATCH",
-            resource.path(namespace, name),
-            json=patch,
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
+        """A merge patch of the object (or of a subresource such as ``status``)."""
+        path = resource.path(namespace, name, subresource)
+        response = await self._call("PATCH", path, json=patch, headers=MERGE_PATCH)
         return response.json()  # type: ignore[no-any-return]
 
     async def ensure(self, resource: Resource, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -160,7 +191,7 @@ class Kube:
         Names are deterministic, so "already exists" means an earlier pass (perhaps of a killed
         operator) made it: that object is the one to follow, never a second one.
         """
-        namespace = body["metadata"]["namespace"]
+        namespace = body["metadata"].get("namespace")  # None: a cluster-scoped object (a CRD)
         try:
             created = await self._call("POST", resource.path(namespace), json=body)
             return created.json(), True
@@ -175,18 +206,12 @@ class Kube:
     async def patch_status(
         self, resource: Resource, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        response = await self._call(
-            "PATCH",
-            resource.path(namespace, name, "status"),
-            json={"status": status},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        return response.json()  # type: ignore[no-any-return]
+        return await self.patch(resource, namespace, name, {"status": status}, "status")
 
     async def replace(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
         """PUT with the body's resourceVersion: fails with 409 if someone changed it meanwhile."""
         meta = body["metadata"]
-        response = await self._call("PUT", resource.path(meta["namespace"], meta["name"]), json=body)
+        response = await self._call("PUT", resource.path(meta.get("namespace"), meta["name"]), json=body)
         return response.json()  # type: ignore[no-any-return]
 
     async def delete(self, resource: Resource, namespace: str, name: str) -> bool:

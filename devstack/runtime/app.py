@@ -16,10 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from controllers.api.kinds import INFERENCE_SERVICES, RAYJOBS
 from controllers.clients.ray_jobs import RayJobsClient
-from devstack.runtime.inferenceservices import INFERENCE_SERVICES, InferenceServiceController
-from devstack.runtime.kube import CRDS, Informer, KubeClient
-from devstack.runtime.rayjobs import RAYJOBS, RayJobController
+from controllers.runtime.kube import Kube
+from devstack.runtime.inferenceservices import InferenceServiceController
+from devstack.runtime.kube import CRDS, Informer, connect, ensure_crd
+from devstack.runtime.rayjobs import RayJobController
 from devstack.runtime.servers import Supervisor
 from devstack.runtime.workqueue import WorkQueue, run_controller
 from devstack.upstream_crds import DIGEST_ANNOTATION, sources
@@ -39,15 +41,15 @@ class Settings:
     max_tokens: int = 64
 
 
-async def install_crds(kube: KubeClient, folder: Path | None = None) -> list[str]:
+async def install_crds(kube: Kube, folder: Path | None = None) -> list[str]:
     """Install (or update) the RayJob and InferenceService CRDs; upstream ones when ``folder`` has them.
     A CRD already installed from the same source is left as it is."""
-    keep_cel = await kube.server_minor_version() >= 25
+    keep_cel = await kube.version() >= (1, 25)
     names = []
     for source in sources(folder, keep_cel=keep_cel):
         installed = await kube.get(CRDS, None, source.kind.crd_name) or {"metadata": {}}
         if (installed["metadata"].get("annotations") or {}).get(DIGEST_ANNOTATION) != source.digest:
-            await kube.ensure_crd(source.crd())
+            await ensure_crd(kube, source.crd())
         names.append(source.kind.crd_name)
     return names
 
@@ -56,7 +58,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     ready_file = settings.state_dir / READY_FILE
     ready_file.unlink(missing_ok=True)
-    kube = KubeClient.from_kubeconfig(settings.kubeconfig)
+    kube = connect(settings.kubeconfig)
     ray = RayJobsClient(settings.ray_address, token=settings.ray_token) if settings.ray_address else None
     supervisor = Supervisor(settings.state_dir, max_tokens=settings.max_tokens)
     tasks: list[asyncio.Task[None]] = []
@@ -100,4 +102,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         ready_file.unlink(missing_ok=True)
         if ray is not None:
             await ray.aclose()
-        await kube.aclose()
+        await kube.close()

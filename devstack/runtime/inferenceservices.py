@@ -13,18 +13,19 @@ import logging
 import time
 from typing import Any
 
+from controllers.api.kinds import INFERENCE_SERVICES
+from controllers.runtime.kube import Kube, KubeError
 from devstack.runtime import isvc_plan
-from devstack.runtime.kube import Key, KubeClient, KubeError, Resource
+from devstack.runtime.kube import Key, merge_patch
 from devstack.runtime.servers import Entry, Supervisor, alive
 
 log = logging.getLogger(__name__)
-INFERENCE_SERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
 LOADING_POLL = 0.5
 LIVENESS_POLL = 2.0
 
 
 class InferenceServiceController:
-    def __init__(self, kube: KubeClient, supervisor: Supervisor) -> None:
+    def __init__(self, kube: Kube, supervisor: Supervisor) -> None:
         self.kube, self.supervisor = kube, supervisor
         self._crashes: dict[str, int] = {}
         self._restart_at: dict[str, float] = {}
@@ -109,11 +110,8 @@ class InferenceServiceController:
         current = isvc.get("status") or {}
         if _same(current, body):
             return
-        meta = isvc["metadata"]
         try:
-            await self.kube.patch(
-                INFERENCE_SERVICES, meta["namespace"], meta["name"], {"status": body}, status=True
-            )
+            await merge_patch(self.kube, INFERENCE_SERVICES, isvc, {"status": body}, "status")
         except KubeError as error:
             if error.status != 404:
                 raise

@@ -16,17 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from controllers.api.kinds import RAYJOBS
 from controllers.clients.ray_jobs import JobInfo, RayJobsClient, RayJobsError
+from controllers.runtime.kube import Kube, KubeError
 from devstack.runtime import rayjob_status as status_of
-from devstack.runtime.kube import Key, KubeClient, KubeError, Resource
+from devstack.runtime.kube import Key, merge_patch
 
 log = logging.getLogger(__name__)
-RAYJOBS = Resource("ray.io", "v1", "rayjobs")
 POLL = 1.0
 
 
 class RayJobController:
-    def __init__(self, kube: KubeClient, ray: RayJobsClient, ray_address: str) -> None:
+    def __init__(self, kube: Kube, ray: RayJobsClient, ray_address: str) -> None:
         self.kube, self.ray = kube, ray
         self.dashboard_url = urlsplit(ray_address).netloc  # KubeRay records host:port, without a scheme
         self._jobs: dict[str, JobInfo] = {}
@@ -132,7 +133,7 @@ class RayJobController:
         meta = rayjob["metadata"]
         patch["metadata"]["resourceVersion"] = meta["resourceVersion"]  # refused if the object moved on
         try:
-            await self.kube.patch(RAYJOBS, meta["namespace"], meta["name"], patch)
+            await merge_patch(self.kube, RAYJOBS, rayjob, patch)
         except KubeError as error:
             if error.status not in (404, 409):
                 raise
@@ -143,7 +144,7 @@ class RayJobController:
         meta = rayjob["metadata"]
         body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
         try:
-            await self.kube.patch(RAYJOBS, meta["namespace"], meta["name"], body, status=True)
+            await merge_patch(self.kube, RAYJOBS, rayjob, body, "status")
         except KubeError as error:
             if error.status not in (404, 409):
                 raise

@@ -24,10 +24,9 @@ from controllers.api.experiment import Experiment
 from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.clients.router import RouterClient, RouterError
 from controllers.gateway import auth
-from controllers.operator.dispatch import without_empty_strings
 from controllers.reconcile import experiments, shadows
 from controllers.reconcile.deps import Dependencies, Settings
-from controllers.runtime.kube import Kube, load_configuration
+from controllers.runtime.kube import Kube, load_configuration, without_empty_strings
 from controllers.runtime.metrics import OperatorMetrics
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory

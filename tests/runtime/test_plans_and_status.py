@@ -15,9 +15,9 @@ from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
 from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import ObjectRef, build_inference_service, build_shared_base
 from controllers.clients.ray_jobs import JobInfo, JobStatus
+from controllers.runtime.kube import without_empty_strings
 from devstack.runtime import isvc_plan
 from devstack.runtime import rayjob_status as rayjob
-from devstack.runtime.kube import without_empty_strings
 from devstack.upstream_crds import RAYJOB, for_old_servers, minimal_crd
 from tests.trainer.upstream import (
     crd_dir,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from controllers.api import kinds
 from controllers.api.serving_settings import DeploymentMode, ServingRuntime, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
 from controllers.api.training_settings import BaseModelRef
@@ -223,3 +224,14 @@ def test_endpoint_is_the_openai_route_of_a_ready_service() -> None:
         == endpoint_url("http://coder.agents.example.com")
     )
     assert found.model == "coder-dpo-0001"
+
+
+def test_the_inference_service_address_is_the_one_kserves_own_sdk_uses() -> None:
+    from kserve.constants import constants
+
+    manifest = build_inference_service(_ref("coder-0001"), _spec("coder-0001"))
+    assert manifest["apiVersion"] == f"{constants.KSERVE_GROUP}/{constants.KSERVE_V1BETA1_VERSION}"
+    assert manifest["kind"] == constants.KSERVE_KIND_INFERENCESERVICE
+    resource = kinds.INFERENCE_SERVICES
+    assert (resource.group, resource.version) == (constants.KSERVE_GROUP, constants.KSERVE_V1BETA1_VERSION)
+    assert resource.plural == constants.KSERVE_PLURAL_INFERENCESERVICE
