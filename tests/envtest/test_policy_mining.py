@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -346,16 +346,11 @@ def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
     asyncio.run(scenario())
 
 
-def test_a_train_now_starts_its_run_before_mining_and_minings_never_overlap(
-    control_plane: ControlPlane,
-    namespace: str,
-    engine: Engine,
-    factory: sessionmaker[Session],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Given two busy tracks, and a person asking one of their policies to train now
-    agents = {name: f"{name}-{uuid.uuid4().hex[:6]}" for name in ("busy-a", "busy-b")}
+def given_busy_tracks_asked_to_train_now(
+    plane: ControlPlane, namespace: str, factory: sessionmaker[Session], names: tuple[str, ...]
+) -> dict[str, str]:
+    """One track per name with two close calls and a reward gap, and its policy annotated train-now."""
+    agents = {name: f"{name}-{uuid.uuid4().hex[:6]}" for name in names}
     for name, agent in agents.items():
         close_calls(factory, agent, tasks=2)
         policy = {
@@ -368,47 +363,85 @@ def test_a_train_now_starts_its_run_before_mining_and_minings_never_overlap(
                 "training": {"baseModel": {"name": "tiny", "uri": "file:///models/tiny"}},
             },
         }
-        control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(policy))
-    in_flight, most, runs_seen = [0], [0], []
-    lock = threading.Lock()
-    real_mine = mining.mine
+        plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(policy))
+    return agents
 
-    def watched_mine(policy: LearningPolicy, *args: Any) -> Any:
-        name = next(n for n, agent in agents.items() if agent == policy.spec.track.agent)
-        got = control_plane.kubectl("get", "trainingrun", f"{name}-0001", "-n", namespace, check=False)
-        runs_seen.append((name, got.returncode == 0))
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        try:
-            time.sleep(0.3)  # long enough for a second mining to start beside it, were it allowed
-            return real_mine(policy, *args)
-        finally:
-            with lock:
-                in_flight[0] -= 1
 
-    monkeypatch.setattr(mining, "mine", watched_mine)
+@dataclass
+class MiningWatch:
+    """Wraps ``mining.mine``: notes whether the policy's first run existed when it mined, and how
+    many minings ran at once."""
 
-    # When both policies are reconciled at once, by one operator
+    plane: ControlPlane
+    namespace: str
+    agents: dict[str, str]
+    in_flight: int = 0
+    most: int = 0
+    runs_seen: list[tuple[str, bool]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        real_mine = mining.mine
+
+        def watched_mine(policy: LearningPolicy, *args: Any) -> Any:
+            name = next(n for n, agent in self.agents.items() if agent == policy.spec.track.agent)
+            got = self.plane.kubectl("get", "trainingrun", f"{name}-0001", "-n", self.namespace, check=False)
+            self.runs_seen.append((name, got.returncode == 0))
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+            try:
+                time.sleep(0.3)  # long enough for a second mining to start beside it, were it allowed
+                return real_mine(policy, *args)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+        monkeypatch.setattr(mining, "mine", watched_mine)
+
+
+def when_the_policies_are_reconciled_at_once_by_one_operator(
+    start_operator: Callable[[], Operator], names: list[str]
+) -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:
-        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        operator = start_operator()
 
         async def reconcile(name: str) -> dict[str, Any]:
-            body = json.loads(control_plane.kubectl("get", "lp", name, "-n", namespace, "-o", "json").stdout)
+            got = operator.plane.kubectl("get", "lp", name, "-n", operator.namespace, "-o", "json")
+            body = json.loads(got.stdout)
             outcome = await policies.reconcile(body, LearningPolicy.model_validate(body), operator.deps)
             return outcome.status.to_wire()
 
         try:
-            return await asyncio.gather(*(reconcile(name) for name in agents))
+            return await asyncio.gather(*(reconcile(name) for name in names))
         finally:
             await close(operator)
 
-    statuses = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_train_now_starts_its_run_before_mining_and_minings_never_overlap(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given two busy tracks, and a person asking one of their policies to train now
+    agents = given_busy_tracks_asked_to_train_now(control_plane, namespace, factory, ("busy-a", "busy-b"))
+    watch = MiningWatch(control_plane, namespace, agents)
+    watch.install(monkeypatch)
+
+    # When both policies are reconciled at once, by one operator
+    statuses = when_the_policies_are_reconciled_at_once_by_one_operator(
+        lambda: operator_for(control_plane, namespace, engine, factory, tmp_path), list(agents)
+    )
 
     # Then each run existed before its policy mined, both tracks were mined, one at a time,
     # and the status shows what the mining found
-    assert sorted(runs_seen) == [("busy-a", True), ("busy-b", True)]
-    assert most[0] == 1
+    assert sorted(watch.runs_seen) == [("busy-a", True), ("busy-b", True)]
+    assert watch.most == 1
     for status in statuses:
         assert status["lastTrainingRun"].endswith("-0001")
         assert status["data"]["pairsBySource"] == {"rewardGap": 1}
