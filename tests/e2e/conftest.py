@@ -142,6 +142,16 @@ class World:
                 return dict(condition)
         return None
 
+    def route_config(self, policy: str) -> dict[str, Any]:
+        """The gateway's route for ``policy``: its experiment and its variants' weights."""
+        return dict(
+            httpx.get(
+                f"{self.gateway.url}/v1/routes/{self.namespace}/{policy}",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=10,
+            ).json()["config"]
+        )
+
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return httpx.post(
             f"{self.gateway.url}{path}",

@@ -31,6 +31,7 @@ from devstack.localray import LocalRayHead
 from devstack.operator import OperatorProcess
 from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
+from tests.e2e.test_failures import use_fast_trainer
 
 LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "30"))
 STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))
@@ -157,19 +158,11 @@ def _run_stream(
     return decisions
 
 
-def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_orphans(
-    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
-) -> None:
-    # Given an operator whose trainer is the one-second stand-in, and STREAMS policies trained by hand
-    world.operator.stop()
-    world.operator.python = str(fast_python)
-    world.operator.start()
-    world.expect_alive = False  # the monkey kills it on purpose
-    streams = {
-        f"chaos-{chr(ord('a') + s)}": range(s + 1, LIFECYCLES + 1, STREAMS) for s in range(STREAMS)
-    }  # lifecycle i belongs to stream (i - 1) % STREAMS: LIFECYCLES in all
+def when_the_streams_run_while_the_operator_is_killed_at_random(
+    world: World, streams: dict[str, range], tmp_path: Path
+) -> tuple[dict[str, str], int]:
+    """Every stream's lifecycles, side by side, under the monkey; each run's decision and the kills."""
     decisions: dict[str, str] = {}
-    # When lifecycle after lifecycle runs in every stream while the operator is killed at random
     with (
         Reader(world) as reader,
         Monkey(world.operator, seed=3) as monkey,
@@ -184,10 +177,13 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
         stop.set()  # fail fast: the first failing stream stops the others
         for future in futures:
             decisions.update(future.result())  # raises the first stream's error, if any
-    assert len(decisions) == LIFECYCLES
-    assert monkey.kills >= LIFECYCLES // 3, f"only {monkey.kills} kills"
-    # Then everything converges and nothing was made twice
-    world.wait_until("every object converged", lambda: converged(world), timeout=120)
+    return decisions, monkey.kills
+
+
+def then_one_rayjob_and_one_ray_submission_per_attempt(
+    world: World, ray_head: LocalRayHead
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The TrainingRuns and their RayJobs, once checked."""
     runs = world.items("trainingruns")
     rayjobs = world.items("rayjobs")
     assert len(runs) == LIFECYCLES
@@ -203,6 +199,10 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
         if str(j.get("submission_id", "")).startswith("kaizen-chaos-")
     ]
     assert len(ids) == len(set(ids)) == len(rayjobs), "a submission reached Ray twice"
+    return runs, rayjobs
+
+
+def then_only_serving_models_are_deployed(world: World, streams: dict[str, range]) -> None:
     # The last promotion retires the previous champion a moment before the test gets here; its
     # InferenceService is deleted on that ShadowModel's next pass, so wait for it rather than race it.
     with contextlib.suppress(AssertionError):
@@ -212,14 +212,39 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
             timeout=120,
         )
     assert deployed(world) == serving(world), mismatch(world, streams)  # none for rolled-back or retired
+
+
+def then_no_orphans_and_the_rolled_back_are_rolled_back(
+    world: World, runs: list[dict[str, Any]], rayjobs: list[dict[str, Any]], decisions: dict[str, str]
+) -> None:
     children = rayjobs + world.items("inferenceservices") + runs + world.items("shadowmodels")
     assert all(c["metadata"].get("ownerReferences") for c in children), "an object without an owner"
     rolled_back = [n for n, d in decisions.items() if d == "RollBack"]
     assert rolled_back
     for name in rolled_back:
         assert (world.get("shadowmodel", name) or {})["status"]["role"] == "RolledBack"
+
+
+def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_orphans(
+    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
+) -> None:
+    # Given an operator whose trainer is the one-second stand-in, and STREAMS policies trained by hand
+    use_fast_trainer(world, fast_python)
+    world.expect_alive = False  # the monkey kills it on purpose
+    streams = {
+        f"chaos-{chr(ord('a') + s)}": range(s + 1, LIFECYCLES + 1, STREAMS) for s in range(STREAMS)
+    }  # lifecycle i belongs to stream (i - 1) % STREAMS: LIFECYCLES in all
+    # When lifecycle after lifecycle runs in every stream while the operator is killed at random
+    decisions, kills = when_the_streams_run_while_the_operator_is_killed_at_random(world, streams, tmp_path)
+    assert len(decisions) == LIFECYCLES
+    assert kills >= LIFECYCLES // 3, f"only {kills} kills"
+    # Then everything converges and nothing was made twice
+    world.wait_until("every object converged", lambda: converged(world), timeout=120)
+    runs, rayjobs = then_one_rayjob_and_one_ray_submission_per_attempt(world, ray_head)
+    then_only_serving_models_are_deployed(world, streams)
+    then_no_orphans_and_the_rolled_back_are_rolled_back(world, runs, rayjobs, decisions)
     print(
-        f"\nchaos: {LIFECYCLES} lifecycles in {STREAMS} streams, {monkey.kills} operator kills,"
+        f"\nchaos: {LIFECYCLES} lifecycles in {STREAMS} streams, {kills} operator kills,"
         f" decisions {dict(sorted((d, list(decisions.values()).count(d)) for d in set(decisions.values())))}"
     )
 

@@ -8,8 +8,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from devstack.agents import Population
 from devstack.demo import demo_policy, routed
 from devstack.runtime import LocalRuntime
@@ -22,6 +20,62 @@ def decided(world: World, name: str) -> dict[str, Any] | None:
     return exp if status.get("decision") in ("Promote", "RollBack", "Inconclusive") else None
 
 
+def ready(world: World, kind: str, name: str) -> dict[str, Any] | None:
+    """The object's Ready condition, once it is True."""
+    condition = world.condition(kind, name)
+    return condition if condition and condition["status"] == "True" else None
+
+
+def then_the_first_run_trains_and_passes_the_offline_gate(world: World, name: str) -> None:
+    world.wait_until(f"{name} to succeed", lambda: ready(world, "trainingrun", name), timeout=600)
+    run = world.get("trainingrun", name)
+    assert run is not None
+    assert run["status"]["adapter"]["digest"].startswith("sha256:")
+    assert run["status"]["dataset"]["trainRows"] > 0
+    assert run["status"]["metrics"]["preferenceAccuracy"] >= 0.5
+
+
+def then_it_is_served_and_its_experiment_routed(
+    world: World, name: str, serve_timeout: float, routed_what: str
+) -> None:
+    world.wait_until(f"{name} to serve", lambda: ready(world, "shadowmodel", name), timeout=serve_timeout)
+    world.wait_until(routed_what, lambda: routed(world.get("experiment", name)), timeout=60)
+
+
+def then_it_is_promoted_to_the_policys_champion(world: World, policy_name: str, name: str) -> None:
+    exp = world.wait_until(f"a decision on {name}", lambda: decided(world, name), timeout=120)
+    assert exp["status"]["decision"] == "Promote", exp["status"]["decisionReason"]
+    policy = world.wait_until(
+        "the policy's champion",
+        lambda: (p := world.get("learningpolicy", policy_name))
+        and (p["status"].get("champion") or {}).get("shadowModel") == name
+        and p,
+    )
+    assert policy["status"]["lineage"][0]["shadowModel"] == name
+    shadow = world.wait_until(
+        f"{name} to be Champion",
+        lambda: (s := world.get("shadowmodel", name)) and s["status"].get("role") == "Champion" and s,
+    )
+    assert shadow["status"]["endpoint"]
+
+
+def then_it_is_rolled_back_with_its_evidence(world: World, name: str) -> None:
+    exp = world.wait_until(f"a decision on {name}", lambda: decided(world, name), timeout=120)
+    assert exp["status"]["decision"] == "RollBack", exp["status"]["decisionReason"]
+    rolled = world.wait_until(
+        f"{name} RolledBack",
+        lambda: (s := world.get("shadowmodel", name)) and s["status"].get("role") == "RolledBack" and s,
+    )
+    assert rolled["status"]["rollbackEvidence"]["experiment"] == name
+
+
+def then_no_spec_was_written_but_by_the_test(world: World) -> None:
+    """A spec write bumps the generation: every object is still at its first."""
+    for kind in ("learningpolicies", "trainingruns", "shadowmodels", "experiments"):
+        for obj in world.items(kind):
+            assert obj["metadata"]["generation"] == 1, f"{kind}/{obj['metadata']['name']}"
+
+
 def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regression(
     world: World, runtime: LocalRuntime, tmp_path: Path
 ) -> None:
@@ -31,77 +85,27 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
     world.apply(demo_policy("coder", agent, tmp_path, min_pairs=60))
     assert agents.post_pairs(96, seed=1) >= 60
     # Then a TrainingRun trains on a real Ray job and passes the offline gate
-    world.wait_until(
-        "coder-0001 to succeed",
-        lambda: (c := world.condition("trainingrun", "coder-0001")) and c["status"] == "True" and c,
-        timeout=600,
-    )
-    run = world.get("trainingrun", "coder-0001")
-    assert run is not None
-    assert run["status"]["adapter"]["digest"].startswith("sha256:")
-    assert run["status"]["dataset"]["trainRows"] > 0
-    assert run["status"]["metrics"]["preferenceAccuracy"] >= 0.5
+    then_the_first_run_trains_and_passes_the_offline_gate(world, "coder-0001")
     # And its ShadowModel is served, and an Experiment against the plain base opens on the policy's route
-    world.wait_until(
-        "coder-0001 to serve",
-        lambda: (c := world.condition("shadowmodel", "coder-0001")) and c["status"] == "True" and c,
-        timeout=300,
-    )
-    world.wait_until(
-        "the Experiment routed", lambda: routed(world.get("experiment", "coder-0001")), timeout=60
-    )
+    then_it_is_served_and_its_experiment_routed(world, "coder-0001", 300, "the Experiment routed")
     # When agents do better with the adapter than with the plain base model
     served = agents.work(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
     assert set(served) == {"kaizen-tiny", "coder-0001"}
     # Then the challenger is promoted and becomes the policy's champion
-    exp = world.wait_until("a decision on coder-0001", lambda: decided(world, "coder-0001"), timeout=120)
-    assert exp["status"]["decision"] == "Promote", exp["status"]["decisionReason"]
-    policy = world.wait_until(
-        "the policy's champion",
-        lambda: (p := world.get("learningpolicy", "coder"))
-        and (p["status"].get("champion") or {}).get("shadowModel") == "coder-0001"
-        and p,
-    )
-    assert policy["status"]["lineage"][0]["shadowModel"] == "coder-0001"
-    shadow = world.wait_until(
-        "coder-0001 to be Champion",
-        lambda: (s := world.get("shadowmodel", "coder-0001")) and s["status"].get("role") == "Champion" and s,
-    )
-    assert shadow["status"]["endpoint"]
+    then_it_is_promoted_to_the_policys_champion(world, "coder", "coder-0001")
     # When a second adapter is trained and agents do worse with it
     assert agents.post_pairs(96, seed=3) >= 60
-    world.wait_until(
-        "coder-0002 to serve",
-        lambda: (c := world.condition("shadowmodel", "coder-0002")) and c["status"] == "True" and c,
-        timeout=900,
-    )
-    world.wait_until(
-        "the second Experiment routed", lambda: routed(world.get("experiment", "coder-0002")), timeout=60
-    )
+    then_it_is_served_and_its_experiment_routed(world, "coder-0002", 900, "the second Experiment routed")
     agents.work(160, {"coder-0001": 0.8, "coder-0002": 0.3})
     # Then it is rolled back, with its evidence, and the champion serves every request again
-    exp = world.wait_until("a decision on coder-0002", lambda: decided(world, "coder-0002"), timeout=120)
-    assert exp["status"]["decision"] == "RollBack", exp["status"]["decisionReason"]
-    rolled = world.wait_until(
-        "coder-0002 RolledBack",
-        lambda: (s := world.get("shadowmodel", "coder-0002"))
-        and s["status"].get("role") == "RolledBack"
-        and s,
-    )
-    assert rolled["status"]["rollbackEvidence"]["experiment"] == "coder-0002"
+    then_it_is_rolled_back_with_its_evidence(world, "coder-0002")
     assert agents.work(40, {"coder-0001": 0.8, "coder-0002": 0.3}) == {"coder-0001": 40}
     # and the route belongs to the newest experiment: the decided first one no longer writes it
-    route = httpx.get(
-        f"{world.gateway.url}/v1/routes/{world.namespace}/coder",
-        headers={"Authorization": f"Bearer {world.token}"},
-        timeout=10,
-    ).json()["config"]
+    route = world.route_config("coder")
     assert route["experiment"] == f"{world.namespace}/coder-0002"
     assert {v["name"]: v["weight"] for v in route["variants"]} == {"champion": 100, "challenger": 0}
     # and after the whole loop no spec was written by anyone but the test (a write bumps generation)
-    for kind in ("learningpolicies", "trainingruns", "shadowmodels", "experiments"):
-        for obj in world.items(kind):
-            assert obj["metadata"]["generation"] == 1, f"{kind}/{obj['metadata']['name']}"
+    then_no_spec_was_written_but_by_the_test(world)
     assert (world.get("learningpolicy", "coder") or {})["status"]["champion"]["shadowModel"] == "coder-0001"
 
 

@@ -77,6 +77,12 @@ def deps_for(plane: ControlPlane, gateway: GatewayProcess, router_url: str) -> D
     )
 
 
+async def close_deps(deps: Dependencies) -> None:
+    await deps.kube.close()
+    await deps.router.close()
+    deps.engine.dispose()
+
+
 async def one_pass(plane: ControlPlane, namespace: str, deps: Dependencies) -> None:
     body = json.loads(plane.kubectl("get", "experiment", "crashed", "-n", namespace, "-o", "json").stdout)
     outcome = await experiments.reconcile(body, Experiment.model_validate(body), deps)
@@ -111,9 +117,7 @@ def test_a_decision_whose_pass_died_after_the_write_ahead_is_finished_with_the_d
             return crashed or {}, {v.name: v.weight for v in route.variants}
         finally:
             for deps in (dead, live):
-                await deps.kube.close()
-                await deps.router.close()
-                deps.engine.dispose()
+                await close_deps(deps)
 
     crashed, weights = asyncio.run(scenario())
     # Then the write-ahead already held the decision's weights, and the route sends the retired
@@ -129,11 +133,8 @@ def test_a_decision_whose_pass_died_after_the_write_ahead_is_finished_with_the_d
     assert applied == "True"
 
 
-def test_a_new_challengers_experiment_waits_until_the_tracks_last_decision_is_applied(
-    control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
-) -> None:
-    # Given a track whose experiment "old" decided Promote but died before crowning its challenger
-    # (the policy still names the previous champion), and a new challenger that is serving
+def given_a_track_whose_promotion_died_before_crowning(plane: ControlPlane, namespace: str) -> None:
+    """A policy "track", its experiment "old", and a new challenger ShadowModel "new" on the track."""
     policy = {
         "apiVersion": kinds.API_VERSION, "kind": "LearningPolicy",
         "metadata": {"name": "track", "namespace": namespace},
@@ -150,18 +151,47 @@ def test_a_new_challengers_experiment_waits_until_the_tracks_last_decision_is_ap
                  "adapter": {"uri": "file:///adapters/new", "digest": "sha256:" + "0" * 64}},
     }  # fmt: skip
     for obj in (policy, old, shadow):
-        control_plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+        plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+
+
+async def given_old_decided_promote_while_the_policy_names_the_previous_champion(
+    deps: Dependencies, namespace: str
+) -> None:
+    await deps.kube.patch_status(
+        kinds.POLICIES,
+        namespace,
+        "track",
+        {"champion": {"shadowModel": "previous", "since": NOW.isoformat()}},
+    )
+    await deps.kube.patch_status(kinds.EXPERIMENTS, namespace, "old", {"decision": "Promote"})
+
+
+async def when_the_old_decision_is_applied(deps: Dependencies, namespace: str) -> None:
+    """Its winner is crowned on the policy, and its DecisionApplied condition turns True."""
+    await deps.kube.patch_status(
+        kinds.POLICIES,
+        namespace,
+        "track",
+        {"champion": {"shadowModel": "old-winner", "since": NOW.isoformat()}},
+    )
+    await deps.kube.patch_status(
+        kinds.EXPERIMENTS, namespace, "old",
+        {"conditions": [{"type": "DecisionApplied", "status": "True", "reason": "Applied",
+                         "message": "applied", "lastTransitionTime": NOW.isoformat()}]},
+    )  # fmt: skip
+
+
+def test_a_new_challengers_experiment_waits_until_the_tracks_last_decision_is_applied(
+    control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
+) -> None:
+    # Given a track whose experiment "old" decided Promote but died before crowning its challenger
+    # (the policy still names the previous champion), and a new challenger that is serving
+    given_a_track_whose_promotion_died_before_crowning(control_plane, namespace)
 
     async def scenario() -> tuple[bool, dict[str, Any]]:
         deps = deps_for(control_plane, gateway, gateway.url)
         try:
-            await deps.kube.patch_status(
-                kinds.POLICIES,
-                namespace,
-                "track",
-                {"champion": {"shadowModel": "previous", "since": NOW.isoformat()}},
-            )
-            await deps.kube.patch_status(kinds.EXPERIMENTS, namespace, "old", {"decision": "Promote"})
+            await given_old_decided_promote_while_the_policy_names_the_previous_champion(deps, namespace)
             body = await deps.kube.get(kinds.SHADOW_MODELS, namespace, "new")
             assert body is not None
             model = ShadowModel.model_validate(body)
@@ -169,24 +199,12 @@ def test_a_new_challengers_experiment_waits_until_the_tracks_last_decision_is_ap
             # When the challenger's pass runs before and after the old decision is applied
             await shadows._ensure_experiment(body, model, status, deps)
             made_early = await deps.kube.get(kinds.EXPERIMENTS, namespace, "new") is not None
-            await deps.kube.patch_status(
-                kinds.POLICIES,
-                namespace,
-                "track",
-                {"champion": {"shadowModel": "old-winner", "since": NOW.isoformat()}},
-            )
-            await deps.kube.patch_status(
-                kinds.EXPERIMENTS, namespace, "old",
-                {"conditions": [{"type": "DecisionApplied", "status": "True", "reason": "Applied",
-                                 "message": "applied", "lastTransitionTime": NOW.isoformat()}]},
-            )  # fmt: skip
+            await when_the_old_decision_is_applied(deps, namespace)
             await shadows._ensure_experiment(body, model, status, deps)
             made = await deps.kube.get(kinds.EXPERIMENTS, namespace, "new")
             return made_early, made or {}
         finally:
-            await deps.kube.close()
-            await deps.router.close()
-            deps.engine.dispose()
+            await close_deps(deps)
 
     made_early, made = asyncio.run(scenario())
     # Then no experiment is made against the champion that is about to be retired; once the decision

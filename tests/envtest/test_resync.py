@@ -10,6 +10,8 @@ around it — listing, parsing, CEL checks, status writes — is the operator's.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,24 @@ def policy(name: str, namespace: str) -> dict[str, Any]:
     }
 
 
+@dataclass
+class PageCounter:
+    """Wraps ``Kube.pages`` to count the list pages read from the API server."""
+
+    kube: Kube
+    pages: int = 0
+
+    def __post_init__(self) -> None:
+        real_pages = self.kube.pages
+
+        async def counting_pages(*args: Any, **kwargs: Any) -> Any:
+            async for page in real_pages(*args, **kwargs):
+                self.pages += 1
+                yield page
+
+        self.kube.pages = counting_pages  # type: ignore[method-assign]
+
+
 def test_a_pass_pages_through_every_object_once_gives_way_to_change_handlers_and_forgets_the_deleted(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
@@ -78,6 +98,53 @@ def test_a_pass_pages_through_every_object_once_gives_way_to_change_handlers_and
 
 
 async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None:
+    async with operator_dependencies(plane, tmp_path) as deps:
+        kube, recorder = deps.kube, Recorder()
+        kind = Kind(
+            learningpolicy.INFO, recorder, interval=1.0, rest_interval=60.0, forget=mining.forget_deleted
+        )
+        # Given 230 policies, and remembered mining state for them and for one that is gone
+        made = await given_policies(kube, namespace, range(POLICIES))
+        given_remembered_mining_state(deps, made, gone="deleted-uid")
+        counter = PageCounter(kube)
+        index = Index(kind.resource, kind.info.at_rest)
+        follower = asyncio.create_task(index.run(kube, [namespace]))
+        try:
+            await asyncio.wait_for(index.synced.wait(), 30)
+
+            # When a change handler runs as the pass starts
+            count = await when_a_pass_starts_beside_a_change_handler(kind, deps, index, recorder)
+
+            # Then every policy was reconciled once, from three pages, at most four at a time
+            assert count == POLICIES
+            assert sorted(recorder.seen) == [f"p-{i:03d}" for i in range(POLICIES)]
+            assert counter.pages == 3
+            assert 1 < recorder.most_in_flight <= CONCURRENCY
+            assert recorder.with_managed_fields == 0, "the pass hands over objects without managedFields"
+            # and each got its status written, and only the deleted policy's memory is forgotten
+            await then_every_status_was_written(kube, namespace)
+            assert "deleted-uid" not in deps.mining
+            assert len(deps.mining) == POLICIES
+
+            # When a policy is added and another deleted after the list
+            await given_policies(kube, namespace, [POLICIES])
+            await kube.delete(kinds.POLICIES, namespace, "p-000")
+
+            # Then the watch brings both into the index, and the next pass reads no list
+            await then_the_index_follows(index, gone="p-000", added=f"p-{POLICIES:03d}")
+            recorder.seen.clear()
+            assert await resync.one_pass(kind, deps, index, CONCURRENCY, {}) == POLICIES
+            assert "p-000" not in recorder.seen
+            assert f"p-{POLICIES:03d}" in recorder.seen
+            assert counter.pages == 3, "a pass read the list again"
+            assert index.lists == 1
+        finally:
+            follower.cancel()
+
+
+@asynccontextmanager
+async def operator_dependencies(plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Dependencies]:
+    """The operator's dependencies on the control plane and a SQLite store; closed afterwards."""
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     settings = Settings(database_url=str(engine.url), data_root=tmp_path, gateway_url="http://127.0.0.1:9")
     kube = Kube(load_configuration(str(plane.kubeconfig)))
@@ -89,80 +156,60 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
         RouterClient(settings.gateway_url, ""),
         OperatorMetrics(),
     )
-    recorder = Recorder()
-    kind = Kind(learningpolicy.INFO, recorder, interval=1.0, rest_interval=60.0, forget=mining.forget_deleted)
     try:
-        # Given 230 policies, and remembered mining state for them and for one that is gone
-        gate = asyncio.Semaphore(16)
-
-        async def create(index: int) -> dict[str, Any]:
-            async with gate:
-                made, _ = await kube.ensure(kinds.POLICIES, policy(f"p-{index:03d}", namespace))
-                return made
-
-        made = await asyncio.gather(*(create(i) for i in range(POLICIES)))
-        for body in made:
-            mining.memory_of(body, deps)
-        deps.mining["deleted-uid"] = mining.Memory()
-        pages = 0
-        real_pages = kube.pages
-
-        async def counting_pages(*args: Any, **kwargs: Any) -> Any:
-            nonlocal pages
-            async for page in real_pages(*args, **kwargs):
-                pages += 1
-                yield page
-
-        kube.pages = counting_pages  # type: ignore[method-assign]
-
-        index = Index(kind.resource, kind.info.at_rest)
-        follower = asyncio.create_task(index.run(kube, [namespace]))
-        await asyncio.wait_for(index.synced.wait(), 30)
-
-        # When a change handler runs as the pass starts
-        async def change_handler() -> None:
-            async with deps.urgency.urgent():
-                await asyncio.sleep(0.5)
-                assert not recorder.started.is_set(), "a resync reconcile started beside a change handler"
-
-        handler = asyncio.create_task(change_handler())
-        await asyncio.sleep(0)
-        count = await resync.one_pass(kind, deps, index, CONCURRENCY, {})
-        await handler
-
-        # Then every policy was reconciled once, from three pages, at most four at a time
-        assert count == POLICIES
-        assert sorted(recorder.seen) == [f"p-{i:03d}" for i in range(POLICIES)]
-        assert pages == 3
-        assert 1 < recorder.most_in_flight <= CONCURRENCY
-        assert recorder.with_managed_fields == 0, "the pass hands over objects without managedFields"
-        # and each got its status written, and only the deleted policy's memory is forgotten
-        listed = await kube.list(kinds.POLICIES, namespace)
-        assert all(item["status"]["observedGeneration"] == 1 for item in listed)
-        assert "deleted-uid" not in deps.mining
-        assert len(deps.mining) == POLICIES
-
-        # When a policy is added and another deleted after the list
-        await create(POLICIES)
-        await kube.delete(kinds.POLICIES, namespace, "p-000")
-
-        # Then the watch brings both into the index, and the next pass reads no list
-        async def index_follows() -> None:
-            while "p-000" in names(index) or f"p-{POLICIES:03d}" not in names(index):
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(index_follows(), 30)
-        recorder.seen.clear()
-        assert await resync.one_pass(kind, deps, index, CONCURRENCY, {}) == POLICIES
-        assert "p-000" not in recorder.seen
-        assert f"p-{POLICIES:03d}" in recorder.seen
-        assert pages == 3, "a pass read the list again"
-        assert index.lists == 1
-        follower.cancel()
+        yield deps
     finally:
         await kube.close()
         await deps.router.close()
         engine.dispose()
+
+
+async def given_policies(kube: Kube, namespace: str, indices: Iterable[int]) -> list[dict[str, Any]]:
+    """Create policies ``p-<index>``, sixteen requests at a time."""
+    gate = asyncio.Semaphore(16)
+
+    async def create(index: int) -> dict[str, Any]:
+        async with gate:
+            made, _ = await kube.ensure(kinds.POLICIES, policy(f"p-{index:03d}", namespace))
+            return made
+
+    return await asyncio.gather(*(create(i) for i in indices))
+
+
+def given_remembered_mining_state(deps: Dependencies, made: list[dict[str, Any]], gone: str) -> None:
+    for body in made:
+        mining.memory_of(body, deps)
+    deps.mining[gone] = mining.Memory()
+
+
+async def when_a_pass_starts_beside_a_change_handler(
+    kind: Kind, deps: Dependencies, index: Index, recorder: Recorder
+) -> int:
+    """Run one pass while a change handler holds urgency; no reconcile may start beside it."""
+
+    async def change_handler() -> None:
+        async with deps.urgency.urgent():
+            await asyncio.sleep(0.5)
+            assert not recorder.started.is_set(), "a resync reconcile started beside a change handler"
+
+    handler = asyncio.create_task(change_handler())
+    await asyncio.sleep(0)
+    count = await resync.one_pass(kind, deps, index, CONCURRENCY, {})
+    await handler
+    return count
+
+
+async def then_every_status_was_written(kube: Kube, namespace: str) -> None:
+    listed = await kube.list(kinds.POLICIES, namespace)
+    assert all(item["status"]["observedGeneration"] == 1 for item in listed)
+
+
+async def then_the_index_follows(index: Index, gone: str, added: str) -> None:
+    async def index_follows() -> None:
+        while gone in names(index) or added not in names(index):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(index_follows(), 30)
 
 
 def names(index: Index) -> set[str]:

@@ -121,72 +121,93 @@ class Tally:
     connection_errors: int = 0
 
 
-def test_five_thousand_requests_through_outages_and_kills_lose_and_duplicate_nothing(
-    gateway: GatewayProcess, own_postgres: ThrowawayPostgres
-) -> None:
-    total, retried_share, concurrency = 5000, 0.2, 16
-    rng = random.Random(5)
+def given_a_send_plan(total: int, retried_share: float, seed: int) -> list[str]:
+    """One key per task, and a share of them sent again after they succeeded, as a client that lost
+    the response would."""
+    rng = random.Random(seed)
     keys = [f"key-{i}" for i in range(total)]
-    # 20% of the requests are sent again after they succeeded, as a client that lost the response would.
-    plan = keys + rng.sample(keys, int(total * retried_share))
+    return keys + rng.sample(keys, int(total * retried_share))
+
+
+async def send(client: httpx.AsyncClient, key: str, tally: Tally, deadline: float) -> None:
+    """Send ``key`` until it is answered 200, retrying connection errors and 503s with the same key."""
+    while time.monotonic() < deadline:
+        try:
+            response = await client.post(
+                "/v1/runs/batch", json=body(key), headers={**TOKEN, "Idempotency-Key": key}
+            )
+        except httpx.TransportError:
+            tally.connection_errors += 1  # the API process is down: retry the same key
+            await asyncio.sleep(0.05)
+            continue
+        tally.statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                tally.bad_5xx.append(f"{response.status_code} {response.headers} {response.text[:200]}")
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 0.2))
+            continue
+        assert response.status_code == 200, response.text
+        tally.done += 1
+        return
+    raise AssertionError(f"{key} never succeeded")
+
+
+async def clients(url: str, plan: list[str], tally: Tally, deadline: float, concurrency: int) -> None:
+    """``concurrency`` workers drain ``plan`` through one HTTP client."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for key in plan:
+        queue.put_nowait(key)
+    async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                await send(client, queue.get_nowait(), tally, deadline)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def chaos(gateway: GatewayProcess, postgres: ThrowawayPostgres, tally: Tally) -> None:
+    """Kill the API at 1000 answers, stop the database at 2200, kill the API again at 3800."""
+
+    async def when(done: int) -> None:
+        while tally.done < done:
+            await asyncio.sleep(0.01)
+
+    await when(1000)
+    gateway.kill()
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(gateway.start)
+    await when(2200)
+    await asyncio.to_thread(postgres.stop)
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(postgres.start)
+    await when(3800)
+    gateway.kill()
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(gateway.start)
+
+
+def when_the_plan_is_sent_through_the_chaos(
+    gateway: GatewayProcess, postgres: ThrowawayPostgres, plan: list[str], concurrency: int
+) -> Tally:
     tally = Tally()
     deadline = time.monotonic() + 300
 
-    async def send(client: httpx.AsyncClient, key: str) -> None:
-        while time.monotonic() < deadline:
-            try:
-                response = await client.post(
-                    "/v1/runs/batch", json=body(key), headers={**TOKEN, "Idempotency-Key": key}
-                )
-            except httpx.TransportError:
-                tally.connection_errors += 1  # the API process is down: retry the same key
-                await asyncio.sleep(0.05)
-                continue
-            tally.statuses[response.status_code] += 1
-            if response.status_code >= 500:
-                if response.status_code != 503 or "Retry-After" not in response.headers:
-                    tally.bad_5xx.append(f"{response.status_code} {response.headers} {response.text[:200]}")
-                await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 0.2))
-                continue
-            assert response.status_code == 200, response.text
-            tally.done += 1
-            return
-        raise AssertionError(f"{key} never succeeded")
-
-    async def clients() -> None:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for key in plan:
-            queue.put_nowait(key)
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=20) as client:
-
-            async def worker() -> None:
-                while not queue.empty():
-                    await send(client, queue.get_nowait())
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-    async def chaos() -> None:
-        async def when(done: int) -> None:
-            while tally.done < done:
-                await asyncio.sleep(0.01)
-
-        await when(1000)
-        gateway.kill()
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(gateway.start)
-        await when(2200)
-        await asyncio.to_thread(own_postgres.stop)
-        await asyncio.sleep(2.0)
-        await asyncio.to_thread(own_postgres.start)
-        await when(3800)
-        gateway.kill()
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(gateway.start)
-
     async def main() -> None:
-        await asyncio.gather(clients(), chaos())
+        await asyncio.gather(
+            clients(gateway.url, plan, tally, deadline, concurrency), chaos(gateway, postgres, tally)
+        )
 
     asyncio.run(main())
+    return tally
+
+
+def test_five_thousand_requests_through_outages_and_kills_lose_and_duplicate_nothing(
+    gateway: GatewayProcess, own_postgres: ThrowawayPostgres
+) -> None:
+    total = 5000
+    plan = given_a_send_plan(total, retried_share=0.2, seed=5)
+    tally = when_the_plan_is_sent_through_the_chaos(gateway, own_postgres, plan, concurrency=16)
     runs, distinct_tasks, stored_keys = rows(own_postgres)
     assert tally.done == len(plan)
     assert tally.bad_5xx == []
