@@ -68,13 +68,17 @@ test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on
 	$(MAKE) --no-print-directory lint typecheck
 	$(PY) -m pytest
 
+.PHONY: bench-deps
+bench-deps: setup
+	@$(PY) -m pip install --quiet -e '.[bench]'
+
 .PHONY: bench-quick
-bench-quick: setup ## Every benchmark in its --quick form (prints RESULT lines)
+bench-quick: bench-deps ## Every benchmark in its --quick form (prints RESULT lines)
 	@bash hack/postgres.sh
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 .PHONY: bench
-bench: setup ## Every benchmark at full size (minutes each)
+bench: bench-deps ## Every benchmark at full size (minutes each)
 	@bash hack/postgres.sh
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 

@@ -4,8 +4,8 @@ Kopf watches and patches the object a handler is called for; everything else —
 InferenceServices, TrainingRuns, ShadowModels, Experiments) and the few status writes on other objects —
 goes through this small async client, and so do the development stack's stand-in controllers. It reads
 the same credentials Kopf does (kubeconfig or the pod's service account) and speaks plain REST with
-httpx, so one connection pool serves every handler and no call blocks the event loop. Why hand-written
-and not a library: bench/kube_client.py measures it against kubernetes_asyncio and lightkube.
+httpx, so one connection pool serves every handler and no call blocks the event loop. bench/kube_client.py measures it against kubernetes_asyncio and lightkube
+behind this same interface; docs/architecture.md says what the figures decide.
 """
 
 from __future__ import annotations
