@@ -11,22 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from controllers import crdgen
-from controllers.api import cel, experiment, learningpolicy, shadowmodel, trainingrun
+from controllers.api import KINDS, cel
+from controllers.api.kindinfo import KindInfo
+from controllers.api.schema import kind_schema
 
 M = TypeVar("M", bound=BaseModel)
 
-MODULES: dict[str, ModuleType] = {m.KIND: m for m in (learningpolicy, trainingrun, shadowmodel, experiment)}
+INFOS: dict[str, KindInfo] = {module.INFO.kind: module.INFO for module in KINDS}
 
 
 @cache
 def spec_schema(kind: str) -> dict[str, Any]:
-    schema: dict[str, Any] = crdgen.kind_schema(MODULES[kind])["properties"]["spec"]
+    schema: dict[str, Any] = kind_schema(INFOS[kind])["properties"]["spec"]
     return schema
 
 
