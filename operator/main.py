@@ -30,6 +30,12 @@ SETTING_FLAGS: list[tuple[str, str, Callable[[str], Any], str | None]] = [
     ("--database-url", "KAIZEN_DATABASE_URL", str, "experience store URL"),
     ("--gateway-url", "KAIZEN_GATEWAY_URL", str, "the router/gateway base URL"),
     ("--gateway-token", "KAIZEN_GATEWAY_TOKEN", str, "bearer token for the gateway"),
+    (
+        "--gateway-token-file",
+        "KAIZEN_GATEWAY_TOKEN_FILE",
+        str,
+        "file with the gateway token, re-read on every call (the chart mounts the ServiceAccount's)",
+    ),
     ("--data-root", "KAIZEN_DATA_ROOT", Path, "where dataset snapshots are written"),
     ("--python", "KAIZEN_TRAINER_PYTHON", str, "interpreter in trainer entrypoints"),
     ("--poll-seconds", "KAIZEN_POLL_SECONDS", float, None),
@@ -77,24 +83,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-TOKEN_TTL_SECONDS = 400 * 24 * 3600  # the pod restarts long before; a restart mints a new one
-
-
-def env_secret() -> str:
-    return os.environ.get("KAIZEN_TOKEN_SECRET", "")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per request or per timer tick buries the decisions; warnings and errors still show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    if not args.gateway_token and env_secret():
-        # The chart hands the operator the gateway's signing secret, not a token: mint one.
-        from controllers.gateway import auth
-
-        args.gateway_token = auth.issue(env_secret(), "kaizen-operator", TOKEN_TTL_SECONDS)
     settings = Settings(**{field_of(flag): getattr(args, field_of(flag)) for flag, *_ in SETTING_FLAGS})
 
     async def serve() -> None:

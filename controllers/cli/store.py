@@ -259,13 +259,16 @@ def gateway_serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
 ) -> None:
-    """Serve the ingest API (needs KAIZEN_TOKEN_SECRET)."""
+    """Serve the ingest API and the router (needs KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR)."""
     import uvicorn
 
     if database_url:
         os.environ["KAIZEN_DATABASE_URL"] = database_url
-    if not os.environ.get("KAIZEN_TOKEN_SECRET"):
-        raise _fail("set KAIZEN_TOKEN_SECRET (the key that signs tokens; `kaizen token create` uses it too)")
+    if not os.environ.get("KAIZEN_TOKEN_SECRET") and not os.environ.get("KAIZEN_TOKEN_KEYS_DIR"):
+        raise _fail(
+            "set KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR (the keys that sign tokens; "
+            "`kaizen token create` uses them too)"
+        )
     uvicorn.run(
         "controllers.gateway.serve:app",
         host=host,
@@ -278,16 +281,41 @@ def gateway_serve(
 
 @token_app.command("create")
 def token_create(
-    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder.")],
+    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder or alice.")],
     ttl: Annotated[str, typer.Option(help="Lifetime: 3600s, 12h, 30d.")] = "30d",
+    role: Annotated[str, typer.Option(help="agent, reviewer, operator or admin.")] = "agent",
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="A namespace it may act in (repeat; '*' for all)."),
+    ] = None,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option(help="An agent an agent token may write for (repeat); default: the subject."),
+    ] = None,
+    key_id: Annotated[str | None, typer.Option(help="Sign with this key of KAIZEN_TOKEN_KEYS_DIR.")] = None,
 ) -> None:
-    """Print a bearer token signed with KAIZEN_TOKEN_SECRET."""
+    """Print a bearer token signed with the gateway's key (KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR).
+
+    With no --role the token is an agent token for the one agent named by --subject, in namespace
+    "default" unless --namespace says otherwise.
+    """
+    from controllers.api.identity import Role
     from controllers.gateway import auth
 
-    secret = os.environ.get("KAIZEN_TOKEN_SECRET", "")
-    if not secret:
-        raise _fail("set KAIZEN_TOKEN_SECRET to the gateway's secret")
+    env = dict(os.environ)
+    if key_id:
+        env["KAIZEN_TOKEN_SIGNING_KEY"] = key_id
+    try:
+        keyring = auth.Keyring.from_env(env)
+        chosen = Role(role)
+    except ValueError as error:
+        raise _fail(f"{error}; roles are {', '.join(r.value for r in Role)}") from error
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if not ttl[:-1].isdigit() or ttl[-1] not in units:
         raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
-    typer.echo(auth.issue(secret, subject, int(ttl[:-1]) * units[ttl[-1]]))
+    seconds = int(ttl[:-1]) * units[ttl[-1]]
+    typer.echo(
+        auth.issue(
+            keyring, subject, seconds, role=chosen, namespaces=namespace or ["default"], agents=agent or None
+        )
+    )

@@ -2,9 +2,15 @@
 
 The operator owns the weights; the router serves whatever the newest RouteConfig says. PUT is
 idempotent (the same config gives the same version), so a reconcile may repeat it freely.
+
+The operator calls as its ServiceAccount: ``token_file`` is a projected token bound to the gateway's
+audience. The kubelet rotates it in place, so it is read again on every call.
 """
 
 from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
 
 import httpx
 
@@ -15,10 +21,22 @@ class RouterError(RuntimeError):
     pass
 
 
+class TokenFile(httpx.Auth):
+    """A bearer token read from a file on every request (a projected ServiceAccount token rotates)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.path.read_text().strip()}"
+        yield request
+
+
 class RouterClient:
-    def __init__(self, base_url: str, token: str, timeout: float = 5.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+    def __init__(self, base_url: str, token: str = "", timeout: float = 5.0, token_file: str = "") -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token and not token_file else {}
+        auth = TokenFile(token_file) if token_file else None
+        self._client = httpx.AsyncClient(base_url=base_url, headers=headers, auth=auth, timeout=timeout)
 
     async def close(self) -> None:
         await self._client.aclose()

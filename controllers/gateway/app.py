@@ -13,15 +13,23 @@ the OpenAI-compatible proxy agents call (``controllers.gateway.router``, mounted
 they share through ``context``'s dependencies.
 """
 
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import health_api, ingest_api, policies_api, review_api, routes_api
+from controllers.gateway import auth, health_api, ingest_api, policies_api, review_api, routes_api
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
+from controllers.gateway.guard import RequireIdentity
+from controllers.gateway.identity import Authenticator
 from controllers.gateway.metrics import Metrics, request_meter
 from controllers.gateway.router import Proxy
 from controllers.gateway.router_state import RouterState
+from controllers.runtime.kube import Kube, load_configuration
 from controllers.store.db import make_engine, session_factory
 
 __all__ = ["GatewaySettings", "Metrics", "create_app"]
@@ -29,23 +37,50 @@ __all__ = ["GatewaySettings", "Metrics", "create_app"]
 ROUTERS = (ingest_api.router, review_api.router, policies_api.router, routes_api.router, health_api.router)
 
 
+def build_authenticator(settings: GatewaySettings) -> Authenticator:
+    assert settings.keyring is not None  # GatewaySettings fills it in
+    revoked = settings.revoked_tokens_file
+    kube = Kube(load_configuration(settings.kubeconfig), timeout=5.0) if settings.kubernetes_auth else None
+    return Authenticator(
+        settings.keyring,
+        auth.Revocations(Path(revoked)) if revoked else None,
+        kube,
+        audiences=(settings.token_audience,),
+    )
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     factory: sessionmaker[Session] = session_factory(engine)
     metrics = Metrics()
     router_state = RouterState(factory, metrics.registry, settings.route_refresh_seconds)
+    authenticator = build_authenticator(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            async with router_state.lifespan(app):
+                yield
+        finally:
+            await authenticator.close()
+
     app = FastAPI(
         title="Kaizen gateway",
         version="0.1.0",
         description="Ingest API for agent experience (runs, feedback, pairs, annotations, reviews) "
         "and the experiment router (routes, OpenAI-compatible proxy under /openai/).",
-        lifespan=router_state.lifespan,
+        lifespan=lifespan,
     )
     app.state.engine, app.state.metrics, app.state.router = engine, metrics, router_state
-    app.state.gateway = Gateway(settings, factory, metrics, router_state)
+    app.state.gateway = Gateway(settings, factory, metrics, router_state, authenticator)
     install_error_handlers(app, metrics, settings.retry_after_seconds)
     app.middleware("http")(request_meter(metrics))
     for router in ROUTERS:
         app.include_router(router)
-    routes_api.mount_proxy(app, Proxy(router_state, settings.token_secret))
+    # Outermost first: the proxy takes /openai/ (it authenticates itself), then every /v1 call is
+    # authenticated before its body is read.
+    app.add_middleware(
+        RequireIdentity, authenticator=authenticator, retry_after_seconds=settings.retry_after_seconds
+    )
+    routes_api.mount_proxy(app, Proxy(router_state, authenticator))
     return app

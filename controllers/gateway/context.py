@@ -1,9 +1,10 @@
 """What every gateway route shares (settings, sessions, metrics, the router), as FastAPI dependencies.
 
 ``create_app`` builds one ``Gateway`` and puts it on ``app.state``; routes in their own modules ask
-for it (``Shared``), for the caller (``Caller``: a verified bearer token, else 401) and for the
-write's ``Idempotency-Key`` (``Key``, else 400) through ``Depends``, so no route closes over
-``create_app``'s locals and each router module can be read and tested on its own.
+for it (``Shared``), for the caller (``Caller``: the identity ``guard.RequireIdentity`` established
+from the headers before any body was read) and for the write's ``Idempotency-Key`` (``Key``, else
+400) through ``Depends``, so no route closes over ``create_app``'s locals and each router module can
+be read and tested on its own. ``authorize`` asks whether the caller may take an action (403 if not).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at runtime.)
 """
@@ -13,25 +14,51 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.api.identity import Principal
+from controllers.decisions.access import Action
 from controllers.gateway import auth
 from controllers.gateway.errors import ApiError
+from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden
 from controllers.gateway.metrics import Metrics
 from controllers.gateway.router_state import RouterState
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
 @dataclass
 class GatewaySettings:
     database_url: str | None = None
+    # The keys Kaizen tokens are signed with: ``token_secret`` alone (key id ``default``), or the
+    # keyring from the environment (``auth.Keyring.from_env``: a directory of keys for rotation).
     token_secret: str = field(default_factory=lambda: os.environ.get("KAIZEN_TOKEN_SECRET", ""))
+    keyring: auth.Keyring | None = None
+    revoked_tokens_file: str | None = field(
+        default_factory=lambda: os.environ.get("KAIZEN_TOKEN_REVOKED_FILE")
+    )
+    # Accept ServiceAccount tokens (TokenReview + SubjectAccessReview); ``kubeconfig`` None is in-cluster.
+    kubernetes_auth: bool = field(default_factory=lambda: _env_flag("KAIZEN_KUBERNETES_AUTH"))
+    kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG"))
+    token_audience: str = field(
+        default_factory=lambda: os.environ.get("KAIZEN_TOKEN_AUDIENCE", "kaizen-gateway")
+    )
     retry_after_seconds: int = 2
     route_refresh_seconds: float = 0.25  # how stale a replica's routes may get (a cheap version scan)
 
     def __post_init__(self) -> None:
-        if not self.token_secret:
-            raise ValueError("set KAIZEN_TOKEN_SECRET (the key that signs gateway tokens)")
+        if self.keyring is None:
+            env = dict(os.environ)
+            if self.token_secret:
+                env["KAIZEN_TOKEN_SECRET"] = self.token_secret
+            if not env.get("KAIZEN_TOKEN_SECRET") and not env.get("KAIZEN_TOKEN_KEYS_DIR"):
+                raise ValueError(
+                    "set KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR (the keys that sign gateway tokens)"
+                )
+            self.keyring = auth.Keyring.from_env(env)
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,7 @@ class Gateway:
     factory: sessionmaker[Session]
     metrics: Metrics
     router: RouterState
+    authenticator: Authenticator
 
 
 async def gateway(request: Request) -> Gateway:
@@ -51,16 +79,40 @@ async def gateway(request: Request) -> Gateway:
 
 
 Shared = Annotated[Gateway, Depends(gateway)]
-_bearer = HTTPBearer(auto_error=False)
+# Only for the OpenAPI document (every /v1 call needs a bearer token): ``guard.RequireIdentity``
+# has already checked it before the body was read.
+_bearer = HTTPBearer(auto_error=False, description="A Kaizen token (kz2.) or a ServiceAccount token")
 
 
-def principal(
-    shared: Shared, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> auth.Principal:
+async def principal(request: Request, _: Annotated[object, Depends(_bearer)]) -> Principal:
+    found: Principal | None = getattr(request.state, "principal", None)
+    if found is None:  # a route outside the guard's paths asked for a caller: refuse, never assume
+        raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+async def authorize(
+    shared: Gateway, caller: Principal, action: Action, namespace: str, name: str | None = None
+) -> None:
+    """403 naming why, when ``caller`` may not take ``action`` in ``namespace`` (on ``name``)."""
     try:
-        return auth.verify(shared.settings.token_secret, credentials.credentials if credentials else None)
-    except auth.InvalidToken as error:
-        raise ApiError(401, str(error), headers={"WWW-Authenticate": "Bearer"}) from error
+        await shared.authenticator.authorize(caller, action, namespace, name)
+    except Forbidden as error:
+        raise ApiError(403, str(error), [{"field": "Authorization", "message": str(error)}]) from error
+    except AuthUnavailable as error:
+        raise ApiError(
+            503, str(error), headers={"Retry-After": str(shared.settings.retry_after_seconds)}
+        ) from error
+
+
+def home_namespace(caller: Principal, given: str | None) -> str:
+    """The namespace a write goes to: the one given, else the caller's only namespace (422 if ambiguous)."""
+    if given:
+        return given
+    if len(caller.namespaces) == 1 and caller.namespaces[0] != "*":
+        return caller.namespaces[0]
+    message = "namespace is required: the caller may act in several namespaces"
+    raise ApiError(422, message, [{"field": "namespace", "message": message}])
 
 
 def idempotency_key(
@@ -75,5 +127,5 @@ def idempotency_key(
     return key
 
 
-Caller = Annotated[auth.Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(principal)]
 Key = Annotated[str, Depends(idempotency_key)]

@@ -4,6 +4,10 @@ Each batch is all or nothing: it is validated whole (422 naming every bad field)
 transaction, and answered with ``accepted``, ``inserted`` (new rows; a record seen before counts
 as accepted, not inserted) and the records' ids.
 
+Who may write: ``experience/create`` for each agent a run or pair names, ``feedback/create`` for
+feedback and corrections, in the batch's namespace (``controllers.decisions.access``). A refused
+batch is a 403 naming the agent or namespace, and nothing of it is written.
+
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
 
@@ -13,9 +17,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from controllers.api.identity import Principal
+from controllers.decisions.access import Action
 from controllers.gateway import batches
-from controllers.gateway.context import Caller, Key, Shared
+from controllers.gateway.context import Caller, Gateway, Key, Shared, authorize, home_namespace
 from controllers.gateway.schemas import (
     AnnotationBatch,
     AnnotationIn,
@@ -39,31 +46,57 @@ def _annotation_field(index: int, _: AnnotationIn) -> str:
     return f"annotations[{index}].runId"
 
 
+async def _may_write(
+    shared: Gateway, caller: Principal, action: Action, namespace: str, agents: set[str]
+) -> None:
+    """Refuse the whole batch unless the caller may write for every agent it names."""
+    for agent in sorted(agents) or [None]:
+        await authorize(shared, caller, action, namespace, agent)
+
+
 @router.post("/runs/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_runs(batch: RunBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    return write_batch(
-        shared, "runs", key, batch, lambda session, now: batches.write_runs(session, batch.runs, key, now)
-    )
+async def ingest_runs(batch: RunBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace = home_namespace(caller, batch.namespace)
+    await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, {run.agent for run in batch.runs})
+
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_runs(session, batch.runs, key, now, namespace=namespace)
+
+    return await run_in_threadpool(write_batch, shared, "runs", key, batch, write, scope=caller.scope)
 
 
 @router.post("/feedback/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_feedback(batch: FeedbackBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_feedback(session, batch.feedback, key, now, _feedback_field)
+async def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace = home_namespace(caller, batch.namespace)
+    await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
 
-    return write_batch(shared, "feedback", key, batch, write)
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_feedback(session, batch.feedback, key, now, _feedback_field, namespace=namespace)
+
+    return await run_in_threadpool(write_batch, shared, "feedback", key, batch, write, scope=caller.scope)
 
 
 @router.post("/pairs/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_pairs(batch: PairBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    return write_batch(
-        shared, "pairs", key, batch, lambda session, now: batches.write_pairs(session, batch.pairs, now)
-    )
+async def ingest_pairs(batch: PairBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace = home_namespace(caller, batch.namespace)
+    await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, {pair.agent for pair in batch.pairs})
+
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_pairs(session, batch.pairs, now, namespace=namespace)
+
+    return await run_in_threadpool(write_batch, shared, "pairs", key, batch, write, scope=caller.scope)
 
 
 @router.post("/annotations/batch", response_model=WriteResponse, tags=["review"])
-def ingest_annotations(batch: AnnotationBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_annotations(session, batch.annotations, key, now, _annotation_field)
+async def ingest_annotations(
+    batch: AnnotationBatch, caller: Caller, key: Key, shared: Shared
+) -> JSONResponse:
+    namespace = home_namespace(caller, batch.namespace)
+    await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
 
-    return write_batch(shared, "annotations", key, batch, write)
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_annotations(
+            session, batch.annotations, key, now, _annotation_field, namespace=namespace
+        )
+
+    return await run_in_threadpool(write_batch, shared, "annotations", key, batch, write, scope=caller.scope)

@@ -1,19 +1,23 @@
-"""``PUT /v1/policies/{name}``: the operator syncs a LearningPolicy's reward weights into the store.
+"""``PUT /v1/policies/{namespace}/{name}``: a LearningPolicy's reward weights, synced into the store.
 
 The store keeps each policy's matching and weights beside the runs they score, so a change
 recomputes at once the stored rewards of the runs it matches, before or after (the answer says how
-many). The name must be a Kubernetes object name: it is the LearningPolicy's.
+many). The namespace and name are the LearningPolicy's. Writing takes ``policies/update`` in the
+namespace: the operator's identity, or an admin's.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from controllers.gateway.context import Caller, Key, Shared
+from controllers.decisions.access import Action
+from controllers.gateway.context import Caller, Key, Shared, authorize
 from controllers.gateway.errors import ApiError
 from controllers.gateway.schemas import PolicyIn
 from controllers.gateway.writes import idempotent_write
@@ -31,20 +35,27 @@ def _policy_name(name: str) -> str:
     return name
 
 
-@router.put("/{name}")
-def put_policy(
-    _: Caller, name: Annotated[str, Depends(_policy_name)], policy: PolicyIn, key: Key, shared: Shared
+Namespace = Annotated[str, Path(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)]
+
+
+@router.put("/{namespace}/{name}")
+async def put_policy(
+    caller: Caller,
+    namespace: Namespace,
+    name: Annotated[str, Depends(_policy_name)],
+    policy: PolicyIn,
+    key: Key,
+    shared: Shared,
 ) -> JSONResponse:
+    await authorize(shared, caller, Action.WRITE_POLICIES, namespace, name)
     weights = policy.reward.model_dump(by_alias=True)
-    return idempotent_write(
-        shared,
-        "policies",
-        key,
-        policy,
-        lambda session: {
-            "name": name,
-            "rewardsRecomputed": policies.upsert_policy(
-                session, name, policy.agent, policy.role, policy.task_family, weights
-            ),
-        },
+
+    def write(session: Session) -> dict[str, Any]:
+        recomputed = policies.upsert_policy(
+            session, namespace, name, policy.agent, policy.role, policy.task_family, weights
+        )
+        return {"namespace": namespace, "name": name, "rewardsRecomputed": recomputed}
+
+    return await run_in_threadpool(
+        idempotent_write, shared, "policies", key, policy, write, scope=caller.scope
     )

@@ -29,8 +29,9 @@ from typing import Any
 import orjson
 
 from controllers.decisions import assign
-from controllers.gateway import auth
+from controllers.decisions.access import Action
 from controllers.gateway.forward import Answer, Outcome, Receive, Send, UpstreamFailed, call_variant, relay
+from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
 from controllers.gateway.recorder import Served
 from controllers.gateway.route_table import PATHS, ActiveRoute
 from controllers.gateway.router_state import RouterState
@@ -51,16 +52,15 @@ class ProxyError(Exception):
 
 
 class Proxy:
-    def __init__(self, state: RouterState, token_secret: str) -> None:
-        self.state, self.secret = state, token_secret
-        self._tokens: dict[str, auth.Principal] = {}
+    def __init__(self, state: RouterState, authenticator: Authenticator) -> None:
+        self.state, self.authenticator = state, authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = ""
         try:
             route, path = self._target(scope)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            self._authenticate(headers.get("authorization"))
+            await self._authenticate(headers.get("authorization"), route)
             active = self.state.table.get(route)
             if active is None:
                 raise ProxyError(
@@ -97,18 +97,18 @@ class Proxy:
             "not_found",
         )
 
-    def _authenticate(self, header: str | None) -> None:
-        token = header[7:] if header and header[:7].lower() == "bearer " else None
-        cached = self._tokens.get(token) if token else None
-        if cached is not None and cached.expires_at > time.time():
-            return
+    async def _authenticate(self, header: str | None, route: str) -> None:
+        """Who calls, and may they call this route (``routes/use`` in its namespace)? Before the body."""
+        namespace, name = route.split("/", 1)
         try:
-            principal = auth.verify(self.secret, token)
-        except auth.InvalidToken as error:
+            caller = await self.authenticator.authenticate(header)
+            await self.authenticator.authorize(caller, Action.CALL_ROUTES, namespace, name)
+        except Unauthenticated as error:
             raise ProxyError(401, str(error), "authentication_error") from error
-        if len(self._tokens) > 1024:
-            self._tokens.clear()
-        self._tokens[str(token)] = principal
+        except Forbidden as error:
+            raise ProxyError(403, str(error), "permission_error") from error
+        except AuthUnavailable as error:
+            raise ProxyError(503, str(error), "service_unavailable") from error
 
     async def _serve(
         self,

@@ -4,6 +4,9 @@
 so the operator can re-send it on every reconcile (no Idempotency-Key needed: PUT is idempotent by
 construction). The replica that answered serves the new config at once, the others within their
 poll interval. ``GET`` returns it with its version, ``DELETE`` removes it, ``GET /v1/routes`` lists.
+Writing a route takes ``routes/update`` on it (the operator's ServiceAccount, or an admin), reading
+``routes/get``; the list shows only the routes the caller may read. Calling one through the proxy
+takes ``routes/use``.
 
 Requests under ``/openai/`` skip FastAPI entirely: ``ProxyDispatch`` is an ASGI middleware placed
 outermost that hands them to the proxy, so the model-call path pays for no routing, dependency
@@ -16,9 +19,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from controllers.api.identity import Principal
 from controllers.api.routes import RouteConfig
-from controllers.gateway.context import Caller, Shared
+from controllers.decisions.access import Action
+from controllers.gateway.context import Caller, Gateway, Shared, authorize
 from controllers.gateway.errors import ApiError, invalid_request
 from controllers.gateway.forward import Receive, Send
 from controllers.gateway.router import PREFIX, Proxy, Scope
@@ -58,22 +64,32 @@ def _path_mismatches(config: RouteConfig, namespace: str, name: str) -> list[dic
 
 
 @router.put("/{namespace}/{name}")
-def put_route(
-    _: Caller, namespace: Namespace, name: Name, config: RouteConfig, shared: Shared
+async def put_route(
+    caller: Caller, namespace: Namespace, name: Name, config: RouteConfig, shared: Shared
 ) -> JSONResponse:
+    await authorize(shared, caller, Action.WRITE_ROUTES, namespace, name)
     problems = _path_mismatches(config, namespace, name)
     if problems:
         raise invalid_request(problems, "; ".join(p["message"] for p in problems))
-    with transaction(shared.factory) as session:
-        version, changed = experiments.put_route(session, config)
+
+    def write() -> tuple[int, bool]:
+        with transaction(shared.factory) as session:
+            return experiments.put_route(session, config)
+
+    version, changed = await run_in_threadpool(write)
     shared.router.table.put(config, version)
     return JSONResponse(_document(config, version, changed=changed))
 
 
 @router.get("/{namespace}/{name}")
-def get_route(_: Caller, namespace: Namespace, name: Name, shared: Shared) -> JSONResponse:
-    with transaction(shared.factory) as session:
-        found = experiments.get_route(session, namespace, name)
+async def get_route(caller: Caller, namespace: Namespace, name: Name, shared: Shared) -> JSONResponse:
+    await authorize(shared, caller, Action.READ_ROUTES, namespace, name)
+
+    def read() -> tuple[RouteConfig, int] | None:
+        with transaction(shared.factory) as session:
+            return experiments.get_route(session, namespace, name)
+
+    found = await run_in_threadpool(read)
     if found is None:
         message = f"no route {namespace}/{name}"
         raise ApiError(404, message, [{"field": "name", "message": message}])
@@ -81,18 +97,37 @@ def get_route(_: Caller, namespace: Namespace, name: Name, shared: Shared) -> JS
 
 
 @router.delete("/{namespace}/{name}")
-def delete_route(_: Caller, namespace: Namespace, name: Name, shared: Shared) -> JSONResponse:
-    with transaction(shared.factory) as session:
-        deleted = experiments.delete_route(session, namespace, name)
+async def delete_route(caller: Caller, namespace: Namespace, name: Name, shared: Shared) -> JSONResponse:
+    await authorize(shared, caller, Action.WRITE_ROUTES, namespace, name)
+
+    def delete() -> bool:
+        with transaction(shared.factory) as session:
+            return experiments.delete_route(session, namespace, name)
+
+    deleted = await run_in_threadpool(delete)
     shared.router.table.remove(f"{namespace}/{name}")
     return JSONResponse({"deleted": deleted})
 
 
 @router.get("")
-def list_routes(_: Caller, shared: Shared) -> JSONResponse:
-    with transaction(shared.factory) as session:
-        found = experiments.list_routes(session)
-    return JSONResponse({"routes": [_document(config, version) for config, version in found]})
+async def list_routes(caller: Caller, shared: Shared) -> JSONResponse:
+    def read() -> list[tuple[RouteConfig, int]]:
+        with transaction(shared.factory) as session:
+            return experiments.list_routes(session)
+
+    found = await run_in_threadpool(read)
+    visible = [(config, version) for config, version in found if await _may_read(shared, caller, config)]
+    return JSONResponse({"routes": [_document(config, version) for config, version in visible]})
+
+
+async def _may_read(shared: Gateway, caller: Principal, config: RouteConfig) -> bool:
+    try:
+        await authorize(shared, caller, Action.READ_ROUTES, config.namespace, config.name)
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        return False
+    return True
 
 
 def mount_proxy(app: FastAPI, proxy: Proxy) -> None:

@@ -54,7 +54,9 @@ async def build_dependencies(settings: Settings, kubeconfig: str | None = None) 
         kube=kube,
         engine=engine,
         factory=session_factory(engine),
-        router=RouterClient(settings.gateway_url, settings.gateway_token),
+        router=RouterClient(
+            settings.gateway_url, settings.gateway_token, token_file=settings.gateway_token_file
+        ),
         metrics=OperatorMetrics(),
     )
 

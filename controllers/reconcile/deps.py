@@ -37,6 +37,7 @@ class Settings:
     data_root: Path = Path("/var/lib/kaizen")
     gateway_url: str = "http://kaizen-gateway:8000"  # the router's base URL; routes are pushed there
     gateway_token: str = ""
+    gateway_token_file: str = ""  # a projected ServiceAccount token (wins over gateway_token)
     python: str = "python"  # interpreter in trainer entrypoints ("python" in the trainer image)
     trainer_env: dict[str, str] = field(default_factory=dict)
     poll_seconds: float = 5.0  # how often running work (jobs, shadow models) is looked at

@@ -114,6 +114,11 @@ class Kube:
                 return None
             raise
 
+    async def create(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` (a review, or an object that must not exist yet) and return the answer."""
+        namespace = body.get("metadata", {}).get("namespace")
+        return (await self._call("POST", resource.path(namespace), json=body)).json()  # type: ignore[no-any-return]
+
     async def list(
         self, resource: Resource, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:

@@ -1,0 +1,57 @@
+"""Authentication before anything else: an ASGI layer that settles who is calling from the headers alone.
+
+FastAPI reads (and parses) a request's body before it runs the endpoint's dependencies, so a token
+checked in a dependency is checked too late: a caller without one could still make the gateway read
+and parse a huge body. ``RequireIdentity`` sits in front of the app. For every path under ``/v1/``
+it authenticates the ``Authorization`` header and answers 401 (or 503 when the API server cannot
+review a ServiceAccount token) without reading a byte of the body. Otherwise it hands the request on
+with the caller in ``request.state.principal``. Probes, ``/metrics`` and the OpenAPI document stay
+open; the proxy under ``/openai/`` authenticates the same way itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from controllers.gateway.identity import Authenticator, AuthUnavailable, Unauthenticated
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+PROTECTED = "/v1/"
+
+
+class RequireIdentity:
+    def __init__(self, app: Any, authenticator: Authenticator, retry_after_seconds: int = 2) -> None:
+        self.app, self.authenticator, self.retry_after = app, authenticator, retry_after_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED):
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            principal = await self.authenticator.authenticate(header.decode("latin-1") if header else None)
+        except Unauthenticated as error:
+            await _refuse(send, 401, str(error), [(b"www-authenticate", b"Bearer")])
+            return
+        except AuthUnavailable as error:
+            await _refuse(send, 503, str(error), [(b"retry-after", str(self.retry_after).encode())])
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer in the gateway's error shape (``controllers.gateway.errors``), body unread.
+
+    The request body is left unread on purpose; the server closes the connection after answering
+    (h11 will not reuse a connection whose request body was not consumed)."""
+    problems = [{"field": "Authorization", "message": message}]
+    body = json.dumps({"error": message, "problems": problems}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
