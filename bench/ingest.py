@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from controllers.api.identity import Role
 from controllers.data.reward import RewardWeights, Signals, compute_reward
 from controllers.gateway import auth
 from controllers.store import migrate
@@ -85,7 +86,7 @@ def naive_orm(url: str, count: int) -> float:
 
 
 async def through_api(base_url: str, count: int, batch: int = 500, concurrency: int = 4) -> float:
-    headers = {"Authorization": f"Bearer {auth.issue(SECRET, 'bench', 3600)}"}
+    headers = {"Authorization": f"Bearer {auth.issue(SECRET, 'bench', 3600, role=Role.ADMIN)}"}
     batches = [list(range(start, min(start + batch, count))) for start in range(0, count, batch)]
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     for b in batches:

@@ -34,6 +34,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controllers.api.experiment import ExperimentSpec
+from controllers.api.identity import Role
 from controllers.decisions.experiments.rollout import plan
 from controllers.gateway import auth
 from controllers.store import migrate
@@ -143,7 +144,7 @@ def main() -> int:
         upstream = UpstreamProcess(work / "upstream.log", personas={"champion": {}, "challenger": {}})
         upstream.start()
         started.append(upstream)
-        token = auth.issue(secret, "bench", 3600)
+        token = auth.issue(secret, "bench", 3600, role=Role.ADMIN, namespaces=(NAMESPACE,))
         operator = OperatorProcess(
             kubeconfig=plane.kubeconfig, database_url=url, gateway_url=gateway.url, gateway_token=token,
             data_root=work / "data", log=work / "operator.log", lease_namespace=NAMESPACE,

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
 from controllers.store.db import make_engine
@@ -30,7 +31,7 @@ from devstack.gateway import GatewayProcess
 from devstack.upstream import UpstreamProcess
 
 SECRET = "bench-secret"
-TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'bench', 3600)}"}
+TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'bench', 3600, role=Role.ADMIN, namespaces=['*'])}"}
 
 
 def percentile(values: list[float], q: float) -> float:

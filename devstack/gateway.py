@@ -19,6 +19,9 @@ class GatewayProcess:
     log: Path
     port: int = 0
     workers: int = 1
+    # Accept ServiceAccount tokens, reviewed by the API server this kubeconfig reaches (as in a cluster).
+    kubeconfig: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -31,7 +34,10 @@ class GatewayProcess:
             **os.environ,
             "KAIZEN_DATABASE_URL": self.database_url,
             "KAIZEN_TOKEN_SECRET": self.token_secret,
+            **self.extra_env,
         }
+        if self.kubeconfig is not None:
+            env |= {"KAIZEN_KUBERNETES_AUTH": "true", "KUBECONFIG": str(self.kubeconfig)}
         command = [
             sys.executable,
             "-m",

@@ -33,6 +33,7 @@ class OperatorProcess:
     experiment_poll_seconds: float = 0.5
     lease_seconds: float = 4.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    gateway_token_file: str = ""  # a ServiceAccount token (wins over gateway_token), as in the chart
     python: str = sys.executable  # the trainer entrypoint's interpreter (a stand-in for the chaos suite)
     health_port: int = 0
     metrics_port: int = 0
@@ -55,6 +56,8 @@ class OperatorProcess:
             "--health-port", str(self.health_port),
             "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
+        if self.gateway_token_file:
+            command += ["--gateway-token-file", self.gateway_token_file]
         for namespace in self.namespaces:
             command += ["--namespace", namespace]
         return command

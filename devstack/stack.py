@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
+from devstack import identities
 from devstack.controlplane import ControlPlane
 from devstack.gateway import GatewayProcess
 from devstack.localray import LocalRayHead
@@ -77,7 +79,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     ray.start()
     assert ray._process is not None
     _say(progress, "starting the gateway (ingest API + router) on SQLite")
-    gateway = GatewayProcess(database_url, secret, state_dir / "gateway.log")
+    gateway = GatewayProcess(database_url, secret, state_dir / "gateway.log", kubeconfig=plane.kubeconfig)
     gateway.start()
     assert gateway._process is not None
     _say(progress, "starting the local runtime (RayJob and InferenceService stand-ins)")
@@ -89,13 +91,24 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
         upstream_crds=UPSTREAM_CRDS if UPSTREAM_CRDS.is_dir() else None,
     )
     runtime.start()
-    token = auth.issue(secret, "kaizen-up", 7 * 24 * 3600)
-    _say(progress, "starting the operator")
+    # The demo's agent writes as agent "coder" in "default"; the operator calls the gateway as its
+    # ServiceAccount, with a token the API server minted and the gateway checks with a TokenReview.
+    token = auth.issue(secret, "coder", 7 * 24 * 3600, role=Role.AGENT, namespaces=("default",))
+    identities.install_gateway_roles(plane)
+    token_file = state_dir / "operator-gateway-token"
+    token_file.write_text(
+        identities.service_account_token(
+            plane, identities.OPERATOR_NAMESPACE, identities.OPERATOR_ACCOUNT, Role.OPERATOR, 7 * 24 * 3600
+        )
+    )
+    token_file.chmod(0o600)
+    _say(progress, "starting the operator (as ServiceAccount kaizen-system/kaizen-operator)")
     operator = OperatorProcess(
         kubeconfig=plane.kubeconfig,
         database_url=database_url,
         gateway_url=gateway.url,
-        gateway_token=token,
+        gateway_token="",
+        gateway_token_file=str(token_file),
         data_root=state_dir / "data",
         log=state_dir / "operator.log",
         lease_namespace="default",

@@ -4,8 +4,8 @@ Each batch is all or nothing: it is validated whole (422 naming every bad field)
 transaction, and answered with ``accepted``, ``inserted`` (new rows; a record seen before counts
 as accepted, not inserted) and the records' ids.
 
-Who may write: ``experience/create`` for each agent a run or pair names, ``feedback/create`` for
-feedback and corrections, in the batch's namespace (``controllers.decisions.access``). A refused
+Who may write: ``experience/create`` for each agent a run or pair names (and for annotations, which
+flag an agent's runs for review), ``feedback/create`` for feedback and corrections, in the batch's namespace (``controllers.decisions.access``). A refused
 batch is a 403 naming the agent or namespace, and nothing of it is written.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
@@ -92,7 +92,7 @@ async def ingest_annotations(
     batch: AnnotationBatch, caller: Caller, key: Key, shared: Shared
 ) -> JSONResponse:
     namespace = home_namespace(caller, batch.namespace)
-    await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
+    await authorize(shared, caller, Action.WRITE_EXPERIENCE, namespace)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_annotations(

@@ -20,8 +20,10 @@ import httpx
 import pytest
 import yaml
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
+from devstack import identities
 from devstack.controlplane import ControlPlane
 from devstack.gateway import GatewayProcess
 from devstack.localray import LocalRayHead
@@ -57,13 +59,36 @@ def database(postgres: ThrowawayPostgres) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(database, SECRET, tmp_path_factory.mktemp("e2e-gateway") / "gateway.log")
+def gateway(
+    database: str, plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """The gateway as in a cluster: Kaizen tokens, and ServiceAccount tokens reviewed by the API server."""
+    log = tmp_path_factory.mktemp("e2e-gateway") / "gateway.log"
+    process = GatewayProcess(
+        database,
+        SECRET,
+        log,
+        kubeconfig=plane.kubeconfig,
+        extra_env={"KAIZEN_ROUTE_ALLOWED_HOSTS": "127.0.0.1,localhost,*.svc,*.svc.cluster.local"},
+    )
     process.start()
     try:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_token_file(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The operator's ServiceAccount token for the gateway (TokenRequest, the gateway's audience), as
+    the chart projects it into the operator's pod; the full chaos run needs it to last a day."""
+    identities.install_gateway_roles(plane)
+    token = identities.service_account_token(
+        plane, identities.OPERATOR_NAMESPACE, identities.OPERATOR_ACCOUNT, Role.OPERATOR, 24 * 3600
+    )
+    path = tmp_path_factory.mktemp("operator-identity") / "token"
+    path.write_text(token)
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -166,18 +191,21 @@ def world(
     plane: ControlPlane,
     gateway: GatewayProcess,
     database: str,
+    operator_token_file: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[World]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     plane.kubectl("create", "namespace", namespace)
-    # The full chaos run (`make chaos`) lasts over an hour: the operator's and agents' token must outlive it.
-    token = auth.issue(SECRET, "e2e", 24 * 3600)
+    # The tests act as the agents and the reviewers of their namespace: an admin token for it alone.
+    # The full chaos run (`make chaos`) lasts over an hour: the token must outlive it.
+    token = auth.issue(SECRET, "e2e", 24 * 3600, role=Role.ADMIN, namespaces=(namespace,))
     operator = OperatorProcess(
         kubeconfig=plane.kubeconfig,
         database_url=database,
         gateway_url=gateway.url,
-        gateway_token=token,
+        gateway_token="",
+        gateway_token_file=operator_token_file,
         data_root=tmp_path / "data",
         log=tmp_path / "operator.log",
         lease_namespace=namespace,

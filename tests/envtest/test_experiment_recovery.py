@@ -21,6 +21,7 @@ import pytest
 
 from controllers.api import kinds
 from controllers.api.experiment import Experiment
+from controllers.api.identity import Role as CallerRole
 from controllers.api.shadowmodel import Role, ShadowModel, ShadowModelStatus
 from controllers.clients.router import RouterClient, RouterError
 from controllers.gateway import auth
@@ -71,7 +72,9 @@ def deps_for(plane: ControlPlane, gateway: GatewayProcess, router_url: str) -> D
         Kube(load_configuration(str(plane.kubeconfig))),
         engine,
         session_factory(engine),
-        RouterClient(router_url, auth.issue(SECRET, "operator", 3600)),
+        RouterClient(
+            router_url, auth.issue(SECRET, "operator", 3600, role=CallerRole.OPERATOR, namespaces=["*"])
+        ),
         OperatorMetrics(),
         clock=lambda: NOW,
     )

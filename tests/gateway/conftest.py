@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.gateway.app import GatewaySettings, create_app
 
@@ -23,4 +24,4 @@ def client(store_url: str) -> Iterator[TestClient]:
 
 @pytest.fixture
 def headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {auth.issue(SECRET, 'agent-coder', 3600)}"}
+    return {"Authorization": f"Bearer {auth.issue(SECRET, 'tester', 3600, role=Role.ADMIN)}"}

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
 from controllers.store.db import make_engine
@@ -27,7 +28,7 @@ from devstack.gateway import GatewayProcess
 from devstack.postgres import ThrowawayPostgres
 
 SECRET = "durability-secret"
-TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'load', 3600)}"}
+TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'load', 3600, role=Role.ADMIN)}"}
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
 from controllers.store.db import make_engine
@@ -29,7 +30,9 @@ from devstack.upstream import UpstreamProcess
 from tests.conftest import fresh_database
 
 SECRET = "router-secret"
-TOKEN = {"Authorization": f"Bearer {auth.issue(SECRET, 'agent', 3600)}"}
+TOKEN = {
+    "Authorization": f"Bearer {auth.issue(SECRET, 'router-tests', 3600, role=Role.ADMIN, namespaces=['*'])}"
+}
 PERSONAS: dict[str, dict[str, Any]] = {
     "default": {},
     "champion": {},

@@ -1,0 +1,130 @@
+"""Every gateway endpoint × every kind of caller, on a real gateway process, on both stores.
+
+The table below is written from the trust model in docs/security.md, not from the code's role table:
+agents write their own agent's experience and call their namespace's routes, reviewers read the
+queue and post reviews and corrections, the operator writes routes and policies, and a ServiceAccount
+may do what Kubernetes RBAC grants it. Each allowed call must work. Each refused call must be a 401
+(no identity) or a 403 (the wrong one) whose message says why, and must leave every table as it
+was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.security.gateway_world import AGENT, IDENTITIES, NAMESPACE, UNAUTHENTICATED, World, route
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    method: str
+    path: Callable[[World, str], str]
+    body: Callable[[World, str], Any]
+    allowed: frozenset[str]
+    writes: bool = True
+
+
+def _run(world: World, caller: str) -> dict[str, Any]:
+    run = {"id": world.unique(f"run-{caller}"), "agent": AGENT, "taskId": "t", "prompt": "p", "output": "o"}
+    return {"namespace": NAMESPACE, "runs": [run]}
+
+
+def _feedback(world: World, caller: str) -> dict[str, Any]:
+    return {
+        "namespace": NAMESPACE,
+        "feedback": [{"runId": "seed-run", "thumbs": 1, "correction": f"fix {caller}"}],
+    }
+
+
+def _pair(world: World, caller: str) -> dict[str, Any]:
+    pair = {"agent": AGENT, "prompt": world.unique("q"), "chosen": "a", "rejected": "b"}
+    return {"namespace": NAMESPACE, "pairs": [pair]}
+
+
+def _annotation(world: World, caller: str) -> dict[str, Any]:
+    return {"namespace": NAMESPACE, "annotations": [{"runId": "seed-run", "reason": f"look {caller}"}]}
+
+
+def _review(world: World, caller: str) -> dict[str, Any]:
+    review = {"kind": "pair", "id": world.pairs[caller], "decision": "approved", "reviewer": caller}
+    return {"namespace": NAMESPACE, "reviews": [review]}
+
+
+def _policy(world: World, caller: str) -> dict[str, Any]:
+    return {"agent": AGENT, "reward": {"tests": 0.5}}
+
+
+def _chat(world: World, caller: str) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+EVERYONE_GRANTED = {"sa-granted"}
+CALLS = [
+    Call("runs", "POST", lambda w, c: "/v1/runs/batch", _run, frozenset({"agent", *EVERYONE_GRANTED})),
+    Call(
+        "feedback", "POST", lambda w, c: "/v1/feedback/batch", _feedback,
+        frozenset({"agent", "reviewer", *EVERYONE_GRANTED}),
+    ),
+    Call("pairs", "POST", lambda w, c: "/v1/pairs/batch", _pair, frozenset({"agent", *EVERYONE_GRANTED})),
+    Call(
+        "annotations", "POST", lambda w, c: "/v1/annotations/batch", _annotation,
+        frozenset({"agent", *EVERYONE_GRANTED}),
+    ),
+    Call(
+        "review-queue", "GET", lambda w, c: f"/v1/review/queue?namespace={NAMESPACE}", lambda w, c: None,
+        frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call("reviews", "POST", lambda w, c: "/v1/reviews/batch", _review, frozenset({"reviewer", *EVERYONE_GRANTED})),
+    Call(
+        "policies", "PUT", lambda w, c: f"/v1/policies/{NAMESPACE}/policy-{c}", _policy,
+        frozenset({"operator", *EVERYONE_GRANTED}),
+    ),
+    Call(
+        "route-put", "PUT", lambda w, c: f"/v1/routes/{NAMESPACE}/route-{c}",
+        lambda w, c: route(NAMESPACE, f"route-{c}", w.upstream_base), frozenset({"operator", *EVERYONE_GRANTED}),
+    ),
+    Call(
+        "route-get", "GET", lambda w, c: f"/v1/routes/{NAMESPACE}/seeded", lambda w, c: None,
+        frozenset({"operator", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
+        "proxy", "POST", lambda w, c: f"/openai/{NAMESPACE}/seeded/v1/chat/completions", _chat,
+        frozenset({"agent", *EVERYONE_GRANTED}), writes=False,
+    ),
+]  # fmt: skip
+
+
+def _reason(body: dict[str, Any]) -> str:
+    error = body.get("error")
+    return str(error.get("message") if isinstance(error, dict) else error)
+
+
+@pytest.mark.parametrize("caller", IDENTITIES)
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: call.name)
+def test_each_endpoint_admits_exactly_whom_it_should(security_world: World, call: Call, caller: str) -> None:
+    before = security_world.written()
+    response = security_world.call(
+        call.method,
+        call.path(security_world, caller),
+        caller,
+        call.body(security_world, caller),
+        **{"Idempotency-Key": security_world.unique(f"{call.name}-{caller}")},
+    )
+    if caller in call.allowed:
+        assert response.status_code == 200, f"{caller} {call.name}: {response.status_code} {response.text}"
+        if call.writes:
+            assert security_world.written() != before, f"{caller} {call.name} was allowed but wrote nothing"
+        return
+    expected = 401 if caller in UNAUTHENTICATED else 403
+    assert response.status_code == expected, f"{caller} {call.name}: {response.status_code} {response.text}"
+    reason = _reason(response.json())
+    if expected == 401:
+        assert any(word in reason for word in ("missing", "expired", "signature")), reason
+    else:
+        assert "may not" in reason, reason
+    assert security_world.written() == before, f"refused {call.name} by {caller} still wrote something"
