@@ -1,4 +1,4 @@
-"""Every gateway endpoint × every kind of caller, on a real gateway process, on both stores.
+"""Every gateway endpoint x every kind of caller, on a real gateway process, on both stores.
 
 The table below is written from the trust model in docs/security.md, not from the code's role table:
 agents write their own agent's experience and call their namespace's routes, reviewers read the
