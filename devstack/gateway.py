@@ -25,6 +25,12 @@ class GatewayProcess:
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the gateway is not running")
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import auth, health_api, ingest_api, policies_api, review_api, routes_api
+from controllers.gateway import auth, health_api, ingest_api, policies_api, proxy_docs, review_api, routes_api
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
 from controllers.gateway.guard import RequireIdentity
@@ -34,7 +34,14 @@ from controllers.store.db import make_engine, session_factory
 
 __all__ = ["GatewaySettings", "Metrics", "create_app"]
 
-ROUTERS = (ingest_api.router, review_api.router, policies_api.router, routes_api.router, health_api.router)
+ROUTERS = (
+    ingest_api.router,
+    review_api.router,
+    policies_api.router,
+    routes_api.router,
+    health_api.router,
+    proxy_docs.router,  # documents /openai/; ProxyDispatch answers those paths before FastAPI sees them
+)
 
 
 def build_authenticator(settings: GatewaySettings) -> Authenticator:
