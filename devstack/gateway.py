@@ -11,6 +11,8 @@ from pathlib import Path
 from devstack import processes
 from devstack.ports import free_port
 
+LOCAL_ROUTE_HOSTS = "127.0.0.1"
+
 
 @dataclass
 class GatewayProcess:
@@ -19,6 +21,10 @@ class GatewayProcess:
     log: Path
     port: int = 0
     workers: int = 1
+    # The local model servers (and the InferenceService stand-in's URLs) are on loopback, which a
+    # real installation's allowlist refuses: the local gateway allows it explicitly.
+    route_allowed_hosts: str = LOCAL_ROUTE_HOSTS
+    env: dict[str, str] = field(default_factory=dict)  # other settings (KAIZEN_MAX_BODY_BYTES, ...)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -31,6 +37,8 @@ class GatewayProcess:
             **os.environ,
             "KAIZEN_DATABASE_URL": self.database_url,
             "KAIZEN_TOKEN_SECRET": self.token_secret,
+            "KAIZEN_ROUTE_ALLOWED_HOSTS": self.route_allowed_hosts,
+            **self.env,
         }
         command = [
             sys.executable,

@@ -2,8 +2,10 @@
 
 ``PUT /v1/routes/{namespace}/{name}`` stores a RouteConfig; the same body again keeps its version,
 so the operator can re-send it on every reconcile (no Idempotency-Key needed: PUT is idempotent by
-construction). The replica that answered serves the new config at once, the others within their
-poll interval. ``GET`` returns it with its version, ``DELETE`` removes it, ``GET /v1/routes`` lists.
+construction). The config is checked in full before it is stored: its shape by ``RouteConfig``, its
+endpoints' hosts by the installation's allowlist (``KAIZEN_ROUTE_ALLOWED_HOSTS``); a refusal is a 422
+naming the field (``variants[1].endpoint``). The replica that answered serves the new config at once,
+the others within their poll interval. ``GET`` returns it with its version, ``DELETE`` removes it, ``GET /v1/routes`` lists.
 
 Requests under ``/openai/`` skip FastAPI entirely: ``ProxyDispatch`` is an ASGI middleware placed
 outermost that hands them to the proxy, so the model-call path pays for no routing, dependency
@@ -18,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Path
 from fastapi.responses import JSONResponse
 
 from controllers.api.routes import RouteConfig
-from controllers.gateway.context import Caller, Shared
+from controllers.gateway.context import ALLOWED_HOSTS_ENV, Caller, Shared
 from controllers.gateway.errors import ApiError, invalid_request
 from controllers.gateway.forward import Receive, Send
 from controllers.gateway.router import PREFIX, Proxy, Scope
@@ -57,13 +59,26 @@ def _path_mismatches(config: RouteConfig, namespace: str, name: str) -> list[dic
     ]
 
 
+def _refused_endpoints(config: RouteConfig, allowed_hosts: tuple[str, ...]) -> list[dict[str, str]]:
+    """One problem per endpoint this installation does not send traffic to, saying what allows more."""
+    return [
+        {
+            "field": field,
+            "message": f"{problem}; {ALLOWED_HOSTS_ENV} (chart: gateway.routeAllowedHosts) allows more",
+        }
+        for field, problem in config.endpoint_problems(allowed_hosts)
+    ]
+
+
 @router.put("/{namespace}/{name}")
 def put_route(
     _: Caller, namespace: Namespace, name: Name, config: RouteConfig, shared: Shared
 ) -> JSONResponse:
-    problems = _path_mismatches(config, namespace, name)
+    problems = _path_mismatches(config, namespace, name) + _refused_endpoints(
+        config, shared.settings.route_allowed_hosts
+    )
     if problems:
-        raise invalid_request(problems, "; ".join(p["message"] for p in problems))
+        raise invalid_request(problems, "; ".join(f"{p['field']}: {p['message']}" for p in problems))
     with transaction(shared.factory) as session:
         version, changed = experiments.put_route(session, config)
     shared.router.table.put(config, version)
@@ -72,8 +87,12 @@ def put_route(
 
 @router.get("/{namespace}/{name}")
 def get_route(_: Caller, namespace: Namespace, name: Name, shared: Shared) -> JSONResponse:
-    with transaction(shared.factory) as session:
-        found = experiments.get_route(session, namespace, name)
+    try:
+        with transaction(shared.factory) as session:
+            found = experiments.get_route(session, namespace, name)
+    except experiments.InvalidRouteRow as error:
+        message = f"{error}; PUT a valid config to replace it"
+        raise ApiError(409, message, [{"field": "config", "message": message}]) from error
     if found is None:
         message = f"no route {namespace}/{name}"
         raise ApiError(404, message, [{"field": "name", "message": message}])
