@@ -11,6 +11,8 @@ from pathlib import Path
 from devstack import processes
 from devstack.ports import free_port
 
+LOCAL_ROUTE_HOSTS = "127.0.0.1"
+
 
 @dataclass
 class GatewayProcess:
@@ -21,7 +23,10 @@ class GatewayProcess:
     workers: int = 1
     # Accept ServiceAccount tokens, reviewed by the API server this kubeconfig reaches (as in a cluster).
     kubeconfig: Path | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # The local model servers (and the InferenceService stand-in's URLs) are on loopback, which a
+    # real installation's allowlist refuses: the local gateway allows it explicitly.
+    route_allowed_hosts: str = LOCAL_ROUTE_HOSTS
+    env: dict[str, str] = field(default_factory=dict)  # other settings (KAIZEN_MAX_BODY_BYTES, ...)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -40,7 +45,8 @@ class GatewayProcess:
             **os.environ,
             "KAIZEN_DATABASE_URL": self.database_url,
             "KAIZEN_TOKEN_SECRET": self.token_secret,
-            **self.extra_env,
+            "KAIZEN_ROUTE_ALLOWED_HOSTS": self.route_allowed_hosts,
+            **self.env,
         }
         if self.kubeconfig is not None:
             env |= {"KAIZEN_KUBERNETES_AUTH": "true", "KUBECONFIG": str(self.kubeconfig)}

@@ -23,7 +23,7 @@ from controllers.gateway import auth
 from controllers.store import migrate
 from devstack import identities
 from devstack.controlplane import ControlPlane
-from devstack.gateway import GatewayProcess
+from devstack.gateway import LOCAL_ROUTE_HOSTS, GatewayProcess
 from devstack.localray import LocalRayHead
 from devstack.operator import OperatorProcess
 from devstack.processes import pid_alive, terminate_pid
@@ -79,7 +79,14 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     ray.start()
     assert ray._process is not None
     _say(progress, "starting the gateway (ingest API + router) on SQLite")
-    gateway = GatewayProcess(database_url, secret, state_dir / "gateway.log", kubeconfig=plane.kubeconfig)
+    # Routes here lead to the stand-in's model servers on 127.0.0.1, which only a local gateway allows.
+    gateway = GatewayProcess(
+        database_url,
+        secret,
+        state_dir / "gateway.log",
+        kubeconfig=plane.kubeconfig,
+        route_allowed_hosts=LOCAL_ROUTE_HOSTS,
+    )
     gateway.start()
     assert gateway._process is not None
     _say(progress, "starting the local runtime (RayJob and InferenceService stand-ins)")

@@ -7,7 +7,7 @@ KServe's huggingface runtime (``modelFormat: huggingface``) on its vLLM backend,
   ``/mnt/models/adapters/<adapter>`` (KServe requires the paths to share a parent below ``/``).
 - vLLM gets ``--enable-lora``, ``--max-loras`` and one ``--lora-modules <adapter>=<path>`` entry per
   adapter; KServe registers each LoRA module's name, so ``model: <adapter>`` in an OpenAI request on
-  ``<status.url>/openai/v1`` selects the adapter and ``model: <base model name>`` the plain base.
+  ``<status.address.url>/openai/v1`` selects the adapter and ``model: <base model name>`` the plain base.
 - The adapter's served name is the ShadowModel's name; the base is served under its own model name.
 
 Dedicated mode gives each ShadowModel its own InferenceService (owned by it). Shared mode puts several
@@ -104,10 +104,14 @@ def endpoint_url(inference_service_url: str) -> str:
 
 def ready_endpoint(inference_service: Mapping[str, Any], model: str) -> Endpoint | None:
     """The endpoint of an InferenceService object read back from the API server, or None until its
-    Ready condition is True and it has a URL."""
+    Ready condition is True and it has a URL.
+
+    The in-cluster address (``status.address.url``, ``http://<name>-predictor.<namespace>.svc.cluster.local``
+    in RawDeployment mode) comes first: the router runs in the cluster, and its allowlist of upstream
+    hosts admits Service names only. ``status.url`` (the ingress host) is the fallback."""
     status = inference_service.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-    url = status.get("url")
+    url = (status.get("address") or {}).get("url") or status.get("url")
     return Endpoint(endpoint_url(url), model) if ready and url else None
 
 

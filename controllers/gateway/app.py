@@ -10,7 +10,9 @@ the OpenAI-compatible proxy agents call (``controllers.gateway.router``, mounted
 
 ``create_app`` only assembles: the routes live in one ``APIRouter`` module per concern
 (``ingest_api``, ``review_api``, ``policies_api``, ``routes_api``, ``health_api``) and reach what
-they share through ``context``'s dependencies.
+they share through ``context``'s dependencies. Request bodies are limited while they are read:
+``limits.BodyLimit`` for the API (``KAIZEN_MAX_BODY_BYTES``), the proxy's own reader for ``/openai/``
+(``KAIZEN_PROXY_MAX_BODY_BYTES``).
 """
 
 import contextlib
@@ -26,6 +28,7 @@ from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
 from controllers.gateway.guard import RequireIdentity
 from controllers.gateway.identity import Authenticator
+from controllers.gateway.limits import BodyLimit
 from controllers.gateway.metrics import Metrics, request_meter
 from controllers.gateway.router import Proxy
 from controllers.gateway.router_state import RouterState
@@ -60,7 +63,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     factory: sessionmaker[Session] = session_factory(engine)
     metrics = Metrics()
-    router_state = RouterState(factory, metrics.registry, settings.route_refresh_seconds)
+        router_state = RouterState(
+        factory,
+        metrics.registry,
+        settings.route_refresh_seconds,
+        allowed_hosts=settings.route_allowed_hosts,
+        max_body_bytes=settings.proxy_max_body_bytes,
+    )
     authenticator = build_authenticator(settings)
 
     @contextlib.asynccontextmanager
@@ -81,6 +90,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.engine, app.state.metrics, app.state.router = engine, metrics, router_state
     app.state.gateway = Gateway(settings, factory, metrics, router_state, authenticator)
     install_error_handlers(app, metrics, settings.retry_after_seconds)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # inside the meter: 413s are counted
     app.middleware("http")(request_meter(metrics))
     for router in ROUTERS:
         app.include_router(router)

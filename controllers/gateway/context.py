@@ -18,12 +18,17 @@ from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.identity import Principal
+from controllers.api.routes import parse_host_patterns, pattern_problems
 from controllers.decisions.access import Action
 from controllers.gateway import auth
 from controllers.gateway.errors import ApiError
 from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden
 from controllers.gateway.metrics import Metrics
 from controllers.gateway.router_state import RouterState
+
+ALLOWED_HOSTS_ENV = "KAIZEN_ROUTE_ALLOWED_HOSTS"
+MAX_BODY_ENV = "KAIZEN_MAX_BODY_BYTES"
+PROXY_MAX_BODY_ENV = "KAIZEN_PROXY_MAX_BODY_BYTES"
 
 
 def _env_flag(name: str) -> bool:
@@ -48,6 +53,17 @@ class GatewaySettings:
     )
     retry_after_seconds: int = 2
     route_refresh_seconds: float = 0.25  # how stale a replica's routes may get (a cheap version scan)
+    # Upstream hosts a route may send traffic to: comma-separated globs (DNS names), IP addresses or
+    # CIDR networks (IP literals), "!" in front to deny; by default in-cluster Service names only.
+    route_allowed_hosts: tuple[str, ...] = field(
+        default_factory=lambda: parse_host_patterns(os.environ.get(ALLOWED_HOSTS_ENV, ""))
+    )
+    # The largest request body the ingest API reads (a bigger batch is a 413: split it).
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get(MAX_BODY_ENV, 4 * 1024 * 1024)))
+    # The largest request body the proxy (/openai/...) reads.
+    proxy_max_body_bytes: int = field(
+        default_factory=lambda: int(os.environ.get(PROXY_MAX_BODY_ENV, 8 * 1024 * 1024))
+    )
 
     def __post_init__(self) -> None:
         if self.keyring is None:
@@ -59,6 +75,15 @@ class GatewaySettings:
                     "set KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR (the keys that sign gateway tokens)"
                 )
             self.keyring = auth.Keyring.from_env(env)
+        problems = pattern_problems(self.route_allowed_hosts)
+        if problems:
+            raise ValueError(f"{ALLOWED_HOSTS_ENV}: {'; '.join(problems)}")
+        for env_name, value in (
+            (MAX_BODY_ENV, self.max_body_bytes),
+            (PROXY_MAX_BODY_ENV, self.proxy_max_body_bytes),
+        ):
+            if value < 1:
+                raise ValueError(f"{env_name} must be a positive number of bytes, not {value}")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ Scope = MutableMapping[str, Any]
 
 PREFIX = "/openai/"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-MAX_BODY = 32 * 1024 * 1024
 
 
 class ProxyError(Exception):
@@ -71,7 +70,7 @@ class Proxy:
                 raise ProxyError(
                     400, "X-Kaizen-Request-Id must be 1-128 of A-Z a-z 0-9 . _ : -", "invalid_request_error"
                 )
-            body = await _read_body(receive)
+            body = await _read_body(receive, self.state.max_body_bytes, headers.get("content-length"))
             try:
                 payload = orjson.loads(body)  # a 100 kB prompt: ~60 us, where json takes ~1 ms
             except orjson.JSONDecodeError as error:
@@ -258,17 +257,28 @@ def _pinned_variant(active: ActiveRoute, headers: dict[str, str]) -> str | None:
     return pinned
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    """The body; a 413 as soon as ``Content-Length`` or the bytes read so far pass ``limit``."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     parts, size = [], 0
     while True:
         message = await receive()
         part = message.get("body", b"")
         size += len(part)
-        if size > MAX_BODY:
-            raise ProxyError(413, f"body larger than {MAX_BODY} bytes", "invalid_request_error", "body")
+        if size > limit:
+            raise _too_large(limit)
         parts.append(part)
         if not message.get("more_body", False):
             return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _too_large(limit: int) -> ProxyError:
+    message = f"request body is larger than this gateway's limit of {limit} bytes: send a shorter request "
+    message += (
+        "(fewer or shorter messages), or ask the gateway's operator to raise KAIZEN_PROXY_MAX_BODY_BYTES"
+    )
+    return ProxyError(413, message, "invalid_request_error", "body")
 
 
 async def _send_error(

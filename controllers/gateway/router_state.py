@@ -3,7 +3,9 @@
 Its lifespan opens one shared httpx connection pool (``httpx.AsyncHTTPTransport``: keep-alive
 connections to every upstream), loads the routes, then keeps them fresh by polling the store every ``refresh_seconds``:
 a replica sees a weight change another replica stored within that interval. While the store is down
-the last known routes keep serving and ``kaizen_router_route_refresh_failures_total`` counts.
+the last known routes keep serving and ``kaizen_router_route_refresh_failures_total`` counts. A stored
+route this replica cannot serve (its row does not parse, or the allowlist refuses an endpoint) is
+skipped with an error line and ``kaizen_router_route_rows_invalid_total{route}``; the others serve on.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.api.routes import DEFAULT_ALLOWED_HOSTS
 from controllers.gateway.recorder import AssignmentRecorder
 from controllers.gateway.route_table import RouteTable
 from controllers.store.db import transaction
@@ -67,17 +70,33 @@ class RouterMetrics:
             "Route polls that failed (the last routes keep serving)",
             registry=registry,
         )
+        self.invalid_rows = Counter(
+            "kaizen_router_route_rows_invalid",
+            "Stored route versions this replica skipped: the row does not parse, or the allowlist "
+            "(KAIZEN_ROUTE_ALLOWED_HOSTS) refuses an endpoint",
+            ["route"],
+            registry=registry,
+        )
         Gauge("kaizen_router_routes", "Routes this replica serves", registry=registry).set_function(
             lambda: len(table)
         )
+        Gauge(
+            "kaizen_router_routes_invalid", "Stored routes whose newest version is skipped", registry=registry
+        ).set_function(lambda: len(table.invalid()))
 
 
 class RouterState:
     def __init__(
-        self, factory: sessionmaker[Session], registry: CollectorRegistry, refresh_seconds: float = 0.25
+        self,
+        factory: sessionmaker[Session],
+        registry: CollectorRegistry,
+        refresh_seconds: float = 0.25,
+        allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
+        max_body_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.factory, self.refresh_seconds = factory, refresh_seconds
-        self.table = RouteTable()
+        self.max_body_bytes = max_body_bytes  # the largest request body the proxy reads
+        self.table = RouteTable(allowed_hosts)
         self.metrics = RouterMetrics(registry, self.table)
         self.recorder = AssignmentRecorder(factory, registry)
         self._transport: httpx.AsyncHTTPTransport | None = None
@@ -92,15 +111,19 @@ class RouterState:
         return self._transport
 
     async def refresh(self) -> bool:
-        """Poll the store once; False (and a metric) when it cannot be reached."""
+        """Poll the store once; False (and a metric) when that failed. Never raises: start-up and the
+        poll loop rely on it. A stored row that cannot be served is skipped, logged and counted."""
         known = self.table.versions()
         try:
-            changes = await asyncio.to_thread(self._load, known)
+            changes = await asyncio.to_thread(self._load, self.table.poll_versions())
+            _, invalid = self.table.apply(changes.changed, changes.removed, known, changes.invalid)
         except Exception as error:  # the store is down or refused: keep serving what we have
             self.metrics.refresh_failures.inc()
             log.warning("route refresh failed: %s", error)
             return False
-        self.table.apply(changes.changed, changes.removed, known)
+        for key, version, reason in invalid:
+            self.metrics.invalid_rows.labels(key).inc()
+            log.error("route %r version %d skipped (the other routes keep serving): %s", key, version, reason)
         return True
 
     def _load(self, known: dict[str, int]) -> RouteChanges:

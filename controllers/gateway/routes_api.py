@@ -2,11 +2,13 @@
 
 ``PUT /v1/routes/{namespace}/{name}`` stores a RouteConfig; the same body again keeps its version,
 so the operator can re-send it on every reconcile (no Idempotency-Key needed: PUT is idempotent by
-construction). The replica that answered serves the new config at once, the others within their
-poll interval. ``GET`` returns it with its version, ``DELETE`` removes it, ``GET /v1/routes`` lists.
-Writing a route takes ``routes/update`` on it (the operator's ServiceAccount, or an admin), reading
-``routes/get``; the list shows only the routes the caller may read. Calling one through the proxy
-takes ``routes/use``.
+construction). The config is checked in full before it is stored: its shape by ``RouteConfig``, its
+endpoints' hosts by the installation's allowlist (``KAIZEN_ROUTE_ALLOWED_HOSTS``); a refusal is a 422
+naming the field (``variants[1].endpoint``). The replica that answered serves the new config at once,
+the others within their poll interval. ``GET`` returns it with its version, ``DELETE`` removes it,
+``GET /v1/routes`` lists. Writing a route takes ``routes/update`` on it (the operator's
+ServiceAccount, or an admin), reading ``routes/get``; the list shows only the routes the caller may
+read. Calling one through the proxy takes ``routes/use``.
 
 Requests under ``/openai/`` skip FastAPI entirely: ``ProxyDispatch`` is an ASGI middleware placed
 outermost that hands them to the proxy, so the model-call path pays for no routing, dependency
@@ -24,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from controllers.api.identity import Principal
 from controllers.api.routes import RouteConfig
 from controllers.decisions.access import Action
-from controllers.gateway.context import Caller, Gateway, Shared, authorize
+from controllers.gateway.context import ALLOWED_HOSTS_ENV, Caller, Gateway, Shared, authorize
 from controllers.gateway.errors import ApiError, invalid_request
 from controllers.gateway.forward import Receive, Send
 from controllers.gateway.router import PREFIX, Proxy, Scope
@@ -63,14 +65,27 @@ def _path_mismatches(config: RouteConfig, namespace: str, name: str) -> list[dic
     ]
 
 
+def _refused_endpoints(config: RouteConfig, allowed_hosts: tuple[str, ...]) -> list[dict[str, str]]:
+    """One problem per endpoint this installation does not send traffic to, saying what allows more."""
+    return [
+        {
+            "field": field,
+            "message": f"{problem}; {ALLOWED_HOSTS_ENV} (chart: gateway.routeAllowedHosts) allows more",
+        }
+        for field, problem in config.endpoint_problems(allowed_hosts)
+    ]
+
+
 @router.put("/{namespace}/{name}")
 async def put_route(
     caller: Caller, namespace: Namespace, name: Name, config: RouteConfig, shared: Shared
 ) -> JSONResponse:
     await authorize(shared, caller, Action.WRITE_ROUTES, namespace, name)
-    problems = _path_mismatches(config, namespace, name)
+    problems = _path_mismatches(config, namespace, name) + _refused_endpoints(
+        config, shared.settings.route_allowed_hosts
+    )
     if problems:
-        raise invalid_request(problems, "; ".join(p["message"] for p in problems))
+        raise invalid_request(problems, "; ".join(f"{p['field']}: {p['message']}" for p in problems))
 
     def write() -> tuple[int, bool]:
         with transaction(shared.factory) as session:
@@ -89,7 +104,11 @@ async def get_route(caller: Caller, namespace: Namespace, name: Name, shared: Sh
         with transaction(shared.factory) as session:
             return experiments.get_route(session, namespace, name)
 
-    found = await run_in_threadpool(read)
+    try:
+        found = await run_in_threadpool(read)
+    except experiments.InvalidRouteRow as error:
+        message = f"{error}; PUT a valid config to replace it"
+        raise ApiError(409, message, [{"field": "config", "message": message}]) from error
     if found is None:
         message = f"no route {namespace}/{name}"
         raise ApiError(404, message, [{"field": "name", "message": message}])

@@ -3,7 +3,8 @@
 Routes: ``put_route`` bumps a route's version only when its config changes (same body, same version),
 in one statement, so concurrent writers cannot hand out one version twice. ``load_routes`` returns
 what changed since the versions a replica already holds: a scan of (namespace, name, version), cheap
-enough to run every half second.
+enough to run every half second. Each row is parsed on its own, so a row that does not parse (one
+written around the API) is reported and skipped, never failing the others.
 
 Observations for one experiment, pinned (debugging) requests left out, with these attributions:
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,13 +41,17 @@ from controllers.store.models import Assignment, Route, Run
 
 LATENCY_SAMPLE = 10_000
 
+log = logging.getLogger("kaizen.store")
+
 
 @dataclass(frozen=True)
 class RouteChanges:
-    """What ``load_routes`` found: new or changed routes with their versions, and keys now gone."""
+    """What ``load_routes`` found: new or changed routes with their versions, keys now gone, and rows
+    that do not parse as (key, version, reason)."""
 
     changed: list[tuple[RouteConfig, int]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    invalid: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def config_hash(config: RouteConfig) -> str:
@@ -83,9 +89,37 @@ def put_route(session: Session, config: RouteConfig) -> tuple[int, bool]:
     return int(session.execute(select(Route.version).where(key)).scalar_one()), False
 
 
+class InvalidRouteRow(ValueError):
+    """A stored route that does not parse as a RouteConfig (written around the API, or by an old version)."""
+
+    def __init__(self, key: str, version: int, reason: str) -> None:
+        super().__init__(f"stored route {key!r} (version {version}) is invalid: {reason}")
+        self.key, self.version, self.reason = key, version, reason
+
+
+def _fetch(session: Session, namespace: str, name: str) -> tuple[RouteConfig, int] | None:
+    """The row parsed and checked against its own key; ``InvalidRouteRow`` when it cannot be served."""
+    key, version = f"{namespace}/{name}", 0
+    try:
+        row = session.get(Route, (namespace, name))
+        if row is None:
+            return None
+        version = int(row.version)
+        config = RouteConfig.model_validate(row.config)
+    except (ValueError, TypeError) as error:  # pydantic's ValidationError, a JSON decode error
+        raise InvalidRouteRow(key, version, _first_line(error)) from error
+    if config.key != key:
+        raise InvalidRouteRow(key, version, f"its config names route {config.key!r}")
+    return config, version
+
+
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).split())[:500]
+
+
 def get_route(session: Session, namespace: str, name: str) -> tuple[RouteConfig, int] | None:
-    row = session.get(Route, (namespace, name))
-    return (RouteConfig.model_validate(row.config), row.version) if row else None
+    """The route and its version, None when absent; ``InvalidRouteRow`` when its row does not parse."""
+    return _fetch(session, namespace, name)
 
 
 def delete_route(session: Session, namespace: str, name: str) -> bool:
@@ -94,23 +128,41 @@ def delete_route(session: Session, namespace: str, name: str) -> bool:
 
 
 def list_routes(session: Session) -> list[tuple[RouteConfig, int]]:
-    rows = session.execute(select(Route).order_by(Route.namespace, Route.name)).scalars()
-    return [(RouteConfig.model_validate(row.config), row.version) for row in rows]
+    """Every route that parses; a row that does not is left out, with a warning."""
+    keys = session.execute(select(Route.namespace, Route.name).order_by(Route.namespace, Route.name))
+    found = []
+    for namespace, name in keys.all():
+        try:
+            route = _fetch(session, namespace, name)
+        except InvalidRouteRow as error:
+            log.warning("%s; skipped", error)
+            continue
+        if route is not None:
+            found.append(route)
+    return found
 
 
 def load_routes(session: Session, known: Mapping[str, int]) -> RouteChanges:
-    """Routes whose version differs from ``known`` (key ``namespace/name`` → version), and removed keys."""
+    """Routes whose version differs from ``known`` (key ``namespace/name`` → version), and removed keys.
+
+    Each row is parsed on its own: one that does not parse is reported in ``invalid`` (with the version
+    it has, so a caller that passes it back in ``known`` is not told again until it changes)."""
     versions = {
         f"{ns}/{name}": (ns, name, int(version))
         for ns, name, version in session.execute(select(Route.namespace, Route.name, Route.version))
     }
-    stale = [(ns, name) for key, (ns, name, version) in versions.items() if known.get(key) != version]
-    changed: list[tuple[RouteConfig, int]] = []
-    for ns, name in stale:
-        found = get_route(session, ns, name)
+    changes = RouteChanges(removed=[key for key in known if key not in versions])
+    for key, (ns, name, version) in versions.items():
+        if known.get(key) == version:
+            continue
+        try:
+            found = _fetch(session, ns, name)
+        except InvalidRouteRow as error:
+            changes.invalid.append((key, version, error.reason))
+            continue
         if found is not None:
-            changed.append(found)
-    return RouteChanges(changed=changed, removed=[key for key in known if key not in versions])
+            changes.changed.append(found)
+    return changes
 
 
 def record_assignments(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -69,7 +69,6 @@ def gateway(
         SECRET,
         log,
         kubeconfig=plane.kubeconfig,
-        extra_env={"KAIZEN_ROUTE_ALLOWED_HOSTS": "127.0.0.1,localhost,*.svc,*.svc.cluster.local"},
     )
     process.start()
     try:

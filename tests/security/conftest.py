@@ -70,7 +70,7 @@ def security_world(
         SECRET,
         directory / "gateway.log",
         kubeconfig=security_plane.kubeconfig,
-        extra_env={"KAIZEN_ROUTE_ALLOWED_HOSTS": ALLOWED_HOSTS},
+        route_allowed_hosts=ALLOWED_HOSTS,
     )
     gateway.start()
     engine = make_engine(url)

@@ -30,6 +30,7 @@ from devstack.upstream import UpstreamProcess
 from tests.conftest import fresh_database
 
 SECRET = "router-secret"
+UPSTREAM_HOSTS = "127.0.0.1"  # the upstream stand-in listens on loopback, which the default allowlist refuses
 TOKEN = {
     "Authorization": f"Bearer {auth.issue(SECRET, 'router-tests', 3600, role=Role.ADMIN, namespaces=['*'])}"
 }
@@ -61,7 +62,12 @@ def shared_url(postgres: ThrowawayPostgres) -> str:
 
 @pytest.fixture(scope="module")
 def gateway(shared_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(shared_url, SECRET, tmp_path_factory.mktemp("gateway") / "gateway.log")
+    process = GatewayProcess(
+        shared_url,
+        SECRET,
+        tmp_path_factory.mktemp("gateway") / "gateway.log",
+        route_allowed_hosts=UPSTREAM_HOSTS,
+    )
     process.start()
     yield process
     process.stop()
