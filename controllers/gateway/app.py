@@ -63,7 +63,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     engine = make_engine(settings.database_url)
     factory: sessionmaker[Session] = session_factory(engine)
     metrics = Metrics()
-        router_state = RouterState(
+    router_state = RouterState(
         factory,
         metrics.registry,
         settings.route_refresh_seconds,
