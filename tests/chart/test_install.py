@@ -145,3 +145,45 @@ def test_install_refuses_missing_database_secret_before_touching_the_cluster(
         "get", "secrets", "-n", NAMESPACED_NAMESPACE, "-l", "name=kaizen-broken", "-o", "name"
     )
     assert releases.stdout.strip() == ""
+
+
+def test_a_token_secret_from_before_key_ids_keeps_its_key_as_the_default_id(
+    chart_plane: ControlPlane,
+) -> None:
+    """The chart used to generate one key under ``token-secret``; an upgrade serves it as key id ``default``."""
+    release, namespace = "kaizen-legacy", "legacy"
+    chart_plane.kubectl("create", "namespace", namespace)
+    old_key = base64.b64encode(b"x" * 64).decode()
+    chart_plane.kubectl(
+        "create", "-f", "-", stdin=json.dumps(_helm_owned_secret(release, namespace, old_key))
+    )
+    values = merged(
+        CLUSTER_VALUES,
+        {"crds": {"install": False}, "migration": {"enabled": False}, "rbac": {"create": False}},
+    )
+    cluster.install(chart_plane, release, namespace, values)
+    data = cluster.get_json(chart_plane, "secret", f"{release}-token", "-n", namespace)["data"]
+    # Adopting an object, Helm merges into it and leaves the old key in place (an upgrade from the old
+    # release's manifest removes it): the same secret under a second id, harmless.
+    assert data["default"] == old_key
+    assert set(data) <= {"default", "token-secret"}
+    with cluster.helm_config(chart_plane, namespace) as config:
+        config.uninstall(release)
+
+
+def _helm_owned_secret(release: str, namespace: str, key: str) -> dict[str, Any]:
+    """The token Secret as the previous chart left it (Helm adopts it through these annotations)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{release}-token",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": release,
+                "meta.helm.sh/release-namespace": namespace,
+            },
+        },
+        "data": {"token-secret": key},
+    }
