@@ -93,6 +93,8 @@ def get_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
     return document
 
 
-def service_account_token(plane: ControlPlane, namespace: str, name: str) -> str:
-    """A short-lived token for the ServiceAccount from the TokenRequest API, as the kubelet would mount."""
-    return plane.kubectl("create", "token", name, "-n", namespace, "--duration=10m").stdout.strip()
+def service_account_token(plane: ControlPlane, namespace: str, name: str, audience: str = "") -> str:
+    """A short-lived token for the ServiceAccount from the TokenRequest API, as the kubelet would mount
+    (``audience``: as a projected volume mints it for that audience; empty: the API server's)."""
+    extra = [f"--audience={audience}"] if audience else []
+    return plane.kubectl("create", "token", name, "-n", namespace, "--duration=10m", *extra).stdout.strip()

@@ -7,6 +7,7 @@ No pods run (the control plane has no nodes); the migration hook is completed by
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +90,34 @@ def test_namespaced_release_puts_roles_only_in_the_watched_namespaces(
     cluster_roles = chart_plane.kubectl(
         "get", "clusterroles", "-l", f"app.kubernetes.io/instance={NAMESPACED_RELEASE}", "-o", "name"
     )
-    assert cluster_roles.stdout.split() == [f"clusterrole.rbac.authorization.k8s.io/{name}-crd-reader"]
+    gateway = f"{NAMESPACED_RELEASE}-gateway"
+    assert sorted(cluster_roles.stdout.split()) == sorted(
+        f"clusterrole.rbac.authorization.k8s.io/{role}"
+        for role in (f"{name}-crd-reader", f"{gateway}-agent", f"{gateway}-reviewer", f"{gateway}-operator")
+    )
+    # The operator's only cluster-wide binding reads CRDs; the gateway's may review tokens and access.
+    bindings = chart_plane.kubectl(
+        "get", "clusterrolebindings", "-l", f"app.kubernetes.io/instance={NAMESPACED_RELEASE}", "-o", "name"
+    )
+    assert sorted(bindings.stdout.split()) == sorted(
+        f"clusterrolebinding.rbac.authorization.k8s.io/{binding}"
+        for binding in (f"{name}-crd-reader", f"{gateway}-auth-delegator")
+    )
     assert cluster.get_json(chart_plane, "configmap", f"{NAMESPACED_RELEASE}-dashboard", "-n", "monitoring")
 
 
-def test_upgrade_applies_new_values_reruns_the_hook_and_keeps_the_token_key(
+def test_upgrade_applies_new_values_reruns_the_hook_and_keeps_the_token_keys(
     chart_plane: ControlPlane, cluster_release: dict[str, Any]
 ) -> None:
     job_name = f"{RELEASE}-migrate"
     token_name = f"{RELEASE}-token"
     hook_before = cluster.get_json(chart_plane, "job", job_name, "-n", NAMESPACE)["metadata"]["uid"]
-    key_before = cluster.get_json(chart_plane, "secret", token_name, "-n", NAMESPACE)["data"]["token-secret"]
+    key_before = cluster.get_json(chart_plane, "secret", token_name, "-n", NAMESPACE)["data"]["default"]
     assert len(base64.b64decode(key_before)) == 64
+    # A rotation under way: an admin added the next key id to the generated Secret.
+    next_key = base64.b64encode(b"the-next-key").decode()
+    patch = json.dumps({"data": {"2025-06": next_key}})
+    chart_plane.kubectl("patch", "secret", token_name, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
     upgraded = cluster.upgrade(
         chart_plane, RELEASE, NAMESPACE, merged(CLUSTER_VALUES, {"gateway": {"replicas": 3}})
@@ -113,8 +130,8 @@ def test_upgrade_applies_new_values_reruns_the_hook_and_keeps_the_token_key(
     hook_after = cluster.get_json(chart_plane, "job", job_name, "-n", NAMESPACE)
     assert hook_after["metadata"]["uid"] != hook_before  # before-hook-creation: a fresh Job each time
     assert hook_after["status"]["succeeded"] == 1
-    key_after = cluster.get_json(chart_plane, "secret", token_name, "-n", NAMESPACE)["data"]["token-secret"]
-    assert key_after == key_before  # tokens already issued stay valid
+    keys_after = cluster.get_json(chart_plane, "secret", token_name, "-n", NAMESPACE)["data"]
+    assert keys_after == {"default": key_before, "2025-06": next_key}  # tokens already issued stay valid
 
 
 def test_install_refuses_missing_database_secret_before_touching_the_cluster(
@@ -128,3 +145,45 @@ def test_install_refuses_missing_database_secret_before_touching_the_cluster(
         "get", "secrets", "-n", NAMESPACED_NAMESPACE, "-l", "name=kaizen-broken", "-o", "name"
     )
     assert releases.stdout.strip() == ""
+
+
+def test_a_token_secret_from_before_key_ids_keeps_its_key_as_the_default_id(
+    chart_plane: ControlPlane,
+) -> None:
+    """The chart used to generate one key under ``token-secret``; an upgrade serves it as key id ``default``."""
+    release, namespace = "kaizen-legacy", "legacy"
+    chart_plane.kubectl("create", "namespace", namespace)
+    old_key = base64.b64encode(b"x" * 64).decode()
+    chart_plane.kubectl(
+        "create", "-f", "-", stdin=json.dumps(_helm_owned_secret(release, namespace, old_key))
+    )
+    values = merged(
+        CLUSTER_VALUES,
+        {"crds": {"install": False}, "migration": {"enabled": False}, "rbac": {"create": False}},
+    )
+    cluster.install(chart_plane, release, namespace, values)
+    data = cluster.get_json(chart_plane, "secret", f"{release}-token", "-n", namespace)["data"]
+    # Adopting an object, Helm merges into it and leaves the old key in place (an upgrade from the old
+    # release's manifest removes it): the same secret under a second id, harmless.
+    assert data["default"] == old_key
+    assert set(data) <= {"default", "token-secret"}
+    with cluster.helm_config(chart_plane, namespace) as config:
+        config.uninstall(release)
+
+
+def _helm_owned_secret(release: str, namespace: str, key: str) -> dict[str, Any]:
+    """The token Secret as the previous chart left it (Helm adopts it through these annotations)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{release}-token",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": release,
+                "meta.helm.sh/release-namespace": namespace,
+            },
+        },
+        "data": {"token-secret": key},
+    }

@@ -1,4 +1,5 @@
-"""What the operator's ServiceAccount may do, checked with its own token against the API server.
+"""What the operator's ServiceAccount may do, checked with its own token against the API server; and
+what the gateway roles allow, asked the way the gateway asks (TokenReview, then SubjectAccessReview).
 
 The golden file holds ``kubectl auth can-i --list`` for the operator in each mode and namespace; a
 change to the chart's RBAC shows up as a diff in review. Regenerate it after an intended change with
@@ -12,6 +13,9 @@ import os
 import subprocess
 from typing import Any
 
+import pytest
+
+from controllers.decisions.access import Action, rbac_attributes
 from devstack.controlplane import ControlPlane
 from tests.chart import cluster
 from tests.chart.chart import NAMESPACE, RELEASE, ci_values, find, render
@@ -188,6 +192,123 @@ def test_rendered_rbac_has_no_wildcards() -> None:
             for rule in role["rules"]:
                 for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                     assert "*" not in rule.get(field, []), (value_set, role["metadata"]["name"], rule)
+
+
+GATEWAY_SA = (NAMESPACE, f"{RELEASE}-gateway")
+AUDIENCE = "kaizen-gateway"
+
+
+def access_review(plane: ControlPlane, user: str, action: Action, namespace: str, name: str = "") -> bool:
+    """A SubjectAccessReview (as the cluster admin) on one of Kaizen's gateway verbs."""
+    namespace_of = user.split(":")[2] if user.startswith("system:serviceaccount:") else ""
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace_of}", "system:authenticated"]
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": groups,
+            "resourceAttributes": rbac_attributes(action, namespace, name),
+        },
+    }
+    result = plane.kubectl("create", "-f", "-", "-o", "json", stdin=json.dumps(review))
+    return bool(json.loads(result.stdout)["status"].get("allowed"))
+
+
+def service_account(namespace: str, name: str) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+def test_operator_may_write_routes_and_policies_through_the_gateway_and_nothing_of_an_agent(
+    chart_plane: ControlPlane, cluster_release: dict[str, Any], namespaced_release: dict[str, Any]
+) -> None:
+    operator = service_account(*CLUSTER_SA)
+    for namespace in WATCHED:
+        assert access_review(chart_plane, operator, Action.WRITE_ROUTES, namespace, "coder")
+        assert access_review(chart_plane, operator, Action.READ_ROUTES, namespace, "coder")
+        assert access_review(chart_plane, operator, Action.WRITE_POLICIES, namespace, "coder-dpo")
+        for action in (
+            Action.WRITE_EXPERIENCE,
+            Action.WRITE_FEEDBACK,
+            Action.CALL_ROUTES,
+            Action.WRITE_REVIEWS,
+        ):
+            assert not access_review(chart_plane, operator, action, namespace), action
+    # Namespaced mode: only in the watched namespaces.
+    scoped = service_account(*NAMESPACED_SA)
+    assert access_review(chart_plane, scoped, Action.WRITE_ROUTES, WATCHED[0], "coder")
+    assert not access_review(chart_plane, scoped, Action.WRITE_ROUTES, OTHER, "coder")
+    assert not access_review(chart_plane, scoped, Action.WRITE_EXPERIENCE, WATCHED[0])
+
+
+def test_a_service_account_bound_to_the_agent_role_writes_experience_and_cannot_touch_routes(
+    chart_plane: ControlPlane, cluster_release: dict[str, Any]
+) -> None:
+    team, other = WATCHED
+    chart_plane.kubectl("create", "serviceaccount", "agent-coder", "-n", team)
+    chart_plane.kubectl(
+        "create", "rolebinding", "agent-coder-kaizen", "-n", team,
+        f"--clusterrole={RELEASE}-gateway-agent", f"--serviceaccount={team}:agent-coder",
+    )  # fmt: skip
+    agent = service_account(team, "agent-coder")
+    assert access_review(chart_plane, agent, Action.WRITE_EXPERIENCE, team, "agent-coder")
+    assert access_review(chart_plane, agent, Action.WRITE_FEEDBACK, team)
+    assert access_review(chart_plane, agent, Action.CALL_ROUTES, team, "coder")
+    assert not access_review(chart_plane, agent, Action.WRITE_ROUTES, team, "coder")
+    assert not access_review(chart_plane, agent, Action.READ_REVIEWS, team)
+    assert not access_review(chart_plane, agent, Action.WRITE_EXPERIENCE, other, "agent-coder")
+
+
+def test_gateway_reviews_the_operators_token_and_access_with_its_own_service_account(
+    chart_plane: ControlPlane, cluster_release: dict[str, Any]
+) -> None:
+    """The gateway's code path, against the installed chart: its ServiceAccount (system:auth-delegator)
+    checks the operator's token for the gateway's audience, then asks RBAC about Kaizen's verbs."""
+    import asyncio
+
+    from controllers.gateway.auth import Keyring
+    from controllers.gateway.identity import Authenticator, Forbidden, Unauthenticated
+    from controllers.runtime.kube import Kube, load_configuration
+
+    gateway_token = cluster.service_account_token(chart_plane, *GATEWAY_SA)
+    kubeconfig = chart_plane.workdir / "gateway-kubeconfig"
+    kubeconfig.write_text(json.dumps(kubeconfig_for(chart_plane.server, gateway_token)))
+    operator_token = cluster.service_account_token(chart_plane, *CLUSTER_SA, audience=AUDIENCE)
+    api_token = cluster.service_account_token(chart_plane, *CLUSTER_SA)  # for the API server, not the gateway
+
+    async def check() -> None:
+        kube = Kube(load_configuration(str(kubeconfig)), timeout=10.0)
+        authenticator = Authenticator(Keyring.single("unused"), kube=kube, audiences=(AUDIENCE,))
+        try:
+            principal = await authenticator.authenticate(f"Bearer {operator_token}")
+            assert principal.subject == service_account(*CLUSTER_SA)
+            await authenticator.authorize(principal, Action.WRITE_ROUTES, WATCHED[0], "coder")
+            with pytest.raises(Forbidden, match=r"gateway\.kaizen\.dev"):
+                await authenticator.authorize(principal, Action.WRITE_EXPERIENCE, WATCHED[0], "agent-coder")
+            # A token minted for the API server's audience is not one for the gateway.
+            with pytest.raises(Unauthenticated):
+                await authenticator.authenticate(f"Bearer {api_token}")
+        finally:
+            await authenticator.close()
+
+    asyncio.run(check())
+    # Reviews are all its account may do with the API.
+    gateway = AsOperator(chart_plane, GATEWAY_SA)
+    assert gateway.may("create", "tokenreviews.authentication.k8s.io")
+    assert gateway.may("create", "subjectaccessreviews.authorization.k8s.io")
+    assert not gateway.allowed("get", "secrets", "-n", NAMESPACE)
+    assert not gateway.allowed("get", "pods", "-n", NAMESPACE)
+
+
+def kubeconfig_for(server: str, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
 
 
 LEASE = """

@@ -58,9 +58,11 @@ def test_default_values_render_the_operator_gateway_and_hook() -> None:
         ("Secret", f"{RELEASE}-token"),
     } <= kinds
     assert len(find(objects, "CustomResourceDefinition")) == 4
-    # Optional parts stay off by default; one operator replica needs no PDB.
-    for kind in ("NetworkPolicy", "ServiceMonitor", "ConfigMap", "PersistentVolumeClaim"):
+    # Ingress NetworkPolicies are on by default; optional parts stay off; one operator replica needs no PDB.
+    assert {n["metadata"]["name"] for n in find(objects, "NetworkPolicy")} == {OPERATOR, GATEWAY}
+    for kind in ("ServiceMonitor", "PersistentVolumeClaim"):
         assert not find(objects, kind), kind
+    assert [c["metadata"]["name"] for c in find(objects, "ConfigMap")] == [f"{RELEASE}-revoked-tokens"]
     assert [p["metadata"]["name"] for p in find(objects, "PodDisruptionBudget")] == [GATEWAY]
 
 
@@ -71,20 +73,24 @@ def test_operator_runs_the_contracted_command_with_its_environment() -> None:
     assert operator["args"] == ["--metrics-port=8080", "--health-port=8081"]  # no --namespace: all of them
     variables = env(operator)
     assert variables["KAIZEN_DATABASE_URL"] == {"secretKeyRef": {"name": "kaizen-db", "key": "url"}}
-    assert variables["KAIZEN_TOKEN_SECRET"] == {
-        "secretKeyRef": {"name": f"{RELEASE}-token", "key": "token-secret"}
-    }
+    assert "KAIZEN_TOKEN_SECRET" not in variables  # the operator holds no token key
+    assert variables["KAIZEN_GATEWAY_TOKEN_FILE"] == "/var/run/secrets/kaizen/gateway/token"
     assert variables["KAIZEN_GATEWAY_URL"] == f"http://{GATEWAY}.{NAMESPACE}.svc:8000"
     assert variables["KAIZEN_OPERATOR_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {"metrics": 8080, "health": 8081}
 
 
-def test_gateway_has_no_api_access_and_probes_its_own_endpoints() -> None:
+def test_gateway_mounts_a_token_only_for_kubernetes_auth_and_probes_its_own_endpoints() -> None:
     objects = render(ci_values("default"))
     pod = one(objects, "Deployment", GATEWAY)["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True  # gateway.kubernetesAuth.enabled by default
     assert one(objects, "ServiceAccount", GATEWAY)["automountServiceAccountToken"] is False
+    without = render(merged(ci_values("default"), {"gateway": {"kubernetesAuth": {"enabled": False}}}))
+    assert (
+        one(without, "Deployment", GATEWAY)["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        is False
+    )
     gateway = container(pod, "gateway")
     assert gateway["command"] == ["kaizen", "gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -124,7 +130,9 @@ def test_representative_values_render_namespaced_mode_with_every_toggle_on() -> 
     assert sorted(b["metadata"]["namespace"] for b in find(objects, "RoleBinding", OPERATOR)) == sorted(
         watched
     )
-    [cluster_role] = find(objects, "ClusterRole")
+    # The only ClusterRole of the operator reads CRDs (the others are the gateway roles it and others are
+    # bound to per namespace).
+    [cluster_role] = [r for r in find(objects, "ClusterRole") if r["metadata"]["name"].startswith(OPERATOR)]
     assert cluster_role["rules"] == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
@@ -151,9 +159,13 @@ def test_representative_values_render_namespaced_mode_with_every_toggle_on() -> 
     assert dashboard["metadata"]["namespace"] == "monitoring"
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["kaizen.json"])["uid"] == "kaizen-loop"
-    # An existing token Secret replaces the generated one.
+    # An existing token Secret replaces the generated one; only the gateway mounts it.
     assert not find(objects, "Secret")
-    assert env(operator)["KAIZEN_TOKEN_SECRET"]["secretKeyRef"]["name"] == "kaizen-token"
+    gateway_pod = one(objects, "Deployment", GATEWAY)["spec"]["template"]["spec"]
+    assert {
+        "name": "token-keys",
+        "secret": {"secretName": "kaizen-token", "defaultMode": 0o440},
+    } in gateway_pod["volumes"]
 
 
 def test_namespaced_flag_alone_watches_the_release_namespace() -> None:
@@ -204,7 +216,8 @@ def test_operator_writes_snapshots_to_a_volume_that_can_be_a_shared_claim() -> N
 
 def test_notes_say_what_to_do_next() -> None:
     text = notes(ci_values("namespaced"))
-    assert "kaizen token create --subject" in text
+    assert "kaizen token create --subject agent-coder --role agent --namespace team-a" in text
+    assert "--clusterrole=kaizen-gateway-agent --serviceaccount=team-a:agent-coder" in text
     assert "kubectl apply -n team-a -f examples/learningpolicy-coder-dpo.yaml" in text
     assert "kubectl get kaizen" in text
     assert "team-a, team-b (namespaced mode)" in text

@@ -106,7 +106,7 @@ sqlite:////var/lib/kaizen/kaizen.db
 {{- printf "http://%s.%s.svc:%d" (include "kaizen.gatewayName" .) .Release.Namespace (int .Values.gateway.service.port) }}
 {{- end }}
 
-{{/* KAIZEN_DATABASE_URL and KAIZEN_TOKEN_SECRET, as every Kaizen container reads them. */}}
+{{/* KAIZEN_DATABASE_URL, as every Kaizen container reads it. */}}
 {{- define "kaizen.storeEnv" -}}
 - name: KAIZEN_DATABASE_URL
 {{- if .Values.database.embedded }}
@@ -119,12 +119,64 @@ sqlite:////var/lib/kaizen/kaizen.db
 {{- end }}
 {{- end }}
 
-{{- define "kaizen.tokenEnv" -}}
-- name: KAIZEN_TOKEN_SECRET
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "kaizen.tokenSecretName" . }}
-      key: {{ .Values.tokenSecret.secretKey }}
+{{- define "kaizen.revokedTokensName" -}}
+{{- printf "%s-revoked-tokens" (include "kaizen.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kaizen.tokenKeysDir" -}}/var/run/secrets/kaizen/token-keys{{- end }}
+{{- define "kaizen.revocationsDir" -}}/etc/kaizen/revocations{{- end }}
+{{- define "kaizen.gatewayTokenDir" -}}/var/run/secrets/kaizen/gateway{{- end }}
+
+{{/* The gateway's identity settings: its keyring (one file per key id), revocations, ServiceAccount tokens. */}}
+{{- define "kaizen.gatewayAuthEnv" -}}
+- name: KAIZEN_TOKEN_KEYS_DIR
+  value: {{ include "kaizen.tokenKeysDir" . }}
+{{- with .Values.tokenSecret.signingKeyId }}
+- name: KAIZEN_TOKEN_SIGNING_KEY
+  value: {{ . | quote }}
+{{- end }}
+- name: KAIZEN_TOKEN_REVOKED_FILE
+  value: {{ include "kaizen.revocationsDir" . }}/revoked
+- name: KAIZEN_KUBERNETES_AUTH
+  value: {{ .Values.gateway.kubernetesAuth.enabled | toString | quote }}
+{{- if .Values.gateway.kubernetesAuth.enabled }}
+- name: KAIZEN_TOKEN_AUDIENCE
+  value: {{ .Values.gateway.kubernetesAuth.audience | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway's volumes: the token Secret as a directory, the revocation list. */}}
+{{- define "kaizen.gatewayVolumes" -}}
+- name: token-keys
+  secret:
+    secretName: {{ include "kaizen.tokenSecretName" . }}
+    defaultMode: 0440
+- name: revoked-tokens
+  configMap:
+    name: {{ include "kaizen.revokedTokensName" . }}
+{{- end }}
+
+{{- define "kaizen.gatewayMounts" -}}
+- name: token-keys
+  mountPath: {{ include "kaizen.tokenKeysDir" . }}
+  readOnly: true
+{{- /* A directory mount, not subPath: the kubelet then refreshes the file when the ConfigMap changes. */}}
+- name: revoked-tokens
+  mountPath: {{ include "kaizen.revocationsDir" . }}
+  readOnly: true
+{{- end }}
+
+{{/* The operator calls the gateway with a ServiceAccount token minted for the gateway's audience alone,
+rotated by the kubelet; it re-reads the file on every call. */}}
+{{- define "kaizen.gatewayTokenVolume" -}}
+- name: gateway-token
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          audience: {{ .Values.gateway.kubernetesAuth.audience | quote }}
+          expirationSeconds: 3600
+          path: token
 {{- end }}
 
 {{/* Python writes nothing outside /tmp (the root filesystem is read-only). */}}
@@ -178,7 +230,7 @@ sqlite:////var/lib/kaizen/kaizen.db
       protocol: TCP
   env:
     {{- include "kaizen.storeEnv" . | nindent 4 }}
-    {{- include "kaizen.tokenEnv" . | nindent 4 }}
+    {{- include "kaizen.gatewayAuthEnv" . | nindent 4 }}
     {{- include "kaizen.pythonEnv" . | nindent 4 }}
     {{- with .Values.gateway.extraEnv }}
     {{- toYaml . | nindent 4 }}
@@ -209,6 +261,7 @@ sqlite:////var/lib/kaizen/kaizen.db
     {{- toYaml .Values.securityContext | nindent 4 }}
   volumeMounts:
     {{- include "kaizen.tmpMount" . | nindent 4 }}
+    {{- include "kaizen.gatewayMounts" . | nindent 4 }}
     {{- if .Values.database.embedded }}
     {{- include "kaizen.dataMount" . | nindent 4 }}
     {{- end }}

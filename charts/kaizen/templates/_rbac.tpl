@@ -44,3 +44,44 @@
   name: {{ include "kaizen.operatorServiceAccount" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/* Kaizen's own verbs at the gateway (API group gateway.kaizen.dev; controllers/decisions/access.py),
+one ClusterRole per role: pass (dict "root" $ "role" "agent"). */}}
+{{- define "kaizen.gatewayRoleRules" -}}
+{{- if eq .role "agent" -}}
+# Write its agents' runs, pairs, annotations and feedback; call the namespace's routes.
+- apiGroups: [gateway.kaizen.dev]
+  resources: [experience, feedback]
+  verbs: [create]
+- apiGroups: [gateway.kaizen.dev]
+  resources: [routes]
+  verbs: [use]
+{{- else if eq .role "reviewer" -}}
+# Read the review queue, post reviews and corrections.
+- apiGroups: [gateway.kaizen.dev]
+  resources: [reviews]
+  verbs: [list, create]
+- apiGroups: [gateway.kaizen.dev]
+  resources: [feedback]
+  verbs: [create]
+{{- else if eq .role "operator" -}}
+# Read and write routes (where traffic goes) and the policies' reward settings.
+- apiGroups: [gateway.kaizen.dev]
+  resources: [routes]
+  verbs: [get, update]
+- apiGroups: [gateway.kaizen.dev]
+  resources: [policies]
+  verbs: [update]
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.gatewayRoleName" -}}
+{{- printf "%s-%s" (include "kaizen.gatewayName" .root) .role | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Who runs the gateway: its own ServiceAccount, or the operator's in embedded mode (one pod). */}}
+{{- define "kaizen.gatewaySubject" -}}
+- kind: ServiceAccount
+  name: {{ ternary (include "kaizen.operatorServiceAccount" .) (include "kaizen.gatewayServiceAccount" .) .Values.database.embedded }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
