@@ -65,6 +65,33 @@ def _control_plane(plane_dir: Path, progress: Callable[[str], None] | None) -> C
     return plane
 
 
+def _operator_identity(plane: ControlPlane, state_dir: Path) -> Path:
+    """The gateway roles, and a week's token of ServiceAccount kaizen-system/kaizen-operator in a file."""
+    identities.install_gateway_roles(plane)
+    token_file = state_dir / "operator-gateway-token"
+    token_file.write_text(
+        identities.service_account_token(
+            plane, identities.OPERATOR_NAMESPACE, identities.OPERATOR_ACCOUNT, Role.OPERATOR, 7 * 24 * 3600
+        )
+    )
+    token_file.chmod(0o600)
+    return token_file
+
+
+def _gateway(plane: ControlPlane, database_url: str, secret: str, state_dir: Path) -> GatewayProcess:
+    """The gateway as in a cluster (ServiceAccount tokens reviewed by the API server), except that its
+    routes lead to the stand-in's model servers on 127.0.0.1, which only a local gateway allows."""
+    gateway = GatewayProcess(
+        database_url,
+        secret,
+        state_dir / "gateway.log",
+        kubeconfig=plane.kubeconfig,
+        route_allowed_hosts=LOCAL_ROUTE_HOSTS,
+    )
+    gateway.start()
+    return gateway
+
+
 def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> StackState:
     """Start every part (the control plane may already run); returns where to reach them."""
     state_dir = state_dir.resolve()
@@ -79,15 +106,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     ray.start()
     assert ray._process is not None
     _say(progress, "starting the gateway (ingest API + router) on SQLite")
-    # Routes here lead to the stand-in's model servers on 127.0.0.1, which only a local gateway allows.
-    gateway = GatewayProcess(
-        database_url,
-        secret,
-        state_dir / "gateway.log",
-        kubeconfig=plane.kubeconfig,
-        route_allowed_hosts=LOCAL_ROUTE_HOSTS,
-    )
-    gateway.start()
+    gateway = _gateway(plane, database_url, secret, state_dir)
     assert gateway._process is not None
     _say(progress, "starting the local runtime (RayJob and InferenceService stand-ins)")
     runtime = LocalRuntime(
@@ -101,14 +120,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     # The demo's agent writes as agent "coder" in "default"; the operator calls the gateway as its
     # ServiceAccount, with a token the API server minted and the gateway checks with a TokenReview.
     token = auth.issue(secret, "coder", 7 * 24 * 3600, role=Role.AGENT, namespaces=("default",))
-    identities.install_gateway_roles(plane)
-    token_file = state_dir / "operator-gateway-token"
-    token_file.write_text(
-        identities.service_account_token(
-            plane, identities.OPERATOR_NAMESPACE, identities.OPERATOR_ACCOUNT, Role.OPERATOR, 7 * 24 * 3600
-        )
-    )
-    token_file.chmod(0o600)
+    token_file = _operator_identity(plane, state_dir)
     _say(progress, "starting the operator (as ServiceAccount kaizen-system/kaizen-operator)")
     operator = OperatorProcess(
         kubeconfig=plane.kubeconfig,

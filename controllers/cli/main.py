@@ -12,6 +12,7 @@ import typer
 
 from controllers.cli import experiment as experimentcli
 from controllers.cli import store as storecli
+from controllers.cli import tokens
 
 app = typer.Typer(
     help="Kaizen: make LLM agents learn from their own experience, on Kubernetes.",
@@ -24,7 +25,7 @@ app.command("ingest")(storecli.ingest)
 app.add_typer(storecli.pairs_app, name="pairs")
 app.command("export")(storecli.export)
 app.add_typer(storecli.gateway_app, name="gateway")
-app.add_typer(storecli.token_app, name="token")
+app.add_typer(tokens.token_app, name="token")
 app.add_typer(experimentcli.experiment_app, name="experiment")
 
 

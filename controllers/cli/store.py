@@ -1,4 +1,4 @@
-"""``kaizen db|ingest|pairs|export|gateway|token``: the experience store and gateway from the command line.
+"""``kaizen db|ingest|pairs|export|gateway``: the experience store and gateway from the command line.
 
 Every command takes ``--database-url`` (or ``KAIZEN_DATABASE_URL``; default: the embedded SQLite
 file under ``.kaizen/``). Long work prints progress to stderr; results go to stdout.
@@ -27,7 +27,6 @@ DatabaseUrl = Annotated[
 db_app = typer.Typer(help="Create or upgrade the store's schema.", no_args_is_help=True)
 pairs_app = typer.Typer(help="Mine preference pairs from recorded runs and feedback.", no_args_is_help=True)
 gateway_app = typer.Typer(help="Run the gateway (ingest API).", no_args_is_help=True)
-token_app = typer.Typer(help="Issue bearer tokens for the gateway.", no_args_is_help=True)
 
 
 class Progress:
@@ -276,46 +275,4 @@ def gateway_serve(
         workers=workers,
         log_level="warning",
         access_log=False,
-    )
-
-
-@token_app.command("create")
-def token_create(
-    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder or alice.")],
-    ttl: Annotated[str, typer.Option(help="Lifetime: 3600s, 12h, 30d.")] = "30d",
-    role: Annotated[str, typer.Option(help="agent, reviewer, operator or admin.")] = "agent",
-    namespace: Annotated[
-        list[str] | None,
-        typer.Option("--namespace", "-n", help="A namespace it may act in (repeat; '*' for all)."),
-    ] = None,
-    agent: Annotated[
-        list[str] | None,
-        typer.Option(help="An agent an agent token may write for (repeat); default: the subject."),
-    ] = None,
-    key_id: Annotated[str | None, typer.Option(help="Sign with this key of KAIZEN_TOKEN_KEYS_DIR.")] = None,
-) -> None:
-    """Print a bearer token signed with the gateway's key (KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR).
-
-    With no --role the token is an agent token for the one agent named by --subject, in namespace
-    "default" unless --namespace says otherwise.
-    """
-    from controllers.api.identity import Role
-    from controllers.gateway import auth
-
-    env = dict(os.environ)
-    if key_id:
-        env["KAIZEN_TOKEN_SIGNING_KEY"] = key_id
-    try:
-        keyring = auth.Keyring.from_env(env)
-        chosen = Role(role)
-    except ValueError as error:
-        raise _fail(f"{error}; roles are {', '.join(r.value for r in Role)}") from error
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if not ttl[:-1].isdigit() or ttl[-1] not in units:
-        raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
-    seconds = int(ttl[:-1]) * units[ttl[-1]]
-    typer.echo(
-        auth.issue(
-            keyring, subject, seconds, role=chosen, namespaces=namespace or ["default"], agents=agent or None
-        )
     )

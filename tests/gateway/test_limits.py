@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.gateway.limits import BodyLimit
 from controllers.store import migrate
 from devstack.gateway import GatewayProcess
 
 SECRET = "limits-secret"
-TOKEN = auth.issue(SECRET, "agent", 3600)
+TOKEN = auth.issue(SECRET, "limits", 3600, role=Role.ADMIN, namespaces=["team"])
 API_LIMIT, PROXY_LIMIT = 1000, 2000
 BATCH = "/v1/runs/batch"
 PROXY = "/openai/team/limited/v1/chat/completions"

@@ -1,0 +1,81 @@
+"""``kaizen token create|inspect``: Kaizen bearer tokens for agents, reviewers and operators outside the cluster.
+
+Inside the cluster a ServiceAccount token does the same job, governed by RBAC (docs/security.md).
+``inspect`` shows what a token carries (its id is what the revocation list names).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from controllers.cli.store import _fail
+
+token_app = typer.Typer(help="Issue and inspect bearer tokens for the gateway.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder or alice.")],
+    ttl: Annotated[str, typer.Option(help="Lifetime: 3600s, 12h, 30d.")] = "30d",
+    role: Annotated[str, typer.Option(help="agent, reviewer, operator or admin.")] = "agent",
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="A namespace it may act in (repeat; '*' for all)."),
+    ] = None,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option(help="An agent an agent token may write for (repeat); default: the subject."),
+    ] = None,
+    key_id: Annotated[str | None, typer.Option(help="Sign with this key of KAIZEN_TOKEN_KEYS_DIR.")] = None,
+) -> None:
+    """Print a bearer token signed with the gateway's key (KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR).
+
+    With no --role the token is an agent token for the one agent named by --subject, in namespace
+    "default" unless --namespace says otherwise.
+    """
+    from controllers.api.identity import Role
+    from controllers.gateway import auth
+
+    env = dict(os.environ)
+    if key_id:
+        env["KAIZEN_TOKEN_SIGNING_KEY"] = key_id
+    try:
+        keyring = auth.Keyring.from_env(env)
+        chosen = Role(role)
+    except ValueError as error:
+        raise _fail(f"{error}; roles are {', '.join(r.value for r in Role)}") from error
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not ttl[:-1].isdigit() or ttl[-1] not in units:
+        raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
+    seconds = int(ttl[:-1]) * units[ttl[-1]]
+    typer.echo(
+        auth.issue(
+            keyring, subject, seconds, role=chosen, namespaces=namespace or ["default"], agents=agent or None
+        )
+    )
+
+
+@token_app.command("inspect")
+def token_inspect(token: Annotated[str, typer.Argument(help="The token (kz2....).")]) -> None:
+    """Verify a token with the gateway's keys and print what it carries, including its id."""
+    from controllers.gateway import auth
+
+    try:
+        principal = auth.verify(auth.Keyring.from_env(), token.strip())
+    except (ValueError, auth.InvalidToken) as error:
+        raise _fail(str(error)) from error
+    expires = datetime.datetime.fromtimestamp(principal.expires_at or 0, datetime.UTC).isoformat()
+    document = {
+        "id": principal.token_id,
+        "subject": principal.subject,
+        "role": str(principal.role),
+        "namespaces": list(principal.namespaces),
+        "agents": list(principal.agents),
+        "expires": expires,
+    }
+    typer.echo(json.dumps(document, indent=2))
