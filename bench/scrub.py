@@ -91,8 +91,8 @@ def _libraries(rows: list[str], megabytes: float) -> None:
             lambda: [list(phonenumbers.PhoneNumberMatcher(t, "US")) for t in rows],
         )
     try:
-        from detect_secrets.core.scan import scan_line
-        from detect_secrets.settings import default_settings
+        from detect_secrets.core.scan import scan_line  # type: ignore[import-not-found]
+        from detect_secrets.settings import default_settings  # type: ignore[import-not-found]
     except ImportError:
         print("detect-secrets not installed")
     else:

@@ -258,7 +258,9 @@ def ipv4(r: random.Random, i: int) -> tuple[str, str]:
 
 
 def ipv6(r: random.Random, i: int) -> tuple[str, str]:
-    h = lambda: f"{r.randrange(1, 0xFFFF):x}"  # noqa: E731
+    def h() -> str:
+        return f"{r.randrange(1, 0xFFFF):x}"
+
     v = [
         "::1",
         "fe80::1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import phonenumbers
@@ -26,7 +27,7 @@ from tests.security.scrub_corpus import corpus
 from tests.security.scrub_support import exported_texts, kaizen, plant, survivors
 
 ITEMS = corpus()
-CHECKSUMS = {
+CHECKSUMS: dict[str, Callable[[str], bool]] = {
     "credit-card": luhn.is_valid,
     "iban-spaced": iban.is_valid,
     "iban-plain": iban.is_valid,
