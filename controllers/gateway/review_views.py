@@ -1,7 +1,10 @@
 """The review queue as the gateway answers it (``GET /v1/review/queue``): camelCase, oldest first.
 
 The store says what is pending (``controllers.store.reviews``); this module only gives it its HTTP
-shape, as typed views read straight from the store's rows.
+shape, as typed views read straight from the store's rows. Every free text a reviewer sees (a pair's
+prompt, chosen and rejected, an annotation's reason and labels) goes through the same PII and secret
+scrubber as the training snapshots (``controllers.data.pii.scrub``): a person reviews the shape of the
+text, never the e-mail address or the key in it.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 from sqlalchemy.orm import Session
 
+from controllers.data.pii import scrub
 from controllers.store.reviews import pending_reviews
 
 # Timestamps as Python's isoformat (``+00:00``), as the queue has always written them.
 IsoTime = Annotated[datetime, PlainSerializer(lambda t: t.isoformat(), return_type=str)]
+# Free text as a reviewer may see it: scrubbed of PII and secrets.
+Scrubbed = Annotated[str, AfterValidator(scrub)]
 
 
 class _View(BaseModel):
@@ -28,9 +34,9 @@ class PairView(_View):
 
     id: str
     source: str
-    prompt: str
-    chosen: str
-    rejected: str
+    prompt: Scrubbed
+    chosen: Scrubbed
+    rejected: Scrubbed
     margin: float | None
     created_at: IsoTime
 
@@ -40,8 +46,8 @@ class AnnotationView(_View):
 
     id: str
     run_id: str
-    reason: str
-    labels: list[Any]
+    reason: Scrubbed
+    labels: list[Annotated[Any, AfterValidator(lambda v: scrub(v) if isinstance(v, str) else v)]]
     created_at: IsoTime
 
 

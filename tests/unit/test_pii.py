@@ -61,3 +61,45 @@ def test_row_and_column_engines_agree() -> None:
     by_column = scrub_column(pa.array(texts), column_counts).to_pylist()
     assert by_column == by_row
     assert column_counts == row_counts
+
+
+def _corpus_by_category() -> dict[str, list[str]]:
+    from tests.security.scrub_corpus import corpus
+
+    by_category: dict[str, list[str]] = {}
+    for item in corpus():
+        by_category.setdefault(item.category, []).append(item.text)
+    return by_category
+
+
+CORPUS = _corpus_by_category()
+
+
+@pytest.mark.parametrize("category", sorted(CORPUS))
+def test_both_engines_agree_on_every_category(category: str) -> None:
+    texts = CORPUS[category]
+    row_counts: Counter[str] = Counter()
+    by_row = [scrub(t, row_counts) for t in texts]
+    column_counts: Counter[str] = Counter()
+    by_column = scrub_column(pa.chunked_array([texts[:3], texts[3:]]), column_counts).to_pylist()
+    assert by_column == by_row
+    assert column_counts == row_counts
+    assert by_row != texts
+    assert sum(row_counts.values()) >= len(texts)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DB_PASSWORD=hunter2hunter2 and go", "DB_PASSWORD=[SECRET] and go"),
+        ("postgres://admin:pw-123@db:5432/app", "postgres://[SECRET]@db:5432/app"),
+        ("curl https://u:p4ss@10.0.0.7/x", "curl https://[SECRET]@[IP]/x"),
+        ("ping ::1 and fe80::1 and 2001:db8:: now", "ping [IP] and [IP] and [IP] now"),
+        ('mail jürgen@bücher.de or "ops team"@corp.example', "mail [EMAIL] or [EMAIL]"),
+        ("IBAN DE89370400440532013000 paid", "IBAN [IBAN] paid"),
+        ("slice x[1:2] and a::b and 10:30:45", "slice x[1:2] and a::b and 10:30:45"),
+    ],
+)
+def test_named_cases_scrub_the_value_and_keep_the_context(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+    assert scrub_column(pa.array([text]), Counter()).to_pylist() == [expected]
