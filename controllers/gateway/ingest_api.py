@@ -40,30 +40,44 @@ def _annotation_field(index: int, _: AnnotationIn) -> str:
 
 
 @router.post("/runs/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_runs(batch: RunBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    return write_batch(
-        shared, "runs", key, batch, lambda session, now: batches.write_runs(session, batch.runs, key, now)
-    )
+def ingest_runs(batch: RunBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace, scope = batch.namespace or "default", caller.subject
+
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_runs(session, batch.runs, key, now, namespace=namespace, scope=scope)
+
+    return write_batch(shared, "runs", key, batch, write, scope=scope)
 
 
 @router.post("/feedback/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_feedback(batch: FeedbackBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_feedback(session, batch.feedback, key, now, _feedback_field)
+def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace, scope = batch.namespace or "default", caller.subject
 
-    return write_batch(shared, "feedback", key, batch, write)
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_feedback(
+            session, batch.feedback, key, now, _feedback_field, namespace=namespace, scope=scope
+        )
+
+    return write_batch(shared, "feedback", key, batch, write, scope=scope)
 
 
 @router.post("/pairs/batch", response_model=WriteResponse, tags=["ingest"])
-def ingest_pairs(batch: PairBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    return write_batch(
-        shared, "pairs", key, batch, lambda session, now: batches.write_pairs(session, batch.pairs, now)
-    )
+def ingest_pairs(batch: PairBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace = batch.namespace or "default"
+
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_pairs(session, batch.pairs, now, namespace=namespace)
+
+    return write_batch(shared, "pairs", key, batch, write, scope=caller.subject)
 
 
 @router.post("/annotations/batch", response_model=WriteResponse, tags=["review"])
-def ingest_annotations(batch: AnnotationBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
-    def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_annotations(session, batch.annotations, key, now, _annotation_field)
+def ingest_annotations(batch: AnnotationBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
+    namespace, scope = batch.namespace or "default", caller.subject
 
-    return write_batch(shared, "annotations", key, batch, write)
+    def write(session: Session, now: datetime) -> dict[str, Any]:
+        return batches.write_annotations(
+            session, batch.annotations, key, now, _annotation_field, namespace=namespace, scope=scope
+        )
+
+    return write_batch(shared, "annotations", key, batch, write, scope=scope)

@@ -1,8 +1,9 @@
-"""``PUT /v1/policies/{name}``: the operator syncs a LearningPolicy's reward weights into the store.
+"""``PUT /v1/policies/{namespace}/{name}``: the operator syncs a LearningPolicy's reward weights into the store.
 
 The store keeps each policy's matching and weights beside the runs they score, so a change
 recomputes at once the stored rewards of the runs it matches, before or after (the answer says how
-many). The name must be a Kubernetes object name: it is the LearningPolicy's.
+many). The namespace and name must be a Kubernetes namespace and object name: they are the
+LearningPolicy's, and its weights score only the runs of its namespace.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
@@ -21,6 +22,15 @@ from controllers.store import policies
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _namespace(namespace: str) -> str:
+    if not NAMESPACE.fullmatch(namespace):
+        raise ApiError(
+            422, "namespace must be a DNS-1123 label", [{"field": "namespace", "message": "invalid"}]
+        )
+    return namespace
 
 
 def _policy_name(name: str) -> str:
@@ -31,9 +41,14 @@ def _policy_name(name: str) -> str:
     return name
 
 
-@router.put("/{name}")
+@router.put("/{namespace}/{name}")
 def put_policy(
-    _: Caller, name: Annotated[str, Depends(_policy_name)], policy: PolicyIn, key: Key, shared: Shared
+    caller: Caller,
+    namespace: Annotated[str, Depends(_namespace)],
+    name: Annotated[str, Depends(_policy_name)],
+    policy: PolicyIn,
+    key: Key,
+    shared: Shared,
 ) -> JSONResponse:
     weights = policy.reward.model_dump(by_alias=True)
     return idempotent_write(
@@ -42,9 +57,11 @@ def put_policy(
         key,
         policy,
         lambda session: {
+            "namespace": namespace,
             "name": name,
             "rewardsRecomputed": policies.upsert_policy(
-                session, name, policy.agent, policy.role, policy.task_family, weights
+                session, namespace, name, policy.agent, policy.role, policy.task_family, weights
             ),
         },
+        scope=caller.subject,
     )

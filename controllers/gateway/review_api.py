@@ -23,10 +23,15 @@ router = APIRouter(prefix="/v1", tags=["review"])
 
 
 @router.post("/reviews/batch")
-def review(batch: ReviewBatch, _: Caller, key: Key, shared: Shared) -> JSONResponse:
+def review(batch: ReviewBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
     reviews = [r.model_dump() for r in batch.reviews]
     return idempotent_write(
-        shared, "reviews", key, batch, lambda session: store_reviews.apply_reviews(session, reviews)
+        shared,
+        "reviews",
+        key,
+        batch,
+        lambda session: store_reviews.apply_reviews(session, reviews, None),
+        scope=caller.subject,
     )
 
 
