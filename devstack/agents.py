@@ -47,7 +47,7 @@ class Population:
             "pairs": [
                 {"agent": self.agent, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
                 for p in items
-            ]
+            ],
         }
         response = httpx.post(
             f"{self.gateway_url}/v1/pairs/batch",

@@ -5,6 +5,11 @@ from the request's Idempotency-Key and its position in the batch), a pair's id i
 source and lineage. A retried write therefore lands on the same primary key and is a no-op, which is
 what makes ingest idempotent even without the key table.
 
+Every record of experience (runs, feedback, annotations, pairs, assignments) and every policy belongs
+to a namespace, and its id is unique only there: keys are (namespace, id), and feedback and
+annotations reference their run within their own namespace. Idempotency keys belong to the caller
+that used them: (scope, key).
+
 The Alembic migrations in ``migrations/versions`` create exactly these tables; a test compares the
 migrated schema with this metadata.
 """
