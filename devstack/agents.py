@@ -43,10 +43,11 @@ class Population:
         """Post ``count`` synthetic corrections (chosen over rejected); returns how many were new."""
         items = synthetic.pairs(count, held_out=False, seed=seed)
         body = {
+            "namespace": self.namespace,
             "pairs": [
                 {"agent": self.agent, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
                 for p in items
-            ]
+            ],
         }
         response = httpx.post(
             f"{self.gateway_url}/v1/pairs/batch",
@@ -143,7 +144,7 @@ class Population:
                 batch = runs[start : start + 200]
                 client.post(
                     f"{self.gateway_url}/v1/runs/batch",
-                    json={"runs": batch},
+                    json={"namespace": self.namespace, "runs": batch},
                     headers=self._headers(f"runs-{batch[0]['request_id']}"),
                 ).raise_for_status()
         return served

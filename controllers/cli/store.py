@@ -23,6 +23,8 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option("--database-url", envvar="KAIZEN_DATABASE_URL", help="SQLAlchemy URL of the store."),
 ]
+Namespace = Annotated[str, typer.Option(help="The namespace whose records this reads or writes.")]
+CLI_SCOPE = "kaizen:cli"  # whose Idempotency-Keys ``kaizen ingest`` uses
 
 db_app = typer.Typer(help="Create or upgrade the store's schema.", no_args_is_help=True)
 pairs_app = typer.Typer(help="Mine preference pairs from recorded runs and feedback.", no_args_is_help=True)
@@ -76,19 +78,15 @@ def db_current(database_url: DatabaseUrl = None) -> None:
     typer.echo(f"current: {migrate.current_revision(engine) or 'empty'}  head: {migrate.head_revision()}")
 
 
-KINDS = ("runs", "feedback", "pairs", "annotations")
+MODELS = {"runs": "Run", "feedback": "Feedback", "pairs": "Pair", "annotations": "Annotation"}
+KINDS = tuple(MODELS)
 
 
 def _read_records(path: Path, kind: str) -> list[Any]:
     """Every line of the JSONL file validated as the gateway would; the first bad line stops it all."""
     from controllers.gateway import schemas
 
-    model: Any = {
-        "runs": schemas.RunIn,
-        "feedback": schemas.FeedbackIn,
-        "pairs": schemas.PairIn,
-        "annotations": schemas.AnnotationIn,
-    }[kind]
+    model: Any = getattr(schemas, f"{MODELS[kind]}In")
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -103,7 +101,7 @@ def _read_records(path: Path, kind: str) -> list[Any]:
 
 
 def _batch_writer(
-    path: Path, kind: str, batch: list[Any], key: str, start: int, now: datetime
+    path: Path, kind: str, batch: list[Any], key: str, start: int, now: datetime, namespace: str
 ) -> Callable[[Any], dict[str, Any]]:
     """What one batch writes, its records named by their line in the file (``runs.jsonl:4``)."""
     from controllers.gateway import batches
@@ -112,13 +110,14 @@ def _batch_writer(
         return f"{path}:{start + i + 1}"
 
     def write(session: Any) -> dict[str, Any]:
+        into = {"namespace": namespace, "scope": CLI_SCOPE}
         if kind == "runs":
-            return batches.write_runs(session, batch, key, now)
+            return batches.write_runs(session, batch, key, now, **into)
         if kind == "pairs":
-            return batches.write_pairs(session, batch, now)
+            return batches.write_pairs(session, batch, now, namespace=namespace)
         if kind == "annotations":
-            return batches.write_annotations(session, batch, key, now, where)
-        return batches.write_feedback(session, batch, key, now, where)
+            return batches.write_annotations(session, batch, key, now, where, **into)
+        return batches.write_feedback(session, batch, key, now, where, **into)
 
     return write
 
@@ -130,11 +129,12 @@ def ingest(
     kind: Annotated[str, typer.Option(help=f"Record kind: {', '.join(KINDS)}.")] = "runs",
     database_url: DatabaseUrl = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+    namespace: Namespace = "default",
 ) -> None:
     """Load records from JSONL straight into the store, in idempotent batches (rerunning adds nothing)."""
     from controllers.store.db import make_engine, session_factory
     from controllers.store.idempotency import idempotent_write, request_hash
-    from controllers.store.ingest import UnknownReference
+    from controllers.store.ingest import IdTaken, UnknownReference
 
     if kind not in KINDS:
         raise _fail(f"--kind must be one of {', '.join(KINDS)}")
@@ -148,10 +148,17 @@ def ingest(
         batch = records[start : start + batch_size]
         key = f"cli:{kind}:{digest}:{start}"
         payload = request_hash([r.model_dump(mode="json") for r in batch])
-        write = _batch_writer(path, kind, batch, key, start, now)
+        write = _batch_writer(path, kind, batch, key, start, now, namespace)
         try:
-            result = idempotent_write(factory, key=key, endpoint=kind, payload_hash=payload, write=write)
-        except UnknownReference as error:
+            result = idempotent_write(
+                factory,
+                scope=CLI_SCOPE,
+                key=f"{namespace}:{key}",
+                endpoint=kind,
+                payload_hash=payload,
+                write=write,
+            )
+        except (UnknownReference, IdTaken) as error:
             raise _fail(f"{path}: {error} (earlier batches were loaded; fix the line and rerun)") from error
         inserted += 0 if result.replayed else int(result.body.get("inserted", 0))
         progress(len(batch))
@@ -173,6 +180,7 @@ def pairs_mine(
     ] = None,
     judge_model: str | None = None,
     judge_rubric: str = "Prefer the answer that is correct, complete and safe; then the shorter one.",
+    namespace: Namespace = "default",
 ) -> None:
     """Mine pairs from corrections, reward gaps, error recoveries (and an LLM judge if given)."""
     import httpx
@@ -186,7 +194,7 @@ def pairs_mine(
 
     factory = session_factory(make_engine(database_url))
     settings = MiningSettings(human_corrections, reward_gaps, min_margin, error_recoveries)
-    track = Track(agent, role)
+    track = Track(agent, role, namespace=namespace)
     with transaction(factory) as session:
         result = mine(session, settings, track)
     if judge_endpoint:
@@ -205,7 +213,7 @@ def pairs_mine(
             verdicts, unparsed = judge(client, judge_settings, attempts)
         now = datetime.now(UTC)
         with transaction(factory) as session:
-            stored = insert_pairs(session, [{**p.row(), "created_at": now} for p in verdicts])
+            stored = insert_pairs(session, [{**p.row(), "created_at": now} for p in verdicts], namespace)
         result.update(
             llmJudge=len(verdicts), judgeUnparsed=unparsed, inserted=result["inserted"] + stored["inserted"]
         )
@@ -226,6 +234,7 @@ def export(
     seed: int = 42,
     eval_fraction: Annotated[float, typer.Option(min=0.01, max=0.5)] = 0.1,
     scrub_pii: bool = True,
+    namespace: Namespace = "default",
 ) -> None:
     """Export a training snapshot (Parquet + JSONL) with a content hash; prints its manifest."""
     from controllers.store.db import make_engine
@@ -233,9 +242,7 @@ def export(
 
     if method.upper() not in ("DPO", "SFT"):
         raise _fail("--method must be DPO or SFT")
-    flt = SnapshotFilter(
-        agent=agent, role=role, task_family=task_family, require_review=require_review, min_reward=min_reward
-    )
+    flt = SnapshotFilter(namespace, agent, role, task_family, require_review, min_reward=min_reward)
     progress = Progress(f"export {method.upper()}")
     run = export_dpo if method.upper() == "DPO" else export_sft
     snapshot = run(

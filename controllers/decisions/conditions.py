@@ -64,3 +64,13 @@ def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
 def is_true(conditions: Iterable[Condition], type_: str) -> bool:
     condition = find(conditions, type_)
     return condition is not None and condition.status == ConditionStatus.TRUE
+
+
+def holds(conditions: Iterable[Condition], want: Want) -> bool:
+    """Whether the conditions already say what ``want`` says (same status, reason and message)."""
+    condition = find(conditions, want.type)
+    return condition is not None and (condition.status, condition.reason, condition.message) == (
+        want.status,
+        want.reason,
+        want.message[:4096],
+    )

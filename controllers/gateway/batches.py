@@ -1,7 +1,9 @@
 """Validated ingest records → store writes. One place for the API and for ``kaizen ingest``.
 
-``where(i, record)`` names the i-th record for error messages: ``feedback[3].runId`` for the API,
-``runs.jsonl:4`` for the command line.
+Every batch goes into one namespace, and ids the store derives for records that came without one
+are the caller's own (``scope``): two callers sending the same Idempotency-Key never derive the same
+ids. ``where(i, record)`` names the i-th record for error messages: ``feedback[3].runId`` for the
+API, ``runs.jsonl:4`` for the command line.
 """
 
 from __future__ import annotations
@@ -18,20 +20,32 @@ from controllers.store import ingest
 Where = Callable[[int, Any], str]
 
 
-def write_runs(session: Session, records: Sequence[RunIn], key: str, now: datetime) -> dict[str, Any]:
-    rows = [run.row(run.id or ingest.derived_id(key, "run", i), now) for i, run in enumerate(records)]
-    return ingest.insert_runs(session, rows)
+def write_runs(
+    session: Session, records: Sequence[RunIn], key: str, now: datetime, *, namespace: str, scope: str
+) -> dict[str, Any]:
+    rows = [
+        run.row(run.id or ingest.derived_id(namespace, scope, key, "run", i), now)
+        for i, run in enumerate(records)
+    ]
+    return ingest.insert_runs(session, rows, namespace)
 
 
 def write_feedback(
-    session: Session, records: Sequence[FeedbackIn], key: str, now: datetime, where: Where
+    session: Session,
+    records: Sequence[FeedbackIn],
+    key: str,
+    now: datetime,
+    where: Where,
+    *,
+    namespace: str,
+    scope: str,
 ) -> dict[str, Any]:
     targets = ingest.resolve_runs(
-        session, [(where(i, f), f.run_id, f.request_id) for i, f in enumerate(records)]
+        session, [(where(i, f), f.run_id, f.request_id) for i, f in enumerate(records)], namespace
     )
     rows = [
         {
-            "id": f.id or ingest.derived_id(key, "feedback", i),
+            "id": f.id or ingest.derived_id(namespace, scope, key, "feedback", i),
             "created_at": now,
             "run_id": targets[where(i, f)],
             "author": f.author,
@@ -43,22 +57,31 @@ def write_feedback(
         }
         for i, f in enumerate(records)
     ]
-    return ingest.insert_feedback(session, rows)
+    return ingest.insert_feedback(session, rows, namespace)
 
 
-def write_pairs(session: Session, records: Sequence[PairIn], now: datetime) -> dict[str, Any]:
+def write_pairs(
+    session: Session, records: Sequence[PairIn], now: datetime, *, namespace: str
+) -> dict[str, Any]:
     return ingest.insert_pairs(
-        session, [{**p.model_dump(), "source": "explicit", "created_at": now} for p in records]
+        session, [{**p.model_dump(), "source": "explicit", "created_at": now} for p in records], namespace
     )
 
 
 def write_annotations(
-    session: Session, records: Sequence[AnnotationIn], key: str, now: datetime, where: Where
+    session: Session,
+    records: Sequence[AnnotationIn],
+    key: str,
+    now: datetime,
+    where: Where,
+    *,
+    namespace: str,
+    scope: str,
 ) -> dict[str, Any]:
-    ingest.resolve_runs(session, [(where(i, a), a.run_id, None) for i, a in enumerate(records)])
+    ingest.resolve_runs(session, [(where(i, a), a.run_id, None) for i, a in enumerate(records)], namespace)
     rows = [
         {
-            "id": a.id or ingest.derived_id(key, "annotation", i),
+            "id": a.id or ingest.derived_id(namespace, scope, key, "annotation", i),
             "created_at": now,
             "run_id": a.run_id,
             "state": "pending",
@@ -69,4 +92,4 @@ def write_annotations(
         }
         for i, a in enumerate(records)
     ]
-    return ingest.insert_annotations(session, rows)
+    return ingest.insert_annotations(session, rows, namespace)

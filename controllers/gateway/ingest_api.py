@@ -60,7 +60,7 @@ async def ingest_runs(batch: RunBatch, caller: Caller, key: Key, shared: Shared)
     await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, {run.agent for run in batch.runs})
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_runs(session, batch.runs, key, now, namespace=namespace)
+        return batches.write_runs(session, batch.runs, key, now, namespace=namespace, scope=caller.scope)
 
     return await run_in_threadpool(write_batch, shared, "runs", key, batch, write, scope=caller.scope)
 
@@ -71,7 +71,9 @@ async def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared
     await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
-        return batches.write_feedback(session, batch.feedback, key, now, _feedback_field, namespace=namespace)
+        return batches.write_feedback(
+            session, batch.feedback, key, now, _feedback_field, namespace=namespace, scope=caller.scope
+        )
 
     return await run_in_threadpool(write_batch, shared, "feedback", key, batch, write, scope=caller.scope)
 
@@ -96,7 +98,7 @@ async def ingest_annotations(
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_annotations(
-            session, batch.annotations, key, now, _annotation_field, namespace=namespace
+            session, batch.annotations, key, now, _annotation_field, namespace=namespace, scope=caller.scope
         )
 
     return await run_in_threadpool(write_batch, shared, "annotations", key, batch, write, scope=caller.scope)

@@ -9,6 +9,7 @@ text, never the e-mail address or the key in it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -56,9 +57,11 @@ class ReviewQueue(_View):
     annotations: list[AnnotationView]
 
 
-def review_queue(session: Session, limit: int = 50, agent: str | None = None) -> dict[str, Any]:
-    """Pending pairs and annotations, oldest first: the queue's response body."""
-    pending = pending_reviews(session, limit, agent)
+def review_queue(
+    session: Session, limit: int = 50, agent: str | None = None, namespaces: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Pending pairs and annotations of ``namespaces`` (None: all), oldest first: the queue's body."""
+    pending = pending_reviews(session, limit, agent, namespaces)
     queue = ReviewQueue(
         pairs=[PairView.model_validate(pair) for pair in pending.pairs],
         annotations=[AnnotationView.model_validate(annotation) for annotation in pending.annotations],

@@ -5,15 +5,50 @@ Each model converts itself to the store's column dicts, so the store never sees 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none belongs in a name that
+# ends up in a header, a log line, a label or a file name.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AHEAD = timedelta(days=1)  # clocks drift; a day ahead of ours is the most we believe
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (CR, LF, NUL, tab, ...)")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    """An aware UTC timestamp (a naive one is taken as UTC) between 1970 and a day from now."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not EARLIEST <= value <= datetime.now(UTC) + LATEST_AHEAD:
+        raise ValueError("must be between 1970-01-01T00:00Z and one day from now")
+    return value.astimezone(UTC)
+
+
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-Label = Annotated[str, StringConstraints(max_length=128)]
+Label = Annotated[str, StringConstraints(max_length=128), AfterValidator(_no_control)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_control)]
 Text = Annotated[str, StringConstraints(max_length=200_000)]
+Timestamp = Annotated[datetime, AfterValidator(_in_range)]
+Namespace = Annotated[str, StringConstraints(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 MAX_BATCH = 1000
 
 
@@ -62,23 +97,25 @@ class RunIn(Strict):
     id: RecordId | None = Field(
         default=None, description="Your id for the run; derived from the key if unset."
     )
-    created_at: datetime | None = Field(default=None, description="When the run happened (default: now).")
-    agent: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    created_at: Timestamp | None = Field(
+        default=None, description="When the run happened (default: now); 1970 to a day from now."
+    )
+    agent: Name
     role: Label = ""
-    task_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    task_id: Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_control)]
     task_family: Label = ""
     model_variant: Label = ""
     prompt_variant: Label = ""
     attempt: int = Field(default=1, ge=1, le=1000)
     prompt: Text
     output: Text
-    request_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    request_id: Annotated[str, StringConstraints(max_length=128), AfterValidator(_no_control)] | None = None
     signals: Signals = Field(default_factory=Signals)
 
     def row(self, run_id: str, now: datetime) -> dict[str, Any]:
         return {
             "id": run_id,
-            "created_at": _aware(self.created_at) or now,
+            "created_at": self.created_at or now,
             "agent": self.agent,
             "role": self.role,
             "task_id": self.task_id,
@@ -98,13 +135,13 @@ class FeedbackIn(Strict):
 
     id: RecordId | None = None
     run_id: RecordId | None = None
-    request_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    request_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control)] | None
+    ) = None
     author: Label = ""
     thumbs: Literal[-1, 1] | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
-    categories: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=16
-    )
+    categories: list[Tag] = Field(default_factory=list, max_length=16)
     correction: Text | None = None
     accepted: bool | None = None
 
@@ -141,15 +178,16 @@ class AnnotationIn(Strict):
     id: RecordId | None = None
     run_id: RecordId
     reason: Annotated[str, StringConstraints(max_length=512)] = ""
-    labels: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=16
-    )
+    labels: list[Tag] = Field(default_factory=list, max_length=16)
 
 
 class ReviewIn(Strict):
     """A person's decision on a queued pair or annotation."""
 
     kind: Literal["pair", "annotation"]
+    namespace: Namespace | None = Field(
+        default=None, description="The record's namespace (default: any you may review)."
+    )
     id: RecordId
     decision: Literal["approved", "rejected"]
     reviewer: Label = ""
@@ -157,18 +195,22 @@ class ReviewIn(Strict):
 
 
 class RunBatch(Strict):
+    namespace: Namespace | None = Field(default=None, description="Where the records go (default: default).")
     runs: list[RunIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class FeedbackBatch(Strict):
+    namespace: Namespace | None = Field(default=None, description="Where the records go (default: default).")
     feedback: list[FeedbackIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class PairBatch(Strict):
+    namespace: Namespace | None = Field(default=None, description="Where the records go (default: default).")
     pairs: list[PairIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class AnnotationBatch(Strict):
+    namespace: Namespace | None = Field(default=None, description="Where the records go (default: default).")
     annotations: list[AnnotationIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -202,9 +244,3 @@ class WriteResponse(BaseModel):
     accepted: int
     inserted: int
     ids: list[str]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

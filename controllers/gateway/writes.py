@@ -3,7 +3,9 @@
 A write runs in one transaction with its ``Idempotency-Key``; a replay of the same key and body gets
 the stored response (``Idempotent-Replayed: true``), the same key with another body a 422 naming
 ``Idempotency-Key``, a reference to an unknown id a 422 naming the offending field. The counters
-record what was newly stored and what was replayed.
+record what was newly stored and what was replayed. Keys are the caller's (``scope``, its identity):
+another caller's same key is another write. A record id another agent holds in the namespace is a
+409 naming the field.
 """
 
 from __future__ import annotations
@@ -20,16 +22,23 @@ from controllers.gateway.context import Gateway
 from controllers.gateway.errors import ApiError
 from controllers.store import idempotency
 from controllers.store.idempotency import KeyConflict, request_hash
-from controllers.store.ingest import UnknownReference
+from controllers.store.ingest import IdTaken, UnknownReference
 
 
 def idempotent_write(
-    shared: Gateway, kind: str, key: str, payload: BaseModel, build: Callable[[Session], dict[str, Any]]
+    shared: Gateway,
+    kind: str,
+    key: str,
+    payload: BaseModel,
+    build: Callable[[Session], dict[str, Any]],
+    *,
+    scope: str,
 ) -> JSONResponse:
-    """Run ``build`` once per key and answer its body (or the first answer, on a replay)."""
+    """Run ``build`` once per (caller, key) and answer its body (or the first answer, on a replay)."""
     try:
         result = idempotency.idempotent_write(
             shared.factory,
+            scope=scope,
             key=key,
             endpoint=kind,
             payload_hash=request_hash(payload.model_dump(mode="json")),
@@ -39,6 +48,8 @@ def idempotent_write(
         raise ApiError(422, str(error), [{"field": "Idempotency-Key", "message": str(error)}]) from error
     except UnknownReference as error:
         raise ApiError(422, str(error), [{"field": error.field, "message": str(error)}]) from error
+    except IdTaken as error:
+        raise ApiError(409, str(error), [{"field": error.field, "message": str(error)}]) from error
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.replayed:
         shared.metrics.replays.inc()
@@ -53,7 +64,9 @@ def write_batch(
     key: str,
     batch: BaseModel,
     build: Callable[[Session, datetime], dict[str, Any]],
+    *,
+    scope: str,
 ) -> JSONResponse:
     """``idempotent_write`` for an ingest batch: every record stamped with the time the request came in."""
     now = datetime.now(UTC)
-    return idempotent_write(shared, kind, key, batch, lambda session: build(session, now))
+    return idempotent_write(shared, kind, key, batch, lambda session: build(session, now), scope=scope)

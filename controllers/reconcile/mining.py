@@ -154,28 +154,34 @@ class Found:
 
     mark: tuple[Any, ...]
     mined: Mined
-    store_key: str  # the policy's row in the store, where its progress is kept
+    store_key: tuple[str, str]  # the policy's row in the store (namespace, name): its progress
 
 
-def new_mark(policy: LearningPolicy, memory: Memory, deps: Dependencies) -> tuple[Any, ...] | None:
+def new_mark(
+    policy: LearningPolicy, namespace: str, memory: Memory, deps: Dependencies
+) -> tuple[Any, ...] | None:
     """The track's mark when its runs, feedback or the policy's mining settings changed since the last
     complete mining; None when nothing did. Blocking: the reconcile runs it in a store thread."""
     with transaction(deps.factory) as session:
-        mark = (_fingerprint(policy), *activity_mark(session, _track(policy)))
+        mark = (_fingerprint(policy), *activity_mark(session, _track(policy, namespace)))
     return None if mark == memory.mark else mark
 
 
 def mine(
-    policy: LearningPolicy, store_key: str, mark: tuple[Any, ...], memory: Memory, deps: Dependencies
+    policy: LearningPolicy,
+    store_key: tuple[str, str],
+    mark: tuple[Any, ...],
+    memory: Memory,
+    deps: Dependencies,
 ) -> Found:
     """Mine the policy's track: the tasks changed since its last complete mining with the same
     settings, or its whole data window. Blocking: the reconcile runs it in a store thread."""
     spec = policy.spec
     sources = spec.pair_sources
     with transaction(deps.factory) as session:
-        changed_after = progress(session, store_key).resume_after(mark[0])
+        changed_after = progress(session, *store_key).resume_after(mark[0])
         mined = mine_track(
-            session, _track(policy), mining_settings(sources),
+            session, _track(policy, store_key[0]), mining_settings(sources),
             since=deps.clock() - parse_duration(spec.data.max_age), changed_after=changed_after,
             judge_limit=deps.settings.judge_calls_per_reconcile if sources.llm_judge.enabled else 0,
             judge_margin=sources.reward_gaps.min_margin, skip=memory.unanswerable,
@@ -183,9 +189,9 @@ def mine(
     return Found(mark, mined, store_key)
 
 
-def _track(policy: LearningPolicy) -> Track:
+def _track(policy: LearningPolicy, namespace: str) -> Track:
     track = policy.spec.track
-    return Track(track.agent, track.role, track.task_family)
+    return Track(track.agent, track.role, track.task_family, namespace)
 
 
 async def finish(
@@ -204,9 +210,9 @@ async def finish(
     return _report(mined, asked, policy)
 
 
-def _keep(store_key: str, kept: Progress, deps: Dependencies) -> None:
+def _keep(store_key: tuple[str, str], kept: Progress, deps: Dependencies) -> None:
     with transaction(deps.factory) as session:
-        keep_progress(session, store_key, kept)
+        keep_progress(session, *store_key, kept)
 
 
 async def _judge(
@@ -228,7 +234,7 @@ async def _judge(
 
     def store() -> dict[str, int]:
         with transaction(deps.factory) as session:
-            return store_pairs(session, verdicts)
+            return store_pairs(session, verdicts, namespace)
 
     for source, count in (await asyncio.to_thread(store)).items():
         mined.inserted[source] = mined.inserted.get(source, 0) + count

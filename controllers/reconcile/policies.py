@@ -63,7 +63,8 @@ class Window:
     """What the policy counts: its track's trainable data since the last trained-on watermark."""
 
     policy: LearningPolicy
-    store_key: str  # the policy's row in the store
+    namespace: str  # the policy's row in the store is (namespace, name); its data is the namespace's
+    name: str
     since: datetime | None
     now: datetime
 
@@ -77,7 +78,7 @@ async def reconcile(
     now = deps.clock()
     out = Outcome.start(policy.status, LearningPolicyStatus(), meta)
     runs = await deps.kube.list(kinds.RUNS, namespace, {kinds.POLICY_LABEL: name})
-    window = Window(policy, f"{namespace}.{name}", last_watermark(runs), now)
+    window = Window(policy, namespace, name, last_watermark(runs), now)
     health = await asyncio.to_thread(_rewards_and_count, window, deps)
     seen = tuple(run_seen(r) for r in runs)
     train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
@@ -95,7 +96,7 @@ async def reconcile(
     # Mining comes last: it reads the track's whole data window, seconds on a busy track, and a
     # trigger (a person's train-now above all) must not wait for it, nor be lost with it when the
     # operator stops mid-way. What it finds counts towards the trigger from the next poll on.
-    found, report = await _mine(body, policy, window.store_key, deps)
+    found, report = await _mine(body, policy, deps)
     if found is not None and any(found.mined.inserted.values()):  # new pairs: the status shows them now
         health = await asyncio.to_thread(_count, window, deps)
     out.events += report.events
@@ -114,7 +115,7 @@ def _count(window: Window, deps: Dependencies) -> TrackHealth:
             session, agent=track.agent, role=track.role, task_family=track.task_family,
             require_review=spec.data.require_review, since=window.since,
             sources=mining.trainable_sources(spec.pair_sources),
-            window_start=window.now - parse_duration(spec.data.max_age),
+            window_start=window.now - parse_duration(spec.data.max_age), namespace=window.namespace,
         )  # fmt: skip
 
 
@@ -124,7 +125,7 @@ def _rewards_and_count(window: Window, deps: Dependencies) -> TrackHealth:
     track = spec.track
     with transaction(deps.factory) as session:
         upsert_policy(
-            session, window.store_key, track.agent or "", track.role or "", track.task_family or "",
+            session, window.namespace, window.name, track.agent or "", track.role or "", track.task_family or "",
             spec.reward.to_wire(),
         )  # fmt: skip
     return _count(window, deps)
@@ -143,16 +144,17 @@ async def _start(
 
 
 async def _mine(
-    body: dict[str, Any], policy: LearningPolicy, store_key: str, deps: Dependencies
+    body: dict[str, Any], policy: LearningPolicy, deps: Dependencies
 ) -> tuple[mining.Found | None, mining.Report]:
     """Mine the track's pairs when its activity or the mining settings moved since the last time."""
     memory = mining.memory_of(body, deps)
     found = None
-    if (mark := await asyncio.to_thread(mining.new_mark, policy, memory, deps)) is not None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if (mark := await asyncio.to_thread(mining.new_mark, policy, namespace, memory, deps)) is not None:
         # One mining at a time: it is CPU-bound Python, so minings side by side only share one core
         # and starve the event loop (every other reconcile) of the interpreter while they last.
         async with deps.mining_gate:
-            found = await asyncio.to_thread(mining.mine, policy, store_key, mark, memory, deps)
+            found = await asyncio.to_thread(mining.mine, policy, (namespace, name), mark, memory, deps)
     report = await mining.finish(found, policy, body["metadata"]["namespace"], memory, deps)
     return found, report
 

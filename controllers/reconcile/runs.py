@@ -23,7 +23,7 @@ from controllers.builders.children import Parent, shadow_model
 from controllers.builders.jobspec import job_spec, trainer_config
 from controllers.builders.rayjob import PodSettings, build_rayjob
 from controllers.clients.ray_jobs import RayJobsClient
-from controllers.decisions.conditions import READY, Want, merge
+from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.decisions.runplan import (
     GATE,
     RAY_PHASES,
@@ -62,8 +62,8 @@ async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) 
     job = await observe_job(run, meta["namespace"], out.status, deps) if out.status.attempts else None
     step = next_step(out.status, job, run.spec.retry, now)
     if step.step == Step.SNAPSHOT:
-        if not await snapshot(run, meta, out, deps, now):
-            _set(out, step, now, Want.false(READY, "NoTrainingData", EMPTY))
+        if (stopped := await snapshot(run, meta, out, deps, now)) is not None:
+            _set(out, step, now, stopped)
             return out
         step = next_step(out.status, None, run.spec.retry, now)
     if step.step == Step.SUBMIT:
@@ -99,27 +99,43 @@ def _set(out: Outcome[TrainingRunStatus], step: Next, now: datetime, *extra: Wan
     )
 
 
+def missing_policy(namespace: str, policy_ref: str) -> Want:
+    """A run whose policyRef names no LearningPolicy: nothing to snapshot until the policy exists."""
+    message = f"spec.policyRef: no LearningPolicy {policy_ref!r} in namespace {namespace!r}; nothing was read"
+    return Want.false(READY, "PolicyNotFound", message)
+
+
 async def snapshot(
     run: TrainingRun, meta: dict[str, Any], out: Outcome[TrainingRunStatus], deps: Dependencies, now: datetime
-) -> bool:
-    """Export the run's dataset; False when it holds nothing to train on (the run is then over)."""
+) -> Want | None:
+    """Export the run's dataset; the Ready condition that stops the run when it cannot train: its
+    policy does not exist (nothing is read; the next reconcile looks again), or the snapshot holds
+    nothing to train on (the run is then over)."""
     namespace, name = meta["namespace"], meta["name"]
     policy_ref = run.spec.policy_ref
     policy = await deps.kube.get(kinds.POLICIES, namespace, policy_ref) if policy_ref else None
-    flt = snapshot_filter(run, policy, now)
+    if policy_ref and policy is None:
+        stopped = missing_policy(namespace, policy_ref)
+        if not holds(out.status.conditions, stopped):  # one Event, not one per reconcile
+            out.events.append(("Warning", stopped.reason, stopped.message))
+        return stopped
+    flt = snapshot_filter(run, policy, now, namespace)
     dataset = await asyncio.to_thread(export_snapshot, run, namespace, name, deps, flt)
     out.status.dataset = dataset
     if dataset.train_rows == 0:
         out.status.completion_time = now
         out.events.append(("Warning", "NoTrainingData", "snapshot is empty; nothing to train"))
-        return False
+        return Want.false(READY, "NoTrainingData", EMPTY)
     rows = f"{dataset.train_rows} train / {dataset.eval_rows} eval rows"
     out.events.append(("Normal", "Snapshotted", f"{rows}, {dataset.content_hash[:19]}"))
-    return True
+    return None
 
 
-def snapshot_filter(run: TrainingRun, policy: dict[str, Any] | None, now: datetime) -> SnapshotFilter:
-    """The policy's track and pair sources, the run's frozen data settings."""
+def snapshot_filter(
+    run: TrainingRun, policy: dict[str, Any] | None, now: datetime, namespace: str
+) -> SnapshotFilter:
+    """The policy's track and pair sources in the run's namespace, the run's frozen data settings (a
+    run without a policy: everything trainable of its namespace)."""
     spec = (policy or {}).get("spec", {})
     track = spec.get("track", {})
     sources = spec.get("pairSources")
@@ -127,6 +143,7 @@ def snapshot_filter(run: TrainingRun, policy: dict[str, Any] | None, now: dateti
     enabled = None if sources is None else trainable_sources(PairSources.model_validate(sources))
     data = run.spec.data
     return SnapshotFilter(
+        namespace=namespace,
         agent=track.get("agent"),
         role=track.get("role"),
         task_family=track.get("taskFamily"),

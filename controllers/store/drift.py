@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from controllers.decisions.experiments.drift_watch import DriftWindows
 from controllers.decisions.experiments.observations import VariantObservations
-from controllers.store.experiments import LATENCY_SAMPLE, nearest_rank
+from controllers.store.experiments import LATENCY_SAMPLE, SAME_REQUEST, nearest_rank
 from controllers.store.models import Assignment, Run
 
 
@@ -48,12 +48,10 @@ def drift_windows(
         Assignment.created_at > since,
         Run.reward.is_not(None),
     )
-    joined = select(Assignment.created_at, Assignment.request_id, Run.reward).join(
-        Run, Run.request_id == Assignment.request_id
-    )
+    joined = select(Assignment.created_at, Assignment.request_id, Run.reward).join(Run, SAME_REQUEST)
     total = int(
         session.execute(
-            select(func.count()).select_from(Assignment).join(Run, Run.request_id == Assignment.request_id)
+            select(func.count()).select_from(Assignment).join(Run, SAME_REQUEST)
             .where(rewarded)
         ).scalar_one()
     )  # fmt: skip

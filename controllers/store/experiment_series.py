@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from controllers.api.routes import RouteConfig, experiment_key
 from controllers.decisions.experiments.observations import VariantObservations
-from controllers.store.experiments import LATENCY_SAMPLE, list_routes, nearest_rank
+from controllers.store.experiments import LATENCY_SAMPLE, SAME_REQUEST, list_routes, nearest_rank
 from controllers.store.models import Assignment, Run
 
 Snapshot = tuple[datetime, dict[str, VariantObservations], dict[str, int]]
@@ -62,7 +62,7 @@ def observation_series(
         return []
     rewarded = session.execute(
         select(Assignment.created_at, Assignment.served_variant, Run.reward)
-        .join(Run, Run.request_id == Assignment.request_id)
+        .join(Run, SAME_REQUEST)
         .where(counted, Run.reward.is_not(None))
         .order_by(Assignment.created_at)
     ).all()

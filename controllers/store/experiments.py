@@ -37,9 +37,11 @@ from sqlalchemy.orm import Session
 from controllers.api.routes import RouteConfig
 from controllers.decisions.experiments.observations import VariantObservations
 from controllers.store.db import insert_ignoring_duplicates
-from controllers.store.models import Assignment, Route, Run
+from controllers.store.models import DEFAULT_NAMESPACE, Assignment, Route, Run
 
 LATENCY_SAMPLE = 10_000
+# A run rewards the request it names in its own namespace: the namespace of the route that served it.
+SAME_REQUEST = and_(Run.namespace == Assignment.namespace, Run.request_id == Assignment.request_id)
 
 log = logging.getLogger("kaizen.store")
 
@@ -165,10 +167,17 @@ def load_routes(session: Session, known: Mapping[str, int]) -> RouteChanges:
     return changes
 
 
+def _namespace_of(experiment: str) -> str:
+    namespace, slash, _ = experiment.partition("/")
+    return namespace if slash else DEFAULT_NAMESPACE
+
+
 def record_assignments(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert assignment rows; a request id already stored (a retried flush) is left as it was."""
+    """Insert assignment rows, each in its experiment's namespace (the key is ``<namespace>/<name>``);
+    a request id already stored there (a retried flush) is left as it was."""
     if rows:
-        session.execute(insert_ignoring_duplicates(session, Assignment), list(rows))
+        rows = [{"namespace": _namespace_of(row["experiment"]), **row} for row in rows]
+        session.execute(insert_ignoring_duplicates(session, Assignment), rows)
 
 
 def observations(
@@ -200,7 +209,7 @@ def observations(
             func.sum(reward * reward),
             func.sum(case((reward >= success_threshold, 1), else_=0)),
         )
-        .join(Run, Run.request_id == Assignment.request_id)
+        .join(Run, SAME_REQUEST)
         .where(counted, Run.reward.is_not(None))
         .group_by(served)
     ).all()

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from controllers.store.models import PreferencePair, ReviewState, Run
+from controllers.store.models import DEFAULT_NAMESPACE, PreferencePair, ReviewState, Run
 from controllers.store.tracks import Track, trainable_pairs
 
 
@@ -32,15 +32,16 @@ def track_health(
     since: datetime | None,
     sources: Collection[str] | None = None,
     window_start: datetime | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> TrackHealth:
-    """Counts for the track; "approved" follows the policy: reviewed-and-approved when review is
+    """Counts for the track (in ``namespace``); "approved" follows the policy: reviewed-and-approved when review is
     required, else anything not rejected. ``since`` is the last trained snapshot's watermark.
 
     Only pairs a snapshot of this policy would export count as approved (new or not): those of the
     enabled ``sources``, created from ``window_start`` (the data's maxAge) on. ``pairs_by_source``
     shows every source, so a person sees pairs their policy leaves out (``explicit: false``, say).
     """
-    track = Track(agent, role, task_family)
+    track = Track(agent, role, task_family, namespace)
     trainable = trainable_pairs(require_review)
     by_source = session.execute(
         select(PreferencePair.source, func.count())

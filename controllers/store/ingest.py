@@ -1,13 +1,17 @@
 """Batch inserts of agent experience — runs, feedback, pairs, annotations — that a replay cannot double.
 
-Every record has a writer-chosen id (the agent's, or ``derived_id`` of the batch's Idempotency-Key
-and its position; a pair's is the hash of its lineage), and rows whose id exists are skipped. The
-gateway and ``kaizen ingest`` run these inside ``controllers.store.idempotency.idempotent_write``.
+Every record belongs to a namespace and has a writer-chosen id, unique within that namespace (the
+agent's, or ``derived_id`` of the namespace, the caller, the batch's Idempotency-Key and the record's
+position; a pair's is the hash of its lineage). A row whose id exists is skipped when it is the same
+record again (a retry: the same agent's); an id another agent's record holds is refused (``IdTaken``).
+The gateway and ``kaizen ingest`` run these inside ``controllers.store.idempotency.idempotent_write``.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,23 +21,32 @@ from sqlalchemy.orm import Session
 from controllers.data.pairs import pair_id
 from controllers.data.reward import human_verdict
 from controllers.store.db import insert_ignoring_duplicates
-from controllers.store.models import Annotation, Feedback, PreferencePair, ReviewState, Run
+from controllers.store.models import DEFAULT_NAMESPACE, Annotation, Feedback, PreferencePair, ReviewState, Run
 from controllers.store.policies import recompute_rewards, weigh_new_runs
 
 ID_NAMESPACE = uuid.UUID("6b61697a-656e-4b1d-8000-000000000001")
 
 
 class UnknownReference(Exception):
-    """A record names a run (or request) the store does not have."""
+    """A record names a run (or request) the store does not have in the record's namespace."""
 
     def __init__(self, field: str, value: str) -> None:
         super().__init__(f"{field}: no run with id or request id {value!r}")
         self.field = field
 
 
-def derived_id(key: str, kind: str, index: int) -> str:
-    """The id of the index-th record of a batch sent with ``key``: the same on every retry."""
-    return uuid.uuid5(ID_NAMESPACE, f"{key}/{kind}/{index}").hex
+class IdTaken(Exception):
+    """A record's id is held, in its namespace, by another agent's record (the gateway answers 409)."""
+
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"{field}: the id {value!r} is taken by another agent's record; choose another id")
+        self.field, self.value = field, value
+
+
+def derived_id(namespace: str, scope: str, key: str, kind: str, index: int) -> str:
+    """The id of the index-th record of a batch sent by ``scope`` into ``namespace`` with ``key``: the
+    same on every retry, and never the same for two callers or two namespaces."""
+    return uuid.uuid5(ID_NAMESPACE, json.dumps([namespace, scope, key, kind, index])).hex
 
 
 def _written(rows: list[dict[str, Any]], inserted: int) -> dict[str, Any]:
@@ -41,16 +54,9 @@ def _written(rows: list[dict[str, Any]], inserted: int) -> dict[str, Any]:
     return {"accepted": len(rows), "inserted": inserted, "ids": [r["id"] for r in rows]}
 
 
-def insert_new(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping ids that exist; returns how many were new.
-
-    One executemany with one statement text (no RETURNING): the driver prepares it once and, with
-    psycopg 3, pipelines the rows — a multi-row VALUES text would be re-parsed for every batch.
-    """
-    if not rows:
-        return 0
-    # One executemany needs one shape: every row gets every column any row has, with the column's
-    # scalar default (or NULL) where a row left it out.
+def _uniform(model: type[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One executemany needs one shape: every row gets every column any row has, with the column's
+    scalar default (or NULL) where a row left it out."""
     keys = set().union(*(row.keys() for row in rows))
     columns = model.__table__.columns
     fill = {
@@ -61,33 +67,89 @@ def insert_new(session: Session, model: type[Any], rows: list[dict[str, Any]]) -
         )
         for k in keys
     }
-    rows = [row if len(row) == len(keys) else {**fill, **row} for row in rows]
+    return [row if len(row) == len(keys) else {**fill, **row} for row in rows]
+
+
+def insert_new(session: Session, model: type[Any], rows: list[dict[str, Any]], namespace: str) -> int:
+    """Insert rows into ``namespace``, skipping ids that exist there; returns how many were new.
+
+    One executemany with one statement text (no RETURNING): the driver prepares it once and, with
+    psycopg 3, pipelines the rows — a multi-row VALUES text would be re-parsed for every batch.
+    """
+    if not rows:
+        return 0
+    for row in rows:
+        row["namespace"] = namespace
+    rows = _uniform(model, rows)
     # Drivers do not agree on executemany's rowcount, so count what was new from the ids. (A
     # concurrent writer of the same id can make this an overcount; the rows themselves stay exact.)
-    key = model.__mapper__.primary_key[0]
-    existing: set[Any] = set(
-        session.execute(select(key).where(key.in_([row[key.key] for row in rows]))).scalars()
+    ids = [row["id"] for row in rows]
+    existing: set[str] = set(
+        session.execute(select(model.id).where(model.namespace == namespace, model.id.in_(ids))).scalars()
     )
     session.execute(insert_ignoring_duplicates(session, model), rows)
-    return len({row[key.key] for row in rows} - existing)
+    return len(set(ids) - existing)
 
 
-def insert_runs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _agents_of_runs(session: Session, namespace: str, run_ids: Iterable[str]) -> dict[str, str]:
+    query = select(Run.id, Run.agent).where(Run.namespace == namespace, Run.id.in_(set(run_ids)))
+    return {str(run_id): str(agent) for run_id, agent in session.execute(query)}
+
+
+def check_owners(session: Session, model: type[Any], rows: list[dict[str, Any]], namespace: str) -> None:
+    """After an insert: every row's id must hold that row's agent's record (a run's own agent, a
+    feedback's or annotation's run's agent). Read after the insert, so a concurrent writer of the
+    same id is caught too; raises IdTaken naming the first row that lost its id."""
+    if not rows:
+        return
+    ids = {row["id"] for row in rows}
+    if model is Run:
+        stored = _agents_of_runs(session, namespace, ids)
+        wanted = [row["agent"] for row in rows]
+    else:
+        query = (
+            select(model.id, Run.agent)
+            .join(Run, (Run.namespace == model.namespace) & (Run.id == model.run_id))
+            .where(model.namespace == namespace, model.id.in_(ids))
+        )
+        stored = {str(i): str(agent) for i, agent in session.execute(query)}
+        runs = _agents_of_runs(session, namespace, (row["run_id"] for row in rows))
+        wanted = [runs.get(row["run_id"], "") for row in rows]
+    for index, (row, agent) in enumerate(zip(rows, wanted, strict=True)):
+        if stored.get(row["id"], agent) != agent:
+            raise IdTaken(f"{model.__tablename__}[{index}].id", row["id"])
+
+
+def insert_runs(
+    session: Session, rows: list[dict[str, Any]], namespace: str = DEFAULT_NAMESPACE
+) -> dict[str, Any]:
     """Insert runs (column dicts with ids), computing each reward with its policy's weights."""
     now = datetime.now(UTC)
     for row in rows:
         row["changed_at"] = now
-    weigh_new_runs(session, rows)
-    return _written(rows, insert_new(session, Run, rows))
+    weigh_new_runs(session, namespace, rows)
+    inserted = insert_new(session, Run, rows, namespace)
+    check_owners(session, Run, rows, namespace)
+    return _written(rows, inserted)
 
 
-def resolve_runs(session: Session, references: list[tuple[str, str | None, str | None]]) -> dict[str, str]:
-    """Map each (field, run_id, request_id) to a run id; raises UnknownReference naming the field."""
+def resolve_runs(
+    session: Session,
+    references: list[tuple[str, str | None, str | None]],
+    namespace: str = DEFAULT_NAMESPACE,
+) -> dict[str, str]:
+    """Map each (field, run_id, request_id) to a run id of ``namespace``; raises UnknownReference
+    naming the field (a run of another namespace is unknown here)."""
     run_ids = {r for _, r, _ in references if r}
     request_ids = {q for _, r, q in references if q and not r}
-    known = set(session.execute(select(Run.id).where(Run.id.in_(run_ids))).scalars()) if run_ids else set()
+    mine = Run.namespace == namespace
+    known = (
+        set(session.execute(select(Run.id).where(mine, Run.id.in_(run_ids))).scalars()) if run_ids else set()
+    )
     by_request = (
-        dict(session.execute(select(Run.request_id, Run.id).where(Run.request_id.in_(request_ids))).all())
+        dict(
+            session.execute(select(Run.request_id, Run.id).where(mine, Run.request_id.in_(request_ids))).all()
+        )
         if request_ids
         else {}
     )
@@ -104,21 +166,27 @@ def resolve_runs(session: Session, references: list[tuple[str, str | None, str |
     return resolved
 
 
-def insert_feedback(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def insert_feedback(
+    session: Session, rows: list[dict[str, Any]], namespace: str = DEFAULT_NAMESPACE
+) -> dict[str, Any]:
     """Insert feedback and apply what it says: a human verdict moves its run's reward."""
-    inserted = insert_new(session, Feedback, rows)
+    inserted = insert_new(session, Feedback, rows, namespace)
+    check_owners(session, Feedback, rows, namespace)
+    mine = Run.namespace == namespace
     # Re-applying a verdict that is already stored changes nothing, so replays stay harmless.
     verdicts = {row["run_id"]: v for row in rows if (v := human_verdict(row)) is not None}
     for run_id, verdict in verdicts.items():
-        session.execute(update(Run).where(Run.id == run_id).values(human_accepted=verdict))
+        session.execute(update(Run).where(mine, Run.id == run_id).values(human_accepted=verdict))
     # A correction is a pair to mine, a verdict may move the reward: the runs have changed for mining.
     touched = sorted({row["run_id"] for row in rows})
-    session.execute(update(Run).where(Run.id.in_(touched)).values(changed_at=datetime.now(UTC)))
-    recompute_rewards(session, verdicts.keys())
+    session.execute(update(Run).where(mine, Run.id.in_(touched)).values(changed_at=datetime.now(UTC)))
+    recompute_rewards(session, namespace, verdicts.keys())
     return _written(rows, inserted)
 
 
-def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def insert_pairs(
+    session: Session, rows: list[dict[str, Any]], namespace: str = DEFAULT_NAMESPACE
+) -> dict[str, Any]:
     """Insert pairs, pending review unless a row says otherwise, each under the hash of its lineage."""
     for row in rows:
         row.setdefault("review_state", ReviewState.PENDING.value)
@@ -131,8 +199,12 @@ def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]
             row.get("rejected_run_id"),
             (row.get("agent") or "", row.get("role") or "", row.get("task_family") or ""),
         )
-    return _written(rows, insert_new(session, PreferencePair, rows))
+    return _written(rows, insert_new(session, PreferencePair, rows, namespace))
 
 
-def insert_annotations(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return _written(rows, insert_new(session, Annotation, rows))
+def insert_annotations(
+    session: Session, rows: list[dict[str, Any]], namespace: str = DEFAULT_NAMESPACE
+) -> dict[str, Any]:
+    inserted = insert_new(session, Annotation, rows, namespace)
+    check_owners(session, Annotation, rows, namespace)
+    return _written(rows, inserted)

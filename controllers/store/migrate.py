@@ -24,11 +24,13 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ADVISORY_LOCK_ID = 0x6B61697A656E  # "kaizen"
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(connection: Connection | None = None, data_namespace: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
         config.attributes["connection"] = connection
+    if data_namespace:
+        config.attributes["data_namespace"] = data_namespace
     return config
 
 
@@ -68,12 +70,15 @@ def _exclusive(engine: Engine) -> Iterator[Connection]:
             connection.commit()
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> str | None:
-    """Bring the schema to ``revision``; returns the revision the database is at afterwards."""
+def upgrade(url: str | None = None, revision: str = "head", data_namespace: str | None = None) -> str | None:
+    """Bring the schema to ``revision``; returns the revision the database is at afterwards.
+
+    ``data_namespace``: where rows written before records had namespaces go (revision 0005; else
+    ``KAIZEN_DATA_NAMESPACE``, else ``default``)."""
     engine = make_engine(url)
     try:
         with _exclusive(engine) as connection:
-            command.upgrade(_config(connection), revision)
+            command.upgrade(_config(connection, data_namespace), revision)
             connection.commit()
         return current_revision(engine)
     finally:

@@ -60,7 +60,7 @@ def load_attempts(
     # Only the track's corrections leave the database, not every correction ever made.
     corrected = (
         select(Feedback.run_id, Feedback.correction)
-        .join(Run, Run.id == Feedback.run_id)
+        .join(Run, (Run.namespace == Feedback.namespace) & (Run.id == Feedback.run_id))
         .where(Feedback.correction.is_not(None), *wanted)
     )
     corrections = [
@@ -93,16 +93,16 @@ class Progress:
         return self.through if fingerprint == self.fingerprint else None
 
 
-def progress(session: Session, policy: str) -> Progress:
-    row = session.get(Policy, policy)
+def progress(session: Session, namespace: str, policy: str) -> Progress:
+    row = session.get(Policy, (namespace, policy))
     return Progress(row.mined_fingerprint, row.mined_through) if row else Progress()
 
 
-def keep_progress(session: Session, policy: str, kept: Progress) -> None:
+def keep_progress(session: Session, namespace: str, policy: str, kept: Progress) -> None:
     """Remember how far a complete mining got (the policy's row exists: its reconcile upserts it first)."""
     session.execute(
         update(Policy)
-        .where(Policy.name == policy)
+        .where(Policy.namespace == namespace, Policy.name == policy)
         .values(mined_fingerprint=kept.fingerprint, mined_through=kept.through)
     )
 
@@ -127,13 +127,16 @@ def judged(session: Session, track: Track) -> set[frozenset[str]]:
     return {frozenset((chosen, rejected)) for chosen, rejected in rows if chosen and rejected}
 
 
-def store_pairs(session: Session, pairs: Iterable[MinedPair]) -> dict[str, int]:
-    """Insert pairs (ids already stored are left alone); returns how many were new, per source."""
+def store_pairs(session: Session, pairs: Iterable[MinedPair], namespace: str) -> dict[str, int]:
+    """Insert pairs into ``namespace`` (ids stored there are left alone); returns how many were new,
+    per source."""
     now = datetime.now(UTC)
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pair in pairs:
         by_source[pair.source.value].append({**pair.row(), "created_at": now})
-    inserted = {source: insert_pairs(session, rows)["inserted"] for source, rows in by_source.items()}
+    inserted = {
+        source: insert_pairs(session, rows, namespace)["inserted"] for source, rows in by_source.items()
+    }
     return {source: count for source, count in inserted.items() if count}
 
 
@@ -164,7 +167,7 @@ def mine_track(
         tasks = Run.task_id.in_(select(Run.task_id).where(*changed).distinct().scalar_subquery())
     attempts, corrections = load_attempts(session, track, since, tasks)
     found = mine_attempts(attempts, corrections, settings)
-    mined = Mined(dict(Counter(p.source.value for p in found)), store_pairs(session, found))
+    mined = Mined(dict(Counter(p.source.value for p in found)), store_pairs(session, found, track.namespace))
     mined.through = through
     if tasks is not None:
         mined.tasks = len({a.task_id for a in attempts})

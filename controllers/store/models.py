@@ -5,6 +5,11 @@ from the request's Idempotency-Key and its position in the batch), a pair's id i
 source and lineage. A retried write therefore lands on the same primary key and is a no-op, which is
 what makes ingest idempotent even without the key table.
 
+Every record of experience (runs, feedback, annotations, pairs, assignments) and every policy belongs
+to a namespace, and its id is unique only there: keys are (namespace, id), and feedback and
+annotations reference their run within their own namespace. Idempotency keys belong to the caller
+that used them: (scope, key).
+
 The Alembic migrations in ``migrations/versions`` create exactly these tables; a test compares the
 migrated schema with this metadata.
 """
@@ -15,7 +20,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -27,9 +43,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-        return value
+        # SQLite keeps the wall time and drops the offset, so store the UTC instant on every store.
+        # (Out of range in UTC, year 1 at +14:00 say, this raises instead of writing an unreadable row.)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
@@ -39,6 +59,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 ID = String(64)
 NAME = String(128)
+NAMESPACE = String(63)  # a Kubernetes namespace (DNS-1123 label): every record belongs to one
+DEFAULT_NAMESPACE = "default"
 
 
 class Base(DeclarativeBase):
@@ -56,6 +78,7 @@ class Run(Base):
 
     __tablename__ = "runs"
 
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     agent: Mapped[str] = mapped_column(NAME)
@@ -86,9 +109,16 @@ class Run(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=lambda: datetime.now(UTC))
 
     __table_args__ = (
-        Index("ix_runs_track_task", "agent", "role", "task_id", "created_at"),
-        Index("ix_runs_request_id", "request_id"),
+        Index("ix_runs_track_task", "namespace", "agent", "role", "task_id", "created_at"),
+        Index("ix_runs_request_id", "namespace", "request_id"),
         Index("ix_runs_changed_at", "changed_at"),
+    )
+
+
+def _run_of(table: str) -> ForeignKeyConstraint:
+    """A feedback's or annotation's run: the run of that id in the record's own namespace."""
+    return ForeignKeyConstraint(
+        ["namespace", "run_id"], ["runs.namespace", "runs.id"], ondelete="CASCADE", name=f"fk_{table}_run"
     )
 
 
@@ -97,9 +127,10 @@ class Feedback(Base):
 
     __tablename__ = "feedback"
 
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    run_id: Mapped[str] = mapped_column(ID, ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(ID, index=True)
     author: Mapped[str] = mapped_column(NAME, default="")
     thumbs: Mapped[int | None] = mapped_column(Integer, default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -107,15 +138,18 @@ class Feedback(Base):
     correction: Mapped[str | None] = mapped_column(Text, default=None)
     accepted: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
+    __table_args__ = (_run_of("feedback"),)
+
 
 class Annotation(Base):
     """An item in the annotation queue: a run a person should look at, and what they decided."""
 
     __tablename__ = "annotations"
 
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    run_id: Mapped[str] = mapped_column(ID, ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(ID, index=True)
     state: Mapped[str] = mapped_column(String(16), default=ReviewState.PENDING)
     reason: Mapped[str] = mapped_column(String(512), default="")
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -123,12 +157,15 @@ class Annotation(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
+    __table_args__ = (_run_of("annotations"),)
+
 
 class PreferencePair(Base):
     """A prompt with a chosen and a rejected answer, where it came from and whether it may train."""
 
     __tablename__ = "preference_pairs"
 
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     agent: Mapped[str] = mapped_column(NAME, default="")
@@ -145,7 +182,9 @@ class PreferencePair(Base):
     judge_model: Mapped[str | None] = mapped_column(String(256), default=None)
     judge_rubric: Mapped[str | None] = mapped_column(Text, default=None)
 
-    __table_args__ = (Index("ix_pairs_track_state", "agent", "role", "review_state", "created_at"),)
+    __table_args__ = (
+        Index("ix_pairs_track_state", "namespace", "agent", "role", "review_state", "created_at"),
+    )
 
 
 class Assignment(Base):
@@ -153,6 +192,8 @@ class Assignment(Base):
 
     __tablename__ = "experiment_assignments"
 
+    # The namespace of the route (and Experiment) that served the request; its runs name the same one.
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     experiment: Mapped[str] = mapped_column(String(253), index=True)
@@ -221,6 +262,7 @@ class Policy(Base):
 
     __tablename__ = "policies"
 
+    namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     name: Mapped[str] = mapped_column(String(253), primary_key=True)
     agent: Mapped[str] = mapped_column(NAME, default="")
     role: Mapped[str] = mapped_column(NAME, default="")
@@ -234,10 +276,14 @@ class Policy(Base):
 
 
 class IdempotencyKey(Base):
-    """The first response to a write, so that a replay with the same key returns it unchanged."""
+    """The first response to a write, so that a replay with the same key returns it unchanged.
+
+    Keys are the caller's own: ``scope`` is who wrote (the authenticated subject), so two callers that
+    happen to pick the same key never see each other's responses."""
 
     __tablename__ = "idempotency_keys"
 
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     endpoint: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(64))

@@ -1,8 +1,8 @@
 """Reward policies in the store: the row the operator upserts for each LearningPolicy, and the rewards
 its weights give the runs of its track.
 
-A run's reward is computed when it is written, with the weights of the most specific policy matching
-it (``controllers.data.reward``), and stored with the digest of those weights. A changed policy, or a
+A run's reward is computed when it is written, with the weights of the most specific policy of its
+own namespace matching it (``controllers.data.reward``), and stored with the digest of those weights. A changed policy, or a
 human verdict that arrives later, recomputes the rewards it affects — and only those.
 """
 
@@ -20,9 +20,13 @@ from controllers.store.models import Policy, Run
 from controllers.store.tracks import Track
 
 
-def weigh_new_runs(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Set each run row's ``reward`` and ``weights_hash`` from its policy's weights."""
-    policies = session.execute(select(Policy)).scalars().all()
+def _policies(session: Session, namespace: str) -> Sequence[Policy]:
+    return session.execute(select(Policy).where(Policy.namespace == namespace)).scalars().all()
+
+
+def weigh_new_runs(session: Session, namespace: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Set each run row's ``reward`` and ``weights_hash`` from its policy's weights (``namespace``'s)."""
+    policies = _policies(session, namespace)
     weights_by_track: dict[tuple[str, str, str], tuple[RewardWeights, str]] = {}
     for row in rows:
         track = (row["agent"], row.get("role", ""), row.get("task_family", ""))
@@ -38,22 +42,22 @@ def _any_track(tracks: Sequence[tuple[str, str, str]]) -> ColumnElement[bool] | 
     """Runs that a policy with one of ``tracks`` matches; None when one of them matches every run."""
     matches = []
     for track in tracks:
-        parts = Track(*track).runs()
-        if not parts:  # a policy for everything: every run may change
+        if not any(track):  # a policy for everything: every run may change
             return None
-        matches.append(and_(*parts))
+        matches.append(and_(*Track(*track).fields(Run)))
     return or_(*matches) if matches else None
 
 
 def recompute_rewards(
     session: Session,
+    namespace: str,
     run_ids: Iterable[str] | None = None,
     tracks: Sequence[tuple[str, str, str]] | None = None,
 ) -> int:
-    """Recompute stored rewards with the current policy weights — of all runs, of some (``run_ids``),
-    or of the runs a policy with one of ``tracks`` (agent, role, task family; empty matches any)
-    would match. Returns the rows changed."""
-    query = select(Run)
+    """Recompute stored rewards of ``namespace`` with its current policy weights — of all its runs, of
+    some (``run_ids``), or of the runs a policy with one of ``tracks`` (agent, role, task family;
+    empty matches any) would match. Returns the rows changed."""
+    query = select(Run).where(Run.namespace == namespace)
     if run_ids is not None:
         query = query.where(Run.id.in_(list(run_ids)))
     if tracks is not None and (matching := _any_track(tracks)) is not None:
@@ -63,7 +67,7 @@ def recompute_rewards(
     now = datetime.now(UTC)
     for run in session.execute(query.execution_options(yield_per=1000)).scalars():
         if policies is None:
-            policies = session.execute(select(Policy)).scalars().all()
+            policies = _policies(session, namespace)
         weights = weights_for(policies, run.agent, run.role, run.task_family)
         reward = compute_reward(signals_of(run.__dict__), weights)
         if reward != run.reward or run.weights_hash != weights.digest():
@@ -73,18 +77,31 @@ def recompute_rewards(
 
 
 def upsert_policy(
-    session: Session, name: str, agent: str, role: str, task_family: str, weights: dict[str, float]
+    session: Session,
+    namespace: str,
+    name: str,
+    agent: str,
+    role: str,
+    task_family: str,
+    weights: dict[str, float],
 ) -> int:
-    """Create or update a policy's matching and weights, then recompute the rewards it affects."""
+    """Create or update a policy's matching and weights, then recompute the rewards it affects (of
+    its namespace's runs only)."""
     RewardWeights.from_camel(weights)  # validates
-    policy = session.get(Policy, name)
+    policy = session.get(Policy, (namespace, name))
     now = datetime.now(UTC)
     # Only runs this policy matches, before or after the change, can change their reward.
     tracks = [(agent, role, task_family)]
     if policy is None:
         session.add(
             Policy(
-                name=name, agent=agent, role=role, task_family=task_family, weights=weights, updated_at=now
+                namespace=namespace,
+                name=name,
+                agent=agent,
+                role=role,
+                task_family=task_family,
+                weights=weights,
+                updated_at=now,
             )
         )
     elif (policy.agent, policy.role, policy.task_family, policy.weights) != (
@@ -99,4 +116,4 @@ def upsert_policy(
     else:
         return 0
     session.flush()
-    return recompute_rewards(session, tracks=tracks)
+    return recompute_rewards(session, namespace, tracks=tracks)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from controllers.store.db import insert_ignoring_duplicates
-from controllers.store.models import DatasetSnapshot, PreferencePair, Run
+from controllers.store.models import DEFAULT_NAMESPACE, DatasetSnapshot, PreferencePair, Run
 from controllers.store.snapshot_files import DpoFiles, Hasher, SftFiles, Split, Written
 from controllers.store.streaming import stream_tables
 from controllers.store.tracks import Track, trainable_pairs
@@ -37,8 +37,9 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class SnapshotFilter:
-    """Which experience may train: the LearningPolicy's track and data settings."""
+    """Which experience may train: the LearningPolicy's namespace, track and data settings."""
 
+    namespace: str = DEFAULT_NAMESPACE  # an export never reads another namespace
     agent: str | None = None
     role: str | None = None
     task_family: str | None = None
@@ -48,7 +49,7 @@ class SnapshotFilter:
     since: datetime | None = None
 
 
-EVERYTHING = SnapshotFilter()
+EVERYTHING = SnapshotFilter()  # everything of the default namespace
 
 
 class ExportOptions(TypedDict, total=False):
@@ -79,8 +80,12 @@ class Snapshot:
         return data
 
 
+def _track(flt: SnapshotFilter) -> Track:
+    return Track(flt.agent, flt.role, flt.task_family, flt.namespace)
+
+
 def _pair_conditions(flt: SnapshotFilter) -> list[ColumnElement[bool]]:
-    conditions = [trainable_pairs(flt.require_review), *Track(flt.agent, flt.role, flt.task_family).pairs()]
+    conditions = [trainable_pairs(flt.require_review), *_track(flt).pairs()]
     if flt.sources is not None:
         conditions.append(PreferencePair.source.in_(flt.sources))
     if flt.since is not None:
@@ -152,7 +157,7 @@ def export_sft(
     """Export accepted runs as SFT rows per role (instruction, input, output) — the seeds' per-role export."""
     min_reward = 0.7 if flt.min_reward is None else flt.min_reward
     conditions = [Run.reward >= min_reward, Run.human_accepted.is_not(False)]
-    conditions += Track(flt.agent, flt.role, flt.task_family).runs()
+    conditions += _track(flt).runs()
     if flt.since is not None:
         conditions.append(Run.created_at >= flt.since)
     source = _Source("sft", (Run.id, Run.role, Run.prompt, Run.output), conditions, Run.created_at, SftFiles)

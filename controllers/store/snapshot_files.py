@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,6 +30,19 @@ SFT_INSTRUCTIONS = {
     "judge": "Compare the candidate answers to the task and say which is better, and why.",
 }
 DEFAULT_INSTRUCTION = "Complete the task."
+
+
+_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
+
+
+def file_part(name: str) -> str:
+    """A role (or agent) as part of a file name: itself when it is a short lowercase name, else a slug
+    of it and a hash of the whole name after ``_``, which a plain name never holds — so two names never
+    share a file, and a ``/``, a ``..`` or a 300-character name cannot escape or break the folder."""
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    slug = re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip(".-")[:40] or "x"
+    return f"{slug}_{hashlib.blake2b(name.encode(), digest_size=6).hexdigest()}"
 
 
 def in_eval(prompt: str, seed: int, eval_fraction: float) -> bool:
@@ -132,7 +146,8 @@ class DpoFiles:
 
 
 class SftFiles:
-    """Runs as SFT JSONL (instruction, input, output), one file per role and split, opened on first use."""
+    """Runs as SFT JSONL (instruction, input, output), one file per role and split, opened on first use
+    (``sft-<role>-<split>.jsonl``, the role made safe for a file name by ``file_part``)."""
 
     def __init__(self, out_dir: Path, stack: ExitStack, written: Written) -> None:
         self.out_dir, self.stack, self.written = out_dir, stack, written
@@ -149,7 +164,7 @@ class SftFiles:
             line = json.dumps(
                 {"instruction": instruction, "input": text, "output": answer}, ensure_ascii=False
             )
-            self._file(f"sft-{role or 'default'}-{split}.jsonl").write(line + "\n")
+            self._file(f"sft-{file_part(role or 'default')}-{split}.jsonl").write(line + "\n")
             written.hasher.update(f"{role}\t{line}\n")
             written.counts[split] += 1
 

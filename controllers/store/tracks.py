@@ -1,7 +1,7 @@
 """What a learning track selects in the store: its runs, its pairs, and which of those pairs may train.
 
-A track is a LearningPolicy's (agent, role, task family); a field that is not set matches every
-value. Mining, health counts, reward recomputation and snapshots all narrow their queries this way.
+A track is a LearningPolicy's (agent, role, task family) in the policy's namespace; a field that is
+not set matches every value, but a track never reaches out of its namespace. Mining, health counts, reward recomputation and snapshots all narrow their queries this way.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement
 
-from controllers.store.models import PreferencePair, ReviewState, Run
+from controllers.store.models import DEFAULT_NAMESPACE, PreferencePair, ReviewState, Run
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Track:
     agent: str | None = None
     role: str | None = None
     task_family: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
     def runs(self) -> list[ColumnElement[bool]]:
         return self._matching(Run)
@@ -27,12 +28,16 @@ class Track:
     def pairs(self) -> list[ColumnElement[bool]]:
         return self._matching(PreferencePair)
 
-    def _matching(self, table: type[Run] | type[PreferencePair]) -> list[ColumnElement[bool]]:
+    def fields(self, table: type[Run] | type[PreferencePair]) -> list[ColumnElement[bool]]:
+        """The track's fields alone, for a query already narrowed to the namespace."""
         wanted = ((table.agent, self.agent), (table.role, self.role), (table.task_family, self.task_family))
         return [column == value for column, value in wanted if value]
 
+    def _matching(self, table: type[Run] | type[PreferencePair]) -> list[ColumnElement[bool]]:
+        return [table.namespace == self.namespace, *self.fields(table)]
 
-EVERY_TRACK = Track()  # matches every run and every pair
+
+EVERY_TRACK = Track()  # matches every run and every pair of the default namespace
 
 
 def trainable_pairs(require_review: bool) -> ColumnElement[bool]:

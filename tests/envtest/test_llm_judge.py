@@ -108,7 +108,7 @@ def judged_track(
     plane: ControlPlane, namespace: str, factory: sessionmaker[Session], agent: str, judge_url: str
 ) -> None:
     """Three close calls and a reward gap on ``agent``'s track, and a policy whose judge's key is in a Secret."""
-    close_calls(factory, agent, tasks=3)
+    close_calls(factory, namespace, agent, tasks=3)
     plane.kubectl("create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace)
     apply_policy(plane, namespace, agent, judge_url)
 
@@ -188,8 +188,8 @@ def test_a_restarted_operator_mines_only_the_tasks_changed_since_the_last_mining
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     with transaction(factory) as session:  # its runs last changed well before the mining
         session.execute(update(Run).where(Run.agent == agent).values(changed_at=an_hour_ago - 2 * REREAD))
-        key = f"{namespace}.judged"
-        session.execute(update(Policy).where(Policy.name == key).values(mined_through=an_hour_ago))
+        judged = (Policy.namespace == namespace, Policy.name == "judged")
+        session.execute(update(Policy).where(*judged).values(mined_through=an_hour_ago))
     # When a new close call arrives and the operator restarts (its memory of the track is gone)
     with transaction(factory) as session:
         ingest.insert_runs(
@@ -198,6 +198,7 @@ def test_a_restarted_operator_mines_only_the_tasks_changed_since_the_last_mining
                 run(f"{agent}-newa", "new", "correct new", agent=agent, compile_ok=True),
                 run(f"{agent}-newb", "new", "sloppy new", agent=agent, compile_ok=True),
             ],
+            namespace,
         )
 
     async def restarted() -> tuple[dict[str, Any], Operator]:
@@ -226,7 +227,7 @@ def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
 ) -> None:
     # Given a close call and a reward gap, a policy with a judge, and no Secret for its key yet
     agent = f"failing-{uuid.uuid4().hex[:6]}"
-    close_calls(factory, agent, tasks=1)
+    close_calls(factory, namespace, agent, tasks=1)
     apply_policy(control_plane, namespace, agent, judge_url)
 
     async def scenario() -> None:

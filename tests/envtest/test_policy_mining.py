@@ -77,8 +77,9 @@ async def close(operator: Operator) -> None:
     await operator.deps.router.close()
 
 
-def close_calls(factory: sessionmaker[Session], agent: str, tasks: int) -> None:
-    """``tasks`` tasks, each with two attempts the signals cannot tell apart, and one clear reward gap."""
+def close_calls(factory: sessionmaker[Session], namespace: str, agent: str, tasks: int) -> None:
+    """``tasks`` tasks in ``namespace``, each with two attempts the signals cannot tell apart, and one
+    clear reward gap."""
     runs = [
         run(
             f"{agent}-{t}{v}",
@@ -95,7 +96,7 @@ def close_calls(factory: sessionmaker[Session], agent: str, tasks: int) -> None:
         run(f"{agent}-bad", "gap", "bad", agent=agent, ok=False, attempt=2),
     ]
     with transaction(factory) as session:
-        ingest.insert_runs(session, runs)
+        ingest.insert_runs(session, runs, namespace)
 
 
 def given_busy_tracks_asked_to_train_now(
@@ -104,7 +105,7 @@ def given_busy_tracks_asked_to_train_now(
     """One track per name with two close calls and a reward gap, and its policy annotated train-now."""
     agents = {name: f"{name}-{uuid.uuid4().hex[:6]}" for name in names}
     for name, agent in agents.items():
-        close_calls(factory, agent, tasks=2)
+        close_calls(factory, namespace, agent, tasks=2)
         policy = {
             "apiVersion": "kaizen.dev/v1alpha1",
             "kind": "LearningPolicy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -132,7 +133,7 @@ def test_authentication_comes_before_everything_else(client: TestClient, engine:
     for path in ("/v1/runs/batch", "/v1/feedback/batch", "/v1/pairs/batch", "/v1/reviews/batch"):
         response = client.post(path, json={"bogus": True})
         assert response.status_code == 401, path
-    assert client.put("/v1/policies/Not_A_Name", json={}).status_code == 401
+    assert client.put("/v1/policies/default/Not_A_Name", json={}).status_code == 401
     assert count(engine, Run) == 0
 
 
@@ -208,13 +209,29 @@ def test_policy_weights_recompute_rewards(
 ) -> None:
     post(client, "/v1/runs/batch", runs("a"), headers, "k1")
     policy = {"agent": "coder", "reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}}
-    response = client.put("/v1/policies/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p1"})
+    response = client.put(
+        "/v1/policies/default/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p1"}
+    )
     assert response.status_code == 200
     assert response.json()["rewardsRecomputed"] == 1
     with engine.connect() as connection:
         assert connection.scalar(select(Run.reward)) == pytest.approx(0.5)
-    bad = client.put("/v1/policies/Coder_DPO", json=policy, headers={**headers, "Idempotency-Key": "p2"})
+    bad = client.put(
+        "/v1/policies/default/Coder_DPO", json=policy, headers={**headers, "Idempotency-Key": "p2"}
+    )
     assert bad.status_code == 422
+    # A policy of another namespace weighs none of this namespace's runs.
+    elsewhere = client.put(
+        "/v1/policies/team-b/coder-dpo", json={"agent": "coder"}, headers={**headers, "Idempotency-Key": "p3"}
+    )
+    assert elsewhere.json()["rewardsRecomputed"] == 0
+    with engine.connect() as connection:
+        assert connection.scalar(select(Run.reward)) == pytest.approx(0.5)
+    bad_namespace = client.put(
+        "/v1/policies/Team_B/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p4"}
+    )
+    assert bad_namespace.status_code == 422
+    assert bad_namespace.json()["problems"][0]["field"] == "namespace"
 
 
 def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str, str]) -> None:
@@ -233,3 +250,122 @@ def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str
     assert 'kaizen_gateway_records_ingested_total{kind="runs"} 2.0' in metrics
     assert "kaizen_gateway_idempotent_replays_total 1.0" in metrics
     assert client.get("/readyz").status_code == 200
+
+
+def _caller(subject: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {auth.issue(SECRET, subject, 3600)}"}
+
+
+def test_the_same_run_id_in_two_namespaces_is_two_records(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    for namespace in ("team-a", "team-b"):
+        body = {**runs("a", id="r1"), "namespace": namespace}
+        response = post(client, "/v1/runs/batch", body, headers, f"k-{namespace}")
+        assert response.status_code == 200
+        assert response.json()["inserted"] == 1
+    with engine.connect() as connection:
+        rows = connection.execute(select(Run.namespace, Run.id).order_by(Run.namespace)).all()
+    assert [tuple(r) for r in rows] == [("team-a", "r1"), ("team-b", "r1")]
+
+
+def test_an_id_another_agent_holds_in_the_namespace_is_a_409_naming_it(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    assert post(client, "/v1/runs/batch", runs("a", id="r1"), headers, "k1").status_code == 200
+    # the same record again (another key, the same agent) is a no-op, not a conflict
+    again = post(client, "/v1/runs/batch", runs("a", id="r1"), headers, "k2")
+    assert again.status_code == 200
+    assert again.json()["inserted"] == 0
+    taken = post(client, "/v1/runs/batch", runs("x", id="r1", agent="intruder"), headers, "k3")
+    assert taken.status_code == 409
+    assert taken.json()["problems"][0]["field"] == "runs[0].id"
+    with engine.connect() as connection:
+        assert connection.execute(select(Run.agent, Run.output)).all() == [("coder", "a")]
+
+
+def test_the_same_idempotency_key_from_two_callers_is_two_writes(client: TestClient, engine: Engine) -> None:
+    first = post(client, "/v1/runs/batch", runs("a"), _caller("kaizen:agent-a"), "shared-key")
+    second = post(client, "/v1/runs/batch", runs("a"), _caller("kaizen:agent-b"), "shared-key")
+    assert first.status_code == second.status_code == 200
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["inserted"] == 1
+    # the ids derived from the key are each caller's own
+    assert set(first.json()["ids"]).isdisjoint(second.json()["ids"])
+    assert count(engine, Run) == 2
+    # and another caller's key with another body is not a conflict either
+    third = post(client, "/v1/runs/batch", runs("b", "c"), _caller("kaizen:agent-c"), "shared-key")
+    assert third.status_code == 200
+
+
+def test_feedback_reaches_only_runs_of_its_own_namespace(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    body = {**runs("a", id="r1", requestId="req-1"), "namespace": "team-a"}
+    assert post(client, "/v1/runs/batch", body, headers, "k1").status_code == 200
+    for target, field in (({"runId": "r1"}, "runId"), ({"requestId": "req-1"}, "requestId")):
+        feedback = {"namespace": "team-b", "feedback": [{**target, "thumbs": 1}]}
+        response = post(client, "/v1/feedback/batch", feedback, headers, f"f-{field}")
+        assert response.status_code == 422
+        assert response.json()["problems"][0]["field"] == f"feedback[0].{field}"
+    own = {"namespace": "team-a", "feedback": [{"requestId": "req-1", "thumbs": 1}]}
+    assert post(client, "/v1/feedback/batch", own, headers, "f-own").status_code == 200
+    assert count(engine, Feedback) == 1
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "0001-01-01T00:00:00+14:00",
+        "1969-12-31T23:59:59Z",
+        "2999-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-12:00",
+    ],
+)
+def test_timestamps_out_of_range_are_a_422_naming_the_field(
+    client: TestClient, headers: dict[str, str], engine: Engine, created_at: str
+) -> None:
+    response = post(client, "/v1/runs/batch", runs("a", createdAt=created_at), headers, "k1")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "runs[0].createdAt"
+    assert count(engine, Run) == 0
+
+
+def test_a_time_with_an_offset_is_stored_as_its_utc_instant(
+    client: TestClient, headers: dict[str, str], engine: Engine
+) -> None:
+    body = runs("a", createdAt="2024-03-01T05:00:00+14:00")
+    assert post(client, "/v1/runs/batch", body, headers, "k1").status_code == 200
+    with engine.connect() as connection:
+        stored = connection.scalar(select(Run.created_at))
+    assert stored is not None
+    assert stored.astimezone(UTC) == datetime(2024, 2, 29, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"agent": "coder\r\nX-Admin: 1"}, "agent"),
+        ({"role": "co\nder"}, "role"),
+        ({"taskFamily": "fam\u0000"}, "taskFamily"),
+        ({"modelVariant": "v\u2028"}, "modelVariant"),
+        ({"taskId": "t\u001b[31m"}, "taskId"),
+    ],
+)
+def test_names_with_control_characters_are_a_422_naming_the_field(
+    client: TestClient, headers: dict[str, str], engine: Engine, record: dict[str, str], field: str
+) -> None:
+    response = post(client, "/v1/runs/batch", runs("a", **record), headers, "k1")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == f"runs[0].{field}"
+    assert count(engine, Run) == 0
+
+
+def test_feedback_authors_with_control_characters_are_refused(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    assert post(client, "/v1/runs/batch", runs("a", id="r1"), headers, "k1").status_code == 200
+    feedback = {"feedback": [{"runId": "r1", "author": "ana\r\nbob", "thumbs": 1}]}
+    response = post(client, "/v1/feedback/batch", feedback, headers, "k2")
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "feedback[0].author"

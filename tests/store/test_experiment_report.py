@@ -81,7 +81,7 @@ def seed(session: Session, requests: int = 3_000) -> None:
                 }
             )
     record_assignments(session, assignments)
-    insert_runs(session, runs)
+    insert_runs(session, runs, "team")  # the agent reports its runs in the route's namespace
 
 
 def test_the_last_snapshot_is_what_the_store_reports_now(factory: sessionmaker[Session]) -> None:

@@ -22,10 +22,11 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
     with transaction(factory) as session:
         ingest.insert_runs(session, [run("a", "t1", "x", compile_ok=True, tests_passed=0, tests_total=4)])
     with transaction(factory) as session:
-        assert session.get(Run, "a").reward == pytest.approx(0.5)  # type: ignore[union-attr]
+        assert session.get(Run, ("default", "a")).reward == pytest.approx(0.5)  # type: ignore[union-attr]
     with transaction(factory) as session:
         changed = policies.upsert_policy(
             session,
+            "default",
             "coder-dpo",
             "coder",
             "",
@@ -34,14 +35,15 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
         )
     assert changed == 1
     with transaction(factory) as session:
-        assert session.get(Run, "a").reward == pytest.approx(0.1)  # type: ignore[union-attr]
+        assert session.get(Run, ("default", "a")).reward == pytest.approx(0.1)  # type: ignore[union-attr]
         # New runs of the track use the policy's weights; unchanged weights recompute nothing.
         ingest.insert_runs(session, [run("b", "t2", "y", compile_ok=False, tests_passed=4, tests_total=4)])
     with transaction(factory) as session:
-        assert session.get(Run, "b").reward == pytest.approx(0.9)  # type: ignore[union-attr]
+        assert session.get(Run, ("default", "b")).reward == pytest.approx(0.9)  # type: ignore[union-attr]
         assert (
             policies.upsert_policy(
                 session,
+                "default",
                 "coder-dpo",
                 "coder",
                 "",
@@ -63,26 +65,28 @@ def test_a_policy_change_recomputes_the_runs_its_track_matches_before_and_after(
             [run(f"{agent}-1", "t", "x", agent=agent, **signals) for agent in ("coder", "fixer", "judge")],
         )
     with transaction(factory) as session:
-        assert policies.upsert_policy(session, "p", "coder", "", "", tests_only) == 1  # coder's run only
+        assert (
+            policies.upsert_policy(session, "default", "p", "coder", "", "", tests_only) == 1
+        )  # coder's run only
     with transaction(factory) as session:
         rewards = {r.id: r.reward for r in session.scalars(select(Run))}
     assert rewards == pytest.approx({"coder-1": 0.0, "fixer-1": 0.5, "judge-1": 0.5})
     with transaction(factory) as session:
         # The policy moves from coder to fixer: coder's run goes back to the defaults, fixer's changes.
-        assert policies.upsert_policy(session, "p", "fixer", "", "", tests_only) == 2
+        assert policies.upsert_policy(session, "default", "p", "fixer", "", "", tests_only) == 2
     with transaction(factory) as session:
         rewards = {r.id: r.reward for r in session.scalars(select(Run))}
     assert rewards == pytest.approx({"coder-1": 0.5, "fixer-1": 0.0, "judge-1": 0.5})
     with transaction(factory) as session:
         # A policy for every agent of a role reaches every run of that role.
-        assert policies.upsert_policy(session, "everyone", "", "coder", "", tests_only) == 2
+        assert policies.upsert_policy(session, "default", "everyone", "", "coder", "", tests_only) == 2
 
 
 def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         ingest.insert_runs(session, [run("a", "t1", "x", compile_ok=True)])
     with transaction(factory) as session:
-        before = session.get(Run, "a").reward  # type: ignore[union-attr]
+        before = session.get(Run, ("default", "a")).reward  # type: ignore[union-attr]
         ingest.insert_feedback(
             session,
             [
@@ -96,7 +100,7 @@ def test_feedback_sets_human_acceptance_and_updates_the_reward(factory: sessionm
             ],
         )
     with transaction(factory) as session:
-        after = session.get(Run, "a")
+        after = session.get(Run, ("default", "a"))
         assert after is not None
         assert after.human_accepted is False
         assert after.reward is not None

@@ -153,7 +153,7 @@ def test_judged_comparisons_are_not_offered_to_the_judge_again_in_either_order(
         PairSource.LLM_JUDGE, a.prompt, b.output, a.output, None, b.id, a.id, "coder", "coder", ""
     )
     with transaction(factory) as session:
-        assert store_pairs(session, [verdict]) == {"llmJudge": 1}
+        assert store_pairs(session, [verdict], "default") == {"llmJudge": 1}
     second = _mine(factory, judge_limit=5, skip={comparison(*first.to_judge[1])})
     offered = {comparison(*q) for q in second.to_judge}
     assert comparison(a, b) not in offered  # decided
@@ -210,10 +210,10 @@ def test_explicit_false_leaves_explicit_pairs_out_of_the_count_and_the_snapshot_
     # and the TrainingRun's snapshot exports exactly what was counted
     training = {"baseModel": {"name": "m", "uri": "file:///m"}}
     training_run = TrainingRun.model_validate({"spec": {"policyRef": "p", "training": training}})
-    flt = snapshot_filter(training_run, {"spec": policy_spec}, now)
+    flt = snapshot_filter(training_run, {"spec": policy_spec}, now, "default")
     snapshot = export_dpo(engine, tmp_path / "snap", flt)
     assert snapshot.train_rows + snapshot.eval_rows == counted.approved_pairs
-    everything = export_dpo(engine, tmp_path / "all", snapshot_filter(training_run, None, now))
+    everything = export_dpo(engine, tmp_path / "all", snapshot_filter(training_run, None, now, "default"))
     assert everything.train_rows + everything.eval_rows == 8
 
 
@@ -280,15 +280,15 @@ def test_progress_is_kept_per_policy_and_resumes_only_with_the_same_settings(
     factory: sessionmaker[Session],
 ) -> None:
     with transaction(factory) as session:
-        policies.upsert_policy(session, "team-a.coder", "coder", "", "", {})
-        assert progress(session, "team-a.coder") == Progress()  # never mined: the whole window
-        assert progress(session, "team-a.missing") == Progress()
-        keep_progress(session, "team-a.coder", Progress("settings-1", T0))
+        policies.upsert_policy(session, "team-a", "coder", "coder", "", "", {})
+        assert progress(session, "team-a", "coder") == Progress()  # never mined: the whole window
+        assert progress(session, "team-a", "missing") == Progress()
+        keep_progress(session, "team-a", "coder", Progress("settings-1", T0))
     with transaction(factory) as session:
-        kept = progress(session, "team-a.coder")
+        kept = progress(session, "team-a", "coder")
         # The reward weights changing rewrite the row, not the progress.
-        policies.upsert_policy(session, "team-a.coder", "coder", "", "", {"testsPassed": 2.0})
+        policies.upsert_policy(session, "team-a", "coder", "coder", "", "", {"testsPassed": 2.0})
     with transaction(factory) as session:
-        assert progress(session, "team-a.coder") == kept
+        assert progress(session, "team-a", "coder") == kept
     assert kept.resume_after("settings-1") == T0
     assert kept.resume_after("settings-2") is None  # other settings find other pairs: mine it all

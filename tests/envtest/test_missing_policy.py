@@ -1,0 +1,118 @@
+"""A TrainingRun's data is its namespace's, and its policy's: a run naming a LearningPolicy that does
+not exist reads nothing at all, and a hand-made run without a policy reads only its own namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.api.trainingrun import TrainingRun, TrainingRunStatus
+from controllers.reconcile import runs
+from controllers.reconcile.outcome import Outcome
+from controllers.store import ingest
+from controllers.store.db import transaction
+from controllers.store.models import DatasetSnapshot
+from devstack.controlplane import ControlPlane
+from tests.envtest.test_policy_mining import close, condition, operator_for
+
+
+def _pairs(factory: sessionmaker[Session], namespace: str, count: int) -> None:
+    rows = [
+        {
+            "prompt": f"{namespace} task {i}",
+            "chosen": "good",
+            "rejected": "bad",
+            "agent": "coder",
+            "source": "explicit",
+            "created_at": datetime.now(UTC),
+        }
+        for i in range(count)
+    ]
+    with transaction(factory) as session:
+        ingest.insert_pairs(session, rows, namespace)
+
+
+def _apply_run(plane: ControlPlane, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": "kaizen.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+    return dict(json.loads(plane.kubectl("get", "trainingrun", name, "-n", namespace, "-o", "json").stdout))
+
+
+TRAINING = {"method": "DPO", "baseModel": {"name": "tiny", "uri": "file:///models/tiny"}}
+
+
+def test_a_run_whose_policy_does_not_exist_reads_nothing(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    # Given trainable pairs in the run's namespace and another, and a run naming a policy nobody made
+    _pairs(factory, namespace, 5)
+    _pairs(factory, "elsewhere", 5)
+    body = _apply_run(control_plane, namespace, "orphan", {"policyRef": "nope", "training": TRAINING})
+
+    async def reconcile() -> Any:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            first = await runs.reconcile(body, TrainingRun.model_validate(body), operator.deps)
+            again = {**body, "status": first.status.to_wire()}
+            second = await runs.reconcile(again, TrainingRun.model_validate(again), operator.deps)
+            return first, second
+        finally:
+            await close(operator)
+
+    first, second = asyncio.run(reconcile())
+    # Then it is not Ready, saying which field is wrong, and it exported nothing
+    status = first.status.to_wire()
+    ready = condition(status, "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "PolicyNotFound"
+    assert "spec.policyRef" in ready["message"]
+    assert "nope" in ready["message"]
+    assert "dataset" not in status
+    assert "completionTime" not in status  # it waits: the policy may yet be created
+    assert not (tmp_path / "snapshots").exists()
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(DatasetSnapshot)) == 0
+    # one Warning, not one per reconcile
+    assert [e[1] for e in first.events] == ["PolicyNotFound"]
+    assert second.events == []
+
+
+def test_a_run_without_a_policy_reads_only_its_own_namespace(
+    control_plane: ControlPlane,
+    namespace: str,
+    engine: Engine,
+    factory: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    _pairs(factory, namespace, 3)
+    _pairs(factory, "elsewhere", 7)
+    body = _apply_run(control_plane, namespace, "by-hand", {"training": TRAINING})
+    run = TrainingRun.model_validate(body)
+
+    async def snapshot() -> Outcome[TrainingRunStatus]:
+        operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
+        try:
+            out = Outcome.start(run.status, TrainingRunStatus(), body["metadata"])
+            assert await runs.snapshot(run, body["metadata"], out, operator.deps, datetime.now(UTC)) is None
+            return out
+        finally:
+            await close(operator)
+
+    dataset = asyncio.run(snapshot()).status.dataset
+    assert dataset is not None
+    assert dataset.train_rows + dataset.eval_rows == 3
