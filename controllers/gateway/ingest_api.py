@@ -5,7 +5,8 @@ transaction, and answered with ``accepted``, ``inserted`` (new rows; a record se
 as accepted, not inserted) and the records' ids.
 
 Who may write: ``experience/create`` for each agent a run or pair names (and for annotations, which
-flag an agent's runs for review), ``feedback/create`` for feedback and corrections, in the batch's namespace (``controllers.decisions.access``). A refused
+flag an agent's runs for review), ``feedback/create`` for feedback and corrections on each agent
+whose runs they name, in the batch's namespace (``controllers.decisions.access``). A refused
 batch is a 403 naming the agent or namespace, and nothing of it is written.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
@@ -33,6 +34,8 @@ from controllers.gateway.schemas import (
     WriteResponse,
 )
 from controllers.gateway.writes import write_batch
+from controllers.store import ingest
+from controllers.store.db import transaction
 
 router = APIRouter(prefix="/v1")
 
@@ -50,8 +53,27 @@ async def _may_write(
     shared: Gateway, caller: Principal, action: Action, namespace: str, agents: set[str]
 ) -> None:
     """Refuse the whole batch unless the caller may write for every agent it names."""
-    for agent in sorted(agents) or [None]:
+    if not agents:
+        await authorize(shared, caller, action, namespace)
+    for agent in sorted(agents):
         await authorize(shared, caller, action, namespace, agent)
+
+
+async def _target_agents(
+    shared: Gateway, namespace: str, targets: list[tuple[str | None, str | None]]
+) -> set[str]:
+    """The agents whose runs feedback or annotations name: the caller must be allowed to write for each.
+
+    Run ids never change agent (a taken id is refused, ``IdTaken``), so what is read here is what
+    the write then touches; ids that name nothing are left to the write's 422."""
+
+    def read() -> set[str]:
+        run_ids = {run for run, _ in targets if run}
+        request_ids = {request for run, request in targets if request and not run}
+        with transaction(shared.factory) as session:
+            return ingest.run_agents(session, namespace, run_ids, request_ids)
+
+    return await run_in_threadpool(read)
 
 
 @router.post("/runs/batch", response_model=WriteResponse, tags=["ingest"])
@@ -69,6 +91,8 @@ async def ingest_runs(batch: RunBatch, caller: Caller, key: Key, shared: Shared)
 async def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
     namespace = home_namespace(caller, batch.namespace)
     await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
+    targets = await _target_agents(shared, namespace, [(f.run_id, f.request_id) for f in batch.feedback])
+    await _may_write(shared, caller, Action.WRITE_FEEDBACK, namespace, targets)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_feedback(
@@ -95,6 +119,8 @@ async def ingest_annotations(
 ) -> JSONResponse:
     namespace = home_namespace(caller, batch.namespace)
     await authorize(shared, caller, Action.WRITE_EXPERIENCE, namespace)
+    targets = await _target_agents(shared, namespace, [(a.run_id, None) for a in batch.annotations])
+    await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, targets)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_annotations(

@@ -1,6 +1,6 @@
 """The gateway's Prometheus counters, and the middleware that counts each request by route and status.
 
-The ``route`` label is the matched route's path template (``/v1/policies/{name}``), never the raw
+The ``route`` label is the matched route's path template (``/v1/policies/{namespace}/{name}``), never the raw
 path, so a scan of made-up URLs cannot grow the label set; anything unmatched is ``unmatched``. The
 proxy under ``/openai/`` bypasses this middleware and has its own counters (``router_state``).
 """

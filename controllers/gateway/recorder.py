@@ -37,6 +37,7 @@ class Served:
 
     request_id: str
     created_at: datetime
+    namespace: str  # the route's: feedback finds this request only within it
     experiment: str
     variant: str
     served_variant: str
@@ -54,6 +55,7 @@ class Served:
         return {
             "request_id": self.request_id,
             "created_at": self.created_at,
+            "namespace": self.namespace,
             "experiment": self.experiment,
             "variant": self.variant,
             "served_variant": self.served_variant,

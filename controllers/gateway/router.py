@@ -142,6 +142,7 @@ class Proxy:
                     Served(
                         request_id=request_id,
                         created_at=created,
+                        namespace=active.config.namespace,
                         experiment=active.config.experiment,
                         variant=assigned,
                         served_variant=served,

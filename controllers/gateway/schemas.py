@@ -215,6 +215,9 @@ class AnnotationBatch(Strict):
 
 
 class ReviewBatch(Strict):
+    namespace: Namespace | None = Field(
+        default=None, description="Whose queue these decide (default: yours)."
+    )
     reviews: list[ReviewIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 

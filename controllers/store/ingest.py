@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -164,6 +164,22 @@ def resolve_runs(
                 raise UnknownReference(field, request_id)
             resolved[field] = str(by_request[request_id])
     return resolved
+
+
+def run_agents(
+    session: Session, namespace: str, run_ids: Collection[str], request_ids: Collection[str]
+) -> set[str]:
+    """The agents whose runs of ``namespace`` these ids (or router request ids) name: who feedback on
+    them is about, so the gateway can ask whether the caller may write for each (unknown ids: none)."""
+    mine = Run.namespace == namespace
+    found: set[str] = set()
+    if run_ids:
+        found |= set(session.execute(select(Run.agent).where(mine, Run.id.in_(run_ids))).scalars())
+    if request_ids:
+        found |= set(
+            session.execute(select(Run.agent).where(mine, Run.request_id.in_(request_ids))).scalars()
+        )
+    return found
 
 
 def insert_feedback(

@@ -26,6 +26,7 @@ def served(index: int) -> Served:
     return Served(
         request_id=f"req-{index}",
         created_at=datetime.now(UTC),
+        namespace="default",
         experiment="exp",
         variant="challenger",
         served_variant="challenger",
