@@ -38,9 +38,6 @@ schema = schemathesis.pytest.from_fixture("gateway_schema")
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-@pytest.mark.parametrize("caller", ["admin", "agent"])
-def test_no_request_makes_the_gateway_fail(
-    case: schemathesis.Case, caller: str, security_world: World
-) -> None:
-    headers = ADMIN if caller == "admin" else security_world.callers["agent"]
-    case.call_and_validate(headers=dict(headers), checks=[not_a_server_error], timeout=30)
+def test_no_request_makes_the_gateway_fail(case: schemathesis.Case, security_world: World) -> None:
+    for headers in (ADMIN, security_world.callers["agent"]):
+        case.call_and_validate(headers=dict(headers), checks=[not_a_server_error], timeout=30)
