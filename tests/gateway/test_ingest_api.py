@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store.models import Feedback, PreferencePair, Run
 from tests.gateway.conftest import SECRET
@@ -222,13 +223,15 @@ def test_policy_weights_recompute_rewards(
     assert bad.status_code == 422
     # A policy of another namespace weighs none of this namespace's runs.
     elsewhere = client.put(
-        "/v1/policies/team-b/coder-dpo", json={"agent": "coder"}, headers={**headers, "Idempotency-Key": "p3"}
+        "/v1/policies/team-b/coder-dpo",
+        json={"agent": "coder"},
+        headers={**EVERYWHERE, "Idempotency-Key": "p3"},
     )
     assert elsewhere.json()["rewardsRecomputed"] == 0
     with engine.connect() as connection:
         assert connection.scalar(select(Run.reward)) == pytest.approx(0.5)
     bad_namespace = client.put(
-        "/v1/policies/Team_B/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p4"}
+        "/v1/policies/Team_B/coder-dpo", json=policy, headers={**EVERYWHERE, "Idempotency-Key": "p4"}
     )
     assert bad_namespace.status_code == 422
     assert bad_namespace.json()["problems"][0]["field"] == "namespace"
@@ -252,8 +255,14 @@ def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str
     assert client.get("/readyz").status_code == 200
 
 
-def _caller(subject: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {auth.issue(SECRET, subject, 3600)}"}
+def _caller(subject: str, namespaces: tuple[str, ...] = ("default",)) -> dict[str, str]:
+    """An admin of ``namespaces``: these tests are about what the store keeps apart, not who may write."""
+    return {
+        "Authorization": f"Bearer {auth.issue(SECRET, subject, 3600, role=Role.ADMIN, namespaces=namespaces)}"
+    }
+
+
+EVERYWHERE = _caller("tester", ("*",))
 
 
 def test_the_same_run_id_in_two_namespaces_is_two_records(
@@ -261,7 +270,7 @@ def test_the_same_run_id_in_two_namespaces_is_two_records(
 ) -> None:
     for namespace in ("team-a", "team-b"):
         body = {**runs("a", id="r1"), "namespace": namespace}
-        response = post(client, "/v1/runs/batch", body, headers, f"k-{namespace}")
+        response = post(client, "/v1/runs/batch", body, EVERYWHERE, f"k-{namespace}")
         assert response.status_code == 200
         assert response.json()["inserted"] == 1
     with engine.connect() as connection:
@@ -302,14 +311,14 @@ def test_feedback_reaches_only_runs_of_its_own_namespace(
     client: TestClient, headers: dict[str, str], engine: Engine
 ) -> None:
     body = {**runs("a", id="r1", requestId="req-1"), "namespace": "team-a"}
-    assert post(client, "/v1/runs/batch", body, headers, "k1").status_code == 200
+    assert post(client, "/v1/runs/batch", body, EVERYWHERE, "k1").status_code == 200
     for target, field in (({"runId": "r1"}, "runId"), ({"requestId": "req-1"}, "requestId")):
         feedback = {"namespace": "team-b", "feedback": [{**target, "thumbs": 1}]}
-        response = post(client, "/v1/feedback/batch", feedback, headers, f"f-{field}")
+        response = post(client, "/v1/feedback/batch", feedback, EVERYWHERE, f"f-{field}")
         assert response.status_code == 422
         assert response.json()["problems"][0]["field"] == f"feedback[0].{field}"
     own = {"namespace": "team-a", "feedback": [{"requestId": "req-1", "thumbs": 1}]}
-    assert post(client, "/v1/feedback/batch", own, headers, "f-own").status_code == 200
+    assert post(client, "/v1/feedback/batch", own, EVERYWHERE, "f-own").status_code == 200
     assert count(engine, Feedback) == 1
 
 

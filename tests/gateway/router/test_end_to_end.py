@@ -105,8 +105,13 @@ def when_runs_and_feedback_are_reported_by_request_id(
             stream[variant].assigned += 1
             stream[variant].rewards.append(reward)
     for start in range(0, len(runs), 100):
-        post(gateway, "/v1/runs/batch", {"runs": runs[start : start + 100]}, f"runs-{start}")
-    post(gateway, "/v1/feedback/batch", {"feedback": feedback}, "feedback")
+        post(
+            gateway,
+            "/v1/runs/batch",
+            {"namespace": "team", "runs": runs[start : start + 100]},
+            f"runs-{start}",
+        )
+    post(gateway, "/v1/feedback/batch", {"namespace": "team", "feedback": feedback}, "feedback")
     return stream
 
 
