@@ -182,6 +182,14 @@ def endpoint_field(description: str) -> Any:
     return Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$", description=description)
 
 
+def route_endpoint_field(description: str) -> Any:
+    """An optional base URL that becomes a route's upstream: http(s) with no user info, query or
+    fragment (``controllers.api.routes`` checks the rest, and the gateway the installation's hosts)."""
+    return Field(
+        default=None, max_length=512, pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", description=description
+    )
+
+
 def model_name_field(description: str) -> Any:
     """An optional model name as a serving endpoint knows it."""
     return Field(default=None, min_length=1, max_length=256, description=description)

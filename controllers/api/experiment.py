@@ -16,9 +16,9 @@ from controllers.api.common import (
     ObjectName,
     cel,
     conditions_field,
-    endpoint_field,
     model_name_field,
     observed_generation_field,
+    route_endpoint_field,
     section,
 )
 from controllers.api.kindinfo import (
@@ -71,7 +71,7 @@ class Variant(KaizenModel):
         pattern=DNS_SUBDOMAIN,
         description="ShadowModel that serves this variant.",
     )
-    endpoint: str | None = endpoint_field(
+    endpoint: str | None = route_endpoint_field(
         "OpenAI-compatible base URL, for variants that are not ShadowModels (e.g. a hosted model)."
     )
     model: str | None = model_name_field("Model name sent upstream; unset keeps the client's.")

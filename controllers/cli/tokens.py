@@ -53,11 +53,13 @@ def token_create(
     if not ttl[:-1].isdigit() or ttl[-1] not in units:
         raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
     seconds = int(ttl[:-1]) * units[ttl[-1]]
-    typer.echo(
-        auth.issue(
+    try:
+        token = auth.issue(
             keyring, subject, seconds, role=chosen, namespaces=namespace or ["default"], agents=agent or None
         )
-    )
+    except ValueError as error:
+        raise _fail(str(error)) from error
+    typer.echo(token)
 
 
 @token_app.command("inspect")

@@ -1,9 +1,9 @@
 """The scrubbing rule set: (kind, pattern, replacement), in the order they apply. Pure data.
 
-Every pattern is written in the syntax Python's ``re`` (compiled with ``re.ASCII``) and RE2 share,
-so ``\\b``, ``\\d`` and ``\\s`` mean the same ASCII classes in both engines; non-ASCII letters (IDN
-e-mail) are spelled as a literal code-point range, which both read alike. No look-around, no
-back-references in patterns. A replacement may keep group 1 (``\\1``: the ``password=`` before a
+Every pattern is RE2 syntax (rows and columns both run RE2, ``controllers.data.pii``), so ``\\b``,
+``\\d`` and ``\\s`` are ASCII classes; non-ASCII letters (IDN e-mail) are spelled as a literal
+code-point range. The patterns also stay within what Python's ``re`` reads, so a reader can try one
+in a REPL. No look-around, no back-references in patterns. A replacement may keep group 1 (``\\1``: the ``password=`` before a
 value, the ``://`` before URL credentials); otherwise the match becomes its kind's placeholder.
 
 Order matters: whole blocks and vendor formats first, then keyword-anchored values, then structured

@@ -29,6 +29,8 @@ from controllers.api.identity import Principal, Role
 PREFIX = "kz2"
 MAX_TOKEN_LENGTH = 4096
 KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+NAMESPACE = re.compile(r"\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,253}")
 NAME_LIST_LIMIT = 64
 
 
@@ -136,8 +138,16 @@ def issue(
     keyring = _keyring(keys)
     scope_agents = tuple(agents) if agents is not None else ((subject,) if role is Role.AGENT else ())
     scope_namespaces = tuple(namespaces)
-    if not subject or not scope_namespaces:
-        raise ValueError("a token needs a subject and at least one namespace")
+    if not scope_namespaces or len(scope_namespaces) > NAME_LIST_LIMIT or len(scope_agents) > NAME_LIST_LIMIT:
+        raise ValueError(
+            f"a token names 1 to {NAME_LIST_LIMIT} namespaces and at most {NAME_LIST_LIMIT} agents"
+        )
+    for namespace in scope_namespaces:
+        if not NAMESPACE.fullmatch(namespace):
+            raise ValueError(f"namespace {namespace!r}: a Kubernetes namespace name, or '*' for all")
+    for name in (subject, *scope_agents):
+        if not PRINTABLE.fullmatch(name):
+            raise ValueError(f"{name!r}: subjects and agents are 1-253 printable characters")
     claims = {
         "kid": keyring.signing,
         "sub": subject,
@@ -164,9 +174,12 @@ def verify(
         raise InvalidToken(f"malformed token; expected {PREFIX}.<payload>.<signature>{hint}")
     claims = _claims(parts[1])
     keyring = _keyring(keys)
-    secret = keyring.keys.get(str(claims.get("kid")))
+    kid = claims.get("kid")
+    if not isinstance(kid, str):
+        raise InvalidToken("malformed token payload: no key id")
+    secret = keyring.keys.get(kid)
     if secret is None:
-        raise InvalidToken(f"token signed with unknown key id {claims.get('kid')!r} (rotated out?)")
+        raise InvalidToken(f"token signed with unknown key id {kid!r} (rotated out?)")
     if not hmac.compare_digest(_sign(secret, parts[1]), parts[2]):
         raise InvalidToken("invalid token signature")
     principal = _principal(claims)

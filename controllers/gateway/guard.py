@@ -48,10 +48,15 @@ class RequireIdentity:
 async def _refuse(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
     """Answer in the gateway's error shape (``controllers.gateway.errors``), body unread.
 
-    The request body is left unread on purpose; the server closes the connection after answering
-    (h11 will not reuse a connection whose request body was not consumed)."""
+    The request body is left unread on purpose, and ``Connection: close`` tells the server to drop the
+    connection after the answer instead of draining whatever the caller keeps sending."""
     problems = [{"field": "Authorization", "message": message}]
     body = json.dumps({"error": message, "problems": problems}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -246,3 +246,28 @@ def test_restricting_gateway_sources_still_admits_the_operator_and_scrapers() ->
     assert internal["from"] == [operator_pods, *values["networkPolicy"]["metricsFrom"]]
     operator_ingress = one(render(values), "NetworkPolicy", OPERATOR)["spec"]["ingress"]
     assert operator_ingress[0]["from"] == values["networkPolicy"]["metricsFrom"]
+
+
+def test_the_route_allowlist_and_body_limits_reach_the_gateway_and_the_gateway_accepts_them() -> None:
+    from controllers.gateway.context import GatewaySettings
+
+    settings = {
+        "routeAllowedHosts": ["*.models.svc.cluster.local", "!*.kube-system.svc"],
+        "maxBodyBytes": 65536,
+    }
+    variables = env(
+        container(pod(render(merged(ci_values("default"), {"gateway": settings})), GATEWAY), "gateway")
+    )
+    assert variables["KAIZEN_ROUTE_ALLOWED_HOSTS"] == "*.models.svc.cluster.local,!*.kube-system.svc"
+    assert (variables["KAIZEN_MAX_BODY_BYTES"], variables["KAIZEN_PROXY_MAX_BODY_BYTES"]) == (
+        "65536",
+        "8388608",
+    )
+    defaults = env(container(pod(render(ci_values("default")), GATEWAY), "gateway"))
+    assert "KAIZEN_ROUTE_ALLOWED_HOSTS" not in defaults  # the gateway's own default: in-cluster names
+    parsed = GatewaySettings(
+        token_secret="x",
+        route_allowed_hosts=tuple(variables["KAIZEN_ROUTE_ALLOWED_HOSTS"].split(",")),
+        max_body_bytes=int(variables["KAIZEN_MAX_BODY_BYTES"]),
+    )
+    assert parsed.max_body_bytes == 65536

@@ -182,6 +182,11 @@ CASES = [
     bad(EXP, "spec.variants.1.role", "Referee", "spec.variants[1].role"),
     bad(EXP, "spec.variants.0.costPerRequest", -1, "spec.variants[0].costPerRequest"),
     bad(EXP, "spec.variants.0.endpoint", "not-a-url", "spec.variants[0].endpoint"),
+    # a variant's endpoint becomes a route: no credentials, query or fragment to smuggle in
+    bad(EXP, "spec.variants.0.endpoint", "http://user:pw@model.team.svc/v1", "spec.variants[0].endpoint"),
+    bad(
+        EXP, "spec.variants.0.endpoint", "http://model.team.svc/v1?next=http://x", "spec.variants[0].endpoint"
+    ),
     bad(EXP, "spec.variants.0.name", DELETE, "spec.variants[0].name"),
     bad(EXP, "spec.bandit.explorationFloor", 0.9),
     bad(EXP, "spec.rollout.steps", [], "spec.rollout.steps"),

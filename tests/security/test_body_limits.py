@@ -58,9 +58,10 @@ def send_huge(url: str, path: str, headers: dict[str, str], size: int = HUNDRED_
 def test_a_huge_body_without_a_token_is_refused_unread(security_world: World) -> None:
     pid = security_world.gateway.pid
     before = peak_rss_kib(pid)
-    status, answer, _ = send_huge(security_world.gateway.url, "/v1/runs/batch", {})
+    status, answer, sent = send_huge(security_world.gateway.url, "/v1/runs/batch", {})
     grown_mib = (peak_rss_kib(pid) - before) / 1024
     assert status == 401, answer[:300]
+    assert sent < HUNDRED_MB // 2, "the gateway kept taking the body after refusing it"
     assert grown_mib < 32, f"peak memory grew by {grown_mib:.1f} MiB for a body nobody may send"
 
 
@@ -68,9 +69,10 @@ def test_a_huge_body_with_a_token_is_413_before_parsing(security_world: World) -
     pid = security_world.gateway.pid
     before = peak_rss_kib(pid)
     headers = {**security_world.callers["agent"], "Idempotency-Key": security_world.unique("huge")}
-    status, answer, _ = send_huge(security_world.gateway.url, "/v1/runs/batch", headers)
+    status, answer, sent = send_huge(security_world.gateway.url, "/v1/runs/batch", headers)
     grown_mib = (peak_rss_kib(pid) - before) / 1024
     assert status == 413, answer[:300]
+    assert sent < HUNDRED_MB // 2, "the gateway kept taking the body after refusing it"
     assert b"limit" in answer.lower()
     assert grown_mib < 32, f"peak memory grew by {grown_mib:.1f} MiB for a refused body"
 

@@ -56,3 +56,17 @@ def test_names_that_would_break_response_headers_are_refused(security_world: Wor
         config["experiment"] = "exp\r\nX-Injected: 1"
     answer = security_world.call("PUT", f"/v1/routes/{NAMESPACE}/headers", "operator", config)
     assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize("caller", ["agent", "reviewer", "sa-plain"])
+def test_no_one_but_the_operator_deletes_or_lists_routes(security_world: World, caller: str) -> None:
+    deleted = security_world.call("DELETE", f"/v1/routes/{NAMESPACE}/seeded", caller)
+    assert deleted.status_code == 403, deleted.text
+    assert _endpoint_of(security_world, "seeded") == security_world.upstream_base
+    listed = security_world.call("GET", "/v1/routes", caller)
+    assert listed.status_code == 200
+    assert listed.json()["routes"] == []  # the list shows only what the caller may read
+    names = [
+        r["config"]["name"] for r in security_world.call("GET", "/v1/routes", "operator").json()["routes"]
+    ]
+    assert "seeded" in names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -103,3 +104,16 @@ def test_both_engines_agree_on_every_category(category: str) -> None:
 def test_named_cases_scrub_the_value_and_keep_the_context(text: str, expected: str) -> None:
     assert scrub(text) == expected
     assert scrub_column(pa.array([text]), Counter()).to_pylist() == [expected]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["a" * 200_000, "aB3" * 60_000, "f:" * 60_000, "a.b@c." * 30_000, "http://a:" * 20_000, "1" * 200_000],
+    ids=["letters", "base64ish", "ipv6ish", "emailish", "urlish", "digits"],
+)
+def test_row_scrubbing_is_linear_on_hostile_text(hostile: str) -> None:
+    """A prompt may be 200,000 characters; a backtracking engine took minutes on the first of these.
+    The bound is two orders of magnitude above what RE2 needs, so only a backtracking engine trips it."""
+    started = time.perf_counter()
+    scrub(hostile)
+    assert time.perf_counter() - started < 15

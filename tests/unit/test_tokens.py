@@ -116,3 +116,20 @@ def test_a_token_whose_payload_was_changed_fails_its_signature() -> None:
 def test_expired_tokens_are_refused() -> None:
     with pytest.raises(auth.InvalidToken, match="expired"):
         auth.verify("k", auth.issue("k", "a", 60, now=time.time() - 120))
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "agents", "subject"),
+    [
+        (["Team A"], None, "a"),
+        ([], None, "a"),
+        (["ok"], ["bad\nagent"], "a"),
+        (["ok"], None, ""),
+        (["x"] * 65, None, "a"),
+    ],
+)
+def test_tokens_are_not_issued_for_names_that_could_never_match(
+    namespaces: list[str], agents: list[str] | None, subject: str
+) -> None:
+    with pytest.raises(ValueError, match=r"namespace|printable|names 1 to"):
+        auth.issue("k", subject, 60, namespaces=namespaces, agents=agents)

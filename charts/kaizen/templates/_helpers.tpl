@@ -143,6 +143,14 @@ sqlite:////var/lib/kaizen/kaizen.db
 - name: KAIZEN_TOKEN_AUDIENCE
   value: {{ .Values.gateway.kubernetesAuth.audience | quote }}
 {{- end }}
+{{- with .Values.gateway.routeAllowedHosts }}
+- name: KAIZEN_ROUTE_ALLOWED_HOSTS
+  value: {{ join "," . | quote }}
+{{- end }}
+- name: KAIZEN_MAX_BODY_BYTES
+  value: {{ .Values.gateway.maxBodyBytes | int64 | toString | quote }}
+- name: KAIZEN_PROXY_MAX_BODY_BYTES
+  value: {{ .Values.gateway.proxyMaxBodyBytes | int64 | toString | quote }}
 {{- end }}
 
 {{/* The gateway's volumes: the token Secret as a directory, the revocation list. */}}
