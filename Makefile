@@ -61,6 +61,18 @@ test-gateway: setup ## Gateway tier: the ingest API, concurrency, outages and ki
 	@bash hack/postgres.sh
 	$(PY) -m pytest tests/gateway
 
+.PHONY: test-security
+test-security: setup ## Security tier: every endpoint x identity on both stores, hijack/SSRF, body limits, fuzzing, scrubbing
+	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/postgres.sh
+	$(PY) -m pytest tests/security
+
+.PHONY: fuzz
+fuzz: setup ## Schemathesis over the gateway's OpenAPI document with 200 examples per operation (CI runs 12)
+	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/postgres.sh
+	KAIZEN_FUZZ_EXAMPLES=200 $(PY) -m pytest tests/security/test_fuzz.py
+
 .PHONY: test
 test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on any skip)
 	@bash hack/kube-assets.sh >/dev/null

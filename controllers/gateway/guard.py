@@ -7,21 +7,43 @@ it authenticates the ``Authorization`` header and answers 401 (or 503 when the A
 review a ServiceAccount token) without reading a byte of the body. Otherwise it hands the request on
 with the caller in ``request.state.principal``. Probes, ``/metrics`` and the OpenAPI document stay
 open; the proxy under ``/openai/`` authenticates the same way itself.
+
+Where the path alone says what a call does (writing a route or a policy names its namespace and name
+in the path), the guard also authorizes it here, so a route hijack with an agent's token is a 403
+before its body is read, whatever the body. The endpoint asks again (the answer is cached); calls
+whose namespace or agents are in the body are authorized by their endpoint.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from controllers.gateway.identity import Authenticator, AuthUnavailable, Unauthenticated
+from controllers.decisions.access import Action
+from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PROTECTED = "/v1/"
+# (method, path) -> the action, for calls whose path names their namespace and object.
+BY_PATH = (
+    ("PUT", re.compile(r"/v1/routes/([^/]+)/([^/]+)"), Action.WRITE_ROUTES),
+    ("DELETE", re.compile(r"/v1/routes/([^/]+)/([^/]+)"), Action.WRITE_ROUTES),
+    ("PUT", re.compile(r"/v1/policies/([^/]+)/([^/]+)"), Action.WRITE_POLICIES),
+)
+
+
+def path_action(method: str, path: str) -> tuple[Action, str, str] | None:
+    """The action, namespace and name a call's method and path alone decide; None for the others."""
+    for wanted, pattern, action in BY_PATH:
+        found = pattern.fullmatch(path)
+        if found and method == wanted:
+            return action, found.group(1), found.group(2)
+    return None
 
 
 class RequireIdentity:
@@ -41,6 +63,16 @@ class RequireIdentity:
         except AuthUnavailable as error:
             await _refuse(send, 503, str(error), [(b"retry-after", str(self.retry_after).encode())])
             return
+        decided = path_action(scope["method"], scope["path"])
+        if decided is not None:
+            try:
+                await self.authenticator.authorize(principal, *decided)
+            except Forbidden as error:
+                await _refuse(send, 403, str(error), [])
+                return
+            except AuthUnavailable as error:
+                await _refuse(send, 503, str(error), [(b"retry-after", str(self.retry_after).encode())])
+                return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 

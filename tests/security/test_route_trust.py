@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
 from tests.security.gateway_world import NAMESPACE, World, route
@@ -70,3 +73,18 @@ def test_no_one_but_the_operator_deletes_or_lists_routes(security_world: World, 
         r["config"]["name"] for r in security_world.call("GET", "/v1/routes", "operator").json()["routes"]
     ]
     assert "seeded" in names
+
+
+@pytest.mark.parametrize("body", [{"not": "a route"}, "[[[", None])
+def test_a_hijack_is_refused_before_its_body_is_looked_at(security_world: World, body: object) -> None:
+    """Writing a route is authorized from the path: whatever the body, an agent gets a 403, not a 422."""
+    for method in ("PUT", "DELETE"):
+        answer = httpx.request(
+            method,
+            f"{security_world.gateway.url}/v1/routes/{NAMESPACE}/seeded",
+            content=json.dumps(body) if body is not None else b"",
+            headers={**security_world.callers["agent"], "content-type": "application/json"},
+        )
+        assert answer.status_code == 403, answer.text
+    policy = security_world.call("PUT", f"/v1/policies/{NAMESPACE}/any", "agent", {"reward": "nonsense"})
+    assert policy.status_code == 403, policy.text

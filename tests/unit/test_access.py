@@ -71,3 +71,23 @@ def test_rbac_attributes_name_kaizens_api_group_resource_and_verb() -> None:
         "name": "coder",
     }
     assert "name" not in rbac_attributes(Action.READ_REVIEWS, "team-a")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("PUT", "/v1/routes/team-a/coder", (Action.WRITE_ROUTES, "team-a", "coder")),
+        ("DELETE", "/v1/routes/team-a/coder", (Action.WRITE_ROUTES, "team-a", "coder")),
+        ("PUT", "/v1/policies/team-a/coder", (Action.WRITE_POLICIES, "team-a", "coder")),
+        ("GET", "/v1/routes/team-a/coder", None),  # reads are the endpoint's to authorize
+        ("PUT", "/v1/routes/team-a", None),
+        ("PUT", "/v1/routes/team-a/coder/extra", None),
+        ("POST", "/v1/runs/batch", None),  # the namespace and agents are in the body
+    ],
+)
+def test_the_guard_authorizes_from_the_path_only_what_the_path_decides(
+    method: str, path: str, expected: tuple[Action, str, str] | None
+) -> None:
+    from controllers.gateway.guard import path_action
+
+    assert path_action(method, path) == expected
