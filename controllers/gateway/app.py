@@ -52,7 +52,7 @@ def build_authenticator(settings: GatewaySettings) -> Authenticator:
     revoked = settings.revoked_tokens_file
     kube = Kube(load_configuration(settings.kubeconfig), timeout=5.0) if settings.kubernetes_auth else None
     return Authenticator(
-        settings.keyring,
+        auth.LiveKeyring(settings.keyring, settings.keyring_env),
         auth.Revocations(Path(revoked)) if revoked else None,
         kube,
         audiences=(settings.token_audience,),

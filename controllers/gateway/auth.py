@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import time
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controllers.api.identity import Principal, Role
+
+log = logging.getLogger("kaizen.gateway.auth")
 
 PREFIX = "kz2"
 MAX_TOKEN_LENGTH = 4096
@@ -74,6 +77,45 @@ class Keyring:
             "default" if "default" in keys else max(keys, default="")
         )
         return cls(keys, signing)
+
+
+@dataclass
+class LiveKeyring:
+    """A keyring that follows its key directory: a key added to (or removed from) the mounted Secret
+    takes effect within ``recheck_seconds`` of the kubelet updating the files, without a restart.
+
+    A directory that cannot be read or holds no usable key keeps the last good keyring (and says so
+    once per change in the log), so a half-written update never locks every caller out."""
+
+    keyring: Keyring
+    env: Mapping[str, str] = field(default_factory=dict)
+    recheck_seconds: float = 5.0
+    _stamp: tuple[tuple[str, int, int], ...] | None = None
+    _checked: float = 0.0
+
+    def current(self) -> Keyring:
+        directory = self.env.get("KAIZEN_TOKEN_KEYS_DIR")
+        now = time.monotonic()
+        if not directory or now - self._checked < self.recheck_seconds:
+            return self.keyring
+        self._checked = now
+        try:
+            stamp = tuple(
+                sorted(
+                    (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                    for p in Path(directory).iterdir()
+                    if p.is_file() and not p.name.startswith(".")
+                )
+            )
+            if stamp != self._stamp:
+                self._stamp = stamp
+                # Verifying needs every key and no signer: a signing key id that names a removed
+                # key must not keep the removed key valid.
+                verifying = {k: v for k, v in self.env.items() if k != "KAIZEN_TOKEN_SIGNING_KEY"}
+                self.keyring = Keyring.from_env(verifying)
+        except (OSError, ValueError) as error:
+            log.warning("token keys in %s not reloaded, keeping the last good ones: %s", directory, error)
+        return self.keyring
 
 
 @dataclass

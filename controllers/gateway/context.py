@@ -42,6 +42,9 @@ class GatewaySettings:
     # keyring from the environment (``auth.Keyring.from_env``: a directory of keys for rotation).
     token_secret: str = field(default_factory=lambda: os.environ.get("KAIZEN_TOKEN_SECRET", ""))
     keyring: auth.Keyring | None = None
+    keyring_env: dict[str, str] = field(
+        default_factory=dict, repr=False
+    )  # where a key directory is reloaded from
     revoked_tokens_file: str | None = field(
         default_factory=lambda: os.environ.get("KAIZEN_TOKEN_REVOKED_FILE")
     )
@@ -75,6 +78,7 @@ class GatewaySettings:
                     "set KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR (the keys that sign gateway tokens)"
                 )
             self.keyring = auth.Keyring.from_env(env)
+            self.keyring_env = env
         problems = pattern_problems(self.route_allowed_hosts)
         if problems:
             raise ValueError(f"{ALLOWED_HOSTS_ENV}: {'; '.join(problems)}")

@@ -69,7 +69,7 @@ class _Expiring:
 class Authenticator:
     def __init__(
         self,
-        keyring: auth.Keyring,
+        keyring: auth.Keyring | auth.LiveKeyring,
         revocations: auth.Revocations | None = None,
         kube: Kube | None = None,
         audiences: tuple[str, ...] = (AUDIENCE,),
@@ -120,7 +120,8 @@ class Authenticator:
             if self.revocations is not None and self.revocations.revoked(cached):
                 raise auth.InvalidToken(f"token {cached.token_id} has been revoked")
             return cached
-        principal = auth.verify(self.keyring, token, revocations=self.revocations)
+        keys = self.keyring.current() if isinstance(self.keyring, auth.LiveKeyring) else self.keyring
+        principal = auth.verify(keys, token, revocations=self.revocations)
         self._tokens.put(token, principal, self.allow_seconds)
         return principal
 

@@ -133,3 +133,33 @@ def test_tokens_are_not_issued_for_names_that_could_never_match(
 ) -> None:
     with pytest.raises(ValueError, match=r"namespace|printable|names 1 to"):
         auth.issue("k", subject, 60, namespaces=namespaces, agents=agents)
+
+
+def test_a_live_keyring_follows_its_key_directory_and_keeps_the_last_good_keys(tmp_path: Path) -> None:
+    (tmp_path / "2026-01").write_text("old-secret")
+    env = {"KAIZEN_TOKEN_KEYS_DIR": str(tmp_path)}
+    live = auth.LiveKeyring(auth.Keyring.from_env(env), env, recheck_seconds=0)
+    by_old = auth.issue(live.current(), "a", 60)
+    # rotation step 1: a new key appears beside the old one; both verify, no restart
+    (tmp_path / "2026-06").write_text("new-secret")
+    by_new = auth.issue(auth.Keyring({"2026-06": "new-secret"}, "2026-06"), "a", 60)
+    auth.verify(live.current(), by_new)
+    auth.verify(live.current(), by_old)
+    # rotation step 4: the old key goes, and what it signed with it
+    (tmp_path / "2026-01").unlink()
+    with pytest.raises(auth.InvalidToken, match="unknown key id"):
+        auth.verify(live.current(), by_old)
+    # a half-written update (an empty key file) keeps the last good keyring
+    (tmp_path / "2026-06").write_text("")
+    auth.verify(live.current(), by_new)
+
+
+def test_removing_the_key_a_stale_signing_setting_names_still_revokes_it(tmp_path: Path) -> None:
+    (tmp_path / "old").write_text("old-secret")
+    (tmp_path / "new").write_text("new-secret")
+    env = {"KAIZEN_TOKEN_KEYS_DIR": str(tmp_path), "KAIZEN_TOKEN_SIGNING_KEY": "old"}
+    live = auth.LiveKeyring(auth.Keyring.from_env(env), env, recheck_seconds=0)
+    by_old = auth.issue(live.current(), "a", 60)
+    (tmp_path / "old").unlink()
+    with pytest.raises(auth.InvalidToken, match="unknown key id 'old'"):
+        auth.verify(live.current(), by_old)
