@@ -157,7 +157,14 @@ def test_malformed_rows_are_skipped_while_a_replica_keeps_refreshing_and_a_new_o
         store_directly(store_url, body)
         # The poll that met the bad rows went on, and so do the later ones.
         served_by(running, "good", "challenger")
-        time.sleep(1.0)  # several more polls: each bad version is reported once
+        # Two more changes the replica must poll to serve: each bad version is still reported once.
+        for champion_weight, wanted in ((100, "champion"), (0, "challenger")):
+            body["variants"][0]["weight"], body["variants"][1]["weight"] = (
+                champion_weight,
+                100 - champion_weight,
+            )
+            store_directly(store_url, body)
+            served_by(running, "good", wanted)
         assert invalid_counts(running) == {f"team/{name}": 1.0 for name in rows}
         log = (tmp_path / "running.log").read_text()
         assert "route 'team/bad-endpoint' version 1 skipped" in log
