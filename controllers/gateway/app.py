@@ -43,7 +43,6 @@ ROUTERS = (
     policies_api.router,
     routes_api.router,
     health_api.router,
-    proxy_docs.router,  # documents /openai/; ProxyDispatch answers those paths before FastAPI sees them
 )
 
 
@@ -100,4 +99,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         RequireIdentity, authenticator=authenticator, retry_after_seconds=settings.retry_after_seconds
     )
     routes_api.mount_proxy(app, Proxy(router_state, authenticator))
+    proxy_docs.document(app)  # ProxyDispatch answers /openai/ before FastAPI: describe it in the document
     return app

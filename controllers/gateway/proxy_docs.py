@@ -1,57 +1,39 @@
 """The proxy's paths in the OpenAPI document: what agents call, with the headers the router reads.
 
 Requests under ``/openai/`` never reach FastAPI (``routes_api.ProxyDispatch`` hands them to the proxy
-first), so these endpoints only describe them: the path, the bearer token (``routes/use`` on the
-route's namespace), the ``X-Kaizen-*`` headers and the body's shape. Their bodies never run. The
-document, clients generated from it and the fuzzer (tests/security/test_fuzz.py) then see the same
-surface an agent does.
-
-(No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
+first), so there is no FastAPI endpoint to describe them. ``document`` adds their path items to the
+app's OpenAPI document instead: the path, the bearer token (``routes/use`` on the route's namespace),
+the ``X-Kaizen-*`` headers, the body's shape and the answers. The document, clients generated from
+it and the fuzzer (tests/security/test_fuzz.py) then see the same surface an agent does.
 """
 
-from typing import Annotated, Any
+from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Path
-from fastapi.security import HTTPBearer
+from typing import Any
+
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-router = APIRouter(prefix="/openai", tags=["router"])
-_bearer = HTTPBearer(description="A Kaizen token (kz2.) or a ServiceAccount token with routes/use")
-
-Namespace = Annotated[str, Path(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)]
-Route = Annotated[str, Path(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", max_length=253)]
-RequestId = Annotated[
-    str | None,
-    Header(
-        alias="X-Kaizen-Request-Id",
-        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
-        description="Your id for this call (echoed back; feedback can name it). Default: generated.",
+NAMESPACE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+ROUTE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+HEADERS = (
+    (
+        "X-Kaizen-Request-Id",
+        r"^[A-Za-z0-9._:-]{1,128}$",
+        "Your id for this call (echoed back; feedback can name it)",
     ),
-]
-Unit = Annotated[
-    str | None,
-    Header(
-        alias="X-Kaizen-Unit",
-        max_length=256,
-        description="The unit this call belongs to (wins over User/Session)",
-    ),
-]
-User = Annotated[
-    str | None,
-    Header(alias="X-Kaizen-User", max_length=256, description="The user a User-unit route is sticky on"),
-]
-Session = Annotated[
-    str | None,
-    Header(
-        alias="X-Kaizen-Session", max_length=256, description="The session a Session-unit route is sticky on"
-    ),
-]
-Variant = Annotated[
-    str | None,
-    Header(
-        alias="X-Kaizen-Variant", max_length=63, description="Pin one variant (for replays and debugging)"
-    ),
-]
+    ("X-Kaizen-Unit", None, "The unit this call belongs to (wins over User and Session)"),
+    ("X-Kaizen-User", None, "The user a User-unit route is sticky on"),
+    ("X-Kaizen-Session", None, "The session a Session-unit route is sticky on"),
+    ("X-Kaizen-Variant", None, "Pin one variant (for replays and debugging)"),
+)
+ANSWERS = {
+    "200": "The serving variant's answer; X-Kaizen-Variant and X-Kaizen-Request-Id name it",
+    "401": "No valid token",
+    "403": "The caller may not use routes in this namespace",
+    "404": "No such route",
+    "413": "Body over the proxy's limit (KAIZEN_PROXY_MAX_BODY_BYTES)",
+}
 
 
 class Message(BaseModel):
@@ -78,40 +60,66 @@ class CompletionRequest(BaseModel):
     stream: bool = False
 
 
-_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The serving variant's answer; X-Kaizen-Variant and X-Kaizen-Request-Id name it"},
-    401: {"description": "No valid token"},
-    403: {"description": "The caller may not use routes in this namespace"},
-    404: {"description": "No such route"},
-    413: {"description": "Body over the proxy's limit"},
-}
+def _parameters() -> list[dict[str, Any]]:
+    path = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern}}
+        for name, pattern in (("namespace", NAMESPACE), ("route", ROUTE))
+    ]
+    headers = [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": description,
+            "schema": {"type": "string", "maxLength": 256, **({"pattern": pattern} if pattern else {})},
+        }
+        for name, pattern, description in HEADERS
+    ]
+    return path + headers
 
 
-@router.post("/{namespace}/{route}/v1/chat/completions", responses=_ANSWERS, dependencies=[Depends(_bearer)])
-def chat_completions(
-    namespace: Namespace,
-    route: Route,
-    body: ChatRequest,
-    request_id: RequestId = None,
-    unit: Unit = None,
-    user: User = None,
-    session: Session = None,
-    variant: Variant = None,
-) -> dict[str, Any]:
-    """Answered by the router: the route's champion or the challenger its experiment assigns."""
-    raise NotImplementedError("served by the proxy (routes_api.ProxyDispatch), never by FastAPI")
+def _operation(model: type[BaseModel], summary: str, components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {
+        "post": {
+            "tags": ["router"],
+            "summary": summary,
+            "parameters": _parameters(),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                },
+            },
+            "responses": {code: {"description": text} for code, text in ANSWERS.items()},
+            "security": [{"HTTPBearer": []}],
+        }
+    }
 
 
-@router.post("/{namespace}/{route}/v1/completions", responses=_ANSWERS, dependencies=[Depends(_bearer)])
-def completions(
-    namespace: Namespace,
-    route: Route,
-    body: CompletionRequest,
-    request_id: RequestId = None,
-    unit: Unit = None,
-    user: User = None,
-    session: Session = None,
-    variant: Variant = None,
-) -> dict[str, Any]:
-    """Answered by the router, as ``chat/completions``."""
-    raise NotImplementedError("served by the proxy (routes_api.ProxyDispatch), never by FastAPI")
+def document(app: FastAPI) -> None:
+    """Make ``app.openapi()`` describe the proxy's paths beside the API's own."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            spec.setdefault("components", {}).setdefault("securitySchemes", {}).setdefault(
+                "HTTPBearer", {"type": "http", "scheme": "bearer"}
+            )
+            base = "/openai/{namespace}/{route}/v1"
+            spec["paths"][f"{base}/chat/completions"] = _operation(
+                ChatRequest,
+                "Answered by the router: the champion or the variant the experiment assigns",
+                components,
+            )
+            spec["paths"][f"{base}/completions"] = _operation(
+                CompletionRequest, "Answered by the router, as chat/completions", components
+            )
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -248,7 +248,21 @@ def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str
         "/v1/annotations/batch",
         "/v1/reviews/batch",
         "/v1/review/queue",
+        "/openai/{namespace}/{route}/v1/chat/completions",
+        "/openai/{namespace}/{route}/v1/completions",
     } <= set(schema["paths"])
+    # The proxy's paths, which FastAPI never serves, are described with the headers the router reads.
+    chat = schema["paths"]["/openai/{namespace}/{route}/v1/chat/completions"]["post"]
+    assert {p["name"] for p in chat["parameters"]} >= {
+        "namespace",
+        "route",
+        "X-Kaizen-Request-Id",
+        "X-Kaizen-User",
+    }
+    assert chat["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatRequest"
+    }
+    assert "messages" in schema["components"]["schemas"]["ChatRequest"]["required"]
     metrics = client.get("/metrics").text
     assert 'kaizen_gateway_records_ingested_total{kind="runs"} 2.0' in metrics
     assert "kaizen_gateway_idempotent_replays_total 1.0" in metrics
