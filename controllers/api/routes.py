@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -232,3 +233,23 @@ class RouteConfig(BaseModel):
             for index, variant in enumerate(self.variants)
             for problem in endpoint_problems(variant.endpoint, allowed_hosts)
         ]
+
+
+def allocation_text(weights: Mapping[str, int]) -> str:
+    """The weights a request was assigned by, as its assignment row stores them: '{"a":95,"b":5}'."""
+    return json.dumps(dict(sorted(weights.items())), separators=(",", ":"))
+
+
+def parse_allocation(text: str | None) -> dict[str, int] | None:
+    """``allocation_text`` read back; None for a row without one (or one that is not weights)."""
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not all(
+        isinstance(name, str) and isinstance(weight, int) and weight >= 0 for name, weight in found.items()
+    ):
+        return None
+    return found

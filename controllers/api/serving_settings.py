@@ -38,11 +38,25 @@ class TrafficUnit(StrEnum):
     REQUEST = "Request"
 
 
+class Criterion(StrEnum):
+    SUPERIORITY = "Superiority"
+    NON_INFERIORITY = "NonInferiority"
+
+
 StepPercent = Annotated[int, Field(ge=1, le=100)]
 
 
 class RolloutSettings(KaizenModel):
     """How a challenger earns traffic and how it is judged."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.criterion != 'NonInferiority' || self.regressionTolerance > 0.0",
+                "criterion NonInferiority needs a regressionTolerance above 0: the margin a challenger may be worse by",
+            ),
+        )
+    )
 
     steps: list[StepPercent] = Field(
         default_factory=lambda: [5, 25, 50],
@@ -56,21 +70,48 @@ class RolloutSettings(KaizenModel):
     )
     min_samples_per_variant: int = Field(
         default=200,
-        ge=10,
+        ge=20,
         le=10_000_000,
-        description="No decision before each variant has this many rewards.",
+        description=(
+            "No decision before each variant has this many rewards. The sequential test is valid at any"
+            " sample size (it makes no normal approximation); at least 20 keeps its variance estimates and"
+            " the guardrails from acting on a handful of requests."
+        ),
     )
     alpha: float = Field(
-        default=0.05, gt=0.0, le=0.2, description="Error rate of the always-valid sequential test."
+        default=0.05,
+        gt=0.0,
+        le=0.2,
+        description=(
+            "Largest chance of a false rollback, and separately of a false promotion, over the whole"
+            " experiment however often it is looked at."
+        ),
     )
     min_detectable_effect: float = Field(
-        default=0.05, gt=0.0, le=1.0, description="Smallest reward difference worth detecting."
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Smallest reward difference worth detecting. The test is tuned to it, and a challenger shown"
+            " unable to be better by this much stops early as Inconclusive (criterion Superiority)."
+        ),
     )
     regression_tolerance: float = Field(
         default=0.02,
         ge=0.0,
         le=1.0,
-        description="A challenger this much worse than the champion is rolled back.",
+        description=(
+            "How much worse than the champion the evidence must rule out before the challenger gets more"
+            " traffic; with criterion NonInferiority, also the margin within which it may be promoted."
+        ),
+    )
+    criterion: Criterion = Field(
+        default=Criterion.SUPERIORITY,
+        description=(
+            "Superiority: promote only a challenger shown better, roll back one shown worse."
+            " NonInferiority: promote one shown not worse by more than regressionTolerance (a cheaper or"
+            " smaller model), roll back one shown worse by more than that."
+        ),
     )
     guardrails: list[Guardrail] = Field(
         default_factory=lambda: [

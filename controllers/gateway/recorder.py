@@ -50,6 +50,7 @@ class Served:
     latency_ms: float | None
     body: bytes  # the whole body, or for a stream its last few kilobytes (where ``usage`` is)
     streamed: bool
+    allocation: str | None = None  # the weights it was assigned by (``routes.allocation_text``)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class Served:
             "error_message": self.error_message[:512] if self.error_message else None,
             "latency_ms": self.latency_ms,
             "cost_tokens": usage_tokens(self.body, self.streamed),
+            "allocation": self.allocation,
         }
 
 

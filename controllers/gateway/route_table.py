@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from controllers.api.routes import DEFAULT_ALLOWED_HOSTS, RouteConfig, RouteVariant
+from controllers.api.routes import DEFAULT_ALLOWED_HOSTS, RouteConfig, RouteVariant, allocation_text
 
 PATHS = ("chat/completions", "completions")
 CONNECT_TIMEOUT = 3.0
@@ -37,6 +37,7 @@ class ActiveRoute:
     timeout: dict[str, float | None]  # httpcore's per-request timeout extension
     urls: dict[tuple[str, str], httpx.URL]  # (variant, path) -> upstream URL
     headers: tuple[tuple[bytes, bytes], ...]  # response headers every answer on this route carries
+    allocation: str  # the weights, as every assignment row under this version records them
 
     @classmethod
     def build(cls, config: RouteConfig, version: int) -> ActiveRoute:
@@ -58,6 +59,7 @@ class ActiveRoute:
                 for path in PATHS
             },
             headers=tuple(headers),
+            allocation=allocation_text({v.name: v.weight for v in config.variants}),
         )
 
 

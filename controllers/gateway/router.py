@@ -155,6 +155,7 @@ class Proxy:
                         latency_ms=None if latency is None else latency * 1000.0,
                         body=outcome.tail,
                         streamed=stream,
+                        allocation=active.allocation,
                     )
                 )
 

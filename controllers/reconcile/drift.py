@@ -178,7 +178,7 @@ async def _roll_back(
         return False
     owner = await asyncio.to_thread(_route_owner, deps, namespace, route_name(body, exp.spec))
     if owner in (None, experiment_key(namespace, name)):  # a later experiment's route is not ours to set
-        await deps.router.put(route_config(body, exp, found, {champion.name: 100}))
+        await deps.router.put(route_config(body, exp, found, {champion.name: 100}, attributed=False))
     for row in status.variants:  # the status shows the route's weights; later passes keep them
         row.weight = 100 if row.name == champion.name else 0
     if not challenger.shadow_model:

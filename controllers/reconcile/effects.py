@@ -39,14 +39,23 @@ async def endpoints(namespace: str, spec: ExperimentSpec, deps: Dependencies) ->
 
 
 def route_config(
-    body: dict[str, Any], exp: Experiment, found: Endpoints, weights: Mapping[str, int]
+    body: dict[str, Any],
+    exp: Experiment,
+    found: Endpoints,
+    weights: Mapping[str, int],
+    *,
+    attributed: bool = True,
 ) -> RouteConfig:
-    """The route that sends this experiment's traffic to its variants at ``weights``."""
+    """The route that sends this experiment's traffic to its variants at ``weights``.
+
+    ``attributed=False`` once the experiment is settled and nothing watches its traffic any more (a
+    rollback, an inconclusive end, a drift rollback): the router then stops recording assignments
+    for it and stops naming it in ``X-Kaizen-Experiment``, so its figures stay those it decided on."""
     meta = body["metadata"]
     return RouteConfig(
         namespace=meta["namespace"],
         name=route_name(body, exp.spec),
-        experiment=experiment_key(meta["namespace"], meta["name"]),
+        experiment=experiment_key(meta["namespace"], meta["name"]) if attributed else None,
         unit=exp.spec.rollout.unit.value,
         variants=[
             RouteVariant(

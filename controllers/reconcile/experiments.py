@@ -29,13 +29,14 @@ from controllers.api.shadowmodel import Evidence, Role
 from controllers.builders.lineage import champion_patch, crowned
 from controllers.decisions.conditions import READY, Want, is_true, merge
 from controllers.decisions.experiments.evidence import ExperimentPlan
+from controllers.decisions.experiments.observations import Traffic
 from controllers.decisions.experiments.rollout import plan
 from controllers.reconcile import drift
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.effects import endpoints, route_config, set_role
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
-from controllers.store.experiments import observations
+from controllers.store.experiments import traffic
 
 __all__ = ["DECISION_APPLIED", "experiment_key", "reconcile"]
 
@@ -59,7 +60,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
             generation=out.status.observed_generation, now=now,
         )  # fmt: skip
         return out
-    decided = plan(exp.spec, previous, await asyncio.to_thread(_observations, deps, key), now)
+    decided = plan(exp.spec, previous, await asyncio.to_thread(_traffic, deps, key), now)
     status = out.status
     newly_final = decided.final and (previous is None or previous.decision != decided.decision)
     status.decision, status.decision_reason, status.step = (
@@ -73,7 +74,9 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         await _write_ahead(namespace, name, status, now, deps)
         kind = "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"
         out.events.append((kind, decided.decision.value, decided.reason))
-    await deps.router.put(route_config(body, exp, found, decided.weights))
+    # After a promotion the drift watch reads the champion's traffic under this experiment's key.
+    attributed = not decided.final or decided.decision == Decision.PROMOTE
+    await deps.router.put(route_config(body, exp, found, decided.weights, attributed=attributed))
     if newly_final and decided.decision == Decision.ROLL_BACK:
         deps.metrics.rollback_seconds.observe((deps.clock() - now).total_seconds())
     wants = []
@@ -95,12 +98,9 @@ async def _settled(
     now: datetime,
 ) -> None:
     """The decision and its effects are recorded. The track's route and the models' roles now belong
-    to later experiments, so this one only refreshes its statistics and, after a promotion, watches
-    the new champion until the track moves on."""
-    meta = body["metadata"]
-    seen = await asyncio.to_thread(_observations, deps, experiment_key(meta["namespace"], meta["name"]))
-    decided = plan(exp.spec, previous, seen, now)
-    out.status.variants, out.status.sample_ratio = decided.variants, decided.sample_ratio
+    to later experiments, and the figures the decision was made on stay as they were (the Event, the
+    status and the report show the same numbers), so this one only watches the new champion after a
+    promotion, until the track moves on."""
     if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
         out.events += await drift.watch(body, exp, out.status, deps)
 
@@ -134,9 +134,9 @@ def _ready(decided: ExperimentPlan) -> Want:
     return Want.unknown(READY, decided.condition_reason, decided.reason)
 
 
-def _observations(deps: Dependencies, key: str) -> Any:
+def _traffic(deps: Dependencies, key: str) -> Traffic:
     with transaction(deps.factory) as session:
-        return observations(session, key)
+        return traffic(session, key)
 
 
 async def _apply_decision(

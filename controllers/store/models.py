@@ -209,6 +209,9 @@ class Assignment(Base):
     error_message: Mapped[str | None] = mapped_column(String(512), default=None)
     latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
     cost_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The weights the router assigned this request by (``allocation_text``); NULL on rows written
+    # before revision 0006, which the sequential tests leave out.
+    allocation: Mapped[str | None] = mapped_column(String(1024), default=None)
 
 
 class Route(Base):

@@ -12,19 +12,16 @@ every look would inflate errors the way peeking does, so the bandit decides once
 * otherwise Inconclusive, naming the leader: traffic back to the champion, or, for a bandit without
   one (model routing), the last weights frozen — there is no safe default to return to.
 
-A sample-ratio mismatch freezes the weights (the bounds checked are the ones Thompson sampling can
-produce: each share in [floor, 1 - (N-1)·floor]).
+A sample-ratio mismatch freezes the weights (the check is per allocation epoch, so the bandit's moving
+weights are tested exactly; see ``srm``).
 """
 
 from __future__ import annotations
-
-import math
 
 from controllers.api.experiment import Decision, SampleRatioCheck
 from controllers.decisions.experiments.bandit import BanditWeights, observation_seed, thompson_weights
 from controllers.decisions.experiments.evidence import Evidence, ExperimentPlan
 from controllers.decisions.experiments.guardrails import GuardrailState
-from controllers.decisions.experiments.srm import check_sample_ratio
 
 
 def equal_weights(names: list[str]) -> dict[str, int]:
@@ -35,10 +32,7 @@ def equal_weights(names: list[str]) -> dict[str, int]:
 def plan_bandit(evidence: Evidence) -> ExperimentPlan:
     spec = evidence.spec
     names = list(evidence.observations)
-    floor = min(math.ceil(spec.bandit.exploration_floor * 100 - 1e-9), 100 // len(names)) / 100
-    ratio = check_sample_ratio(
-        evidence.split, {name: (floor, 1 - (len(names) - 1) * floor) for name in names}
-    )
+    ratio = evidence.ratio
     srm = SampleRatioCheck(ok=ratio.ok, p_value=ratio.p_value)
     current = evidence.status_weights() or equal_weights(names)
     ordered = list(evidence.observations.values())
@@ -51,8 +45,7 @@ def plan_bandit(evidence: Evidence) -> ExperimentPlan:
     )
     short = evidence.short_of_samples()
     if not ratio.ok:
-        shares = ", ".join(f"{name} {share:.1%}" for name, share in ratio.observed.items())
-        reason = f"sample ratio mismatch (p={ratio.p_value:.2g}; shares {shares}): weights frozen until assignment is fixed"
+        reason = f"sample ratio mismatch {ratio.sentence()}: weights frozen until assignment is fixed"
         if evidence.deadline_passed:
             return _inconclusive(evidence, bandit, current, srm, reason)
         return evidence.plan(Decision.CONTINUE, reason, "SampleRatioMismatch", current, sample_ratio=srm)

@@ -52,7 +52,6 @@ def check_drift(
             settings,
             challenger_requests=recent.assigned + recent.fallbacks,
             champion_requests=baseline.assigned + baseline.fallbacks,
-            tau2=tau2,
         ),
         GuardrailState.BREACH,
     )

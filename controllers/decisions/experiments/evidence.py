@@ -1,9 +1,10 @@
 """What the planner knows on one reconcile, gathered once: observations per variant, tests, sentences.
 
 ``rollout.plan`` and ``bandit_plan.plan_bandit`` both need the same facts — the observations in spec
-order, the champion, the hashed split, each challenger's test against the champion with its running
-p-value, and the per-variant status rows — and the same way of saying them in a reason. Keeping that
-here leaves the two planners with nothing but their rules.
+order, the champion, the hashed split, each challenger's sequential test against the champion
+(narrowed by the sequence the status already holds), the sample-ratio check, and the per-variant
+status rows — and the same way of saying them in a reason. Keeping that here leaves the two planners
+with nothing but their rules, and gives the reason, the status rows and the Event one set of figures.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from controllers.api.experiment import (
     VariantStatus,
 )
 from controllers.decisions.experiments.guardrails import GuardrailVerdict, check_guardrails
-from controllers.decisions.experiments.msprt import Comparison, always_valid, compare_means, mixture_variance
-from controllers.decisions.experiments.observations import VariantObservations
-from controllers.decisions.experiments.srm import hashed_split
+from controllers.decisions.experiments.observations import Traffic, VariantObservations
+from controllers.decisions.experiments.sequential import Contrast, arm_mean, contrast
+from controllers.decisions.experiments.srm import RatioCheck, check_sample_ratio, hashed_split
 
 FINAL_DECISIONS = frozenset({Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE})
 
@@ -53,36 +54,53 @@ class Evidence:
     champion: str | None
     now: datetime
     started_at: datetime | None
-    tau2: float
     split: dict[str, int]
-    tests: dict[str, Comparison | None]  # challenger name → test against the champion
-    running_p: dict[str, float | None]
+    tests: dict[str, Contrast]  # challenger name → sequential test against the champion
+    rewards: dict[str, tuple[int, float | None]]  # variant → (rewards assigned to it, weighted mean)
+    ratio: RatioCheck
 
     @classmethod
     def gather(
         cls,
         spec: ExperimentSpec,
         status: ExperimentStatus | None,
-        observations: Mapping[str, VariantObservations],
+        traffic: Traffic,
         now: datetime,
     ) -> Evidence:
-        seen = {v.name: observations.get(v.name) or VariantObservations(name=v.name) for v in spec.variants}
+        seen = {
+            v.name: traffic.variants.get(v.name) or VariantObservations(name=v.name) for v in spec.variants
+        }
         champion = next((v.name for v in spec.variants if v.role == VariantRole.CHAMPION), None)
-        tau2 = mixture_variance(spec.rollout.min_detectable_effect)
-        previous = {row.name: row.p_value for row in (status.variants if status else [])}
-        tests: dict[str, Comparison | None] = {}
-        running: dict[str, float | None] = {}
-        for name, obs in seen.items():
+        previous = {row.name: row for row in (status.variants if status else [])}
+        tests: dict[str, Contrast] = {}
+        for name in seen:
             if champion is None or name == champion:
                 continue
-            test = compare_means(obs, seen[champion], alpha=spec.rollout.alpha, tau2=tau2)
+            test = contrast(
+                traffic.rewards,
+                name,
+                champion,
+                alpha=spec.rollout.alpha,
+                min_detectable_effect=spec.rollout.min_detectable_effect,
+            )
+            row = previous.get(name)
+            if row is not None:
+                test = test.narrowed(row.confidence_lower, row.confidence_upper, row.p_value)
             tests[name] = test
-            running[name] = always_valid(previous.get(name), test.p_value) if test else previous.get(name)
         started = status.started_at if status and status.started_at else None
         if started is None and any(obs.assigned for obs in seen.values()):
             started = now
         return cls(
-            spec, status, seen, champion, now, started, tau2, hashed_split(seen, champion), tests, running
+            spec,
+            status,
+            seen,
+            champion,
+            now,
+            started,
+            hashed_split(seen, champion),
+            tests,
+            {name: arm_mean(traffic.rewards, name) for name in seen},
+            check_sample_ratio(traffic.epochs),
         )
 
     @property
@@ -93,9 +111,9 @@ class Evidence:
     def short_of_samples(self) -> list[str]:
         """'name n/m' for every variant while any is below the minimum number of rewards, else []."""
         need = self.spec.rollout.min_samples_per_variant
-        if all(obs.rewards >= need for obs in self.observations.values()):
+        if all(count >= need for count, _ in self.rewards.values()):
             return []
-        return [f"{name} {obs.rewards}/{need}" for name, obs in self.observations.items()]
+        return [f"{name} {count}/{need}" for name, (count, _) in self.rewards.items()]
 
     def guardrails(self, challenger: str) -> list[GuardrailVerdict]:
         assert self.champion is not None
@@ -105,40 +123,42 @@ class Evidence:
             self.spec.rollout,
             challenger_requests=self.split[challenger],
             champion_requests=self.split[self.champion],
-            tau2=self.tau2,
         )
 
     def describe(self, challenger: str) -> str:
-        """'b reward 0.412 vs a 0.521 (difference -0.109, 95% CS [-0.160, -0.058], p=0.0004) after 412/405 samples'."""
+        """'b reward 0.412 vs a 0.521 (difference -0.109, CS [-0.160, -0.058], p=0.0004) after 412/405 rewards'."""
         assert self.champion is not None
-        obs, base, test = (
-            self.observations[challenger],
-            self.observations[self.champion],
-            self.tests[challenger],
-        )
-        if test is None:
-            return f"{challenger} has {obs.rewards} rewards, {self.champion} {base.rewards}"
-        level = f"{100 * (1 - self.spec.rollout.alpha):g}%"
+        test = self.tests[challenger]
+        if test.estimate is None:
+            return (
+                f"{challenger} has {test.challenger_rewards} rewards, {self.champion} {test.champion_rewards}"
+            )
         return (
-            f"{challenger} reward {obs.mean_reward:.3f} vs {self.champion} {base.mean_reward:.3f}"
-            f" (difference {test.estimate:+.3f}, {level} CS [{test.lower:+.3f}, {test.upper:+.3f}],"
-            f" p={_p(self.running_p[challenger])}) after {obs.rewards}/{base.rewards} samples"
+            f"{challenger} reward {test.challenger_mean:.3f} vs {self.champion} {test.champion_mean:.3f}"
+            f" (difference {test.estimate:+.3f}, {self.level} CS [{test.lower:+.3f}, {test.upper:+.3f}],"
+            f" p={_p(test.p_value)}) after {test.challenger_rewards}/{test.champion_rewards} rewards"
         )
+
+    @property
+    def level(self) -> str:
+        """How sure each bound is: '95%' (one-sided, so a false rollback and a false promotion each)."""
+        return f"{100 * (1 - self.spec.rollout.alpha):g}%"
 
     def variant_rows(self, weights: Mapping[str, int]) -> list[VariantStatus]:
         rows = []
         for name, obs in self.observations.items():
             test = self.tests.get(name)
             requests = self.split[name]
+            count, mean = self.rewards[name]
             rows.append(
                 VariantStatus(
                     name=name,
                     weight=weights.get(name, 0),
-                    samples=obs.rewards,
-                    mean_reward=obs.mean_reward,
+                    samples=count,
+                    mean_reward=mean,
                     confidence_lower=test.lower if test else None,
                     confidence_upper=test.upper if test else None,
-                    p_value=self.running_p.get(name),
+                    p_value=test.p_value if test else None,
                     error_rate=min(1.0, obs.errors / requests) if requests else None,
                     latency_p95_ms=obs.latency_p95_ms,
                     cost_per_request=obs.cost_per_request,
@@ -156,14 +176,16 @@ class Evidence:
         step: int = 0,
         sample_ratio: SampleRatioCheck | None = None,
         waiting: bool = False,
+        frozen: list[VariantStatus] | None = None,
     ) -> ExperimentPlan:
+        """The plan; ``frozen`` keeps the status rows of a settled decision as they were decided."""
         return ExperimentPlan(
             decision=decision,
             reason=reason[:1024],
             final=decision in FINAL_DECISIONS,
             step=step,
             weights=weights,
-            variants=self.variant_rows(weights),
+            variants=list(frozen) if frozen else self.variant_rows(weights),
             sample_ratio=sample_ratio or SampleRatioCheck(),
             waiting_for_traffic=waiting,
             started_at=self.started_at,

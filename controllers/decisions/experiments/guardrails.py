@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
-from controllers.decisions.experiments.msprt import compare_proportions
+from controllers.decisions.experiments.msprt import compare_proportions, mixture_variance
 from controllers.decisions.experiments.observations import VariantObservations
 
 SEVERE_FACTOR = 2.0
@@ -69,9 +69,9 @@ def check_guardrails(
     *,
     challenger_requests: int,
     champion_requests: int,
-    tau2: float,
 ) -> list[GuardrailVerdict]:
     """One verdict per configured guardrail. ``*_requests`` are the hashed split (see srm.hashed_split)."""
+    tau2 = mixture_variance(settings.min_detectable_effect)
     enough = min(challenger_requests, champion_requests) >= settings.min_samples_per_variant
     verdicts = []
     for guardrail in settings.guardrails:

@@ -5,14 +5,15 @@ reads the clock, so the same inputs always give the same plan (the bandit's Mont
 from the observations). Precedence, each able to end the plan:
 
 1. a final decision (Promote, RollBack, Inconclusive) already in the status is sticky: same
-   decision, reason, step and weights; only the statistics are refreshed;
+   decision, reason, step, weights and figures, exactly as decided (the Event, the status and the
+   report then show one set of numbers);
 2. ``paused``: weights held, no decision (Continue, condition Paused);
 3. the strategy's own plan — A/B below, bandit in ``bandit_plan``.
 
 A/B, in order: a sample-ratio mismatch holds everything (only the deadline still ends the
 experiment, so broken assignment cannot keep one running forever); a guardrail breach rolls back;
 then the reward rule of ``decision_rule`` (wait for traffic, roll back, promote at the last step,
-advance a step) with guardrail vetoes holding back promotion and advancement. Without
+stop as futile, advance a step) with guardrail vetoes holding back promotion and advancement. Without
 ``autoPromote`` a proven winner waits at the last step as Continue with condition AwaitingApproval —
 never a non-final Promote the operator might act on; a person approves by setting
 ``spec.rollout.autoPromote: true``, and the next reconcile promotes. Past ``maxDuration`` anything
@@ -24,7 +25,6 @@ After a promotion the operator keeps watching the new champion against its own e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,8 +40,7 @@ from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdi
 from controllers.decisions.experiments.drift import DriftVerdict, check_drift
 from controllers.decisions.experiments.evidence import FINAL_DECISIONS, Evidence, ExperimentPlan
 from controllers.decisions.experiments.guardrails import GuardrailState, in_state
-from controllers.decisions.experiments.observations import VariantObservations
-from controllers.decisions.experiments.srm import RatioCheck, check_sample_ratio
+from controllers.decisions.experiments.observations import Traffic
 
 __all__ = ["DriftVerdict", "ExperimentPlan", "check_drift", "plan"]
 
@@ -55,11 +54,11 @@ CONDITION = {
 def plan(
     spec: ExperimentSpec,
     status: ExperimentStatus | None,
-    observations: Mapping[str, VariantObservations],
+    traffic: Traffic,
     now: datetime,
 ) -> ExperimentPlan:
     """The next weights and decision for an experiment (see the module docstring for the rules)."""
-    evidence = Evidence.gather(spec, status, observations, now)
+    evidence = Evidence.gather(spec, status, traffic, now)
     if status is not None and status.decision in FINAL_DECISIONS:
         weights = evidence.status_weights() or _final_weights(evidence, status.decision)
         return evidence.plan(
@@ -69,6 +68,7 @@ def plan(
             weights,
             step=status.step,
             sample_ratio=status.sample_ratio,
+            frozen=status.variants,
         )
     step = status.step if status else 0
     if spec.paused:
@@ -167,17 +167,12 @@ class _Stage:
 
 def _plan_ab(evidence: Evidence, step: int) -> ExperimentPlan:
     """Sample ratio first, then guardrail breaches, then the reward rule (module docstring)."""
-    steps = evidence.spec.rollout.steps
     challenger, champion = _arms(evidence)
-    step = min(step, len(steps) - 1)
-    low, high = min(steps[: step + 1]) / 100, max(steps[: step + 1]) / 100
-    ratio = check_sample_ratio(
-        {name: evidence.split[name] for name in (challenger, champion)},
-        {challenger: (low, high), champion: (1 - high, 1 - low)},
-    )
+    step = min(step, len(evidence.spec.rollout.steps) - 1)
+    ratio = evidence.ratio
     stage = _Stage(evidence, challenger, champion, step, SampleRatioCheck(ok=ratio.ok, p_value=ratio.p_value))
     if not ratio.ok:
-        return _plan_mismatch(stage, ratio, f"{low:.0%}" if low == high else f"{low:.0%} to {high:.0%}")
+        return _plan_mismatch(stage)
     guardrails = evidence.guardrails(challenger)
     breaches = in_state(guardrails, GuardrailState.BREACH)
     if breaches:
@@ -187,11 +182,10 @@ def _plan_ab(evidence: Evidence, step: int) -> ExperimentPlan:
     return _plan_by_reward(stage, _reward_verdict(stage), vetoes)
 
 
-def _plan_mismatch(stage: _Stage, ratio: RatioCheck, expected: str) -> ExperimentPlan:
+def _plan_mismatch(stage: _Stage) -> ExperimentPlan:
     """Broken assignment: hold everything, or give up once the deadline has passed."""
     mismatch = (
-        f"sample ratio mismatch: {stage.challenger} got {ratio.observed[stage.challenger]:.1%} of requests,"
-        f" expected {expected} (p={ratio.p_value:.2g}); no decision until assignment is fixed"
+        f"sample ratio mismatch {stage.evidence.ratio.sentence()}; no decision until assignment is fixed"
     )
     if stage.evidence.deadline_passed:
         return stage.done(Decision.INCONCLUSIVE, f"{mismatch}; {stage.deadline}")
@@ -199,14 +193,13 @@ def _plan_mismatch(stage: _Stage, ratio: RatioCheck, expected: str) -> Experimen
 
 
 def _reward_verdict(stage: _Stage) -> Verdict:
-    """``decision_rule``'s verdict on the challenger's rewards against the champion's, at this step."""
+    """``decision_rule``'s verdict on the challenger's sequential test against the champion, at this step."""
     test = stage.evidence.tests[stage.challenger]
-    observations = stage.evidence.observations
     found = verdict(
-        observations[stage.challenger].rewards,
-        observations[stage.champion].rewards,
-        test.lower if test else 0.0,
-        test.upper if test else 0.0,
+        test.challenger_rewards,
+        test.champion_rewards,
+        test.lower,
+        test.upper,
         stage.step,
         Rule.from_settings(stage.evidence.spec.rollout),
     )
@@ -222,13 +215,30 @@ def _plan_by_reward(stage: _Stage, found: Verdict, vetoes: str) -> ExperimentPla
         if evidence.deadline_passed:
             return stage.done(Decision.INCONCLUSIVE, f"not enough traffic: {short} rewards; {stage.deadline}")
         return stage.hold(f"waiting for traffic: {short} rewards so far", "WaitingForTraffic", waiting=True)
+    rule = Rule.from_settings(rollout)
+    worse = (
+        "worse than"
+        if not rule.non_inferiority
+        else f"worse by more than {rollout.regression_tolerance:g} than"
+    )
+    better = (
+        "better than"
+        if not rule.non_inferiority
+        else f"not worse by more than {rollout.regression_tolerance:g} than"
+    )
     if found == Verdict.ROLL_BACK:
-        return stage.done(Decision.ROLL_BACK, f"{described}: worse than {champion}, rolled back")
+        return stage.done(Decision.ROLL_BACK, f"{described}: {worse} {champion}, rolled back")
+    if found == Verdict.FUTILE:
+        return stage.done(
+            Decision.INCONCLUSIVE,
+            f"{described}: cannot be better than {champion} by the minimum detectable effect"
+            f" {rollout.min_detectable_effect:g}; stopped early, traffic back to {champion}",
+        )
     if found == Verdict.PROMOTE and not vetoes:
         if rollout.auto_promote:
-            return stage.done(Decision.PROMOTE, f"{described}: better than {champion}, promoted", 100)
+            return stage.done(Decision.PROMOTE, f"{described}: {better} {champion}, promoted", 100)
         return stage.hold(
-            f"{described}: better than {champion}, awaiting approval (set spec.rollout.autoPromote to true)",
+            f"{described}: {better} {champion}, awaiting approval (set spec.rollout.autoPromote to true)",
             "AwaitingApproval",
         )
     if evidence.deadline_passed:
@@ -240,7 +250,9 @@ def _plan_by_reward(stage: _Stage, found: Verdict, vetoes: str) -> ExperimentPla
     if vetoes and found in (Verdict.PROMOTE, Verdict.ADVANCE):
         return stage.hold(f"{described}: held at {stage.share}% by guardrail: {vetoes}")
     if stage.step == len(rollout.steps) - 1:
-        return stage.hold(f"{described}: evaluating at {stage.share}% (promotes once the CS lies above 0)")
+        return stage.hold(
+            f"{described}: evaluating at {stage.share}% (promotes once the CS lies above {rule.better_than:g})"
+        )
     needed = (stage.step + 1) * rollout.min_samples_per_variant
     return stage.hold(
         f"{described}: evaluating at {stage.share}% (steps up at {needed} {stage.challenger} rewards"

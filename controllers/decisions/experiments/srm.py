@@ -2,41 +2,92 @@
 
 A split that does not match its weights means assignment is broken (a router replica on stale
 weights, a variant that drops requests before they are logged, bots concentrated on one arm), and
-then every comparison between the arms is biased. The industry norm is a chi-square goodness-of-fit
-test of the assigned counts, with a mismatch declared at p < 0.001, and no decision while it lasts.
+then every comparison between the arms is biased, so no decision is taken while it lasts.
 
-Two complications, both handled by testing against a *range* of shares rather than one:
+The check is itself sequential, because the operator looks on every reconcile: a chi-square test at
+p < 0.001 on every look blocks a few percent of correct experiments at some point, and one against a
+range of shares after a step-up lets a challenger at 10 % instead of 50 % through. Instead, for each
+allocation epoch (one set of weights the router assigned by), the units first seen in that epoch are
+a multinomial sample from the epoch's exact shares, and
 
-* counts are cumulative while weights move (5 % → 25 % → 50 %), so the expected share of a variant
-  is some mix of the weights it has had: anywhere between the smallest and the largest of them;
-* a bandit's weights change on every reconcile, but never leave [floor, 1 - (N-1)·floor].
+    BF_e = [Γ(A) / Γ(A + n)] · Π_j Γ(a_j + x_j) / Γ(a_j)  /  Π_j π_j^x_j,   a_j = CONCENTRATION · π_j
 
-Against a range, the test uses the point of the range nearest the observed share, which can only
-raise the p-value: the check stays valid (a correct split is flagged at most at the threshold rate
-per look) and still catches the failures that matter, such as a variant getting no traffic. The
-chi-square survival function is written out for integer degrees of freedom (no SciPy needed).
+(a Dirichlet-multinomial mixture over the alternatives against the expected shares π; Lindon & Malek,
+"Anytime-valid inference for multinomial count data", 2022) is a nonnegative martingale with mean 1
+when assignment works. The product over epochs is one too, so P(ever Π BF_e ≥ 1/MISMATCH_P_VALUE)
+≤ MISMATCH_P_VALUE over the whole experiment, however often it is looked at and however the weights
+move. The p-value is 1/Π BF_e; a mismatch names the epoch with the strongest evidence and its shares.
 
-The split compared is the hash's own: a fallback request was assigned to its challenger, even
-though the champion served it (see ``controllers.store.experiments`` for the attribution).
+A unit counts in the epoch of its first request only (``AllocationEpoch``): a returning user's variant
+was decided earlier. Traffic to a variant the epoch gave weight 0 is a mismatch outright.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.observations import AllocationEpoch, VariantObservations
 
 MISMATCH_P_VALUE = 0.001
-MIN_EXPECTED_COUNT = 5.0  # below this per cell the chi-square approximation is not trusted
+CONCENTRATION = 100.0  # prior strength: detects a 50 % share served at 40 % within a few hundred units
 
 
 @dataclass(frozen=True)
 class RatioCheck:
     ok: bool
-    p_value: float | None  # None: too little traffic to test yet
-    observed: dict[str, float]  # share per variant, 0..1
+    p_value: float | None  # None: no units yet
+    epoch: AllocationEpoch | None = None  # the epoch with the strongest evidence of a mismatch
+
+    def observed(self) -> dict[str, float]:
+        """Share of the strongest epoch's new units per variant, 0..1."""
+        if self.epoch is None:
+            return {}
+        total = sum(self.epoch.units.values())
+        return {name: (count / total if total else 0.0) for name, count in self.epoch.units.items()}
+
+    def sentence(self) -> str:
+        """'at weights b 50% / a 50%: b got 10.0% of 412 new units (p=3e-12)'."""
+        if self.epoch is None:
+            return "no traffic yet"
+        observed, total = self.observed(), sum(self.epoch.units.values())
+        shares = " / ".join(f"{name} {weight}%" for name, weight in self.epoch.weights.items())
+        got = ", ".join(f"{name} got {observed.get(name, 0.0):.1%}" for name in self.epoch.weights)
+        return f"at weights {shares}: {got} of {total} new units (p={self.p_value:.2g})"
+
+
+def log_bayes_factor(epoch: AllocationEpoch) -> float:
+    """log BF of one epoch's unit counts against its weights (+inf: traffic where the weight is 0)."""
+    total_weight = sum(epoch.weights.values())
+    if total_weight <= 0:
+        return 0.0
+    result, prior, count = 0.0, 0.0, 0
+    for name, units in epoch.units.items():
+        share = epoch.weights.get(name, 0) / total_weight
+        if share <= 0.0:
+            if units > 0:
+                return math.inf
+            continue
+        a = CONCENTRATION * share
+        result += math.lgamma(a + units) - math.lgamma(a) - units * math.log(share)
+        prior, count = prior + a, count + units
+    for name, weight in epoch.weights.items():  # variants with weight but no units yet
+        if name not in epoch.units and weight > 0:
+            prior += CONCENTRATION * weight / total_weight
+    return result + math.lgamma(prior) - math.lgamma(prior + count)
+
+
+def check_sample_ratio(epochs: Sequence[AllocationEpoch], threshold: float = MISMATCH_P_VALUE) -> RatioCheck:
+    """The sequential test over every epoch (module docstring)."""
+    counted = [epoch for epoch in epochs if sum(epoch.units.values()) > 0]
+    if not counted:
+        return RatioCheck(ok=True, p_value=None)
+    evidence = [log_bayes_factor(epoch) for epoch in counted]
+    total = sum(evidence)
+    p_value = 0.0 if math.isinf(total) else min(1.0, math.exp(-total))
+    strongest = counted[max(range(len(counted)), key=lambda index: evidence[index])]
+    return RatioCheck(ok=p_value >= threshold, p_value=p_value, epoch=strongest)
 
 
 def hashed_split(observations: Mapping[str, VariantObservations], champion: str | None) -> dict[str, int]:
@@ -48,68 +99,3 @@ def hashed_split(observations: Mapping[str, VariantObservations], champion: str 
         others = sum(obs.fallbacks for name, obs in observations.items() if name != champion)
         split[champion] = max(0, split[champion] - others)
     return split
-
-
-def chi_square_sf(statistic: float, degrees_of_freedom: int) -> float:
-    """P(X >= statistic) for X ~ chi-square with integer degrees of freedom (closed forms)."""
-    if degrees_of_freedom < 1:
-        raise ValueError("degrees_of_freedom must be at least 1")
-    if statistic <= 0:
-        return 1.0
-    half = statistic / 2.0
-    if degrees_of_freedom % 2 == 0:
-        term, total = 1.0, 1.0
-        for k in range(1, degrees_of_freedom // 2):
-            term *= half / k
-            total += term
-        return min(1.0, math.exp(-half) * total)
-    total = math.erfc(math.sqrt(half))
-    term = math.sqrt(half) / math.gamma(1.5)  # half^(k - 1/2) / Gamma(k + 1/2) for k = 1, 2, ...
-    for k in range(1, (degrees_of_freedom + 1) // 2):
-        total += math.exp(-half) * term
-        term *= half / (k + 0.5)
-    return min(1.0, total)
-
-
-def goodness_of_fit(counts: Mapping[str, int], shares: Mapping[str, float]) -> float | None:
-    """Pearson chi-square p-value of ``counts`` against exact expected ``shares`` (N - 1 degrees of freedom)."""
-    total = sum(counts.values())
-    expected = {name: total * shares[name] for name in counts}
-    if total == 0 or min(expected.values()) < MIN_EXPECTED_COUNT:
-        return None
-    statistic = sum((counts[name] - expected[name]) ** 2 / expected[name] for name in counts)
-    return chi_square_sf(statistic, len(counts) - 1)
-
-
-def check_sample_ratio(
-    counts: Mapping[str, int],
-    share_ranges: Mapping[str, tuple[float, float]],
-    threshold: float = MISMATCH_P_VALUE,
-) -> RatioCheck:
-    """Test observed counts against a (lowest, highest) expected share per variant.
-
-    Exact shares (lowest == highest everywhere) give the usual N - 1 degree-of-freedom test. Otherwise
-    each variant is tested alone against the nearest share in its range (one degree of freedom), and
-    the smallest p-value is Bonferroni-corrected over the variants (two variants are one test).
-    """
-    if set(counts) != set(share_ranges):
-        raise ValueError(f"counts name {sorted(counts)} but share ranges name {sorted(share_ranges)}")
-    total = sum(counts.values())
-    observed = {name: (count / total if total else 0.0) for name, count in counts.items()}
-    if all(low == high for low, high in share_ranges.values()):
-        p = goodness_of_fit(counts, {name: low for name, (low, _) in share_ranges.items()})
-        return RatioCheck(ok=p is None or p >= threshold, p_value=p, observed=observed)
-    p_values = []
-    for name, count in counts.items():
-        low, high = share_ranges[name]
-        nearest = min(max(observed[name], low), high)
-        p_values.append(
-            goodness_of_fit({"in": count, "out": total - count}, {"in": nearest, "out": 1.0 - nearest})
-            if 0.0 < nearest < 1.0
-            else None
-        )
-    tested = [p for p in p_values if p is not None]
-    if not tested:
-        return RatioCheck(ok=True, p_value=None, observed=observed)
-    corrected = min(1.0, min(tested) * (1 if len(counts) == 2 else len(counts)))
-    return RatioCheck(ok=corrected >= threshold, p_value=corrected, observed=observed)
