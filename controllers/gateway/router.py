@@ -5,16 +5,15 @@ bearer token. Each request's unit (``controllers.decisions.assign``) is hashed t
 route's current weights; the body goes to that variant's endpoint unchanged (re-serialised only when
 the variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
 chunk when the client asked for ``stream``. Responses carry ``X-Kaizen-Request-Id`` (the client's own,
-if it sent one), ``X-Kaizen-Variant`` (who served) and ``X-Kaizen-Experiment``.
+if it sent one), ``X-Kaizen-Variant`` (who served) and ``X-Kaizen-Experiment`` (while one counts it).
 
 ``X-Kaizen-Variant: <name>`` on the request pins that variant (for debugging): honoured, recorded as
 pinned, left out of the statistics, and never falls back. A challenger that refuses the connection,
 times out or answers 5xx before a byte reached the client is replaced by the champion; the client
 sees the champion's answer and the assignment row says ``fallback`` with the challenger's error.
 
-This is a plain ASGI handler, dispatched before FastAPI's machinery, because it is on every model
-call's path: no dependency injection, no middleware, no JSON re-encoding unless the model changes, no
-database work (routes are in memory, assignments are buffered by ``AssignmentRecorder``).
+A plain ASGI handler, dispatched before FastAPI, because it is on every model call's path: no
+dependency injection, no middleware, no JSON re-encoding unless the model changes, no database work.
 """
 
 from __future__ import annotations

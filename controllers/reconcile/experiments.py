@@ -36,7 +36,7 @@ from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.effects import endpoints, route_config, set_role
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
-from controllers.store.experiments import traffic
+from controllers.store.experiment_traffic import traffic
 
 __all__ = ["DECISION_APPLIED", "experiment_key", "reconcile"]
 

@@ -22,6 +22,11 @@ def patched(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+NON_INFERIORITY = (
+    "criterion NonInferiority needs a regressionTolerance above 0: the margin a challenger may be worse by"
+)
+
+
 @dataclass
 class RuleCase:
     kind: str
@@ -119,6 +124,29 @@ CASES = [
         "minReplicas must not exceed maxReplicas",
         accepted=patched("LearningPolicy", {"spec.serving.minReplicas": 2, "spec.serving.maxReplicas": 2}),
         rejected=patched("LearningPolicy", {"spec.serving.minReplicas": 3, "spec.serving.maxReplicas": 2}),
+    ),
+    RuleCase(
+        "LearningPolicy",
+        NON_INFERIORITY,
+        accepted=patched(
+            "LearningPolicy",
+            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0.02},
+        ),
+        rejected=patched(
+            "LearningPolicy",
+            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0},
+        ),
+    ),
+    RuleCase(
+        "Experiment",
+        NON_INFERIORITY,
+        accepted=patched(
+            "Experiment",
+            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0.02},
+        ),
+        rejected=patched(
+            "Experiment", {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0}
+        ),
     ),
     RuleCase(
         "TrainingRun",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
 from controllers.decisions.experiments.guardrails import GuardrailState, check_guardrails
-from controllers.decisions.experiments.msprt import mixture_variance
 from controllers.decisions.experiments.observations import VariantObservations
 
 ALL = RolloutSettings(
@@ -25,7 +24,6 @@ def states(
         settings,
         challenger_requests=challenger.assigned,
         champion_requests=champion.assigned,
-        tau2=mixture_variance(settings.min_detectable_effect),
     )
     return {verdict.metric: verdict.state for verdict in verdicts}
 

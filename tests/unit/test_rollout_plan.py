@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from controllers.api.experiment import (
@@ -18,8 +19,9 @@ from controllers.api.experiment import (
     VariantStatus,
 )
 from controllers.api.serving_settings import Guardrail, GuardrailMetric, RolloutSettings
-from controllers.decisions.experiments.observations import VariantObservations
+from controllers.decisions.experiments.observations import RewardStream, Traffic, VariantObservations
 from controllers.decisions.experiments.rollout import check_drift, plan
+from tests.unit.experiment_traffic import traffic_of
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STARTED = NOW - timedelta(hours=5)
@@ -51,7 +53,7 @@ def observed(
     )
 
 
-def traffic(
+def split(
     share: int, challenger_rewards: int, challenger_mean: float, champion_mean: float, **challenger: object
 ) -> dict[str, VariantObservations]:
     """Requests split exactly as ``share`` percent says, every request rewarded."""
@@ -63,6 +65,16 @@ def traffic(
         ),  # type: ignore[arg-type]
         "champion": observed("champion", champion_rewards, champion_rewards, champion_mean),
     }
+
+
+def traffic(
+    share: int, challenger_rewards: int, challenger_mean: float, champion_mean: float, **challenger: object
+) -> Traffic:
+    """``split`` as the planner reads it: observations, the reward stream and one allocation epoch."""
+    return traffic_of(
+        split(share, challenger_rewards, challenger_mean, champion_mean, **challenger),
+        {"challenger": share, "champion": 100 - share},
+    )
 
 
 def at_step(step: int, challenger_weight: int, **fields: object) -> ExperimentStatus:
@@ -118,7 +130,7 @@ def test_given_a_regressing_challenger_then_it_is_rolled_back_to_weight_zero() -
     assert result.condition_reason == "RolledBack"
     assert re.search(
         r"challenger reward 0\.380 vs champion 0\.550 \(difference -0\.170, 95% CS \[-0\.\d+, -0\.\d+\],"
-        r" p=[0-9.e-]+\) after 400/7600 samples: worse than champion, rolled back",
+        r" p=[0-9.e-]+\) after 400/7600 rewards: worse than champion, rolled back",
         result.reason,
     ), result.reason
 
@@ -147,16 +159,17 @@ def test_given_no_auto_promote_then_a_winner_awaits_approval_without_a_decision(
 
 
 def test_given_a_sample_ratio_mismatch_then_no_decision_is_taken() -> None:
-    observations = traffic(5, 400, 0.30, 0.55)
+    observations = split(5, 400, 0.30, 0.55)
     observations["champion"] = observed("champion", 2_000, 2_000, 0.55)  # 16.7 % challenger at 5 %
-    result = plan(ab_spec(), at_step(0, 5), observations, NOW)
+    weights = {"challenger": 5, "champion": 95}
+    result = plan(ab_spec(), at_step(0, 5), traffic_of(observations, weights), NOW)
     assert result.decision == Decision.CONTINUE
     assert result.condition_reason == "SampleRatioMismatch"
     assert not result.sample_ratio.ok
     assert result.sample_ratio.p_value is not None
     assert result.sample_ratio.p_value < 0.001
     assert result.weights == {"champion": 95, "challenger": 5}
-    assert "expected 5%" in result.reason
+    assert "at weights challenger 5% / champion 95%: challenger got 16.7%" in result.reason
 
 
 def test_given_a_latency_guardrail_over_its_allowance_then_promotion_is_vetoed() -> None:
@@ -248,7 +261,7 @@ def test_variant_rows_carry_weights_statistics_and_the_challengers_interval() ->
 
 
 def test_traffic_starts_the_clock() -> None:
-    assert plan(ab_spec(), None, {}, NOW).started_at is None
+    assert plan(ab_spec(), None, Traffic(), NOW).started_at is None
     assert plan(ab_spec(), None, traffic(5, 10, 0.5, 0.5), NOW).started_at == NOW
     assert plan(ab_spec(), at_step(0, 5), traffic(5, 10, 0.5, 0.5), NOW).started_at == STARTED
 
@@ -271,11 +284,10 @@ def bandit_spec(champion: bool = True, **rollout: object) -> ExperimentSpec:
     )
 
 
-def bandit_traffic(means: tuple[float, float, float], n: int = 900) -> dict[str, VariantObservations]:
-    return {
-        name: observed(name, n, n, mean)
-        for name, mean in zip(("prompt-a", "prompt-b", "prompt-c"), means, strict=True)
-    }
+def bandit_traffic(means: tuple[float, float, float], n: int = 900) -> Traffic:
+    names = ("prompt-a", "prompt-b", "prompt-c")
+    variants = {name: observed(name, n, n, mean) for name, mean in zip(names, means, strict=True)}
+    return traffic_of(variants, {"prompt-a": 34, "prompt-b": 33, "prompt-c": 33})
 
 
 def test_given_a_bandit_then_traffic_follows_the_chance_of_being_best() -> None:
@@ -339,4 +351,80 @@ def test_an_ab_test_without_a_champion_is_refused_naming_the_field() -> None:
     spec = ab_spec()
     spec.variants[0].role = VariantRole.CHALLENGER
     with pytest.raises(ValueError, match=r"spec\.variants"):
-        plan(spec, None, {}, NOW)
+        plan(spec, None, Traffic(), NOW)
+
+
+def test_given_a_challenger_that_cannot_be_better_by_the_mde_then_it_stops_early_as_inconclusive() -> None:
+    result = plan(ab_spec(), at_step(0, 5), traffic(5, 3_000, 0.50, 0.50), NOW)
+    assert result.decision == Decision.INCONCLUSIVE
+    assert result.final
+    assert result.weights == {"champion": 100, "challenger": 0}
+    assert "cannot be better than champion by the minimum detectable effect 0.05" in result.reason
+    row = next(row for row in result.variants if row.name == "challenger")
+    assert row.confidence_upper is not None
+    assert row.confidence_upper < 0.05
+
+
+def test_given_non_inferiority_then_a_challenger_not_worse_beyond_the_tolerance_is_promoted() -> None:
+    spec = ab_spec(criterion="NonInferiority", regressionTolerance=0.05)
+    result = plan(spec, at_step(2, 50), traffic(50, 3_000, 0.49, 0.50), NOW)
+    assert result.decision == Decision.PROMOTE
+    assert "not worse by more than 0.05 than champion, promoted" in result.reason
+    superiority = plan(ab_spec(regressionTolerance=0.05), at_step(2, 50), traffic(50, 3_000, 0.49, 0.50), NOW)
+    assert superiority.decision != Decision.PROMOTE
+
+
+def test_given_non_inferiority_then_only_a_regression_beyond_the_tolerance_rolls_back() -> None:
+    spec = ab_spec(criterion="NonInferiority", regressionTolerance=0.05)
+    worse = plan(spec, at_step(2, 50), traffic(50, 3_000, 0.40, 0.50), NOW)
+    assert worse.decision == Decision.ROLL_BACK
+    assert "worse by more than 0.05 than champion, rolled back" in worse.reason
+    slightly = plan(spec, at_step(2, 50), traffic(50, 3_000, 0.47, 0.50), NOW)
+    assert slightly.decision != Decision.ROLL_BACK
+
+
+def test_non_inferiority_without_a_tolerance_is_refused_by_the_schema() -> None:
+    schema = RolloutSettings.model_json_schema()
+    rules = [rule["rule"] for rule in schema.get("x-kubernetes-validations", [])]
+    assert any("NonInferiority" in rule and "regressionTolerance" in rule for rule in rules)
+
+
+def test_given_a_settled_decision_then_its_figures_stay_as_decided() -> None:
+    status = at_step(0, 5, decision=Decision.ROLL_BACK, decision_reason="rolled back earlier")
+    status.variants[0].weight, status.variants[1].weight = 100, 0
+    status.variants[1].samples, status.variants[1].mean_reward = 41, 0.331
+    status.variants[1].confidence_upper, status.variants[1].p_value = -0.02, 0.004
+    result = plan(ab_spec(), status, traffic(50, 1_000, 0.90, 0.50), NOW)
+    assert result.variants == status.variants
+
+
+def test_the_sequence_held_in_the_status_narrows_the_next_look() -> None:
+    status = at_step(0, 5)
+    status.variants[1].confidence_lower, status.variants[1].confidence_upper = -0.30, -0.001
+    result = plan(ab_spec(), status, traffic(5, 400, 0.50, 0.50), NOW)
+    assert result.decision == Decision.ROLL_BACK
+    row = next(row for row in result.variants if row.name == "challenger")
+    assert row.confidence_upper == -0.001
+
+
+def test_given_a_drift_shared_by_both_arms_while_the_weights_step_up_then_nothing_is_promoted() -> None:
+    """Simpson's paradox: the challenger got most of its traffic late, when every reward was higher.
+    Pooled means say +0.057; weighted by each request's assignment probability they are equal."""
+    early, late = {"challenger": 5, "champion": 95}, {"challenger": 50, "champion": 50}
+    rows = []
+    rng = np.random.default_rng(3)
+    for weights, mean, count in ((early, 0.45, 8_000), (late, 0.55, 8_000)):
+        for _ in range(count):
+            arm = "challenger" if rng.random() < weights["challenger"] / 100 else "champion"
+            rows.append((arm, weights, float(rng.random() < mean)))
+    stream = RewardStream.from_rows(rows)
+    pooled = {name: stream.reward[stream.arm == stream.names.index(name)].mean() for name in stream.names}
+    assert pooled["challenger"] - pooled["champion"] > 0.04  # what pooled sums would promote on
+    variants = {name: observed(name, 8_000, 8_000, 0.5) for name in ("challenger", "champion")}
+    traffic_ = Traffic(variants=variants, rewards=stream)
+    result = plan(ab_spec(), at_step(2, 50), traffic_, NOW)
+    assert result.decision != Decision.PROMOTE
+    rows_ = {row.name: row for row in result.variants}
+    assert rows_["challenger"].confidence_lower is not None
+    assert rows_["challenger"].confidence_lower < 0 < (rows_["challenger"].confidence_upper or 0)
+    assert abs((rows_["challenger"].mean_reward or 0) - (rows_["champion"].mean_reward or 0)) < 0.03

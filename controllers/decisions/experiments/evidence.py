@@ -22,9 +22,9 @@ from controllers.api.experiment import (
     VariantRole,
     VariantStatus,
 )
+from controllers.decisions.experiments.contrast import Contrast, arm_mean, contrast
 from controllers.decisions.experiments.guardrails import GuardrailVerdict, check_guardrails
 from controllers.decisions.experiments.observations import Traffic, VariantObservations
-from controllers.decisions.experiments.sequential import Contrast, arm_mean, contrast
 from controllers.decisions.experiments.srm import RatioCheck, check_sample_ratio, hashed_split
 
 FINAL_DECISIONS = frozenset({Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE})

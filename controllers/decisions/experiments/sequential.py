@@ -57,8 +57,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from controllers.decisions.experiments.observations import RewardStream
-
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
@@ -132,6 +130,82 @@ def _bet(ratio: Floats, reach: Floats) -> Floats:
     return result
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """Per request of one block: the term φ, its squared deviation from the prediction, each arm's
+    squared deviation from the baseline, and the bets of each side (bets along axis -2)."""
+
+    usable: Bools
+    reward: Floats
+    challenger: Bools
+    champion: Bools
+    phi: Floats
+    spread: Floats
+    squares: Floats
+    lower_bet: Floats
+    upper_bet: Floats
+    lower_psi: Floats  # ψ_c(λ) of the lower side's bets
+    upper_psi: Floats
+
+
+def _terms(
+    state: SequenceState,
+    reward: npt.ArrayLike,
+    challenger: npt.ArrayLike,
+    champion: npt.ArrayLike,
+    share_challenger: npt.ArrayLike,
+    share_champion: npt.ArrayLike,
+    min_detectable_effect: float,
+) -> _Terms:
+    """Everything each request contributes, with every prediction made from the requests before it."""
+    y = np.clip(np.asarray(reward, dtype=np.float64), 0.0, 1.0)
+    p_c, p_0 = np.asarray(share_challenger, dtype=np.float64), np.asarray(share_champion, dtype=np.float64)
+    usable = (p_c > 0) & (p_0 > 0)
+    in_c = np.asarray(challenger, dtype=bool) & usable
+    in_0 = np.asarray(champion, dtype=bool) & usable
+    p_c, p_0 = np.where(usable, p_c, 1.0), np.where(usable, p_0, 1.0)
+    y = np.where(usable, y, 0.0)
+    seen = state.count[..., None] + np.cumsum(usable, axis=-1) - usable  # usable requests before each
+    baseline = (_PRIOR_REWARD + _before(y, state.reward_total)) / (1.0 + seen)
+    deviation = y - baseline
+    phi = np.where(usable, deviation * (in_c / p_c - in_0 / p_0), 0.0)
+    predicted = np.clip(_before(phi, state.phi_total) / (1.0 + seen), -1.0, 1.0)
+    squares = deviation * deviation
+    variance = (
+        _arm_square(squares, in_c, state.challenger_squares, state.challenger_count) / p_c
+        + _arm_square(squares, in_0, state.champion_squares, state.champion_count) / p_0
+    )
+    highest = np.maximum((1.0 - baseline) / p_c, baseline / p_0)
+    lowest = -np.maximum(baseline / p_c, (1.0 - baseline) / p_0)
+    reach_down = np.maximum(predicted - lowest, _MIN_RANGE)[..., None, :]  # φ - φ̂ ≥ -reach_down
+    reach_up = np.maximum(highest - predicted, _MIN_RANGE)[..., None, :]  # φ̂ - φ ≥ -reach_up
+    ratio = (min_detectable_effect * np.asarray(EFFECT_MULTIPLES))[:, None] / variance[..., None, :]
+    mask = usable[..., None, :]
+    lower_bet = np.where(mask, _bet(ratio, reach_down), 0.0)
+    upper_bet = np.where(mask, _bet(ratio, reach_up), 0.0)
+    return _Terms(
+        usable=usable,
+        reward=y,
+        challenger=in_c,
+        champion=in_0,
+        phi=phi,
+        spread=(phi - predicted) ** 2,
+        squares=squares,
+        lower_bet=lower_bet,
+        upper_bet=upper_bet,
+        lower_psi=_psi(lower_bet, reach_down),
+        upper_psi=_psi(upper_bet, reach_up),
+    )
+
+
+def _arm_square(squares: Floats, arm: Bools, total: Floats, count: Floats) -> Floats:
+    """The arm's mean squared deviation before each request (one pseudo-observation of the largest)."""
+    result: Floats = (_PRIOR_SQUARE + _before(squares * arm, total)) / (
+        1.0 + _before(arm.astype(np.float64), count)
+    )
+    return result
+
+
 def extend(
     state: SequenceState,
     reward: npt.ArrayLike,
@@ -147,53 +221,23 @@ def extend(
     neither); ``share_*`` are the probabilities the weights gave each arm for it. Requests where either
     share is 0 carry no information about the contrast and are skipped.
     """
-    y = np.clip(np.asarray(reward, dtype=np.float64), 0.0, 1.0)
-    p_c, p_0 = np.asarray(share_challenger, dtype=np.float64), np.asarray(share_champion, dtype=np.float64)
-    usable = (p_c > 0) & (p_0 > 0)
-    in_c = np.asarray(challenger, dtype=bool) & usable
-    in_0 = np.asarray(champion, dtype=bool) & usable
-    p_c, p_0 = np.where(usable, p_c, 1.0), np.where(usable, p_0, 1.0)
-    steps = np.cumsum(usable, axis=-1) - usable  # usable requests before each one, in this block
-    seen = state.count[..., None] + steps
-    baseline = (_PRIOR_REWARD + _before(np.where(usable, y, 0.0), state.reward_total)) / (1.0 + seen)
-    deviation = y - baseline
-    phi = np.where(usable, deviation * (in_c / p_c - in_0 / p_0), 0.0)
-    predicted = np.clip(_before(phi, state.phi_total) / (1.0 + seen), -1.0, 1.0)
-    spread = (phi - predicted) ** 2
-    squares = deviation * deviation
-    mean_square_c = (_PRIOR_SQUARE + _before(squares * in_c, state.challenger_squares)) / (
-        1.0 + _before(in_c.astype(np.float64), state.challenger_count)
-    )
-    mean_square_0 = (_PRIOR_SQUARE + _before(squares * in_0, state.champion_squares)) / (
-        1.0 + _before(in_0.astype(np.float64), state.champion_count)
-    )
-    variance = mean_square_c / p_c + mean_square_0 / p_0
-    highest = np.maximum((1.0 - baseline) / p_c, baseline / p_0)
-    lowest = -np.maximum(baseline / p_c, (1.0 - baseline) / p_0)
-    reach_down = np.maximum(predicted - lowest, _MIN_RANGE)  # φ - φ̂ ≥ -reach_down
-    reach_up = np.maximum(highest - predicted, _MIN_RANGE)  # φ̂ - φ ≥ -reach_up
-    effects = min_detectable_effect * np.asarray(EFFECT_MULTIPLES)
-    ratio = effects[:, None] / variance[..., None, :]  # (..., bets, requests)
-    mask = usable[..., None, :]
-    lower_bet = np.where(mask, _bet(ratio, reach_down[..., None, :]), 0.0)
-    upper_bet = np.where(mask, _bet(ratio, reach_up[..., None, :]), 0.0)
-    spread_ = spread[..., None, :]
+    t = _terms(state, reward, challenger, champion, share_challenger, share_champion, min_detectable_effect)
+    phi, spread = t.phi[..., None, :], t.spread[..., None, :]
     return replace(
         state,
-        count=state.count + usable.sum(axis=-1),
-        reward_total=state.reward_total + np.where(usable, y, 0.0).sum(axis=-1),
-        phi_total=state.phi_total + phi.sum(axis=-1),
-        challenger_count=state.challenger_count + in_c.sum(axis=-1),
-        champion_count=state.champion_count + in_0.sum(axis=-1),
-        challenger_squares=state.challenger_squares + (squares * in_c).sum(axis=-1),
-        champion_squares=state.champion_squares + (squares * in_0).sum(axis=-1),
-        lower_bets=state.lower_bets + lower_bet.sum(axis=-1),
-        lower_gain=state.lower_gain + (lower_bet * phi[..., None, :]).sum(axis=-1),
-        lower_penalty=state.lower_penalty
-        + (_psi(lower_bet, reach_down[..., None, :]) * spread_).sum(axis=-1),
-        upper_bets=state.upper_bets + upper_bet.sum(axis=-1),
-        upper_gain=state.upper_gain + (upper_bet * phi[..., None, :]).sum(axis=-1),
-        upper_penalty=state.upper_penalty + (_psi(upper_bet, reach_up[..., None, :]) * spread_).sum(axis=-1),
+        count=state.count + t.usable.sum(axis=-1),
+        reward_total=state.reward_total + t.reward.sum(axis=-1),
+        phi_total=state.phi_total + t.phi.sum(axis=-1),
+        challenger_count=state.challenger_count + t.challenger.sum(axis=-1),
+        champion_count=state.champion_count + t.champion.sum(axis=-1),
+        challenger_squares=state.challenger_squares + (t.squares * t.challenger).sum(axis=-1),
+        champion_squares=state.champion_squares + (t.squares * t.champion).sum(axis=-1),
+        lower_bets=state.lower_bets + t.lower_bet.sum(axis=-1),
+        lower_gain=state.lower_gain + (t.lower_bet * phi).sum(axis=-1),
+        lower_penalty=state.lower_penalty + (t.lower_psi * spread).sum(axis=-1),
+        upper_bets=state.upper_bets + t.upper_bet.sum(axis=-1),
+        upper_gain=state.upper_gain + (t.upper_bet * phi).sum(axis=-1),
+        upper_penalty=state.upper_penalty + (t.upper_psi * spread).sum(axis=-1),
     )
 
 
@@ -239,62 +283,4 @@ def interval(state: SequenceState, alpha: float) -> Interval:
         upper=np.maximum(high_up, low_lo),  # both sides wrong at once (probability <= alpha): a point
         log_e_better=log_e_better(state, zero),
         log_e_worse=log_e_worse(state, zero),
-    )
-
-
-@dataclass(frozen=True)
-class Contrast:
-    """One challenger against the champion at one look: what the planner decides from and shows."""
-
-    challenger_rewards: int
-    champion_rewards: int
-    challenger_mean: float | None  # each request weighted by 1 / its assignment probability
-    champion_mean: float | None
-    lower: float
-    upper: float
-    p_value: float
-
-    @property
-    def estimate(self) -> float | None:
-        if self.challenger_mean is None or self.champion_mean is None:
-            return None
-        return self.challenger_mean - self.champion_mean
-
-    def narrowed(self, lower: float | None, upper: float | None, p_value: float | None) -> Contrast:
-        """Intersected with an earlier look's sequence (valid: it holds at every time at once)."""
-        low = self.lower if lower is None else max(self.lower, lower)
-        high = self.upper if upper is None else min(self.upper, upper)
-        return replace(
-            self,
-            lower=low,
-            upper=max(high, low),
-            p_value=self.p_value if p_value is None else min(self.p_value, p_value),
-        )
-
-
-def arm_mean(stream: RewardStream, name: str) -> tuple[int, float | None]:
-    """(rewards assigned to ``name``, their mean weighted by 1 / assignment probability)."""
-    assigned, share = stream.of(name)
-    weight = np.where(assigned & (share > 0), 1.0 / np.where(share > 0, share, 1.0), 0.0)
-    total = float(weight.sum())
-    return int(assigned.sum()), (float((weight * stream.reward).sum() / total) if total > 0 else None)
-
-
-def contrast(
-    stream: RewardStream, challenger: str, champion: str, *, alpha: float, min_detectable_effect: float
-) -> Contrast:
-    """The sequence of challenger minus champion over the whole stream, at its end."""
-    in_c, p_c = stream.of(challenger)
-    in_0, p_0 = stream.of(champion)
-    state = extend(SequenceState.empty(), stream.reward, in_c, in_0, p_c, p_0, min_detectable_effect)
-    bounds = interval(state, alpha)
-    (n_c, mean_c), (n_0, mean_0) = arm_mean(stream, challenger), arm_mean(stream, champion)
-    return Contrast(
-        challenger_rewards=n_c,
-        champion_rewards=n_0,
-        challenger_mean=mean_c,
-        champion_mean=mean_0,
-        lower=float(bounds.lower),
-        upper=float(bounds.upper),
-        p_value=float(bounds.p_value()),
     )

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from controllers.api.routes import allocation_text
 from controllers.decisions.assign import choose, unit_hash
 from controllers.store.db import make_engine, session_factory, transaction
 from controllers.store.experiments import observations
@@ -79,6 +80,8 @@ def test_each_user_always_gets_the_variant_its_hash_picks_and_shares_follow_the_
     assert all(row.unit_hash == unit_hash("exp-sticky", by_request[row.request_id]) for row in rows)
     assert all(by_request[row.request_id] not in row.unit_hash for row in rows)
     assert all(row.status_code == 200 and row.latency_ms and row.cost_tokens for row in rows)
+    # each row keeps the weights it was assigned by, for the sequential tests
+    assert {row.allocation for row in rows} == {allocation_text({"champion": 70, "challenger": 30})}
 
 
 def test_streamed_chunks_reach_the_client_as_the_upstream_produces_them(
