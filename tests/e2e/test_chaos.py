@@ -130,7 +130,7 @@ def _run_stream(
     is better). Returns each run's decision."""
     agent = f"{policy}-{uuid.uuid4().hex[:6]}"
     spec = demo_policy(policy, agent, tmp_path, min_pairs=1_000_000)
-    spec["spec"]["rollout"]["minSamplesPerVariant"] = 10
+    spec["spec"]["rollout"]["minSamplesPerVariant"] = 20
     world.apply(spec)
     population = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=1)
     assert population.post_pairs(16, seed=1) > 0
