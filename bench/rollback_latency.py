@@ -39,7 +39,7 @@ from controllers.decisions.experiments.rollout import plan
 from controllers.gateway import auth
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory, transaction
-from controllers.store.experiments import observations
+from controllers.store.experiment_traffic import traffic
 from devstack.controlplane import ControlPlane
 from devstack.gateway import GatewayProcess
 from devstack.operator import OperatorProcess
@@ -109,7 +109,7 @@ def trial(
             ).raise_for_status()
             posted = time.monotonic()
             with transaction(factory) as session:
-                seen = observations(session, f"{NAMESPACE}/{name}")
+                seen = traffic(session, f"{NAMESPACE}/{name}")
             if plan(spec, None, seen, datetime.now(UTC)).decision.value != "RollBack":
                 continue
             while time.monotonic() - posted < 30:
