@@ -166,13 +166,18 @@ class VariantStatus(KaizenModel):
 
     name: Name = Field(description="The variant.")
     weight: int = Field(default=0, ge=0, le=100, description="Current share of traffic, in percent.")
-    samples: int = Field(default=0, ge=0, description="Rewards attributed to this variant.")
-    mean_reward: float | None = Field(default=None, description="Mean reward so far.")
+    samples: int = Field(default=0, ge=0, description="Rewards of requests assigned to this variant.")
+    mean_reward: float | None = Field(
+        default=None,
+        description="Mean reward, each request weighted by 1 / the probability of its assignment.",
+    )
     confidence_lower: float | None = Field(
-        default=None, description="Lower end of the confidence sequence for the difference to the champion."
+        default=None,
+        description="Lower bound of the difference to the champion, valid at every look (level 1 - alpha).",
     )
     confidence_upper: float | None = Field(
-        default=None, description="Upper end of the confidence sequence for the difference to the champion."
+        default=None,
+        description="Upper bound of the difference to the champion, valid at every look (level 1 - alpha).",
     )
     p_value: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Always-valid p-value against the champion."
@@ -189,7 +194,10 @@ class SampleRatioCheck(KaizenModel):
 
     ok: bool = Field(default=True, description="False blocks every decision until assignment is fixed.")
     p_value: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Chi-square p-value of the observed split."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Always-valid p-value of the split against each allocation epoch's weights (below 0.001 blocks).",
     )
 
 
