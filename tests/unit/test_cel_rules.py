@@ -51,6 +51,16 @@ ONLY_JUDGE = {
 }
 BANDIT = {"spec.strategy": "Bandit"}
 
+
+def non_inferiority_case(kind: str) -> RuleCase:
+    def rollout(tolerance: float) -> dict[str, object]:
+        return patched(
+            kind, {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": tolerance}
+        )
+
+    return RuleCase(kind, NON_INFERIORITY, accepted=rollout(0.02), rejected=rollout(0))
+
+
 CASES = [
     RuleCase(
         "LearningPolicy",
@@ -125,29 +135,7 @@ CASES = [
         accepted=patched("LearningPolicy", {"spec.serving.minReplicas": 2, "spec.serving.maxReplicas": 2}),
         rejected=patched("LearningPolicy", {"spec.serving.minReplicas": 3, "spec.serving.maxReplicas": 2}),
     ),
-    RuleCase(
-        "LearningPolicy",
-        NON_INFERIORITY,
-        accepted=patched(
-            "LearningPolicy",
-            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0.02},
-        ),
-        rejected=patched(
-            "LearningPolicy",
-            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0},
-        ),
-    ),
-    RuleCase(
-        "Experiment",
-        NON_INFERIORITY,
-        accepted=patched(
-            "Experiment",
-            {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0.02},
-        ),
-        rejected=patched(
-            "Experiment", {"spec.rollout.criterion": "NonInferiority", "spec.rollout.regressionTolerance": 0}
-        ),
-    ),
+    *(non_inferiority_case(kind) for kind in ("LearningPolicy", "Experiment")),
     RuleCase(
         "TrainingRun",
         "spec is immutable; create a new TrainingRun",
