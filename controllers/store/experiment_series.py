@@ -1,17 +1,17 @@
-"""One experiment's observations over time: cumulative snapshots at evenly spaced instants.
+"""One experiment's data over time, for the report (``kaizen experiment report``): a ``Series``.
 
-The report (``kaizen experiment report``) shows how each variant's reward and confidence sequence
-evolved and how traffic moved. It needs the numbers ``controllers.store.experiments.observations``
-computes, as of many instants. Instead of one aggregate query per instant, the rows are read once in
-time order and accumulated with numpy, so a report over a million requests is still one scan.
+The report recomputes the planner's confidence sequence as of many instants, so it needs what the
+planner reads, with times: the reward stream of ``controllers.store.experiment_traffic.reward_stream`` (same
+rows, same order, same skipping of rows without weights) with the time each reward was recorded
+(``runs.changed_at``, the order the stream is in), and the traffic figures of ``observations``
+(requests, errors, fallbacks, latency, cost; attributed as there). The rows are read once, in time
+order, and cut and accumulated with numpy, so a report over a million requests is one scan.
 
-Attribution is exactly that of ``observations`` (see its module docstring): traffic, cost, latency and
-rewards belong to the variant that served a request; errors and fallbacks to the variant that was
-assigned; pinned requests are left out. A reward counts at the time its request was served.
-
-Weights over time are the hashed split observed within each bucket, in percent. When assignment works
-they are the configured weights give or take sampling noise; the sample-ratio check says whether they
-are.
+``until`` ends the series at an instant: a decided experiment's report ends at its decidedAt, and
+what was recorded later (a promoted champion's traffic under the same key, late rewards) is left out.
+The traffic per interval is the mean, over the interval's requests, of the weights the router
+assigned each one with (its ``allocation``; a row from before those were recorded counts for the
+variant it was assigned), in percent: the split the router aimed at, without sampling noise.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from controllers.api.routes import RouteConfig, experiment_key
-from controllers.decisions.experiments.observations import VariantObservations
+from controllers.api.routes import RouteConfig, experiment_key, parse_allocation
+from controllers.decisions.experiments.observations import RewardStream, VariantObservations
+from controllers.decisions.experiments.report import Series
+from controllers.decisions.experiments.sequential import Floats
 from controllers.store.experiments import LATENCY_SAMPLE, SAME_REQUEST, list_routes, nearest_rank
 from controllers.store.models import Assignment, Run
-
-Snapshot = tuple[datetime, dict[str, VariantObservations], dict[str, int]]
 
 
 def find_route(session: Session, namespace: str, name: str) -> RouteConfig | None:
@@ -38,14 +38,17 @@ def find_route(session: Session, namespace: str, name: str) -> RouteConfig | Non
     return next((config for config, _ in list_routes(session) if config.experiment == key), None)
 
 
-def observation_series(
-    session: Session, experiment: str, buckets: int = 24, success_threshold: float = 0.5
-) -> list[Snapshot]:
-    """``buckets`` snapshots (time, observations so far, observed split within the bucket), oldest first."""
+def experiment_series(
+    session: Session, experiment: str, *, buckets: int = 48, until: datetime | None = None
+) -> Series | None:
+    """``buckets`` evenly spaced snapshots from the first request to ``until`` (default: the last
+    request or reward recorded); None when no unpinned request was recorded by then."""
     if buckets < 1:
         raise ValueError("buckets must be at least 1")
     counted = and_(Assignment.experiment == experiment, Assignment.pinned.is_(False))
-    traffic = session.execute(
+    if until is not None:
+        counted = and_(counted, Assignment.created_at <= until)
+    requests = session.execute(
         select(
             Assignment.created_at,
             Assignment.variant,
@@ -54,91 +57,102 @@ def observation_series(
             Assignment.fallback,
             Assignment.latency_ms,
             Assignment.cost_tokens,
+            Assignment.allocation,
         )
         .where(counted)
         .order_by(Assignment.created_at, Assignment.request_id)
     ).all()
-    if not traffic:
-        return []
-    rewarded = session.execute(
-        select(Assignment.created_at, Assignment.served_variant, Run.reward)
-        .join(Run, SAME_REQUEST)
-        .where(counted, Run.reward.is_not(None))
-        .order_by(Assignment.created_at)
-    ).all()
-    names = sorted({row[1] for row in traffic} | {row[2] for row in traffic})
-    columns = _columns(traffic, rewarded, {name: code for code, name in enumerate(names)})
-    start, end = traffic[0][0], traffic[-1][0]
-    edges = [start + (end - start) * (k / buckets) for k in range(1, buckets + 1)]
-    series: list[Snapshot] = []
-    previous_end, weights = 0, dict.fromkeys(names, 0)
-    for edge in edges:
-        upto = int(np.searchsorted(columns["time"], edge.timestamp(), side="right"))
-        rewards_upto = int(np.searchsorted(columns["reward_time"], edge.timestamp(), side="right"))
-        snapshot = {
-            name: _observe(columns, name, code, upto, rewards_upto, success_threshold)
-            for code, name in enumerate(names)
-        }
-        window = np.bincount(columns["assigned_to"][previous_end:upto], minlength=len(names))
-        if window.sum():
-            weights = percentages({name: int(window[code]) for code, name in enumerate(names)})
-        series.append((edge, snapshot, weights))
-        previous_end = upto
-    return series
-
-
-def _columns(
-    traffic: Sequence[Any], rewarded: Sequence[Any], codes: dict[str, int]
-) -> dict[str, np.ndarray[Any, Any]]:
-    """The rows as numpy columns, variant names as small integer codes."""
-    return {
-        "time": np.array([row[0].timestamp() for row in traffic]),
-        "assigned_to": np.array([codes[row[1]] for row in traffic], dtype=np.int64),
-        "served_by": np.array([codes[row[2]] for row in traffic], dtype=np.int64),
-        "error": np.array([bool(row[3]) for row in traffic]),
-        "fallback": np.array([bool(row[4]) for row in traffic]),
-        "latency": np.array([np.nan if row[5] is None else float(row[5]) for row in traffic]),
-        "cost": np.array([0.0 if row[6] is None else float(row[6]) for row in traffic]),
-        "reward_time": np.array([row[0].timestamp() for row in rewarded]),
-        "reward_by": np.array([codes.get(row[1], -1) for row in rewarded], dtype=np.int64),
-        "reward": np.array([float(row[2]) for row in rewarded]),
-    }
-
-
-def _observe(
-    columns: Mapping[str, np.ndarray[Any, Any]],
-    name: str,
-    code: int,
-    upto: int,
-    rewards_upto: int,
-    threshold: float,
-) -> VariantObservations:
-    served = columns["served_by"][:upto] == code
-    assigned = columns["assigned_to"][:upto] == code
-    mine = columns["reward"][:rewards_upto][columns["reward_by"][:rewards_upto] == code]
-    latencies = columns["latency"][:upto][served]
-    recent = latencies[~np.isnan(latencies)][-LATENCY_SAMPLE:]
-    return VariantObservations(
-        name=name,
-        assigned=int(served.sum()),
-        rewards=len(mine),
-        reward_sum=float(mine.sum()),
-        reward_sum_squares=float((mine * mine).sum()),
-        successes=int((mine >= threshold).sum()),
-        errors=int((assigned & columns["error"][:upto]).sum()),
-        fallbacks=int((assigned & columns["fallback"][:upto]).sum()),
-        latency_p95_ms=nearest_rank(sorted(float(value) for value in recent), 0.95),
-        cost_sum=float(columns["cost"][:upto][served].sum()),
+    if not requests:
+        return None
+    stream, recorded = timed_reward_stream(session, experiment, until)
+    start = requests[0][0]
+    end = until or max(
+        requests[-1][0], datetime.fromtimestamp(float(recorded.max(initial=0.0)), start.tzinfo)
+    )
+    edges = [start + (end - start) * (k / buckets) for k in range(1, buckets + 1)] if end > start else [end]
+    weights = {text: parse_allocation(text) for text in {row[7] for row in requests}}
+    named = {name for found in weights.values() if found for name in found}
+    names = sorted({row[1] for row in requests} | {row[2] for row in requests} | set(stream.names) | named)
+    return Series(
+        start=start,
+        edges=tuple(edges),
+        stream=stream,
+        recorded=recorded,
+        traffic=_traffic(requests, names, edges, weights),
+        observations={name: _observe(requests, name) for name in names},
     )
 
 
-def percentages(counts: Mapping[str, int]) -> dict[str, int]:
-    """Whole percents summing to 100 (largest remainder); all zero when there is nothing to split."""
-    total = sum(counts.values())
-    if total == 0:
-        return dict.fromkeys(counts, 0)
-    exact = {name: 100.0 * count / total for name, count in counts.items()}
-    whole = {name: int(value) for name, value in exact.items()}
-    for name in sorted(counts, key=lambda n: (whole[n] - exact[n], n))[: 100 - sum(whole.values())]:
-        whole[name] += 1
-    return whole
+def timed_reward_stream(
+    session: Session, experiment: str, until: datetime | None = None
+) -> tuple[RewardStream, Floats]:
+    """``reward_stream`` (rewards recorded up to ``until``) and when each was recorded, POSIX seconds."""
+    kept = and_(
+        Assignment.experiment == experiment,
+        Assignment.pinned.is_(False),
+        Assignment.allocation.is_not(None),
+        Run.reward.is_not(None),
+    )
+    if until is not None:
+        kept = and_(kept, Run.changed_at <= until)
+    rows = session.execute(
+        select(Assignment.variant, Assignment.allocation, Run.reward, Run.changed_at)
+        .join(Run, SAME_REQUEST)
+        .where(kept)
+        .order_by(Run.changed_at, Run.id)
+    )
+    parsed: dict[str | None, dict[str, int] | None] = {}
+    found, times = [], []
+    for variant, allocation, reward, changed_at in rows:
+        if allocation not in parsed:
+            parsed[allocation] = parse_allocation(allocation)
+        weights = parsed[allocation]
+        if weights is not None and variant in weights and reward is not None:
+            found.append((variant, weights, float(reward)))
+            times.append(changed_at.timestamp())
+    return RewardStream.from_rows(found), np.asarray(times, dtype=np.float64)
+
+
+def _traffic(
+    requests: Sequence[Any],
+    names: list[str],
+    edges: Sequence[datetime],
+    weights: Mapping[str | None, dict[str, int] | None],
+) -> tuple[dict[str, float], ...]:
+    """Per interval ending at each edge: the mean of its requests' weights, in percent (module
+    docstring); all zero for an interval without requests."""
+    column = {name: index for index, name in enumerate(names)}
+    intended = np.zeros((len(requests), len(names)))
+    for row, request in enumerate(requests):
+        found = weights.get(request[7])
+        total = sum(found.values()) if found else 0
+        if found and total > 0:
+            for name, weight in found.items():
+                intended[row, column[name]] = 100.0 * weight / total
+        else:
+            intended[row, column[request[1]]] = 100.0
+    times = np.array([request[0].timestamp() for request in requests])
+    ends = np.searchsorted(times, [edge.timestamp() for edge in edges], side="right")
+    starts = np.concatenate([[0], ends[:-1]])
+    return tuple(
+        {
+            name: float(intended[begin:end, index].mean()) if end > begin else 0.0
+            for name, index in column.items()
+        }
+        for begin, end in zip(starts, ends, strict=True)
+    )
+
+
+def _observe(requests: Sequence[Any], name: str) -> VariantObservations:
+    """The traffic figures of ``observations`` for one variant (its rewards are in the stream)."""
+    served = [row for row in requests if row[2] == name]
+    failed = [row for row in requests if row[1] == name]
+    latencies = [float(row[5]) for row in served if row[5] is not None][-LATENCY_SAMPLE:]
+    return VariantObservations(
+        name=name,
+        assigned=len(served),
+        errors=sum(1 for row in failed if row[3]),
+        fallbacks=sum(1 for row in failed if row[4]),
+        latency_p95_ms=nearest_rank(sorted(latencies), 0.95),
+        cost_sum=float(sum(row[6] or 0 for row in served)),
+    )

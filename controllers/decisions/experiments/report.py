@@ -1,38 +1,124 @@
 """The experiment report for people: where each variant stands, and how it got there.
 
-An on-call engineer asking "why did this roll back?" wants the numbers the planner saw in one table
-and the story in one picture: each variant's mean reward with its confidence sequence, each
-challenger's difference to the champion with the band the decision was read from, and how traffic
-moved. Everything here is pure: it takes the snapshots ``controllers.store.experiment_series`` reads
-and computes with the planner's own functions (``msprt``), so the report cannot disagree with the
-decision. The p-value is the running minimum over the snapshots, as in the Experiment's status.
+An on-call engineer asking "why did this roll back?" wants the numbers the decision was made on in
+one table and the story in one picture. Two rules keep the report from telling a different story:
+
+* One source of numbers. Once an Experiment is decided its status rows are frozen (the same figures
+  the Event and ``kubectl get`` show), and the table is exactly those rows (``from_status``). Before a
+  decision the table is computed from the store up to now (``summarize``).
+* The planner's arithmetic. The story is recomputed with the functions the planner decides with
+  (``sequential``): at every snapshot the confidence sequence of challenger minus champion over the
+  rewards recorded by then, kept as the running intersection over the snapshots and with the running
+  minimum p-value, as the status keeps them over the planner's looks; per-arm means weighted by
+  1 / assignment probability (``arm_mean``); samples are the rewards of requests assigned to the arm.
+  The snapshots are not the planner's looks, so before a decision the figures can differ from the
+  status a little (each look narrows the sequence a little differently); both are valid.
+
+Everything here is pure: it takes the ``Series`` that ``controllers.store.experiment_series`` reads;
+``report_plot`` draws the ``Story``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
 import numpy as np
 
-from controllers.decisions.experiments.msprt import (
-    Floats,
-    always_valid,
-    compare_means,
-    half_width,
-    mean_and_variance,
-    mixture_variance,
-)
-from controllers.decisions.experiments.observations import VariantObservations
+from controllers.api.experiment import VariantStatus
+from controllers.decisions.experiments.contrast import Contrast, arm_mean
+from controllers.decisions.experiments.observations import RewardStream, VariantObservations
+from controllers.decisions.experiments.sequential import Floats, SequenceState, extend, interval
 from controllers.decisions.experiments.srm import hashed_split
 
-Snapshot = tuple[datetime, dict[str, VariantObservations], dict[str, int]]
-Curve = tuple[
-    Floats, Floats, Floats, Floats
-]  # per snapshot: rewards, mean, variance of the mean, CS half-width
+
+@dataclass(frozen=True)
+class Series:
+    """One experiment's data from its first request to the end of the report (now, or decidedAt)."""
+
+    start: datetime  # the first request: the left edge of the first interval
+    edges: tuple[datetime, ...]  # the snapshots, oldest first; the last one is the end
+    stream: RewardStream  # the rewards recorded up to the end, in the order they were recorded
+    recorded: Floats  # when each reward was recorded (POSIX seconds), non-decreasing
+    traffic: tuple[Mapping[str, float], ...]  # per interval (ending at each edge): share of requests, %
+    observations: Mapping[str, VariantObservations]  # requests, errors, latency, cost up to the end
+
+    def counts(self) -> list[int]:
+        """How many rewards had been recorded by each snapshot."""
+        stamps = [edge.timestamp() for edge in self.edges]
+        return [int(n) for n in np.searchsorted(self.recorded, stamps, side="right")]
+
+    def prefix(self, count: int) -> RewardStream:
+        """The first ``count`` rewards: what a look at that instant saw."""
+        stream = self.stream
+        return RewardStream(stream.names, stream.arm[:count], stream.shares[:count], stream.reward[:count])
+
+    def names(self, champion: str) -> list[str]:
+        """Every variant seen (in traffic or rewards) and the champion, the champion first."""
+        seen = set(self.observations) | set(self.stream.names) | {champion}
+        return sorted(seen, key=lambda name: (name != champion, name))
+
+
+@dataclass(frozen=True)
+class Story:
+    """Per snapshot: each variant's (rewards, weighted mean) and each challenger's narrowed contrast."""
+
+    times: tuple[datetime, ...]
+    means: dict[str, list[tuple[int, float | None]]]
+    contrasts: dict[str, list[Contrast]]
+
+
+def story(series: Series, champion: str, *, alpha: float, min_detectable_effect: float) -> Story:
+    """The snapshots computed with the planner's functions (module docstring)."""
+    counts = series.counts()
+    means = {
+        name: [arm_mean(series.prefix(count), name) for count in counts] for name in series.names(champion)
+    }
+    contrasts = {
+        name: _sequence(series, counts, means, name, champion, alpha, min_detectable_effect)
+        for name in means
+        if name != champion
+    }
+    return Story(series.edges, means, contrasts)
+
+
+def _sequence(
+    series: Series,
+    counts: Sequence[int],
+    means: Mapping[str, Sequence[tuple[int, float | None]]],
+    challenger: str,
+    champion: str,
+    alpha: float,
+    min_detectable_effect: float,
+) -> list[Contrast]:
+    """The confidence sequence at each snapshot, extended by the rewards recorded since the one before
+    and intersected with it: what a planner looking at these instants would hold in its status."""
+    stream = series.stream
+    in_c, p_c = stream.of(challenger)
+    in_0, p_0 = stream.of(champion)
+    state, done, looks = SequenceState.empty(), 0, list[Contrast]()
+    for index, count in enumerate(counts):
+        block = slice(done, count)
+        state = extend(
+            state,
+            stream.reward[block],
+            in_c[block],
+            in_0[block],
+            p_c[block],
+            p_0[block],
+            min_detectable_effect,
+        )
+        done = count
+        bounds = interval(state, alpha)
+        (n_c, mean_c), (n_0, mean_0) = means[challenger][index], means[champion][index]
+        look = Contrast(
+            n_c, n_0, mean_c, mean_0, float(bounds.lower), float(bounds.upper), float(bounds.p_value())
+        )
+        if looks:
+            look = look.narrowed(looks[-1].lower, looks[-1].upper, looks[-1].p_value)
+        looks.append(look)
+    return looks
 
 
 @dataclass(frozen=True)
@@ -49,49 +135,82 @@ class ReportRow:
     latency_p95_ms: float | None
 
 
+def _role(name: str, champion: str) -> str:
+    return "Champion" if name == champion else "Challenger"
+
+
+def _ordered(rows: list[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda row: (row.role != "Champion", row.variant))
+
+
 def summarize(
-    series: Sequence[Snapshot],
-    champion: str,
-    *,
-    alpha: float,
-    min_detectable_effect: float,
-    weights: Mapping[str, int] | None = None,
+    series: Series, champion: str, told: Story, weights: Mapping[str, int] | None = None
 ) -> list[ReportRow]:
-    """One row per variant from the last snapshot; weights default to the last observed split."""
-    if not series:
-        return []
-    tau2 = mixture_variance(min_detectable_effect)
-    running: dict[str, float | None] = {}
-    for _, observations, _ in series:
-        for name, obs in observations.items():
-            test = (
-                compare_means(obs, observations[champion], alpha=alpha, tau2=tau2)
-                if name != champion
-                else None
-            )
-            if test is not None:
-                running[name] = always_valid(running.get(name), test.p_value)
-    _, last, observed = series[-1]
-    shown = weights if weights is not None else observed
-    split = hashed_split(last, champion)
+    """One row per variant as of the last snapshot; weights default to the shares of the last
+    interval that had requests."""
+    busy = [shares for shares in series.traffic if sum(shares.values()) > 0]
+    shown = weights if weights is not None else percentages(busy[-1] if busy else {})
+    split = hashed_split(series.observations, champion)
     rows = []
-    for name, obs in last.items():
-        test = compare_means(obs, last[champion], alpha=alpha, tau2=tau2) if name != champion else None
+    for name, means in told.means.items():
+        samples, mean = means[-1]
+        test = told.contrasts[name][-1] if name in told.contrasts else None
+        obs = series.observations.get(name)
+        requests = split.get(name, 0)
         rows.append(
             ReportRow(
                 variant=name,
-                role="Champion" if name == champion else "Challenger",
+                role=_role(name, champion),
                 weight=shown.get(name),
-                samples=obs.rewards,
-                mean_reward=obs.mean_reward,
+                samples=samples,
+                mean_reward=mean,
                 lower=test.lower if test else None,
                 upper=test.upper if test else None,
-                p_value=running.get(name),
-                error_rate=obs.errors / split[name] if split[name] else None,
-                latency_p95_ms=obs.latency_p95_ms,
+                p_value=test.p_value if test else None,
+                error_rate=min(1.0, obs.errors / requests) if obs and requests else None,
+                latency_p95_ms=obs.latency_p95_ms if obs else None,
             )
         )
-    return sorted(rows, key=lambda row: (row.role != "Champion", row.variant))
+    return _ordered(rows)
+
+
+def from_status(variants: Sequence[VariantStatus], champion: str) -> list[ReportRow]:
+    """The rows of a decided Experiment's status, as they are: the figures the decision was made on."""
+    return _ordered(
+        [
+            ReportRow(
+                variant=row.name,
+                role=_role(row.name, champion),
+                weight=row.weight,
+                samples=row.samples,
+                mean_reward=row.mean_reward,
+                lower=row.confidence_lower,
+                upper=row.confidence_upper,
+                p_value=row.p_value,
+                error_rate=row.error_rate,
+                latency_p95_ms=row.latency_p95_ms,
+            )
+            for row in variants
+        ]
+    )
+
+
+def percentages(shares: Mapping[str, float]) -> dict[str, int]:
+    """Whole percents summing to 100 (largest remainder); all zero when there is nothing to split."""
+    total = sum(shares.values())
+    if total <= 0:
+        return dict.fromkeys(shares, 0)
+    exact = {name: 100.0 * share / total for name, share in shares.items()}
+    whole = {name: int(value) for name, value in exact.items()}
+    for name in sorted(shares, key=lambda n: (whole[n] - exact[n], n))[: 100 - sum(whole.values())]:
+        whole[name] += 1
+    return whole
+
+
+def decision_label(decision: str, decided_at: datetime) -> str:
+    """'RollBack 12:03:04': the decision and its time of day in UTC, as the plot marks it."""
+    when = decided_at if decided_at.tzinfo else decided_at.replace(tzinfo=UTC)
+    return f"{decision} {when.astimezone(UTC):%H:%M:%S}"
 
 
 def format_table(rows: Sequence[ReportRow], alpha: float) -> str:
@@ -132,132 +251,3 @@ def format_table(rows: Sequence[ReportRow], alpha: float) -> str:
 
 def _num(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
-
-
-def render(
-    series: Sequence[Snapshot],
-    champion: str,
-    path: Path,
-    *,
-    alpha: float,
-    min_detectable_effect: float,
-    title: str,
-) -> None:
-    """Write the three-panel PNG: reward with its CS, difference to the champion, traffic share."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tau2, level = mixture_variance(min_detectable_effect), f"{100 * (1 - alpha):g}%"
-    times = np.array([when for when, _, _ in series])
-    names = sorted(series[-1][1], key=lambda name: (name != champion, name))
-    colour = {name: plt.get_cmap("tab10")(index) for index, name in enumerate(names)}
-    figure, (rewards, differences, traffic) = plt.subplots(3, 1, figsize=(10, 9), sharex=True, dpi=110)
-    stats = {name: _curve(series, name, tau2, alpha) for name in names}
-    band = _Band(tau2, alpha, level)
-    for name, curve in stats.items():
-        role = "champion" if name == champion else "challenger"
-        _plot_reward(rewards, times, curve, colour[name], f"{name} ({role})")
-        if name != champion:
-            _plot_difference(differences, times, curve, stats[champion], band, colour[name], name, champion)
-    differences.axhline(0.0, color="black", linewidth=1, linestyle="--")
-    _traffic(traffic, series, names, colour)
-    _label(rewards, differences, traffic, title, level)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
-@dataclass(frozen=True)
-class _Band:
-    """How wide the confidence sequence is drawn: the mixture variance, alpha and its label."""
-
-    tau2: float
-    alpha: float
-    level: str
-
-
-def _plot_reward(axes: Any, times: Any, curve: Curve, colour: Any, label: str) -> None:
-    """One variant's mean reward and its CS, from its second reward on."""
-    n, mean, _, width = curve
-    shown = n >= 2
-    axes.plot(times[shown], mean[shown], color=colour, label=label, linewidth=2)
-    axes.fill_between(times[shown], (mean - width)[shown], (mean + width)[shown], color=colour, alpha=0.15)
-
-
-def _plot_difference(
-    axes: Any, times: Any, curve: Curve, baseline: Curve, band: _Band, colour: Any, name: str, champion: str
-) -> None:
-    """A challenger's difference to the champion with its CS, marking where the band first left 0."""
-    n, mean, variance, _ = curve
-    n0, mean0, variance0, _ = baseline
-    both = (n >= 2) & (n0 >= 2)
-    difference, spread = mean - mean0, half_width(variance + variance0, band.tau2, band.alpha)
-    low, high = difference - spread, difference + spread
-    axes.plot(times[both], difference[both], color=colour, label=f"{name} - {champion}", linewidth=2)
-    axes.fill_between(times[both], low[both], high[both], color=colour, alpha=0.2, label=f"{band.level} CS")
-    decisive = np.flatnonzero(both & ((high < 0) | (low > 0)))
-    if decisive.size:
-        when = times[decisive[0]]
-        axes.axvline(when, color=colour, linestyle=":", linewidth=1.5)
-        verdict = "worse" if high[decisive[0]] < 0 else "better"
-        axes.annotate(
-            f" {name} significantly {verdict}",
-            (when, 0.04),
-            xycoords=("data", "axes fraction"),
-            color=colour,
-            fontsize="small",
-        )
-    axes.set_ylim(*_limits(low[both], high[both]))
-
-
-def _label(rewards: Any, differences: Any, traffic: Any, title: str, level: str) -> None:
-    """Titles, axis labels, grids, legends and the time axis of the three panels."""
-    import matplotlib.dates as mdates
-
-    rewards.set_ylim(-0.05, 1.05)
-    rewards.set_ylabel("mean reward")
-    rewards.set_title(f"{title}: mean reward per variant ({level} confidence sequence)")
-    differences.set_ylabel("difference in reward")
-    differences.set_title(f"difference to the champion: roll back below 0, promote above 0 ({level} CS)")
-    for axes in (rewards, differences, traffic):
-        axes.grid(alpha=0.3)
-        axes.legend(loc="upper left", fontsize="small")
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    traffic.xaxis.set_major_locator(locator)
-    traffic.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-
-
-def _curve(series: Sequence[Snapshot], name: str, tau2: float, alpha: float) -> Curve:
-    """(rewards, mean, variance of the mean, CS half-width) of one variant at every snapshot."""
-    obs = [snapshot[name] for _, snapshot, _ in series]
-    n = np.array([o.rewards for o in obs], dtype=np.float64)
-    mean, variance = mean_and_variance(n, [o.reward_sum for o in obs], [o.reward_sum_squares for o in obs])
-    return n, mean, variance, half_width(variance, tau2, alpha)
-
-
-def _limits(low: Floats, high: Floats) -> tuple[float, float]:
-    """Y limits that show the settled part of the band; the first, very wide looks would flatten it."""
-    if low.size == 0:
-        return -1.0, 1.0
-    settled = slice(low.size // 4, None)
-    bottom, top = float(np.min(low[settled])), float(np.max(high[settled]))
-    pad = 0.25 * max(top - bottom, 0.02)
-    return max(-1.0, min(bottom, 0.0) - pad), min(1.0, max(top, 0.0) + pad)
-
-
-def _traffic(axes: Any, series: Sequence[Snapshot], names: list[str], colour: Mapping[str, Any]) -> None:
-    """Each bucket's observed split, drawn over the bucket it describes (snapshots mark bucket ends)."""
-    ends = [when for when, _, _ in series]
-    step = ends[1] - ends[0] if len(ends) > 1 else None
-    starts = [ends[0] - step if step else ends[0], *ends[:-1]]
-    shares = np.array([[weights.get(name, 0) for _, _, weights in series] for name in names])
-    edges = [*starts, ends[-1]]
-    padded = np.concatenate([shares, shares[:, -1:]], axis=1)
-    axes.stackplot(
-        edges, padded, labels=names, colors=[colour[name] for name in names], alpha=0.8, step="post"
-    )
-    axes.set_ylabel("share of requests (%)")
-    axes.set_ylim(0, 100)
-    axes.set_title("traffic per variant, as assigned")
