@@ -9,6 +9,7 @@ the kubeconfig) and makes one try with a short timeout, so a laptop without a cl
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def read_experiment(
     try:
         from kubernetes.client import ApiClient, CustomObjectsApi
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
         from controllers.runtime.kube import load_configuration
     except ImportError as missing:
@@ -39,7 +40,9 @@ def read_experiment(
     configuration.retries = False  # one try, within the timeout
     where, resource = configuration.host, kinds.EXPERIMENTS
     try:
-        with ApiClient(configuration) as api:
+        with ApiClient(configuration) as api, warnings.catch_warnings():
+            # a kubeconfig that skips TLS verification chose to; kubectl does not warn about it either
+            warnings.simplefilter("ignore", InsecureRequestWarning)
             body = CustomObjectsApi(api).get_namespaced_custom_object(
                 resource.group,
                 resource.version,
