@@ -130,6 +130,7 @@ def test_futility_stops_a_challenger_that_cannot_reach_the_mde_but_not_one_shown
     assert verdict(5_000, 5_000, 0.001, 0.04, 0, rule) == Verdict.ADVANCE  # better, if only a little
     assert verdict(5_000, 5_000, 0.001, 0.04, 2, rule) == Verdict.PROMOTE
     assert verdict(5_000, 5_000, -0.01, 0.06, 0, rule) == Verdict.ADVANCE
+    assert verdict(5_000, 5_000, -0.08, 0.04, 0, rule) == Verdict.HOLD  # maybe a regression: wait for U < 0
     non_inferiority = Rule.from_settings(RolloutSettings(criterion="NonInferiority"))
     assert verdict(5_000, 5_000, -0.01, 0.04, 0, non_inferiority) == Verdict.ADVANCE
     assert verdict(5_000, 5_000, -0.01, 0.04, 2, non_inferiority) == Verdict.PROMOTE

@@ -15,8 +15,10 @@ whole experiment. With MDE the minimum detectable effect and tol the regression 
   experiment runs and however often it is looked at;
 * PROMOTE   at the last step when L > 0 (``Superiority``: shown better) or L > -tol
   (``NonInferiority``: shown not worse by more than the tolerance);
-* FUTILE    (``Superiority`` only) when U < MDE while L ≤ 0: the challenger cannot be better by the
-  effect worth detecting, so it gives its traffic back now instead of at ``maxDuration``;
+* FUTILE    (``Superiority`` only) when -MDE < L ≤ 0 and U < MDE: the challenger cannot be better
+  by the effect worth detecting, nor is it shown worse, so it gives its traffic back now instead of at
+  ``maxDuration``. (Without the lower condition a real regression, whose U crosses the MDE before 0,
+  would end as Inconclusive instead of RollBack.);
 * ADVANCE   to the next step once the challenger has ``(step + 1) x min_samples_per_variant``
   rewards (so every step adds at least that many) and L > -tol: more users see the challenger only
   once the evidence rules out a regression larger than the tolerance;
@@ -92,7 +94,7 @@ def verdict(
     promote = enough & ~roll_back & (at >= rule.last_step) & (low > rule.better_than)
     futile = (
         enough & ~roll_back & ~promote & (not rule.non_inferiority)
-        & (high < rule.min_detectable_effect) & (low <= 0.0)
+        & (high < rule.min_detectable_effect) & (low <= 0.0) & (low > -rule.min_detectable_effect)
     )  # fmt: skip
     advance = (
         enough & ~roll_back & ~futile & (at < rule.last_step)
