@@ -25,7 +25,14 @@ from functools import partial
 from typing import Any
 
 from controllers.api import kinds
-from controllers.api.experiment import DRIFT, Experiment, ExperimentStatus, Variant, VariantRole
+from controllers.api.experiment import (
+    DRIFT,
+    Experiment,
+    ExperimentStatus,
+    Variant,
+    VariantRole,
+    challenger_weight,
+)
 from controllers.api.experiment import FINAL_DRIFT_STAGES as FINAL_STAGES
 from controllers.api.experiment import DriftStage as Stage
 from controllers.api.learningpolicy import LineageEntry
@@ -181,6 +188,7 @@ async def _roll_back(
         await deps.router.put(route_config(body, exp, found, {champion.name: 100}, attributed=False))
     for row in status.variants:  # the status shows the route's weights; later passes keep them
         row.weight = 100 if row.name == champion.name else 0
+    status.challenger_weight = challenger_weight(exp.spec, status.variants)
     if not challenger.shadow_model:
         return True
     evidence = rollback_evidence(name, reason, windows)

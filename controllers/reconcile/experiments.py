@@ -22,6 +22,7 @@ from controllers.api.experiment import (
     ExperimentStatus,
     Strategy,
     VariantRole,
+    challenger_weight,
 )
 from controllers.api.learningpolicy import LineageEntry
 from controllers.api.routes import experiment_key
@@ -69,6 +70,7 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         decided.step,
     )
     status.variants, status.sample_ratio = decided.variants, decided.sample_ratio
+    status.challenger_weight = challenger_weight(exp.spec, status.variants)
     status.started_at = decided.started_at
     if newly_final:
         await _write_ahead(namespace, name, status, now, deps)
@@ -101,6 +103,7 @@ async def _settled(
     to later experiments, and the figures the decision was made on stay as they were (the Event, the
     status and the report show the same numbers), so this one only watches the new champion after a
     promotion, until the track moves on."""
+    out.status.challenger_weight = challenger_weight(exp.spec, out.status.variants)
     if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
         out.events += await drift.watch(body, exp, out.status, deps)
 
@@ -118,7 +121,7 @@ async def _write_ahead(
     await deps.kube.patch_status(
         kinds.EXPERIMENTS, namespace, name,
         {"decision": status.decision.value, "decisionReason": status.decision_reason,
-         "decidedAt": now.isoformat(), "step": status.step,
+         "decidedAt": now.isoformat(), "step": status.step, "challengerWeight": status.challenger_weight,
          "variants": [row.to_wire() for row in status.variants]},
     )  # fmt: skip
     deps.metrics.decisions.labels(name, status.decision.value).inc()
