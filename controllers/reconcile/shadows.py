@@ -58,6 +58,8 @@ async def reconcile(
     if out.status.role not in SERVING_ROLES:
         routed = await _routed_here(shadow, out.status, namespace, deps)
         await _take_down(body, shadow, namespace, deps, keep=bool(routed))
+        if not routed:  # nothing serves this adapter any more: an endpoint left here would answer 502
+            out.status.endpoint = out.status.inference_service = ""
         message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
         if routed:
             message += f"; {STILL_ROUTED} {routed} still sends traffic to it"

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from controllers.api import kinds
 from controllers.api.experiment import Experiment, ExperimentStatus
+from controllers.api.routes import RouteConfig, RouteVariant
 from controllers.api.shadowmodel import ShadowModel, ShadowModelStatus
 from controllers.reconcile import experiments, shadows
 from controllers.reconcile.deps import Dependencies
@@ -164,6 +165,37 @@ async def shadow_pass(deps: Dependencies, namespace: str, name: str) -> Outcome[
         kinds.SHADOW_MODELS, namespace, name, without_empty_strings(out.status.to_wire(), as_null=True)
     )
     return out
+
+
+def test_a_rolled_back_models_endpoint_goes_with_its_deployment(
+    control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
+) -> None:
+    # Given two rolled-back models that were serving: the route of track "kept" still sends traffic
+    # to the first (the base model served there), no route sends any to the second
+    apply(control_plane, namespace, shadow_model("kept", policy="kept"), shadow_model("gone", policy="gone"))
+
+    async def scenario(deps: Dependencies) -> dict[str, dict[str, Any]]:
+        variant = RouteVariant(name="champion", endpoint="http://kept.invalid/v1", weight=100, champion=True)
+        await deps.router.put(RouteConfig(namespace=namespace, name="kept", variants=[variant]))
+        for name in ("kept", "gone"):
+            serving = {
+                "role": "RolledBack",
+                "endpoint": f"http://{name}.invalid/v1",
+                "inferenceService": name,
+            }
+            await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, name, serving)
+            await shadow_pass(deps, namespace, name)
+        return {
+            n: (await deps.kube.get(kinds.SHADOW_MODELS, namespace, n) or {})["status"]
+            for n in ("kept", "gone")
+        }
+
+    status = in_scenario(control_plane, gateway, scenario)
+    # Then the one whose deployment is gone shows no endpoint to pin, the other keeps its own
+    assert "endpoint" not in status["gone"]
+    assert "inferenceService" not in status["gone"]
+    assert status["kept"]["endpoint"] == "http://kept.invalid/v1"
+    assert status["kept"]["inferenceService"] == "kept"
 
 
 def test_a_decision_whose_losers_deployment_is_already_gone_is_still_carried_out(
