@@ -214,6 +214,12 @@ class ExperimentStatus(KaizenModel):
     step: int = Field(
         default=0, ge=0, le=10, description="Index into rollout.steps of the current challenger weight."
     )
+    challenger_weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Share of traffic, in percent, the challengers get now (every variant but the champion).",
+    )
     started_at: datetime | None = Field(default=None, description="When traffic first flowed.")
     variants: list[VariantStatus] = Field(
         default_factory=list,
@@ -227,6 +233,14 @@ class ExperimentStatus(KaizenModel):
 class Experiment(KaizenModel):
     spec: ExperimentSpec
     status: ExperimentStatus | None = None
+
+
+def challenger_weight(spec: ExperimentSpec, rows: list[VariantStatus]) -> int | None:
+    """What ``status.challengerWeight`` shows for these status rows (None before any weights)."""
+    if not rows:
+        return None
+    champions = {v.name for v in spec.variants if v.role == VariantRole.CHAMPION}
+    return sum(row.weight for row in rows if row.name not in champions)
 
 
 def at_rest(raw: dict[str, Any]) -> bool:
@@ -252,7 +266,7 @@ INFO = KindInfo(
         PrinterColumn("Decision", "string", ".status.decision"),
         REASON_COLUMN,
         PrinterColumn("Strategy", "string", ".spec.strategy"),
-        PrinterColumn("Step", "integer", ".status.step"),
+        PrinterColumn("Share", "integer", ".status.challengerWeight"),
         PrinterColumn("Drift", "string", condition_path(DRIFT, "reason")),
         PrinterColumn("Why", "string", ".status.decisionReason", wide_only=True),
     ),

@@ -123,7 +123,11 @@ class RolloutSettings(KaizenModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
     )
     max_duration: Duration = Field(
-        default="72h", description="An experiment still undecided after this is Inconclusive."
+        default="72h",
+        description=(
+            "An experiment still undecided this long after its traffic started is Inconclusive; so is one"
+            " naming a ShadowModel that does not exist or no longer serves, this long after it was created."
+        ),
     )
     auto_promote: bool = Field(
         default=True, description="Promote a winning challenger without a person's approval."

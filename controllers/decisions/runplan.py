@@ -8,6 +8,7 @@ run again reaches the same decision; the I/O in controllers.reconcile.runs carri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,31 @@ class JobPhase(StrEnum):
 class JobState:
     phase: JobPhase
     message: str = ""
+    logs: str = ""  # where the job's full log is: a command a person can run
+
+
+# A failed job's message can be Ray's header and the last 20,000 characters of its log. A condition
+# says one line of it (``failure_line``); the log stays with the job.
+FAILURE_LINE_LIMIT = 300
+_RAY_EXIT = re.compile(r"^Job entrypoint command failed with exit code (-?\d+), last available logs")
+_ACTOR = re.compile(r"^\(\S+ pid=\d+[^)]*\)\s*")  # Ray's prefix on a worker's log lines
+_EXCEPTION = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault)(?:\([\w.]*\))?(?::|$)"
+)
+
+
+def failure_line(message: str) -> str:
+    """One line for a failed job: the log's last Python exception line (else its last line), with the
+    exit code when Ray's header gives one, cut to ``FAILURE_LINE_LIMIT`` characters."""
+    lines = [_ACTOR.sub("", line.strip()) for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    exit_code = _RAY_EXIT.match(lines[0]) if len(lines) > 1 else None
+    body = lines[1:] if exit_code else lines
+    line = next((line for line in reversed(body) if _EXCEPTION.match(line)), body[-1])
+    if exit_code:
+        line = f"{line} (exit code {exit_code.group(1)})"
+    return line if len(line) <= FAILURE_LINE_LIMIT else line[: FAILURE_LINE_LIMIT - 1] + "…"
 
 
 # Ray's job statuses (what the Ray Jobs API reports, and a RayJob's status.jobStatus) as phases.
@@ -114,21 +140,20 @@ def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySetti
             conditions=(_progress("Submitting", f"submitting attempt {attempt}"),),
         )
     # Failed, stopped, or waiting for the retry already scheduled.
+    said = failure_line(job.message) if job else ""
     if attempt >= retry.max_attempts:
-        reason = job.message if job and job.message else f"the job ended {phase.value.lower()}"
+        reason = said or f"the job ended {phase.value.lower()}"
+        failed = f"attempt {attempt} of {retry.max_attempts} failed: {reason}"
+        if job and job.logs:
+            failed += f". Full log: {job.logs}"
         return Next(
             Step.DONE,
             finished=True,
-            conditions=(
-                Want.false(READY, "JobFailed", f"attempt {attempt} of {retry.max_attempts} failed: {reason}"),
-                Want.false(SUCCEEDED, "JobFailed", reason),
-            ),
+            conditions=(Want.false(READY, "JobFailed", failed), Want.false(SUCCEEDED, "JobFailed", reason)),
         )
     due = status.next_retry_time or now + backoff(retry, attempt + 1)
     if now < due:
-        message = (
-            f"attempt {attempt} failed ({job.message if job else phase.value}); retrying at {due:%H:%M:%S}"
-        )
+        message = f"attempt {attempt} failed ({said or phase.value}); retrying at {due:%H:%M:%S}"
         return Next(
             Step.WAIT_RETRY, attempt=attempt + 1, wait=due - now, conditions=(_progress("Retrying", message),)
         )

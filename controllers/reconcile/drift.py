@@ -25,7 +25,14 @@ from functools import partial
 from typing import Any
 
 from controllers.api import kinds
-from controllers.api.experiment import DRIFT, Experiment, ExperimentStatus, Variant, VariantRole
+from controllers.api.experiment import (
+    DRIFT,
+    Experiment,
+    ExperimentStatus,
+    Variant,
+    VariantRole,
+    challenger_weight,
+)
 from controllers.api.experiment import FINAL_DRIFT_STAGES as FINAL_STAGES
 from controllers.api.experiment import DriftStage as Stage
 from controllers.api.learningpolicy import LineageEntry
@@ -173,14 +180,19 @@ async def _roll_back(
         await set_role(namespace, champion.shadow_model, Role.CHAMPION, back, deps)
         if not await serving(namespace, champion.shadow_model, deps, Role.CHAMPION):
             return False
-    found, waiting = await endpoints(namespace, exp.spec, deps)
-    if waiting:
+    # The drifted model's deployment may be gone already (a pass that died after its role was set).
+    route = route_config(
+        body, exp, (await endpoints(namespace, exp.spec, deps, running=False)).found, {champion.name: 100},
+        attributed=False,
+    )  # fmt: skip
+    if route is None:
         return False
     owner = await asyncio.to_thread(_route_owner, deps, namespace, route_name(body, exp.spec))
     if owner in (None, experiment_key(namespace, name)):  # a later experiment's route is not ours to set
-        await deps.router.put(route_config(body, exp, found, {champion.name: 100}, attributed=False))
+        await deps.router.put(route)
     for row in status.variants:  # the status shows the route's weights; later passes keep them
         row.weight = 100 if row.name == champion.name else 0
+    status.challenger_weight = challenger_weight(exp.spec, status.variants)
     if not challenger.shadow_model:
         return True
     evidence = rollback_evidence(name, reason, windows)

@@ -22,18 +22,20 @@ from controllers.api.experiment import (
     ExperimentStatus,
     Strategy,
     VariantRole,
+    challenger_weight,
 )
 from controllers.api.learningpolicy import LineageEntry
 from controllers.api.routes import experiment_key
 from controllers.api.shadowmodel import Evidence, Role
 from controllers.builders.lineage import champion_patch, crowned
-from controllers.decisions.conditions import READY, Want, is_true, merge
+from controllers.decisions.conditions import READY, Want, holds, is_true, merge
 from controllers.decisions.experiments.evidence import ExperimentPlan
 from controllers.decisions.experiments.observations import Traffic
+from controllers.decisions.experiments.references import blocked, give_up, give_up_at
 from controllers.decisions.experiments.rollout import plan
 from controllers.reconcile import drift
 from controllers.reconcile.deps import Dependencies
-from controllers.reconcile.effects import endpoints, route_config, set_role
+from controllers.reconcile.effects import Lookup, endpoints, route_config, set_role
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.experiment_traffic import traffic
@@ -50,25 +52,27 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
     previous = exp.status
     out = Outcome.start(previous, ExperimentStatus(), meta)
     key = experiment_key(namespace, name)
-    if previous is not None and previous.decision in FINAL and is_true(previous.conditions, DECISION_APPLIED):
+    finishing = previous is not None and previous.decision in FINAL
+    if finishing and previous is not None and is_true(previous.conditions, DECISION_APPLIED):
         await _settled(body, exp, previous, out, deps, now)
         return out
-    found, waiting = await endpoints(namespace, exp.spec, deps)
-    if waiting:
-        out.status.conditions = merge(
-            out.status.conditions, [Want.unknown(READY, "WaitingForModels", waiting)],
-            generation=out.status.observed_generation, now=now,
-        )  # fmt: skip
+    lookup = await endpoints(namespace, exp.spec, deps, running=not finishing)
+    if lookup.blocked and not finishing:
+        await _blocked(body, exp, lookup, out, deps, now)
         return out
     decided = plan(exp.spec, previous, await asyncio.to_thread(_traffic, deps, key), now)
+    if (stuck := _stuck(lookup, decided)) is not None:
+        _set(out.status, [stuck], now)
+        return out
     status = out.status
-    newly_final = decided.final and (previous is None or previous.decision != decided.decision)
+    newly_final = decided.final and not finishing
     status.decision, status.decision_reason, status.step = (
         decided.decision,
         decided.reason[:1024],
         decided.step,
     )
     status.variants, status.sample_ratio = decided.variants, decided.sample_ratio
+    status.challenger_weight = challenger_weight(exp.spec, status.variants)
     status.started_at = decided.started_at
     if newly_final:
         await _write_ahead(namespace, name, status, now, deps)
@@ -76,7 +80,9 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         out.events.append((kind, decided.decision.value, decided.reason))
     # After a promotion the drift watch reads the champion's traffic under this experiment's key.
     attributed = not decided.final or decided.decision == Decision.PROMOTE
-    await deps.router.put(route_config(body, exp, found, decided.weights, attributed=attributed))
+    route = route_config(body, exp, lookup.found, decided.weights, attributed=attributed)
+    if route is not None:  # None: a loser's deployment is gone, taken down after this route was pushed
+        await deps.router.put(route)
     if newly_final and decided.decision == Decision.ROLL_BACK:
         deps.metrics.rollback_seconds.observe((deps.clock() - now).total_seconds())
     wants = []
@@ -85,8 +91,73 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
         done = f"route, roles and champion updated for {decided.decision.value}"
         wants.append(Want.true(DECISION_APPLIED, "Applied", done))
     wants.append(_ready(decided))
-    status.conditions = merge(status.conditions, wants, generation=status.observed_generation, now=now)
+    _set(status, wants, now)
     return out
+
+
+def _set(status: ExperimentStatus, wants: list[Want], now: datetime) -> None:
+    status.conditions = merge(status.conditions, wants, generation=status.observed_generation, now=now)
+
+
+def _stuck(lookup: Lookup, decided: ExperimentPlan) -> Want | None:
+    """Why a decision cannot be carried out yet: a variant it sends traffic to has no endpoint."""
+    needed = [name for name, weight in decided.weights.items() if weight > 0 and name not in lookup.found]
+    if not needed:
+        return None
+    said = f"{decided.decision.value} decided, but variant {', '.join(needed)} cannot be routed"
+    missing = [u for u in lookup.unresolved if u.variant in needed]
+    if missing:
+        return Want.false(READY, missing[0].reason, f"{said}: {missing[0].message}. Create it again")
+    return Want.unknown(READY, "WaitingForModels", f"{said} yet: {lookup.waiting}")
+
+
+async def _blocked(
+    body: dict[str, Any], exp: Experiment, lookup: Lookup, out: Outcome[ExperimentStatus], deps: Dependencies,
+    now: datetime,
+) -> None:  # fmt: skip
+    """A model is not serving yet (wait), or will not serve unless a person acts (say so, once, and
+    give up at the deadline: ``controllers.decisions.experiments.references``)."""
+    status = out.status
+    if not lookup.unresolved:
+        _set(status, [Want.unknown(READY, "WaitingForModels", lookup.waiting)], now)
+        return
+    due = give_up_at(exp.spec, status.started_at, _created(body, now))
+    if now >= due:
+        await _give_up(body, exp, lookup, out, deps, now)
+        return
+    want = blocked(lookup.unresolved, due)
+    if not holds(status.conditions, want):  # one Event, not one per reconcile
+        out.events.append(("Warning", want.reason, want.message))
+    _set(status, [want], now)
+
+
+async def _give_up(
+    body: dict[str, Any], exp: Experiment, lookup: Lookup, out: Outcome[ExperimentStatus], deps: Dependencies,
+    now: datetime,
+) -> None:  # fmt: skip
+    """Inconclusive, traffic on the champion when it serves; the challengers that exist are retired.
+    Every step repeats safely, so a pass that dies half-way is finished by the next one."""
+    meta, status = body["metadata"], out.status
+    end = give_up(exp.spec, status, lookup.unresolved, set(lookup.found))
+    status.decision, status.decision_reason, status.decided_at = Decision.INCONCLUSIVE, end.reason, now
+    status.variants = end.rows
+    status.challenger_weight = challenger_weight(exp.spec, end.rows)
+    route = route_config(body, exp, lookup.found, end.weights, attributed=False) if end.weights else None
+    if route is not None:
+        await deps.router.put(route)
+    unresolved = {u.variant for u in lookup.unresolved}
+    for variant in exp.spec.variants:
+        if variant.role == VariantRole.CHALLENGER and variant.shadow_model and variant.name not in unresolved:
+            await set_role(meta["namespace"], variant.shadow_model, Role.RETIRED, end.reason, deps)
+    deps.metrics.decisions.labels(meta["name"], Decision.INCONCLUSIVE.value).inc()
+    routed = "traffic on the champion" if route is not None else "nothing routed"
+    _set(status, [Want.true(DECISION_APPLIED, "Applied", f"gave up: {routed}"), end.ready], now)
+    out.events.append(("Warning", Decision.INCONCLUSIVE.value, end.reason))
+
+
+def _created(body: dict[str, Any], now: datetime) -> datetime:
+    stamp = body["metadata"].get("creationTimestamp")
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else now
 
 
 async def _settled(
@@ -101,6 +172,7 @@ async def _settled(
     to later experiments, and the figures the decision was made on stay as they were (the Event, the
     status and the report show the same numbers), so this one only watches the new champion after a
     promotion, until the track moves on."""
+    out.status.challenger_weight = challenger_weight(exp.spec, out.status.variants)
     if previous.decision == Decision.PROMOTE and exp.spec.strategy == Strategy.AB_TEST:
         out.events += await drift.watch(body, exp, out.status, deps)
 
@@ -118,7 +190,7 @@ async def _write_ahead(
     await deps.kube.patch_status(
         kinds.EXPERIMENTS, namespace, name,
         {"decision": status.decision.value, "decisionReason": status.decision_reason,
-         "decidedAt": now.isoformat(), "step": status.step,
+         "decidedAt": now.isoformat(), "step": status.step, "challengerWeight": status.challenger_weight,
          "variants": [row.to_wire() for row in status.variants]},
     )  # fmt: skip
     deps.metrics.decisions.labels(name, status.decision.value).inc()

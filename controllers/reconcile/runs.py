@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -175,14 +176,21 @@ def export_snapshot(
 async def observe_job(
     run: TrainingRun, namespace: str, status: TrainingRunStatus, deps: Dependencies
 ) -> JobState:
+    """The attempt's phase, Ray's message and where its full log is (a condition says one line of it)."""
     scaling = run.spec.training.scaling
     if scaling.submission == Submission.RAY_JOBS_API:
         assert scaling.ray_address
         async with RayJobsClient(scaling.ray_address) as ray:
             info = await ray.get(status.submission_id)
-        return JobState(JobPhase.MISSING) if info is None else JobState(RAY_PHASES[info.status], info.message)
+        if info is None:
+            return JobState(JobPhase.MISSING)
+        logs = f"ray job logs {status.submission_id} --address {scaling.ray_address}"
+        return JobState(RAY_PHASES[info.status], info.message, logs)
     rayjob = await deps.kube.get(kinds.RAYJOBS, namespace, status.job_name)
-    return JobState(JobPhase.MISSING) if rayjob is None else rayjob_state(rayjob)
+    if rayjob is None:
+        return JobState(JobPhase.MISSING)
+    # KubeRay's submitter Job (K8sJobMode) has the RayJob's name and follows the driver's log.
+    return replace(rayjob_state(rayjob), logs=f"kubectl logs -n {namespace} job/{status.job_name}")
 
 
 async def submit(

@@ -38,7 +38,7 @@ from controllers.builders.inferenceservice import (
     ready_endpoint,
     served_model_name,
 )
-from controllers.decisions.conditions import READY, Want, merge
+from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
@@ -58,6 +58,8 @@ async def reconcile(
     if out.status.role not in SERVING_ROLES:
         routed = await _routed_here(shadow, out.status, namespace, deps)
         await _take_down(body, shadow, namespace, deps, keep=bool(routed))
+        if not routed:  # nothing serves this adapter any more: an endpoint left here would answer 502
+            out.status.endpoint = out.status.inference_service = ""
         message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
         if routed:
             message += f"; {STILL_ROUTED} {routed} still sends traffic to it"
@@ -85,25 +87,37 @@ async def reconcile(
     out.status.served_model_name = served_model_name(name)
     if shadow.status is None:
         out.status.evaluation = await _evaluation(shadow, namespace, deps)
-    endpoint = ready_endpoint(isvc, served_model_name(name))
-    if endpoint is None:
-        want = Want.unknown(
-            READY, "Deploying", f"waiting for InferenceService {out.status.inference_service} to be Ready"
-        )
-    else:
-        url = _rehost(endpoint.base_url, deps.settings.served_host)
-        if out.status.endpoint != url:
-            out.events.append(("Normal", "Serving", f"adapter served at {url} as model {endpoint.model}"))
-        out.status.endpoint = url
-        want = Want.true(
-            READY, "Serving", f"{out.status.role.value} served by {out.status.inference_service}"
-        )
-        if shadow.spec.policy_ref and out.status.role == Role.CHALLENGER:
-            await _ensure_experiment(body, shadow, out.status, deps)
+    want = await _serving(body, shadow, isvc, out, deps)
     out.status.conditions = merge(
         out.status.conditions, [want], generation=out.status.observed_generation, now=now
     )
     return out
+
+
+async def _serving(
+    body: dict[str, Any],
+    shadow: ShadowModel,
+    isvc: dict[str, Any],
+    out: Outcome[ShadowModelStatus],
+    deps: Dependencies,
+) -> Want:
+    """Ready once the deployment serves (its endpoint recorded, the challenger's Experiment opened)."""
+    status = out.status
+    endpoint = ready_endpoint(isvc, served_model_name(body["metadata"]["name"]))
+    if endpoint is None:
+        return Want.unknown(
+            READY, "Deploying", f"waiting for InferenceService {status.inference_service} to be Ready"
+        )
+    url = _rehost(endpoint.base_url, deps.settings.served_host)
+    if status.endpoint != url:
+        out.events.append(("Normal", "Serving", f"adapter served at {url} as model {endpoint.model}"))
+    status.endpoint = url
+    opens = shadow.spec.policy_ref and status.role == Role.CHALLENGER
+    if opens and (missing := await _ensure_experiment(body, shadow, status, deps)) is not None:
+        if not holds(status.conditions, missing):  # one Event, not one per reconcile
+            out.events.append(("Warning", missing.reason, missing.message))
+        return missing
+    return Want.true(READY, "Serving", f"{status.role.value} served by {status.inference_service}")
 
 
 def _rehost(url: str, host: str | None) -> str:
@@ -199,31 +213,43 @@ async def _evaluation(shadow: ShadowModel, namespace: str, deps: Dependencies) -
 
 async def _ensure_experiment(
     body: dict[str, Any], shadow: ShadowModel, status: ShadowModelStatus, deps: Dependencies
-) -> None:
+) -> Want | None:
     """The challenger's Experiment against the policy's champion (or, for a track's first model, the
-    plain base model served by the same deployment)."""
+    plain base model served by the same deployment). A Ready condition when no policy of that name
+    exists (one owned by its policy is being garbage-collected with it: nothing to say)."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     policy_name = shadow.spec.policy_ref
     assert policy_name
     policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
     if policy is None:
-        return
+        owned = any(ref.get("kind") == "LearningPolicy" for ref in meta.get("ownerReferences") or [])
+        return None if owned else missing_policy(namespace, policy_name)
     if await deps.kube.get(kinds.EXPERIMENTS, namespace, name) is not None:
-        return  # made on an earlier pass; its spec never changes
+        return None  # made on an earlier pass; its spec never changes
     if await _decision_in_flight(namespace, policy_name, deps):
         # An earlier experiment of the track has decided but not yet crowned its winner (a pass died
         # between the write-ahead and the effects): the champion read now may be retired a moment
         # later, leaving this experiment to compare against a deployment that is going away.
-        return
+        return None
     champion = ((policy.get("status") or {}).get("champion") or {}).get("shadowModel")
     if champion == name:
-        return
+        return None
     rollout = RolloutSettings.model_validate(policy["spec"].get("rollout", {}))
     experiment = challenger_experiment(
         name, Parent.of(policy), rollout, champion, shadow.spec.base_model.name, status.endpoint
     )
     await deps.kube.ensure(kinds.EXPERIMENTS, experiment.to_wire())
+    return None
+
+
+def missing_policy(namespace: str, policy: str) -> Want:
+    """A challenger whose policyRef names no LearningPolicy: served, but no Experiment opens for it."""
+    message = (
+        f"spec.policyRef: no LearningPolicy {policy!r} in namespace {namespace!r}; the model serves, but no"
+        " Experiment opens until that policy exists (or name the model in an Experiment by hand)"
+    )
+    return Want.false(READY, "PolicyNotFound", message)
 
 
 async def _decision_in_flight(namespace: str, policy: str, deps: Dependencies) -> bool:

@@ -2,7 +2,8 @@
 
 Argo CD runs the script with the live object bound to the global ``obj`` and takes the table it
 returns; ``assess`` does the same. Fixtures cover every kind: Healthy, Progressing (no status yet, a
-stale observedGeneration, Ready Unknown), Degraded (Ready False with its reason).
+stale observedGeneration, Ready Unknown), Degraded (Ready False with its reason), and how a rollback
+looks once it is settled (Healthy: history) and while it is carried out (Progressing).
 """
 
 from __future__ import annotations
@@ -107,32 +108,64 @@ def test_ready_false_is_degraded_with_its_reason(kind: str) -> None:
     }
 
 
-def test_rolled_back_shadow_model_is_degraded_with_the_reason() -> None:
-    status = ready("True", "Serving")
-    status.update(
-        role="RolledBack", roleReason="Challenger regressed: mean reward -0.12 (p=0.003) in coder-exp-7"
-    )
-    health = assess(kaizen_object("ShadowModel", status=status))
-    assert health == {
-        "status": "Degraded",
-        "message": "Rolled back: Challenger regressed: mean reward -0.12 (p=0.003) in coder-exp-7",
+def out_of_service(role: str, ready_reason: str, reason: str) -> dict[str, Any]:
+    status = ready("False", ready_reason, f"{role}: {reason}")
+    status.update(role=role, roleReason=reason)
+    return kaizen_object("ShadowModel", status=status)
+
+
+def test_a_settled_rollback_is_healthy_history_with_its_reason() -> None:
+    # The rollback was the fix: traffic is on the champion and nothing is left for a person to do.
+    # Degraded would hold the whole Application Degraded for good and hide the next real fault.
+    reason = "rolled back by experiment coder-0007: guardrail error_rate breached"
+    assert assess(out_of_service("RolledBack", "RolledBack", reason)) == {
+        "status": "Healthy",
+        "message": f"Rolled back: {reason}",
     }
 
 
-def test_a_rolled_back_condition_alone_also_degrades_a_shadow_model() -> None:
-    status = ready("True", "Serving")
-    status["conditions"].append(condition("RolledBack", "True", "Regressed", "Guardrail error_rate vetoed."))
+def test_a_rollback_not_yet_carried_out_is_progressing() -> None:
+    # The experiment gave the role; the operator has not yet taken the model out of service.
+    status = ready("True", "Serving", "Challenger served by coder-0007")
+    status.update(role="RolledBack", roleReason="worse than champion")
     health = assess(kaizen_object("ShadowModel", status=status))
-    assert health == {"status": "Degraded", "message": "Rolled back: Regressed: Guardrail error_rate vetoed."}
+    assert health == {
+        "status": "Progressing",
+        "message": "Rolled back, being taken out of service: worse than champion",
+    }
 
 
 def test_retired_shadow_model_is_healthy() -> None:
-    status = ready("False", "Retired", "InferenceService removed.")
-    status.update(role="Retired", roleReason="Replaced by coder-dpo-v8")
-    assert assess(kaizen_object("ShadowModel", status=status)) == {
+    assert assess(out_of_service("Retired", "Retired", "Replaced by coder-dpo-v8")) == {
         "status": "Healthy",
         "message": "Retired: Replaced by coder-dpo-v8",
     }
+
+
+def test_an_experiment_that_rolled_back_is_healthy() -> None:
+    said = "coder-0007 reward 0.41 vs champion 0.52 (difference -0.11): worse than champion, rolled back"
+    health = assess(kaizen_object("Experiment", status=ready("True", "RolledBack", said)))
+    assert health == {"status": "Healthy", "message": f"RolledBack: {said}"}
+
+
+def test_an_experiment_whose_champion_drifted_says_so_and_is_healthy_once_rolled_back() -> None:
+    status = ready("True", "Promoted", "coder-0007 better than champion, promoted")
+    status["conditions"].append(condition("Drift", "True", "RollingBack", "the champion regressed"))
+    rolling = assess(kaizen_object("Experiment", status=status))
+    assert rolling == {"status": "Progressing", "message": "RollingBack: the champion regressed"}
+    status["conditions"][-1] = condition("Drift", "True", "Regressed", "rolled back to coder-0006")
+    assert assess(kaizen_object("Experiment", status=status)) == {
+        "status": "Healthy",
+        "message": "Regressed: rolled back to coder-0006",
+    }
+
+
+def test_an_experiment_that_gave_up_on_a_missing_model_is_degraded() -> None:
+    said = "spec.variants[1].shadowModel: no ShadowModel 'coder-0009'; still so after maxDuration 72h"
+    status = ready("False", "ShadowModelNotFound", said)
+    status["decision"] = "Inconclusive"
+    health = assess(kaizen_object("Experiment", status=status))
+    assert health == {"status": "Degraded", "message": f"ShadowModelNotFound: {said}"}
 
 
 def test_paused_experiment_is_suspended() -> None:

@@ -87,9 +87,12 @@ def then_the_adapter_is_rolled_back_with_the_evidence(world: World) -> None:
     assert evidence["reason"].startswith("drift after promotion: ")
     assert evidence["samples"] == 20
     assert evidence["meanDelta"] < -0.4
+    # its deployment still serves the route's champion (the plain base model), so it keeps its endpoint
+    assert shadow["endpoint"]
     status = (world.get("experiment", "drift-0001") or {})["status"]
     assert status["decision"] == "Promote"
     assert {v["name"]: v["weight"] for v in status["variants"]} == {"champion": 100, "challenger": 0}
+    assert status["challengerWeight"] == 0  # kubectl's SHARE column
 
 
 def then_the_policy_has_no_champion_and_the_reign_is_closed(world: World) -> None:

@@ -87,6 +87,7 @@ def test_get_kaizen_prints_the_printer_columns(control_plane: ControlPlane, name
             ],
             "decision": "Continue",
             "step": 1,
+            "challengerWeight": 25,
         }
     }
     _patch_status(control_plane, namespace, "experiments", "coder-dpo-0001", status)
@@ -98,7 +99,7 @@ def test_get_kaizen_prints_the_printer_columns(control_plane: ControlPlane, name
         "LearningPolicy": ["REASON", "CHAMPION", "NEW PAIRS", "LAST RUN"],
         "TrainingRun": ["REASON", "POLICY", "METHOD", "ATTEMPTS", "ACCURACY"],
         "ShadowModel": ["ROLE", "REASON", "POLICY"],
-        "Experiment": ["DECISION", "REASON", "STRATEGY", "STEP"],
+        "Experiment": ["DECISION", "REASON", "STRATEGY", "SHARE"],
     }
     for kind, columns in wanted.items():
         assert any(h[2 : 2 + len(columns)] == columns for h in headers), (
@@ -107,7 +108,8 @@ def test_get_kaizen_prints_the_printer_columns(control_plane: ControlPlane, name
     row = next(
         line for line in output.splitlines() if line.startswith("experiment.kaizen.dev/coder-dpo-0001")
     )
-    assert row.split()[1:6] == ["False", "Continue", "WaitingForTraffic", "ABTest", "1"]
+    # SHARE is the challenger's share of traffic in percent, not the index of the rollout step
+    assert row.split()[1:6] == ["False", "Continue", "WaitingForTraffic", "ABTest", "25"]
 
 
 def _patch_status(

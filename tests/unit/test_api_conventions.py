@@ -121,6 +121,9 @@ def test_kind_specific_columns_a_person_on_call_needs() -> None:
 
     assert "Champion" in names("LearningPolicy")
     assert "Decision" in names("Experiment")
+    columns = {c["name"]: c for c in CRDS["Experiment"]["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Share"]["jsonPath"] == ".status.challengerWeight"  # percent, not the step's index
+    assert "Step" not in columns
     assert "Role" in names("ShadowModel")
     assert "Accuracy" in names("TrainingRun")
 

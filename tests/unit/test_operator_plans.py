@@ -17,11 +17,13 @@ from controllers.api.trainingrun import (
 )
 from controllers.decisions.conditions import Want, merge
 from controllers.decisions.runplan import (
+    FAILURE_LINE_LIMIT,
     GATE,
     JobPhase,
     JobState,
     Step,
     backoff,
+    failure_line,
     gate_verdict,
     gpu_hours,
     next_step,
@@ -156,6 +158,54 @@ def test_failed_attempt_waits_the_doubling_backoff_then_retries_until_attempts_r
     assert failed.finished
     assert failed.conditions[0].reason == "JobFailed"
     assert "OOM" in failed.conditions[0].message
+
+
+def ray_failure(frames: int) -> str:
+    """A failed job's message as Ray writes it: a header, then the log's last 20,000 characters."""
+    trace = "".join(
+        f'  File "/app/trainer/step_{i}.py", line {i}, in step_{i}\n    loss = model(batch)\n'
+        for i in range(frames)
+    )
+    log = (
+        f"loading adapter\nTraceback (most recent call last):\n{trace}"
+        "(RayTrainWorker pid=812) torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+        "(RayTrainWorker pid=812) shutting down\n"
+    )
+    header = (
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):"
+    )
+    return f"{header}\n{log[-20_000:]}"
+
+
+def test_a_failed_runs_message_is_the_exception_line_and_where_its_log_is() -> None:
+    # Given a last attempt that failed with Ray's 20,000-character log tail in its message
+    last = TrainingRunStatus(dataset=DATASET, attempts=3)
+    logs = "kubectl logs -n team-a job/coder-0001-a3"
+    job = JobState(JobPhase.FAILED, ray_failure(400), logs=logs)
+    assert len(job.message) > 20_000
+    # Then both conditions say the exception and the exit code in one short line, and where the log is
+    ready, succeeded = next_step(last, job, RETRY, NOW).conditions
+    exception = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (exit code 1)"
+    assert ready.message == f"attempt 3 of 3 failed: {exception}. Full log: {logs}"
+    assert succeeded.message == exception
+    assert "Traceback" not in ready.message
+    # and a retry says the same line
+    retrying = next_step(TrainingRunStatus(dataset=DATASET, attempts=1), job, RETRY, NOW)
+    assert exception in retrying.conditions[0].message
+    assert len(retrying.conditions[0].message) < 400
+
+
+def test_the_failure_line_rule() -> None:
+    # the last Python exception line of the log, else its last line, with Ray's exit code; 300 at most
+    assert failure_line("") == ""
+    assert failure_line("node lost") == "node lost"
+    assert failure_line("a\nValueError: bad rank\n  at shutdown\n") == "ValueError: bad rank"
+    assert failure_line("starting\nKilled\n") == "Killed"
+    no_logs = "Job entrypoint command failed with exit code 137. No logs available."
+    assert failure_line(no_logs) == no_logs
+    long = failure_line("RuntimeError: " + "x" * 1000)
+    assert len(long) == FAILURE_LINE_LIMIT == 300
+    assert long.endswith("…")
 
 
 def test_a_recorded_submission_that_ray_never_saw_is_submitted_again_with_the_same_attempt() -> None:

@@ -2,10 +2,14 @@
 -- Register this one script under resource.customizations.health.kaizen.dev_<Kind> for each kind
 -- (docs/argocd.md shows how). It reads only what the operator writes to status:
 --   Progressing  no status yet; status.observedGeneration (or the Ready condition's) behind
---                metadata.generation, i.e. the operator has not acted on the latest spec; Ready Unknown.
+--                metadata.generation, i.e. the operator has not acted on the latest spec; Ready Unknown;
+--                a ShadowModel given its final role but not yet taken out of service; an Experiment
+--                rolling its promoted model back for drift.
 --   Suspended    an Experiment with spec.paused: weights and decisions frozen.
---   Degraded     Ready False (the message carries its reason); a ShadowModel that was rolled back.
---   Healthy      Ready True; a retired ShadowModel (replaced by a better one, nothing to fix).
+--   Degraded     Ready False (the message carries its reason).
+--   Healthy      Ready True; a rolled-back or retired ShadowModel once out of service, an Experiment
+--                whose drift watch rolled its model back: history, with nothing for a person to fix
+--                (the rollback itself was the fix; the Warning Event is the moment to be told).
 local hs = {}
 
 local function find_condition(conditions, wanted)
@@ -54,20 +58,31 @@ if generation ~= nil and observed ~= generation then
   return hs
 end
 
-if obj.kind == "ShadowModel" then
-  local rolled_back = find_condition(status.conditions, "RolledBack")
-  if status.role == "RolledBack" or (rolled_back ~= nil and rolled_back.status == "True") then
-    local reason = status.roleReason
-    if (reason == nil or reason == "") and rolled_back ~= nil then
-      reason = describe(rolled_back)
-    end
-    hs.status = "Degraded"
-    hs.message = with_reason("Rolled back", reason)
+local out_of_service = { RolledBack = "Rolled back", Retired = "Retired" }
+
+if obj.kind == "ShadowModel" and out_of_service[status.role] ~= nil then
+  local said = out_of_service[status.role]
+  local ready = find_condition(status.conditions, "Ready")
+  if ready == nil or ready.reason ~= status.role then
+    hs.status = "Progressing"
+    hs.message = with_reason(said .. ", being taken out of service", status.roleReason)
     return hs
   end
-  if status.role == "Retired" then
+  hs.status = "Healthy"
+  hs.message = with_reason(said, status.roleReason)
+  return hs
+end
+
+if obj.kind == "Experiment" then
+  local drift = find_condition(status.conditions, "Drift")
+  if drift ~= nil and drift.reason == "Regressed" then
     hs.status = "Healthy"
-    hs.message = with_reason("Retired", status.roleReason)
+    hs.message = describe(drift)
+    return hs
+  end
+  if drift ~= nil and drift.reason == "RollingBack" then
+    hs.status = "Progressing"
+    hs.message = describe(drift)
     return hs
   end
 end
