@@ -31,6 +31,7 @@ from controllers.decisions import assign
 from controllers.decisions.access import Action
 from controllers.gateway.forward import Answer, Outcome, Receive, Send, UpstreamFailed, call_variant, relay
 from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
+from controllers.gateway.proxy_replies import ProxyError, read_body, send_error
 from controllers.gateway.recorder import Served
 from controllers.gateway.route_table import PATHS, ActiveRoute
 from controllers.gateway.router_state import RouterState
@@ -39,14 +40,6 @@ Scope = MutableMapping[str, Any]
 
 PREFIX = "/openai/"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-class ProxyError(Exception):
-    """A request the proxy answers itself, in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, kind: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
 class Proxy:
@@ -69,7 +62,7 @@ class Proxy:
                 raise ProxyError(
                     400, "X-Kaizen-Request-Id must be 1-128 of A-Z a-z 0-9 . _ : -", "invalid_request_error"
                 )
-            body = await _read_body(receive, self.state.max_body_bytes, headers.get("content-length"))
+            body = await read_body(receive, self.state.max_body_bytes, headers.get("content-length"))
             try:
                 payload = orjson.loads(body)  # a 100 kB prompt: ~60 us, where json takes ~1 ms
             except orjson.JSONDecodeError as error:
@@ -80,7 +73,7 @@ class Proxy:
                 raise ProxyError(400, "body must be a JSON object", "invalid_request_error", "body")
             await self._serve(active, path, headers, payload, body, request_id, receive, send)
         except ProxyError as error:
-            await _send_error(send, error, request_id)
+            await send_error(send, error, request_id)
 
     def _target(self, scope: Scope) -> tuple[str, str]:
         parts = scope["path"][len(PREFIX) :].split("/", 3)
@@ -219,7 +212,7 @@ class Proxy:
         extra = ((b"x-kaizen-request-id", request_id.encode()), (b"x-kaizen-variant", served.encode()))
         if answer is None:  # nobody answered at all; a 5xx answer would have been passed on
             failed = ProxyError(502, f"no healthy variant: {error_message}", "upstream_error")
-            await _send_error(send, failed, request_id, extra + active.headers)
+            await send_error(send, failed, request_id, extra + active.headers)
             return None
         await relay(answer, extra + active.headers, receive, send, outcome)
         latency = time.perf_counter() - answer.started
@@ -256,45 +249,3 @@ def _pinned_variant(active: ActiveRoute, headers: dict[str, str]) -> str | None:
             "X-Kaizen-Variant",
         )
     return pinned
-
-
-async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    """The body; a 413 as soon as ``Content-Length`` or the bytes read so far pass ``limit``."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    parts, size = [], 0
-    while True:
-        message = await receive()
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
-        if not message.get("more_body", False):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _too_large(limit: int) -> ProxyError:
-    message = f"request body is larger than this gateway's limit of {limit} bytes: send a shorter request "
-    message += (
-        "(fewer or shorter messages), or ask the gateway's operator to raise KAIZEN_PROXY_MAX_BODY_BYTES"
-    )
-    return ProxyError(413, message, "invalid_request_error", "body")
-
-
-async def _send_error(
-    send: Send, error: ProxyError, request_id: str, extra: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    document = {
-        "error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.status}
-    }
-    body = orjson.dumps(document)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    elif request_id:
-        headers.append((b"x-kaizen-request-id", request_id.encode()))
-    if error.status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
