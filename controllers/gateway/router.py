@@ -148,6 +148,7 @@ class Proxy:
                         body=outcome.tail,
                         streamed=stream,
                         allocation=active.allocation,
+                        route=active.config.name,
                     )
                 )
 
