@@ -1,7 +1,18 @@
-"""What the proxy answers by itself, in OpenAI's shapes: its errors, and the body limit.
+"""What the proxy answers by itself, in OpenAI's shapes: errors, the model list, and the body limit.
 
 ``ProxyError`` is any answer the router gives without an upstream (``{"error": {"message", "type",
-"param", "code"}}``), and ``read_body`` reads a request's body under the proxy's limit (413 past it).
+"param", "code"}}``), ``unknown_route`` the 404 for a route that does not exist, ``model_list`` the
+answer to ``GET /openai/<namespace>/<route>/v1/models``, and ``read_body`` reads a request's body
+under the proxy's limit (413 past it).
+
+The model list names one model, the route: a route is named after its LearningPolicy, and the
+router, not the ``model`` a client sends, picks the variant. Every variant that names a ``model``
+(the operator's routes name the ShadowModel's served model) gets that name upstream whatever the
+client sent, so the route's name is the id an agent configures once and keeps through promotions
+and rollbacks. The variants' own model names are not listed: sending one selects nothing (a client
+would believe it chose a model it does not get), and which challengers run is the experiment's
+business. A variant without a ``model`` passes the client's on unchanged: on such a route the client
+must send a name that variant's server knows, as it would without Kaizen.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from typing import Any
 import orjson
 
 from controllers.gateway.forward import Receive, Send
+from controllers.gateway.route_table import ActiveRoute
 
 
 class ProxyError(Exception):
@@ -19,6 +31,25 @@ class ProxyError(Exception):
     def __init__(self, status: int, message: str, kind: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.param = status, message, kind, param
+
+
+def unknown_route(route: str) -> ProxyError:
+    """The 404 for ``<namespace>/<name>``: routes are the operator's, named after LearningPolicies."""
+    namespace, name = route.split("/", 1)
+    message = (
+        f"no route {route!r}. A route is named after its LearningPolicy (send the policy's name as the "
+        "model, at /openai/<namespace>/<policy name>/v1) and the Kaizen operator writes it for the policy "
+        "once an Experiment serves it (an Experiment without spec.policyRef: under the Experiment's name); "
+        f"see kubectl -n {namespace} get learningpolicies,experiments for {name!r}. Routes are not written "
+        "by hand: PUT /v1/routes is the operator's API."
+    )
+    return ProxyError(404, message, "not_found", "route")
+
+
+def model_list(active: ActiveRoute) -> dict[str, Any]:
+    """OpenAI's model list for a route: the route's own name, the one model a client should send."""
+    model = {"id": active.config.name, "object": "model", "created": 0, "owned_by": "kaizen"}
+    return {"object": "list", "data": [model]}
 
 
 async def send_json(

@@ -1,9 +1,10 @@
 """The router: an OpenAI-compatible proxy that splits traffic between a route's variants.
 
 ``POST /openai/<namespace>/<route>/v1/chat/completions`` (and ``/v1/completions``) with a gateway
-bearer token. Each request's unit (``controllers.decisions.assign``) is hashed to a variant under the
-route's current weights; the body goes to that variant's endpoint unchanged (re-serialised only when
-the variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
+bearer token; ``GET .../v1/models`` lists the route's name, the model to send (``proxy_replies``).
+Each request's unit (``controllers.decisions.assign``) is hashed to a variant under the route's
+current weights; the body goes to that variant's endpoint unchanged (re-serialised only when the
+variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
 chunk when the client asked for ``stream``. Responses carry ``X-Kaizen-Request-Id`` (the client's own,
 if it sent one), ``X-Kaizen-Variant`` (who served) and ``X-Kaizen-Experiment`` (while one counts it).
 
@@ -31,7 +32,14 @@ from controllers.decisions import assign
 from controllers.decisions.access import Action
 from controllers.gateway.forward import Answer, Outcome, Receive, Send, UpstreamFailed, call_variant, relay
 from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
-from controllers.gateway.proxy_replies import ProxyError, read_body, send_error
+from controllers.gateway.proxy_replies import (
+    ProxyError,
+    model_list,
+    read_body,
+    send_error,
+    send_json,
+    unknown_route,
+)
 from controllers.gateway.recorder import Served
 from controllers.gateway.route_table import PATHS, ActiveRoute
 from controllers.gateway.router_state import RouterState
@@ -39,6 +47,7 @@ from controllers.gateway.router_state import RouterState
 Scope = MutableMapping[str, Any]
 
 PREFIX = "/openai/"
+MODELS = "models"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -54,9 +63,10 @@ class Proxy:
             await self._authenticate(headers.get("authorization"), route)
             active = self.state.table.get(route)
             if active is None:
-                raise ProxyError(
-                    404, f"no route {route!r}; create it with PUT /v1/routes/{route}", "not_found"
-                )
+                raise unknown_route(route)
+            if path == MODELS:
+                await send_json(send, 200, model_list(active))
+                return
             request_id = headers.get("x-kaizen-request-id") or uuid.uuid4().hex
             if not REQUEST_ID.fullmatch(request_id):
                 raise ProxyError(
@@ -77,14 +87,17 @@ class Proxy:
 
     def _target(self, scope: Scope) -> tuple[str, str]:
         parts = scope["path"][len(PREFIX) :].split("/", 3)
-        if len(parts) == 4 and parts[2] == "v1" and parts[3] in PATHS and parts[0] and parts[1]:
-            if scope["method"] != "POST":
-                raise ProxyError(405, f"{scope['method']} is not allowed; use POST", "invalid_request_error")
+        if len(parts) == 4 and parts[2] == "v1" and parts[3] in (*PATHS, MODELS) and parts[0] and parts[1]:
+            method = "GET" if parts[3] == MODELS else "POST"
+            if scope["method"] != method:
+                raise ProxyError(
+                    405, f"{scope['method']} is not allowed; use {method}", "invalid_request_error"
+                )
             return f"{parts[0]}/{parts[1]}", parts[3]
         raise ProxyError(
             404,
-            f"unknown path {scope['path']!r}; use /openai/<namespace>/<route>/v1/chat/completions "
-            "or /openai/<namespace>/<route>/v1/completions",
+            f"unknown path {scope['path']!r}; use POST /openai/<namespace>/<route>/v1/chat/completions "
+            "or /v1/completions, or GET /openai/<namespace>/<route>/v1/models",
             "not_found",
         )
 
