@@ -117,7 +117,7 @@ def _batch_writer(
             return batches.write_pairs(session, batch, now, namespace=namespace)
         if kind == "annotations":
             return batches.write_annotations(session, batch, key, now, where, **into)
-        return batches.write_feedback(session, batch, key, now, where, **into)
+        return batches.write_feedback(session, batch, key, now, where, namespace=namespace, scope=CLI_SCOPE)
 
     return write
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from controllers.gateway.schemas import AnnotationIn, FeedbackIn, PairIn, RunIn
 from controllers.store import ingest
+from controllers.store.request_feedback import Targets
 
 Where = Callable[[int, Any], str]
 
@@ -39,15 +40,20 @@ def write_feedback(
     *,
     namespace: str,
     scope: str,
+    allowed: Targets | None = None,
 ) -> dict[str, Any]:
-    targets = ingest.resolve_runs(
-        session, [(where(i, f), f.run_id, f.request_id) for i, f in enumerate(records)], namespace
+    """Feedback on runs, or on requests the router recorded that no run names yet. ``allowed``: the
+    agents and routes the caller was authorized for (the gateway's; a run that named a request since
+    is refused, ``TargetsChanged``)."""
+    targets = ingest.resolve_feedback(
+        session, [(where(i, f), f.run_id, f.request_id) for i, f in enumerate(records)], namespace, allowed
     )
     rows = [
         {
             "id": f.id or ingest.derived_id(namespace, scope, key, "feedback", i),
             "created_at": now,
-            "run_id": targets[where(i, f)],
+            "run_id": targets[where(i, f)][0],
+            "request_id": targets[where(i, f)][1],
             "author": f.author,
             "thumbs": f.thumbs,
             "rating": f.rating,
@@ -78,7 +84,7 @@ def write_annotations(
     namespace: str,
     scope: str,
 ) -> dict[str, Any]:
-    ingest.resolve_runs(session, [(where(i, a), a.run_id, None) for i, a in enumerate(records)], namespace)
+    ingest.resolve_runs(session, [(where(i, a), a.run_id) for i, a in enumerate(records)], namespace)
     rows = [
         {
             "id": a.id or ingest.derived_id(namespace, scope, key, "annotation", i),

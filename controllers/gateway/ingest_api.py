@@ -6,8 +6,10 @@ as accepted, not inserted) and the records' ids.
 
 Who may write: ``experience/create`` for each agent a run or pair names (and for annotations, which
 flag an agent's runs for review), ``feedback/create`` for feedback and corrections on each agent
-whose runs they name, in the batch's namespace (``controllers.decisions.access``). A refused
-batch is a 403 naming the agent or namespace, and nothing of it is written.
+whose runs they name, in the batch's namespace (``controllers.decisions.access``). Feedback that
+names a request the router recorded and no run names yet rates the request
+(``controllers.store.request_feedback``): it needs ``routes/use`` on the route that served it. A
+refused batch is a 403 naming the agent, route or namespace, and nothing of it is written.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
@@ -36,6 +38,7 @@ from controllers.gateway.schemas import (
 from controllers.gateway.writes import write_batch
 from controllers.store import ingest
 from controllers.store.db import transaction
+from controllers.store.request_feedback import Targets, targets
 
 router = APIRouter(prefix="/v1")
 
@@ -59,19 +62,29 @@ async def _may_write(
         await authorize(shared, caller, action, namespace, agent)
 
 
-async def _target_agents(
-    shared: Gateway, namespace: str, targets: list[tuple[str | None, str | None]]
-) -> set[str]:
-    """The agents whose runs feedback or annotations name: the caller must be allowed to write for each.
+async def _run_agents(shared: Gateway, namespace: str, run_ids: set[str]) -> set[str]:
+    """The agents whose runs annotations name: the caller must be allowed to write for each.
 
     Run ids never change agent (a taken id is refused, ``IdTaken``), so what is read here is what
     the write then touches; ids that name nothing are left to the write's 422."""
 
     def read() -> set[str]:
-        run_ids = {run for run, _ in targets if run}
-        request_ids = {request for run, request in targets if request and not run}
         with transaction(shared.factory) as session:
-            return ingest.run_agents(session, namespace, run_ids, request_ids)
+            return ingest.run_agents(session, namespace, run_ids)
+
+    return await run_in_threadpool(read)
+
+
+async def _feedback_targets(shared: Gateway, namespace: str, feedback: list[FeedbackIn]) -> Targets:
+    """The agents whose runs feedback names, and the routes of the requests it names that no run names
+    yet: the caller must be allowed to write for each agent and to use each route. The write checks
+    that it touches nothing else (a run that named a request since is a 409); unknown ids are its 422."""
+
+    def read() -> Targets:
+        run_ids = {f.run_id for f in feedback if f.run_id}
+        request_ids = {f.request_id for f in feedback if f.request_id and not f.run_id}
+        with transaction(shared.factory) as session:
+            return targets(session, namespace, run_ids, request_ids)
 
     return await run_in_threadpool(read)
 
@@ -91,12 +104,21 @@ async def ingest_runs(batch: RunBatch, caller: Caller, key: Key, shared: Shared)
 async def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared: Shared) -> JSONResponse:
     namespace = home_namespace(caller, batch.namespace)
     await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
-    targets = await _target_agents(shared, namespace, [(f.run_id, f.request_id) for f in batch.feedback])
-    await _may_write(shared, caller, Action.WRITE_FEEDBACK, namespace, targets)
+    allowed = await _feedback_targets(shared, namespace, batch.feedback)
+    await _may_write(shared, caller, Action.WRITE_FEEDBACK, namespace, set(allowed.agents))
+    for route in sorted(allowed.routes):  # a request no run names yet: whoever may use its route
+        await authorize(shared, caller, Action.CALL_ROUTES, namespace, route)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_feedback(
-            session, batch.feedback, key, now, _feedback_field, namespace=namespace, scope=caller.scope
+            session,
+            batch.feedback,
+            key,
+            now,
+            _feedback_field,
+            namespace=namespace,
+            scope=caller.scope,
+            allowed=allowed,
         )
 
     return await run_in_threadpool(write_batch, shared, "feedback", key, batch, write, scope=caller.scope)
@@ -119,8 +141,8 @@ async def ingest_annotations(
 ) -> JSONResponse:
     namespace = home_namespace(caller, batch.namespace)
     await authorize(shared, caller, Action.WRITE_EXPERIENCE, namespace)
-    targets = await _target_agents(shared, namespace, [(a.run_id, None) for a in batch.annotations])
-    await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, targets)
+    agents = await _run_agents(shared, namespace, {a.run_id for a in batch.annotations})
+    await _may_write(shared, caller, Action.WRITE_EXPERIENCE, namespace, agents)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_annotations(

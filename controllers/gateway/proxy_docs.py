@@ -3,7 +3,8 @@
 Requests under ``/openai/`` never reach FastAPI (``routes_api.ProxyDispatch`` hands them to the proxy
 first), so there is no FastAPI endpoint to describe them. ``document`` adds their path items to the
 app's OpenAPI document instead: the path, the bearer token (``routes/use`` on the route's namespace),
-the ``X-Kaizen-*`` headers, the body's shape and the answers. The document, clients generated from
+the ``X-Kaizen-*`` headers, the body's shape and the answers; and ``GET .../v1/models``, the list of
+the one model a client should send (the route's name). The document, clients generated from
 it and the fuzzer (tests/security/test_fuzz.py) then see the same surface an agent does.
 """
 
@@ -31,9 +32,25 @@ ANSWERS = {
     "200": "The serving variant's answer; X-Kaizen-Variant and X-Kaizen-Request-Id name it",
     "401": "No valid token",
     "403": "The caller may not use routes in this namespace",
-    "404": "No such route",
+    "404": "No such route (a route is named after its LearningPolicy, and the operator writes it)",
     "413": "Body over the proxy's limit (KAIZEN_PROXY_MAX_BODY_BYTES)",
 }
+
+
+class Model(BaseModel):
+    """One model a client may send: the route's name (``proxy_replies.model_list``)."""
+
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "kaizen"
+
+
+class ModelList(BaseModel):
+    """OpenAI's model list: the route's name alone (the router, not ``model``, picks the variant)."""
+
+    object: str = "list"
+    data: list[Model]
 
 
 class Message(BaseModel):
@@ -99,6 +116,27 @@ def _operation(model: type[BaseModel], summary: str, components: dict[str, Any])
     }
 
 
+def _models(components: dict[str, Any]) -> dict[str, Any]:
+    """``GET .../v1/models``: the path parameters, the bearer token, and the list's shape."""
+    schema = ModelList.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    components[ModelList.__name__] = schema
+    answers: dict[str, Any] = {code: {"description": text} for code, text in ANSWERS.items() if code != "413"}
+    answers["200"] = {
+        "description": "The route's name as the one model to send (OpenAI's list shape)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelList"}}},
+    }
+    return {
+        "get": {
+            "tags": ["router"],
+            "summary": "The models a client may send: the route's name (its LearningPolicy's)",
+            "parameters": _parameters()[:2],
+            "responses": answers,
+            "security": [{"HTTPBearer": []}],
+        }
+    }
+
+
 def document(app: FastAPI) -> None:
     """Make ``app.openapi()`` describe the proxy's paths beside the API's own."""
     build = app.openapi
@@ -119,6 +157,7 @@ def document(app: FastAPI) -> None:
             spec["paths"][f"{base}/completions"] = _operation(
                 CompletionRequest, "Answered by the router, as chat/completions", components
             )
+            spec["paths"][f"{base}/models"] = _models(components)
             app.openapi_schema = spec
         return app.openapi_schema
 

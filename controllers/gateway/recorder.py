@@ -51,6 +51,7 @@ class Served:
     body: bytes  # the whole body, or for a stream its last few kilobytes (where ``usage`` is)
     streamed: bool
     allocation: str | None = None  # the weights it was assigned by (``routes.allocation_text``)
+    route: str | None = None  # the route's name: ``routes/use`` on it lets a caller rate the request
 
     def row(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class Served:
             "latency_ms": self.latency_ms,
             "cost_tokens": usage_tokens(self.body, self.streamed),
             "allocation": self.allocation,
+            "route": self.route,
         }
 
 

@@ -1,9 +1,10 @@
 """The router: an OpenAI-compatible proxy that splits traffic between a route's variants.
 
 ``POST /openai/<namespace>/<route>/v1/chat/completions`` (and ``/v1/completions``) with a gateway
-bearer token. Each request's unit (``controllers.decisions.assign``) is hashed to a variant under the
-route's current weights; the body goes to that variant's endpoint unchanged (re-serialised only when
-the variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
+bearer token; ``GET .../v1/models`` lists the route's name, the model to send (``proxy_replies``).
+Each request's unit (``controllers.decisions.assign``) is hashed to a variant under the route's
+current weights; the body goes to that variant's endpoint unchanged (re-serialised only when the
+variant names a different ``model``), and the answer comes back byte for byte, streamed chunk by
 chunk when the client asked for ``stream``. Responses carry ``X-Kaizen-Request-Id`` (the client's own,
 if it sent one), ``X-Kaizen-Variant`` (who served) and ``X-Kaizen-Experiment`` (while one counts it).
 
@@ -31,6 +32,14 @@ from controllers.decisions import assign
 from controllers.decisions.access import Action
 from controllers.gateway.forward import Answer, Outcome, Receive, Send, UpstreamFailed, call_variant, relay
 from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
+from controllers.gateway.proxy_replies import (
+    ProxyError,
+    model_list,
+    read_body,
+    send_error,
+    send_json,
+    unknown_route,
+)
 from controllers.gateway.recorder import Served
 from controllers.gateway.route_table import PATHS, ActiveRoute
 from controllers.gateway.router_state import RouterState
@@ -38,15 +47,8 @@ from controllers.gateway.router_state import RouterState
 Scope = MutableMapping[str, Any]
 
 PREFIX = "/openai/"
+MODELS = "models"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-class ProxyError(Exception):
-    """A request the proxy answers itself, in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, kind: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param = status, message, kind, param
 
 
 class Proxy:
@@ -61,15 +63,16 @@ class Proxy:
             await self._authenticate(headers.get("authorization"), route)
             active = self.state.table.get(route)
             if active is None:
-                raise ProxyError(
-                    404, f"no route {route!r}; create it with PUT /v1/routes/{route}", "not_found"
-                )
+                raise unknown_route(route)
+            if path == MODELS:
+                await send_json(send, 200, model_list(active))
+                return
             request_id = headers.get("x-kaizen-request-id") or uuid.uuid4().hex
             if not REQUEST_ID.fullmatch(request_id):
                 raise ProxyError(
                     400, "X-Kaizen-Request-Id must be 1-128 of A-Z a-z 0-9 . _ : -", "invalid_request_error"
                 )
-            body = await _read_body(receive, self.state.max_body_bytes, headers.get("content-length"))
+            body = await read_body(receive, self.state.max_body_bytes, headers.get("content-length"))
             try:
                 payload = orjson.loads(body)  # a 100 kB prompt: ~60 us, where json takes ~1 ms
             except orjson.JSONDecodeError as error:
@@ -80,18 +83,21 @@ class Proxy:
                 raise ProxyError(400, "body must be a JSON object", "invalid_request_error", "body")
             await self._serve(active, path, headers, payload, body, request_id, receive, send)
         except ProxyError as error:
-            await _send_error(send, error, request_id)
+            await send_error(send, error, request_id)
 
     def _target(self, scope: Scope) -> tuple[str, str]:
         parts = scope["path"][len(PREFIX) :].split("/", 3)
-        if len(parts) == 4 and parts[2] == "v1" and parts[3] in PATHS and parts[0] and parts[1]:
-            if scope["method"] != "POST":
-                raise ProxyError(405, f"{scope['method']} is not allowed; use POST", "invalid_request_error")
+        if len(parts) == 4 and parts[2] == "v1" and parts[3] in (*PATHS, MODELS) and parts[0] and parts[1]:
+            method = "GET" if parts[3] == MODELS else "POST"
+            if scope["method"] != method:
+                raise ProxyError(
+                    405, f"{scope['method']} is not allowed; use {method}", "invalid_request_error"
+                )
             return f"{parts[0]}/{parts[1]}", parts[3]
         raise ProxyError(
             404,
-            f"unknown path {scope['path']!r}; use /openai/<namespace>/<route>/v1/chat/completions "
-            "or /openai/<namespace>/<route>/v1/completions",
+            f"unknown path {scope['path']!r}; use POST /openai/<namespace>/<route>/v1/chat/completions "
+            "or /v1/completions, or GET /openai/<namespace>/<route>/v1/models",
             "not_found",
         )
 
@@ -155,6 +161,7 @@ class Proxy:
                         body=outcome.tail,
                         streamed=stream,
                         allocation=active.allocation,
+                        route=active.config.name,
                     )
                 )
 
@@ -219,7 +226,7 @@ class Proxy:
         extra = ((b"x-kaizen-request-id", request_id.encode()), (b"x-kaizen-variant", served.encode()))
         if answer is None:  # nobody answered at all; a 5xx answer would have been passed on
             failed = ProxyError(502, f"no healthy variant: {error_message}", "upstream_error")
-            await _send_error(send, failed, request_id, extra + active.headers)
+            await send_error(send, failed, request_id, extra + active.headers)
             return None
         await relay(answer, extra + active.headers, receive, send, outcome)
         latency = time.perf_counter() - answer.started
@@ -256,45 +263,3 @@ def _pinned_variant(active: ActiveRoute, headers: dict[str, str]) -> str | None:
             "X-Kaizen-Variant",
         )
     return pinned
-
-
-async def _read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    """The body; a 413 as soon as ``Content-Length`` or the bytes read so far pass ``limit``."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    parts, size = [], 0
-    while True:
-        message = await receive()
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
-        if not message.get("more_body", False):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _too_large(limit: int) -> ProxyError:
-    message = f"request body is larger than this gateway's limit of {limit} bytes: send a shorter request "
-    message += (
-        "(fewer or shorter messages), or ask the gateway's operator to raise KAIZEN_PROXY_MAX_BODY_BYTES"
-    )
-    return ProxyError(413, message, "invalid_request_error", "body")
-
-
-async def _send_error(
-    send: Send, error: ProxyError, request_id: str, extra: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    document = {
-        "error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.status}
-    }
-    body = orjson.dumps(document)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    elif request_id:
-        headers.append((b"x-kaizen-request-id", request_id.encode()))
-    if error.status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

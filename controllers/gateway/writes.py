@@ -5,7 +5,8 @@ the stored response (``Idempotent-Replayed: true``), the same key with another b
 ``Idempotency-Key``, a reference to an unknown id a 422 naming the offending field. The counters
 record what was newly stored and what was replayed. Keys are the caller's (``scope``, its identity):
 another caller's same key is another write. A record id another agent holds in the namespace is a
-409 naming the field.
+409 naming the field, and so is feedback on a request that a run named while the feedback was being
+authorized (sent again, it is authorized for that run's agent).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from controllers.gateway.errors import ApiError
 from controllers.store import idempotency
 from controllers.store.idempotency import KeyConflict, request_hash
 from controllers.store.ingest import IdTaken, UnknownReference
+from controllers.store.request_feedback import TargetsChanged
 
 
 def idempotent_write(
@@ -48,7 +50,7 @@ def idempotent_write(
         raise ApiError(422, str(error), [{"field": "Idempotency-Key", "message": str(error)}]) from error
     except UnknownReference as error:
         raise ApiError(422, str(error), [{"field": error.field, "message": str(error)}]) from error
-    except IdTaken as error:
+    except (IdTaken, TargetsChanged) as error:
         raise ApiError(409, str(error), [{"field": error.field, "message": str(error)}]) from error
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.replayed:

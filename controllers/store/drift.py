@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from controllers.decisions.experiments.drift_watch import DriftWindows
 from controllers.decisions.experiments.observations import VariantObservations
-from controllers.store.experiments import LATENCY_SAMPLE, SAME_REQUEST, nearest_rank
+from controllers.store.experiments import LATENCY_SAMPLE, REWARD, SAME_REQUEST, nearest_rank
 from controllers.store.models import Assignment, Run
 
 
@@ -46,19 +46,20 @@ def drift_windows(
         Assignment.pinned.is_(False),
         Assignment.served_variant == variant,
         Assignment.created_at > since,
-        Run.reward.is_not(None),
+        REWARD.is_not(None),
     )
-    joined = select(Assignment.created_at, Assignment.request_id, Run.reward).join(Run, SAME_REQUEST)
+    joined = select(Assignment.created_at, Assignment.request_id, REWARD).outerjoin(Run, SAME_REQUEST)
     total = int(
         session.execute(
-            select(func.count()).select_from(Assignment).join(Run, SAME_REQUEST)
+            select(func.count()).select_from(Assignment).outerjoin(Run, SAME_REQUEST)
             .where(rewarded)
         ).scalar_one()
     )  # fmt: skip
     if total < 2 * size:
         return DriftWindows(rewards=total, size=size)
-    # Served order, ties broken by request and run, so the two reads agree on one sequence.
-    order = (Assignment.created_at, Assignment.request_id, Run.id)
+    # Served order, ties broken by request and run, so the two reads agree on one sequence (a request
+    # only feedback rated has no run, and no other row of its request to tie with).
+    order = (Assignment.created_at, Assignment.request_id, func.coalesce(Run.id, ""))
     first = session.execute(joined.where(rewarded).order_by(*order).limit(size)).all()
     last = session.execute(
         joined.where(rewarded).order_by(*(column.desc() for column in order)).limit(size)

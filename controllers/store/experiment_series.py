@@ -21,14 +21,21 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from controllers.api.routes import RouteConfig, experiment_key, parse_allocation
 from controllers.decisions.experiments.observations import RewardStream, VariantObservations
 from controllers.decisions.experiments.report import Series
 from controllers.decisions.experiments.sequential import Floats
-from controllers.store.experiments import LATENCY_SAMPLE, SAME_REQUEST, list_routes, nearest_rank
+from controllers.store.experiments import (
+    LATENCY_SAMPLE,
+    REWARD,
+    REWARDED_AT,
+    SAME_REQUEST,
+    list_routes,
+    nearest_rank,
+)
 from controllers.store.models import Assignment, Run
 
 
@@ -91,16 +98,16 @@ def timed_reward_stream(
         Assignment.experiment == experiment,
         Assignment.pinned.is_(False),
         Assignment.allocation.is_not(None),
-        Run.reward.is_not(None),
+        REWARD.is_not(None),
     )
     if until is not None:
-        kept = and_(kept, Run.changed_at <= until)
-    rows = session.execute(
-        select(Assignment.variant, Assignment.allocation, Run.reward, Run.changed_at)
-        .join(Run, SAME_REQUEST)
+        kept = and_(kept, REWARDED_AT <= until)  # noqa: SIM300 (a column expression, not a constant)
+    rows: Sequence[Any] = session.execute(
+        select(Assignment.variant, Assignment.allocation, REWARD, REWARDED_AT)
+        .outerjoin(Run, SAME_REQUEST)
         .where(kept)
-        .order_by(Run.changed_at, Run.id)
-    )
+        .order_by(REWARDED_AT, func.coalesce(Run.id, ""), Assignment.request_id)
+    ).all()
     parsed: dict[str | None, dict[str, int] | None] = {}
     found, times = [], []
     for variant, allocation, reward, changed_at in rows:

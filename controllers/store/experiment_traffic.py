@@ -4,8 +4,10 @@
 the bandit use. The sequential tests need two more views, both keyed by the weights the router
 assigned each request by (``experiment_assignments.allocation``, revision 0006):
 
-* the reward stream: rewarded, unpinned requests in the order their rewards were recorded, each with
-  the variant the hash *assigned* (a fallback counts for the challenger that failed) and its weights;
+* the reward stream: rewarded, unpinned requests in the order their rewards were recorded (a run's,
+  or while no run names the request, that of feedback on the request alone: ``experiments.REWARD``),
+  each with the variant the hash *assigned* (a fallback counts for the challenger that failed) and
+  its weights;
 * the allocation epochs: per set of weights, the units first seen under it, per assigned variant.
 
 Rows written before revision 0006 have no weights and are left out of both.
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from controllers.api.routes import parse_allocation
 from controllers.decisions.experiments.observations import AllocationEpoch, RewardStream, Traffic
-from controllers.store.experiments import SAME_REQUEST, observations
+from controllers.store.experiments import REWARD, REWARDED_AT, SAME_REQUEST, observations
 from controllers.store.models import Assignment, Run
 
 
@@ -38,19 +40,19 @@ def traffic(session: Session, experiment: str, success_threshold: float = 0.5) -
 
 def reward_stream(session: Session, experiment: str) -> RewardStream:
     """Rewarded, unpinned requests with the variant the hash *assigned* and the weights it assigned
-    by, in the order their rewards were recorded (``runs.changed_at``, then the run id): the order in
-    which a sequential test could have seen them. Rows from before revision 0006 (no weights) and
-    rows whose weights do not parse are left out."""
+    by, in the order their rewards were recorded (``runs.changed_at``, then the run id; for a request
+    only feedback rated, when it did): the order in which a sequential test could have seen them.
+    Rows from before revision 0006 (no weights) and rows whose weights do not parse are left out."""
     rows: Sequence[Any] = session.execute(
-        select(Assignment.variant, Assignment.allocation, Run.reward)
-        .join(Run, SAME_REQUEST)
+        select(Assignment.variant, Assignment.allocation, REWARD)
+        .outerjoin(Run, SAME_REQUEST)
         .where(
             Assignment.experiment == experiment,
             Assignment.pinned.is_(False),
             Assignment.allocation.is_not(None),
-            Run.reward.is_not(None),
+            REWARD.is_not(None),
         )
-        .order_by(Run.changed_at, Run.id)
+        .order_by(REWARDED_AT, func.coalesce(Run.id, ""), Assignment.request_id)
     ).all()
     parsed: dict[str, dict[str, int] | None] = {}
     kept = []

@@ -13,7 +13,8 @@ Observations for one experiment, pinned (debugging) requests left out, with thes
 * ``errors`` and ``fallbacks`` belong to the variant that was *assigned* and failed. The hash's own
   split, for a sample-ratio check, is therefore ``assigned + fallbacks`` for a challenger and
   ``assigned`` minus the challengers' fallbacks for the champion;
-* every run that names a request id is one reward for the variant that served that request.
+* every run that names a request id is one reward for the variant that served that request; while
+  no run names it, the reward that feedback naming only the request gave it is (``REWARD``).
 
 Counts and sums are computed in SQL on PostgreSQL and SQLite alike; the p95 latency comes from the
 most recent ``LATENCY_SAMPLE`` served requests per variant (SQLite has no percentile function, and a
@@ -42,6 +43,11 @@ from controllers.store.models import DEFAULT_NAMESPACE, Assignment, Route, Run
 LATENCY_SAMPLE = 10_000
 # A run rewards the request it names in its own namespace: the namespace of the route that served it.
 SAME_REQUEST = and_(Run.namespace == Assignment.namespace, Run.request_id == Assignment.request_id)
+# A request's reward, read through ``outerjoin(Run, SAME_REQUEST)``: each run naming it is one reward;
+# while none does, the one feedback naming the request alone gave it (``request_feedback``), once.
+REWARD = case((Run.id.is_(None), Assignment.reward), else_=Run.reward)
+# When that reward was recorded: the run's last change, else the feedback's.
+REWARDED_AT = func.coalesce(Run.changed_at, Assignment.rewarded_at)
 
 log = logging.getLogger("kaizen.store")
 
@@ -200,7 +206,7 @@ def observations(
         .where(counted)
         .group_by(Assignment.variant)
     ).all()
-    reward = Run.reward
+    reward = REWARD
     rewards: Sequence[Any] = session.execute(
         select(
             served,
@@ -209,8 +215,8 @@ def observations(
             func.sum(reward * reward),
             func.sum(case((reward >= success_threshold, 1), else_=0)),
         )
-        .join(Run, SAME_REQUEST)
-        .where(counted, Run.reward.is_not(None))
+        .outerjoin(Run, SAME_REQUEST)
+        .where(counted, REWARD.is_not(None))
         .group_by(served)
     ).all()
     stats: dict[str, dict[str, Any]] = {}

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import null, select, update
 from sqlalchemy.orm import Session
 
 from controllers.data.pairs import pair_id
 from controllers.data.reward import human_verdict
+from controllers.store import request_feedback
 from controllers.store.db import insert_ignoring_duplicates
 from controllers.store.models import DEFAULT_NAMESPACE, Annotation, Feedback, PreferencePair, ReviewState, Run
 from controllers.store.policies import recompute_rewards, weigh_new_runs
+from controllers.store.request_feedback import Targets, TargetsChanged
 
 ID_NAMESPACE = uuid.UUID("6b61697a-656e-4b1d-8000-000000000001")
 
@@ -31,7 +33,8 @@ class UnknownReference(Exception):
     """A record names a run (or request) the store does not have in the record's namespace."""
 
     def __init__(self, field: str, value: str) -> None:
-        super().__init__(f"{field}: no run with id or request id {value!r}")
+        what = "no run, and no request the router recorded," if field.endswith("requestId") else "no run"
+        super().__init__(f"{field}: {what} with id {value!r} in this namespace")
         self.field = field
 
 
@@ -106,18 +109,24 @@ def check_owners(session: Session, model: type[Any], rows: list[dict[str, Any]],
     if model is Run:
         stored = _agents_of_runs(session, namespace, ids)
         wanted = [row["agent"] for row in rows]
-    else:
+    else:  # feedback or an annotation: its run's agent; feedback on a request no run names: the request
+        request = model.request_id if model is Feedback else null()
         query = (
-            select(model.id, Run.agent)
-            .join(Run, (Run.namespace == model.namespace) & (Run.id == model.run_id))
+            select(model.id, Run.agent, request)
+            .outerjoin(Run, (Run.namespace == model.namespace) & (Run.id == model.run_id))
             .where(model.namespace == namespace, model.id.in_(ids))
         )
-        stored = {str(i): str(agent) for i, agent in session.execute(query)}
-        runs = _agents_of_runs(session, namespace, (row["run_id"] for row in rows))
-        wanted = [runs.get(row["run_id"], "") for row in rows]
+        found: Sequence[Any] = session.execute(query).all()
+        stored = {str(i): _owner(agent, request_id) for i, agent, request_id in found}
+        runs = _agents_of_runs(session, namespace, (row["run_id"] for row in rows if row.get("run_id")))
+        wanted = [_owner(runs.get(row.get("run_id") or ""), row.get("request_id")) for row in rows]
     for index, (row, agent) in enumerate(zip(rows, wanted, strict=True)):
         if stored.get(row["id"], agent) != agent:
             raise IdTaken(f"{model.__tablename__}[{index}].id", row["id"])
+
+
+def _owner(agent: str | None, request_id: str | None) -> str:
+    return agent or f"request {request_id}"
 
 
 def insert_runs(
@@ -130,73 +139,82 @@ def insert_runs(
     weigh_new_runs(session, namespace, rows)
     inserted = insert_new(session, Run, rows, namespace)
     check_owners(session, Run, rows, namespace)
+    # The first run naming a request takes the feedback that named only the request, and its verdict.
+    if given := request_feedback.take_over(session, namespace, rows):
+        recompute_rewards(session, namespace, given)
     return _written(rows, inserted)
 
 
 def resolve_runs(
+    session: Session, references: list[tuple[str, str]], namespace: str = DEFAULT_NAMESPACE
+) -> None:
+    """Check that each (field, run_id) names a run of ``namespace``; raises UnknownReference naming
+    the field (a run of another namespace is unknown here)."""
+    known = _agents_of_runs(session, namespace, {run_id for _, run_id in references})
+    for field, run_id in references:
+        if run_id not in known:
+            raise UnknownReference(field, run_id)
+
+
+def resolve_feedback(
     session: Session,
     references: list[tuple[str, str | None, str | None]],
     namespace: str = DEFAULT_NAMESPACE,
-) -> dict[str, str]:
-    """Map each (field, run_id, request_id) to a run id of ``namespace``; raises UnknownReference
-    naming the field (a run of another namespace is unknown here)."""
-    run_ids = {r for _, r, _ in references if r}
+    allowed: Targets | None = None,
+) -> dict[str, tuple[str | None, str | None]]:
+    """Map each feedback's (field, run_id, request_id) to the (run id, request id) it rates in
+    ``namespace``: a run by its id; by a request id, the first run naming it, else the request the
+    router recorded (no run id; ``request_feedback``). Raises UnknownReference naming the field, and
+    TargetsChanged when it now touches an agent or route that ``allowed`` (what the caller was
+    authorized for) does not hold."""
     request_ids = {q for _, r, q in references if q and not r}
-    mine = Run.namespace == namespace
-    known = (
-        set(session.execute(select(Run.id).where(mine, Run.id.in_(run_ids))).scalars()) if run_ids else set()
-    )
-    by_request = (
-        dict(
-            session.execute(select(Run.request_id, Run.id).where(mine, Run.request_id.in_(request_ids))).all()
-        )
-        if request_ids
-        else {}
-    )
-    resolved = {}
+    # Lock the requests' assignments before reading their runs: a run naming one waits (take_over).
+    routes = request_feedback.routes_of(session, namespace, request_ids, lock=True)
+    agents = _agents_of_runs(session, namespace, {r for _, r, _ in references if r})
+    firsts = request_feedback.first_runs(session, namespace, request_ids)
+    resolved: dict[str, tuple[str | None, str | None]] = {}
     for field, run_id, request_id in references:
+        agent: str | None = None
+        route: str | None = None
         if run_id:
-            if run_id not in known:
-                raise UnknownReference(field, run_id)
-            resolved[field] = run_id
-        elif request_id:
-            if request_id not in by_request:
-                raise UnknownReference(field, request_id)
-            resolved[field] = str(by_request[request_id])
+            agent = agents.get(run_id)
+            resolved[field] = (run_id, None)
+        elif request_id and request_id in firsts:
+            first, agent = firsts[request_id]
+            resolved[field] = (first, request_id)
+        elif request_id and request_id in routes:
+            resolved[field], route = (None, request_id), routes[request_id]
+        if agent is None and route is None:
+            raise UnknownReference(field, str(run_id or request_id))
+        if allowed is not None and not allowed.covers(agent, route):
+            raise TargetsChanged(field, str(run_id or request_id))
     return resolved
 
 
-def run_agents(
-    session: Session, namespace: str, run_ids: Collection[str], request_ids: Collection[str]
-) -> set[str]:
-    """The agents whose runs of ``namespace`` these ids (or router request ids) name: who feedback on
-    them is about, so the gateway can ask whether the caller may write for each (unknown ids: none)."""
-    mine = Run.namespace == namespace
-    found: set[str] = set()
-    if run_ids:
-        found |= set(session.execute(select(Run.agent).where(mine, Run.id.in_(run_ids))).scalars())
-    if request_ids:
-        found |= set(
-            session.execute(select(Run.agent).where(mine, Run.request_id.in_(request_ids))).scalars()
-        )
-    return found
+def run_agents(session: Session, namespace: str, run_ids: Collection[str]) -> set[str]:
+    """The agents whose runs of ``namespace`` these ids name: who annotations on them are about, so the
+    gateway can ask whether the caller may write for each (unknown ids: none)."""
+    return set(_agents_of_runs(session, namespace, run_ids).values())
 
 
 def insert_feedback(
     session: Session, rows: list[dict[str, Any]], namespace: str = DEFAULT_NAMESPACE
 ) -> dict[str, Any]:
-    """Insert feedback and apply what it says: a human verdict moves its run's reward."""
+    """Insert feedback and apply what it says: a human verdict moves its run's reward (or, on a request
+    no run names, the request's: ``request_feedback``)."""
     inserted = insert_new(session, Feedback, rows, namespace)
     check_owners(session, Feedback, rows, namespace)
+    on_runs = [row for row in rows if row.get("run_id")]
     mine = Run.namespace == namespace
     # Re-applying a verdict that is already stored changes nothing, so replays stay harmless.
-    verdicts = {row["run_id"]: v for row in rows if (v := human_verdict(row)) is not None}
+    verdicts = {row["run_id"]: v for row in on_runs if (v := human_verdict(row)) is not None}
     for run_id, verdict in verdicts.items():
         session.execute(update(Run).where(mine, Run.id == run_id).values(human_accepted=verdict))
     # A correction is a pair to mine, a verdict may move the reward: the runs have changed for mining.
-    touched = sorted({row["run_id"] for row in rows})
+    touched = sorted({row["run_id"] for row in on_runs})
     session.execute(update(Run).where(mine, Run.id.in_(touched)).values(changed_at=datetime.now(UTC)))
     recompute_rewards(session, namespace, verdicts.keys())
+    request_feedback.rate_requests(session, namespace, [row for row in rows if not row.get("run_id")])
     return _written(rows, inserted)
 
 

@@ -20,20 +20,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Dialect,
-    Float,
-    ForeignKeyConstraint,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKeyConstraint, Index, Integer
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import String, Text, TypeDecorator
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -123,14 +112,18 @@ def _run_of(table: str) -> ForeignKeyConstraint:
 
 
 class Feedback(Base):
-    """A person's (or a client's) verdict on a run: thumbs, rating, issues, correction, accept/reject."""
+    """A person's (or a client's) verdict on a run: thumbs, rating, issues, correction, accept/reject.
+
+    Feedback that names a router request no run names yet has no ``run_id`` (revision 0007): it rates
+    the request (its assignment) until the first run that names the request id takes it over."""
 
     __tablename__ = "feedback"
 
     namespace: Mapped[str] = mapped_column(NAMESPACE, primary_key=True)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    run_id: Mapped[str] = mapped_column(ID, index=True)
+    run_id: Mapped[str | None] = mapped_column(ID, index=True, default=None)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)  # the id the feedback named
     author: Mapped[str] = mapped_column(NAME, default="")
     thumbs: Mapped[int | None] = mapped_column(Integer, default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -138,7 +131,7 @@ class Feedback(Base):
     correction: Mapped[str | None] = mapped_column(Text, default=None)
     accepted: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
-    __table_args__ = (_run_of("feedback"),)
+    __table_args__ = (_run_of("feedback"), Index("ix_feedback_request_id", "namespace", "request_id"))
 
 
 class Annotation(Base):
@@ -212,6 +205,13 @@ class Assignment(Base):
     # The weights the router assigned this request by (``allocation_text``); NULL on rows written
     # before revision 0006, which the sequential tests leave out.
     allocation: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # Revision 0007: the route that served it (whose ``routes/use`` lets a caller rate the request), and
+    # the verdict of feedback naming only the request, with the reward it gives and when, which count
+    # for the experiment while no run names the request (``experiments.REWARD``).
+    route: Mapped[str | None] = mapped_column(String(253), default=None)
+    human_accepted: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    reward: Mapped[float | None] = mapped_column(Float, default=None)
+    rewarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class Route(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from controllers.data.reward import RewardWeights, compute_reward, signals_of, weights_for
 from controllers.store.models import Policy, Run
+from controllers.store.request_feedback import reweigh_requests
 from controllers.store.tracks import Track
 
 
@@ -86,7 +87,7 @@ def upsert_policy(
     weights: dict[str, float],
 ) -> int:
     """Create or update a policy's matching and weights, then recompute the rewards it affects (of
-    its namespace's runs only)."""
+    its namespace's runs only, and of the requests its route served that only feedback rated)."""
     RewardWeights.from_camel(weights)  # validates
     policy = session.get(Policy, (namespace, name))
     now = datetime.now(UTC)
@@ -116,4 +117,5 @@ def upsert_policy(
     else:
         return 0
     session.flush()
+    reweigh_requests(session, namespace, name)  # requests its route served that feedback alone rated
     return recompute_rewards(session, namespace, tracks=tracks)

@@ -12,18 +12,21 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from controllers.api.identity import Role
 from controllers.gateway import auth
 from controllers.store import migrate
 from controllers.store.db import make_engine
-from controllers.store.models import IdempotencyKey, Run
+from controllers.store.experiments import record_assignments
+from controllers.store.models import Assignment, Feedback, IdempotencyKey, Run
 from devstack.gateway import GatewayProcess
 from devstack.postgres import ThrowawayPostgres
 
@@ -112,6 +115,42 @@ def test_database_down_is_a_503_with_retry_after_and_nothing_half_written(
     assert again.status_code == 200
     assert again.headers.get("Idempotent-Replayed") is None  # the failed attempt left no key behind
     assert rows(own_postgres) == (4, 2, 2)
+
+
+def test_feedback_on_a_request_alone_with_the_database_down_is_a_503_and_nothing_half_written(
+    gateway: GatewayProcess, own_postgres: ThrowawayPostgres
+) -> None:
+    engine = make_engine(own_postgres.url)
+    row = {
+        "namespace": "default", "request_id": "q1", "created_at": datetime.now(UTC), "experiment": "default/exp",
+        "variant": "v", "served_variant": "v", "unit_hash": "h", "route": "coder", "allocation": '{"v":100}',
+    }  # fmt: skip
+    with Session(engine) as session, session.begin():
+        record_assignments(session, [row])
+    engine.dispose()
+    feedback = {"feedback": [{"requestId": "q1", "thumbs": 1}]}
+    headers = {**TOKEN, "Idempotency-Key": "f1"}
+    own_postgres.stop()
+    down = httpx.post(f"{gateway.url}/v1/feedback/batch", json=feedback, headers=headers, timeout=30)
+    assert down.status_code == 503
+    assert int(down.headers["Retry-After"]) > 0
+    own_postgres.start()
+    assert rated(own_postgres) == (0, None, 0)  # no feedback row, no verdict on the request, no key
+    again = httpx.post(f"{gateway.url}/v1/feedback/batch", json=feedback, headers=headers, timeout=30)
+    assert again.status_code == 200, again.text
+    assert again.headers.get("Idempotent-Replayed") is None
+    assert rated(own_postgres) == (1, 1.0, 1)
+
+
+def rated(server: ThrowawayPostgres) -> tuple[int, float | None, int]:
+    """(feedback rows, the request's reward, idempotency keys)."""
+    engine = make_engine(server.url)
+    with engine.connect() as connection:
+        feedback = connection.scalar(select(func.count()).select_from(Feedback)) or 0
+        reward = connection.scalar(select(Assignment.reward))
+        keys = connection.scalar(select(func.count()).select_from(IdempotencyKey)) or 0
+    engine.dispose()
+    return int(feedback), reward, int(keys)
 
 
 @dataclass

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from controllers.api.identity import Role
 from controllers.decisions.access import API_GROUP, Action
 from controllers.gateway import auth
+from controllers.store.experiments import record_assignments
 from controllers.store.models import Annotation, Feedback, IdempotencyKey, Policy, PreferencePair, Route, Run
 from devstack import identities
 from devstack.controlplane import ControlPlane
@@ -28,6 +31,9 @@ from devstack.gateway import GatewayProcess
 SECRET = "security-tier-secret-0123456789"
 NAMESPACE, ELSEWHERE = "team-a", "team-b"
 AGENT = "coder"
+# Requests the router recorded for the seeded route, one per namespace, that no run names: feedback
+# may rate them by their request id alone.
+REQUEST, REQUEST_ELSEWHERE = "seed-request", "seed-request-elsewhere"
 UNAUTHENTICATED = ("none", "expired", "wrong-key")
 IDENTITIES = (*UNAUTHENTICATED, "agent", "agent-elsewhere", "reviewer", "operator", "sa-granted", "sa-plain")
 
@@ -118,6 +124,8 @@ class World:
         ids = self._ok("POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": pairs})["ids"]
         self.pairs = dict(zip(IDENTITIES, ids, strict=True))
         self._ok("PUT", f"/v1/routes/{NAMESPACE}/seeded", route(NAMESPACE, "seeded", self.upstream_base))
+        with Session(self.engine) as session, session.begin():
+            record_assignments(session, [served(NAMESPACE, REQUEST), served(ELSEWHERE, REQUEST_ELSEWHERE)])
 
     def _ok(self, method: str, path: str, body: Any) -> Any:
         response = httpx.request(
@@ -139,6 +147,9 @@ class World:
             counts["reviewed"] = connection.execute(
                 text("SELECT count(*) FROM preference_pairs WHERE review_state != 'pending'")
             ).scalar_one()
+            counts["rated requests"] = connection.execute(
+                text("SELECT count(*) FROM experiment_assignments WHERE rewarded_at IS NOT NULL")
+            ).scalar_one()
         return counts
 
 
@@ -148,3 +159,12 @@ def route(namespace: str, name: str, upstream_base: str) -> dict[str, Any]:
         "name": name,
         "variants": [{"name": "champion", "endpoint": upstream_base, "weight": 100, "champion": True}],
     }
+
+
+def served(namespace: str, request_id: str) -> dict[str, Any]:
+    """The assignment row the router writes for a request its route ``seeded`` served for an experiment."""
+    return {
+        "namespace": namespace, "request_id": request_id, "created_at": datetime.now(UTC),
+        "experiment": f"{namespace}/seeded", "variant": "champion", "served_variant": "champion",
+        "unit_hash": "0" * 64, "route": "seeded", "allocation": '{"champion":100}',
+    }  # fmt: skip

@@ -1,8 +1,9 @@
 """Every gateway endpoint x every kind of caller, on a real gateway process, on both stores.
 
 The table below is written from the trust model in docs/security.md, not from the code's role table:
-agents write their own agent's experience and call their namespace's routes, reviewers read the
-queue and post reviews and corrections, the operator writes routes and policies, and a ServiceAccount
+agents write their own agent's experience, call their namespace's routes and rate the requests those
+routes served (by the request id alone, before any run names it), reviewers read the queue and post
+reviews and corrections, the operator writes routes and policies, and a ServiceAccount
 may do what Kubernetes RBAC grants it. Each allowed call must work. Each refused call must be a 401
 (no identity) or a 403 (the wrong one) whose message says why, and must leave every table as it
 was.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.security.gateway_world import AGENT, IDENTITIES, NAMESPACE, UNAUTHENTICATED, World, route
+from tests.security.gateway_world import AGENT, IDENTITIES, NAMESPACE, REQUEST, UNAUTHENTICATED, World, route
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ def _feedback(world: World, caller: str) -> dict[str, Any]:
         "namespace": NAMESPACE,
         "feedback": [{"runId": "seed-run", "thumbs": 1, "correction": f"fix {caller}"}],
     }
+
+
+def _request_feedback(world: World, caller: str) -> dict[str, Any]:
+    """Feedback naming only a request the router recorded (no run names it): ``routes/use`` decides."""
+    return {"namespace": NAMESPACE, "feedback": [{"requestId": REQUEST, "thumbs": 1, "author": caller}]}
 
 
 def _pair(world: World, caller: str) -> dict[str, Any]:
@@ -70,6 +76,10 @@ CALLS = [
         "feedback", "POST", lambda w, c: "/v1/feedback/batch", _feedback,
         frozenset({"agent", "reviewer", *EVERYONE_GRANTED}),
     ),
+    Call(
+        "request-feedback", "POST", lambda w, c: "/v1/feedback/batch", _request_feedback,
+        frozenset({"agent", *EVERYONE_GRANTED}),
+    ),
     Call("pairs", "POST", lambda w, c: "/v1/pairs/batch", _pair, frozenset({"agent", *EVERYONE_GRANTED})),
     Call(
         "annotations", "POST", lambda w, c: "/v1/annotations/batch", _annotation,
@@ -94,6 +104,10 @@ CALLS = [
     ),
     Call(
         "proxy", "POST", lambda w, c: f"/openai/{NAMESPACE}/seeded/v1/chat/completions", _chat,
+        frozenset({"agent", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
+        "models", "GET", lambda w, c: f"/openai/{NAMESPACE}/seeded/v1/models", lambda w, c: None,
         frozenset({"agent", *EVERYONE_GRANTED}), writes=False,
     ),
 ]  # fmt: skip

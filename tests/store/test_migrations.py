@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -186,3 +187,34 @@ def current_revision_of(url: str) -> str | None:
         return migrate.current_revision(engine)
     finally:
         engine.dispose()
+
+
+def test_upgrading_to_0007_gives_assignments_the_route_that_names_their_experiment(empty_url: str) -> None:
+    assert migrate.upgrade(empty_url, "0006") == "0006"
+    engine = make_engine(empty_url)
+    now = datetime.now(UTC)
+    config = {"namespace": "team", "name": "coder", "experiment": "team/exp", "variants": []}
+    with engine.begin() as connection:
+        _insert(connection, "routes", namespace="team", name="coder", config=json.dumps(config),
+                config_hash="h", version=1, updated_at=now)  # fmt: skip
+        for namespace, request_id, experiment in (
+            ("team", "q1", "team/exp"),
+            ("other", "q2", "team/exp"),  # another namespace's request is not the route's
+            ("team", "q3", "team/settled"),  # no route names this experiment any more
+        ):
+            _insert(connection, "experiment_assignments", namespace=namespace, request_id=request_id,
+                    created_at=now, experiment=experiment, variant="v", unit_hash="h", pinned=False,
+                    fallback=False, served_variant="v", error=False)  # fmt: skip
+        _old_run_in(connection, "team", "r1")
+        _insert(connection, "feedback", namespace="team", id="f1", created_at=now, run_id="r1", author="",
+                categories="[]")  # fmt: skip
+    assert migrate.upgrade(empty_url) == migrate.head_revision()
+    with engine.connect() as connection:
+        assert rows_in(connection, "SELECT request_id, route FROM experiment_assignments") == {
+            ("q1", "coder"), ("q2", None), ("q3", None),
+        }  # fmt: skip
+        assert rows_in(connection, "SELECT id, run_id, request_id FROM feedback") == {("f1", "r1", None)}
+    with engine.begin() as connection:  # feedback on a request alone is a row without a run now
+        _insert(connection, "feedback", namespace="team", id="f2", created_at=now, request_id="q1", author="",
+                categories="[]")  # fmt: skip
+    engine.dispose()

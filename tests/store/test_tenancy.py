@@ -82,10 +82,10 @@ def test_feedback_resolves_runs_only_in_its_namespace(factory: sessionmaker[Sess
         ingest.insert_runs(session, [{**run("r1", "t1", "o"), "request_id": "q1"}], "team-a")
     for reference in ((("feedback[0].runId", "r1", None)), ("feedback[0].requestId", None, "q1")):
         with pytest.raises(ingest.UnknownReference) as unknown, transaction(factory) as session:
-            ingest.resolve_runs(session, [reference], "team-b")
+            ingest.resolve_feedback(session, [reference], "team-b")
         assert unknown.value.field == reference[0]
     with transaction(factory) as session:
-        assert ingest.resolve_runs(session, [("f", None, "q1")], "team-a") == {"f": "r1"}
+        assert ingest.resolve_feedback(session, [("f", None, "q1")], "team-a") == {"f": ("r1", "q1")}
 
 
 def test_the_same_key_from_two_scopes_is_two_writes(factory: sessionmaker[Session], engine: Engine) -> None:
