@@ -43,7 +43,8 @@ class Criterion(StrEnum):
     NON_INFERIORITY = "NonInferiority"
 
 
-StepPercent = Annotated[int, Field(ge=1, le=100)]
+# 99 at most: at 100 % the champion gets no traffic to compare with (promotion gives the challenger all of it).
+StepPercent = Annotated[int, Field(ge=1, le=99)]
 
 
 class RolloutSettings(KaizenModel):

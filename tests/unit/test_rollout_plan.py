@@ -428,3 +428,9 @@ def test_given_a_drift_shared_by_both_arms_while_the_weights_step_up_then_nothin
     assert rows_["challenger"].confidence_lower is not None
     assert rows_["challenger"].confidence_lower < 0 < (rows_["challenger"].confidence_upper or 0)
     assert abs((rows_["challenger"].mean_reward or 0) - (rows_["champion"].mean_reward or 0)) < 0.03
+
+
+def test_a_step_of_a_hundred_percent_is_refused_it_would_leave_nothing_to_compare_with() -> None:
+    with pytest.raises(ValueError, match="less than or equal to 99"):
+        RolloutSettings.model_validate({"steps": [5, 100]})
+    assert RolloutSettings.model_validate({"steps": [5, 99]}).steps == [5, 99]

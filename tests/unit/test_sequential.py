@@ -141,3 +141,25 @@ def test_weights_that_step_up_under_a_shared_drift_leave_the_estimate_unbiased()
     test = contrast(stream, "challenger", "champion", alpha=ALPHA, min_detectable_effect=MDE)
     assert abs(test.estimate or 1.0) < 0.02
     assert test.lower < 0.0 < test.upper
+
+
+def test_a_reward_that_is_not_a_number_is_left_out_and_the_test_still_decides() -> None:
+    rng = np.random.default_rng(8)
+    rows = [
+        ("challenger", float(rng.random() < 0.4)) if i % 2 else ("champion", float(rng.random() < 0.5))
+        for i in range(2_000)
+    ]
+    poisoned = [*rows[:10], ("challenger", float("nan")), ("champion", float("inf")), *rows[10:]]
+    clean = contrast(two_arms(rows, 50), "challenger", "champion", alpha=ALPHA, min_detectable_effect=MDE)
+    found = contrast(two_arms(poisoned, 50), "challenger", "champion", alpha=ALPHA, min_detectable_effect=MDE)
+    assert found.upper < 0.0
+    assert np.isfinite([found.lower, found.upper, found.p_value, found.estimate or 0.0]).all()
+    assert found.challenger_rewards == clean.challenger_rewards
+    assert found.champion_rewards == clean.champion_rewards  # NaN and inf are both left out
+
+
+def test_a_p_value_from_tiny_e_values_does_not_overflow() -> None:
+    state = extend(SequenceState.empty(), np.ones(4_000), np.arange(4_000) % 100 == 0,
+                   np.arange(4_000) % 100 != 0, np.full(4_000, 0.01), np.full(4_000, 0.99), 1.0)  # fmt: skip
+    with np.errstate(over="raise"):
+        assert interval(state, ALPHA).p_value() > 0.5

@@ -20,8 +20,9 @@ whole experiment. With MDE the minimum detectable effect and tol the regression 
   ``maxDuration``. (Without the lower condition a real regression, whose U crosses the MDE before 0,
   would end as Inconclusive instead of RollBack.);
 * ADVANCE   to the next step once the challenger has ``(step + 1) x min_samples_per_variant``
-  rewards (so every step adds at least that many) and L > -tol: more users see the challenger only
-  once the evidence rules out a regression larger than the tolerance;
+  rewards in all and L > -tol: more users see the challenger only once the evidence rules out a
+  regression larger than the tolerance. The count is cumulative, so a step that took long to clear
+  its bound can make the next one short (bench/stats_sim.py shows how often);
 * HOLD      otherwise.
 """
 

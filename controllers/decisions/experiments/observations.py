@@ -8,6 +8,7 @@ computed from the raw event stream to check the query.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -72,8 +73,15 @@ class RewardStream:
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, Mapping[str, int], float]]) -> RewardStream:
-        """(assigned variant, the router's weights in percent, reward) per request, oldest reward first."""
-        listed = list(rows)
+        """(assigned variant, the router's weights in percent, reward) per request, oldest reward first.
+
+        A reward that is not a finite number is left out (it rates nothing); the rest are clipped to
+        [0, 1], the range every reward is defined on."""
+        listed = [
+            (variant, weights, min(1.0, max(0.0, reward)))
+            for variant, weights, reward in rows
+            if math.isfinite(reward)
+        ]
         names = tuple(sorted({name for variant, weights, _ in listed for name in (variant, *weights)}))
         column = {name: index for index, name in enumerate(names)}
         shares = np.zeros((len(listed), len(names)))

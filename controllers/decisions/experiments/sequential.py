@@ -106,7 +106,7 @@ class Interval:
         """The always-valid p-value of "no difference" for the side the data lean to: below alpha
         exactly when 0 is outside the sequence."""
         strongest = np.maximum(self.log_e_better, self.log_e_worse)
-        result: Floats = np.minimum(1.0, np.exp(-strongest))
+        result: Floats = np.exp(-np.maximum(strongest, 0.0))  # e-values below 1 are p = 1
         return result
 
 
@@ -160,7 +160,7 @@ def _terms(
     """Everything each request contributes, with every prediction made from the requests before it."""
     y = np.clip(np.asarray(reward, dtype=np.float64), 0.0, 1.0)
     p_c, p_0 = np.asarray(share_challenger, dtype=np.float64), np.asarray(share_champion, dtype=np.float64)
-    usable = (p_c > 0) & (p_0 > 0)
+    usable = (p_c > 0) & (p_0 > 0) & np.isfinite(y)  # a reward that is not a number says nothing
     in_c = np.asarray(challenger, dtype=bool) & usable
     in_0 = np.asarray(champion, dtype=bool) & usable
     p_c, p_0 = np.where(usable, p_c, 1.0), np.where(usable, p_0, 1.0)
