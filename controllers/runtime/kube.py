@@ -11,6 +11,7 @@ behind this same interface; docs/architecture.md says what the figures decide.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NamedTuple
@@ -58,12 +59,14 @@ def without_empty_strings(value: Any, *, as_null: bool = False) -> Any:
 
 
 def load_configuration(kubeconfig: str | None = None) -> Configuration:
-    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG`` or given)."""
+    """In-cluster credentials when running in a pod, else the kubeconfig (given, or ``$KUBECONFIG`` read
+    now: the kubernetes package reads it once, at import, and would miss a later change)."""
     configuration = Configuration()
+    config_file = kubeconfig or os.environ.get("KUBECONFIG") or None
     try:
         kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
-        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        kube_config.load_kube_config(config_file=config_file, client_configuration=configuration)  # type: ignore[no-untyped-call]
     return configuration
 
 
