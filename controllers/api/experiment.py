@@ -21,6 +21,7 @@ from controllers.api.common import (
     route_endpoint_field,
     section,
 )
+from controllers.api.intervention import Intervention, interventions_field
 from controllers.api.kindinfo import (
     READY_COLUMN,
     REASON_COLUMN,
@@ -206,6 +207,7 @@ class ExperimentStatus(KaizenModel):
 
     observed_generation: int = observed_generation_field()
     conditions: list[Condition] = conditions_field()
+    interventions: list[Intervention] = interventions_field()
     decision: Decision = Field(
         default=Decision.CONTINUE, description="Continue, Promote, RollBack or Inconclusive."
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controllers.api.common import GROUP, VERSION, KaizenModel
+from controllers.api.intervention import Intervention, pending
 
 READY = "Ready"  # the condition every kind summarises its state in
 
@@ -115,6 +116,10 @@ def condition(raw: dict[str, Any], condition_type: str) -> dict[str, Any]:
 
 
 def status_is_current(raw: dict[str, Any]) -> bool:
-    """The operator has acted on the object's current spec (observedGeneration caught up)."""
+    """The operator has acted on the object's current spec (observedGeneration caught up) and on the
+    latest intervention a person asked for (``controllers.api.intervention``)."""
     status = raw.get("status") or {}
-    return bool(status.get("observedGeneration") == raw["metadata"].get("generation"))
+    if status.get("observedGeneration") != raw["metadata"].get("generation"):
+        return False
+    history = [Intervention.model_validate(entry) for entry in status.get("interventions") or []]
+    return pending(raw["metadata"], history) is None

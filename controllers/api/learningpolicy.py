@@ -20,6 +20,7 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
+from controllers.api.intervention import Intervention, interventions_field
 from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn
 from controllers.api.serving_settings import RolloutSettings, ServingSettings
 from controllers.api.training_settings import DataSettings, JudgeSettings, OfflineGate, TrainingSettings
@@ -198,6 +199,7 @@ class LearningPolicyStatus(KaizenModel):
 
     observed_generation: int = observed_generation_field()
     conditions: list[Condition] = conditions_field()
+    interventions: list[Intervention] = interventions_field()
     data: DataHealth | None = Field(default=None, description="What the store holds for this track.")
     champion: ChampionStatus | None = Field(default=None, description="The current champion.")
     last_training_run: str = Field(default="", max_length=253, description="Name of the latest TrainingRun.")

@@ -20,6 +20,7 @@ from controllers.api.common import (
     observed_generation_field,
     section,
 )
+from controllers.api.intervention import Intervention, interventions_field
 from controllers.api.kindinfo import (
     READY_COLUMN,
     REASON_COLUMN,
@@ -110,6 +111,7 @@ class TrainingRunStatus(KaizenModel):
 
     observed_generation: int = observed_generation_field()
     conditions: list[Condition] = conditions_field()
+    interventions: list[Intervention] = interventions_field()
     attempts: int = Field(default=0, ge=0, description="Job submissions so far.")
     submission_id: str = Field(
         default="", max_length=253, description="Deterministic Ray submission id of the current attempt."

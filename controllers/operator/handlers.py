@@ -19,7 +19,7 @@ import httpx
 import kopf
 from sqlalchemy.exc import OperationalError
 
-from controllers.api import kinds
+from controllers.api import intervention, kinds
 from controllers.operator.dispatch import Kind, handle
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime.kube import KubeError, load_configuration
@@ -61,6 +61,12 @@ def register(registry: kopf.OperatorRegistry, kind: Kind) -> None:
     kopf.on.update(group, version, plural, registry=registry, id=f"reconcile-{plural}", field="spec")(
         on_change
     )
+    # A person's request (controllers.api.intervention) or train-now trigger is acted on at once, not
+    # at the next resync; the reconcile itself decides whether it is new.
+    for key in (intervention.ANNOTATION, kinds.TRAIN_NOW):
+        handler_id = f"{key.removeprefix(kinds.GROUP + '/')}-{plural}"  # no "/": it names an annotation
+        field = ("metadata", "annotations", key)
+        kopf.on.update(group, version, plural, registry=registry, id=handler_id, field=field)(on_change)
 
 
 def build_registry(kinds_: list[Kind], kubeconfig: str | None = None) -> kopf.OperatorRegistry:
