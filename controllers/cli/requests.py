@@ -92,10 +92,12 @@ def ask(
     request: Intervention,
     *,
     spec: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
     check: Callable[[dict[str, Any]], str] | None = None,
     wait: float = WAIT_SECONDS,
 ) -> Answer:
-    """Write ``request`` on the object (with ``spec`` merged into its spec) and wait for the outcome.
+    """Write ``request`` on the object (with ``spec`` merged into its spec, and ``annotations`` beside
+    the request's, e.g. ``kaizen.dev/train-now``) and wait for the outcome.
 
     ``check`` returns why the request makes no sense for the object as it is ("" when it does), so
     the person hears it now instead of reading a declined outcome later."""
@@ -110,7 +112,9 @@ def ask(
         )
     if check is not None and (refusal := check(body)):
         raise RequestError(refusal)
-    patch: dict[str, Any] = {"metadata": {"annotations": {ANNOTATION: annotation_value(request)}}}
+    patch: dict[str, Any] = {
+        "metadata": {"annotations": {**(annotations or {}), ANNOTATION: annotation_value(request)}}
+    }
     if spec:
         patch["spec"] = spec
     try:
