@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,12 +59,22 @@ def new_request(action: Action, reason: str, by: str, now: datetime | None = Non
     return Intervention(id=ident, action=action, by=by, at=stamp, reason=reason[:512])
 
 
-def _objects() -> Any:
-    from kubernetes.client import ApiClient, CustomObjectsApi
+def api_client() -> Any:
+    """A client with the operator's credential loading. A kubeconfig that skips TLS verification chose
+    to; like kubectl, the CLI does not warn about it on every call."""
+    from kubernetes.client import ApiClient
+    from urllib3.exceptions import InsecureRequestWarning
 
     from controllers.runtime.kube import load_configuration
 
-    return CustomObjectsApi(ApiClient(load_configuration()))
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    return ApiClient(load_configuration())
+
+
+def _objects() -> Any:
+    from kubernetes.client import CustomObjectsApi
+
+    return CustomObjectsApi(api_client())
 
 
 def read(resource: Resource, namespace: str, name: str) -> dict[str, Any]:

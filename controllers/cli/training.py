@@ -64,11 +64,14 @@ def follow_run(namespace: str, name: str) -> bool:
     """Print the run's Ready condition each time it changes until the run ends; whether it succeeded."""
     from controllers.api import kinds
     from controllers.api.kindinfo import condition
-    from controllers.cli.requests import read
+    from controllers.cli.requests import RequestError, read
 
     said = ""
     while True:
-        body = read(kinds.RUNS, namespace, name)
+        try:
+            body = read(kinds.RUNS, namespace, name)
+        except RequestError as gone:
+            raise _fail(str(gone)) from gone
         ready = condition(body, "Ready")
         line = f"trainingrun/{name}: {ready.get('reason', 'Pending')}: {ready.get('message', '')}".rstrip(
             ": "

@@ -82,11 +82,9 @@ def print_logs(namespace: str, name: str, attempt: int | None, follow: bool, ray
 
 
 def _api() -> Any:
-    from kubernetes.client import ApiClient
+    from controllers.cli.requests import api_client
 
-    from controllers.runtime.kube import load_configuration
-
-    return ApiClient(load_configuration())
+    return api_client()
 
 
 def _rayjob(namespace: str, name: str) -> dict[str, Any] | None:
