@@ -12,7 +12,7 @@ import typer
 
 from controllers.cli import experiment as experimentcli
 from controllers.cli import store as storecli
-from controllers.cli import tokens
+from controllers.cli import tokens, training
 
 app = typer.Typer(
     help="Kaizen: make LLM agents learn from their own experience, on Kubernetes.",
@@ -27,6 +27,7 @@ app.command("export")(storecli.export)
 app.add_typer(storecli.gateway_app, name="gateway")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(experimentcli.experiment_app, name="experiment")
+training.register(app)  # retry, train, logs
 
 
 def _plugins() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,12 +59,22 @@ def new_request(action: Action, reason: str, by: str, now: datetime | None = Non
     return Intervention(id=ident, action=action, by=by, at=stamp, reason=reason[:512])
 
 
-def _objects() -> Any:
-    from kubernetes.client import ApiClient, CustomObjectsApi
+def api_client() -> Any:
+    """A client with the operator's credential loading. A kubeconfig that skips TLS verification chose
+    to; like kubectl, the CLI does not warn about it on every call."""
+    from kubernetes.client import ApiClient
+    from urllib3.exceptions import InsecureRequestWarning
 
     from controllers.runtime.kube import load_configuration
 
-    return CustomObjectsApi(ApiClient(load_configuration()))
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    return ApiClient(load_configuration())
+
+
+def _objects() -> Any:
+    from kubernetes.client import CustomObjectsApi
+
+    return CustomObjectsApi(api_client())
 
 
 def read(resource: Resource, namespace: str, name: str) -> dict[str, Any]:
@@ -92,10 +103,12 @@ def ask(
     request: Intervention,
     *,
     spec: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
     check: Callable[[dict[str, Any]], str] | None = None,
     wait: float = WAIT_SECONDS,
 ) -> Answer:
-    """Write ``request`` on the object (with ``spec`` merged into its spec) and wait for the outcome.
+    """Write ``request`` on the object (with ``spec`` merged into its spec, and ``annotations`` beside
+    the request's, e.g. ``kaizen.dev/train-now``) and wait for the outcome.
 
     ``check`` returns why the request makes no sense for the object as it is ("" when it does), so
     the person hears it now instead of reading a declined outcome later."""
@@ -110,7 +123,9 @@ def ask(
         )
     if check is not None and (refusal := check(body)):
         raise RequestError(refusal)
-    patch: dict[str, Any] = {"metadata": {"annotations": {ANNOTATION: annotation_value(request)}}}
+    patch: dict[str, Any] = {
+        "metadata": {"annotations": {**(annotations or {}), ANNOTATION: annotation_value(request)}}
+    }
     if spec:
         patch["spec"] = spec
     try:

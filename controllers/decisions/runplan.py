@@ -4,6 +4,11 @@ A run goes: snapshot the data → submit attempt 1 → follow it → (on a trans
 backoff, submit attempt n+1) → read the trainer's manifest → apply the offline gate → create the
 ShadowModel. Every step is decided from recorded facts only, so a reconcile interrupted anywhere and
 run again reaches the same decision; the I/O in controllers.reconcile.runs carries it out.
+
+A person's Retry (``kaizen retry trainingrun``, ``retry_answer``) grants a run whose job failed for
+good one more attempt: the next attempt number, so the next deterministic submission id and RayJob
+name. The spec stays frozen; the run goes from finished back to running, and its attempts past
+``spec.retry.maxAttempts`` are not retried by themselves.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class Step(StrEnum):
 
 SUCCEEDED = "Succeeded"
 GATE = "GatePassed"
+EMPTY = "the snapshot holds no trainable rows for this track"
 
 
 @dataclass(frozen=True)
@@ -126,10 +132,11 @@ def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySetti
         return Next(Step.SUBMIT, attempt=1, conditions=(_progress("Submitting", "submitting attempt 1"),))
     phase = job.phase if job else JobPhase.MISSING
     attempt = status.attempts
+    limit = max(retry.max_attempts, attempt)  # a person's retry may have granted one more
     if phase == JobPhase.SUCCEEDED:
         return Next(Step.READ_OUTPUT, attempt=attempt)
     if phase in (JobPhase.PENDING, JobPhase.RUNNING):
-        message = f"attempt {attempt} of {retry.max_attempts} is {phase.value.lower()}"
+        message = f"attempt {attempt} of {limit} is {phase.value.lower()}"
         return Next(Step.FOLLOW, attempt=attempt, conditions=(_progress("Training", message),))
     if phase == JobPhase.MISSING and status.next_retry_time is None:
         # Recorded as submitted but not found: the submission was lost (e.g. the operator died
@@ -141,9 +148,9 @@ def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySetti
         )
     # Failed, stopped, or waiting for the retry already scheduled.
     said = failure_line(job.message) if job else ""
-    if attempt >= retry.max_attempts:
+    if attempt >= limit:
         reason = said or f"the job ended {phase.value.lower()}"
-        failed = f"attempt {attempt} of {retry.max_attempts} failed: {reason}"
+        failed = f"attempt {attempt} of {limit} failed: {reason}"
         if job and job.logs:
             failed += f". Full log: {job.logs}"
         return Next(
@@ -162,6 +169,44 @@ def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySetti
         attempt=attempt + 1,
         conditions=(_progress("Submitting", f"submitting attempt {attempt + 1}"),),
     )
+
+
+def logs_command(namespace: str, name: str) -> str:
+    """What a person runs to read a run's trainer log (the latest attempt's; ``--attempt N`` for others)."""
+    return f"kaizen logs trainingrun {name} -n {namespace}"
+
+
+def retry_answer(status: TrainingRunStatus, newer: str = "") -> tuple[int, str]:
+    """A Retry request's answer: (the attempt to submit, "") when granted, else (0, why declined).
+
+    Granted only to a run whose job failed for good: another attempt of the same frozen spec on the
+    same snapshot can fix a lost node, a full disk or a bug fixed in the image, nothing else. Declined
+    for a run still going (its failed attempts are retried by themselves), one that trained (an adapter
+    that missed the gate would be trained again from the same data and settings), one whose snapshot was
+    empty (nothing to train on; a new run takes a new snapshot), and one of a policy that has started a
+    ``newer`` run since (two runs of one track at once, the retried one on older data)."""
+    policy_hint = "start a new run (kaizen train learningpolicy POLICY)"
+    if status.completion_time is None:
+        ready = next((c for c in status.conditions if c.type == READY), None)
+        now = f" ({ready.message})" if ready is not None and ready.message else ""
+        return 0, (
+            f"the run has not finished{now}; a failed attempt is retried by itself up to"
+            " spec.retry.maxAttempts"
+        )
+    if status.adapter is not None or any(
+        c.type == SUCCEEDED and c.status == "True" for c in status.conditions
+    ):
+        if _gate_passed(status):
+            return 0, f"the run succeeded (ShadowModel {status.shadow_model or 'pending'}); nothing to retry"
+        return 0, (
+            "the run trained but its adapter missed the offline gate; the same data and settings would"
+            f" train the same adapter: change the policy's gate or data and {policy_hint}"
+        )
+    if status.attempts == 0:
+        return 0, f"{EMPTY}: nothing to retry; once the track has data, {policy_hint}"
+    if newer:
+        return 0, f"TrainingRun {newer} of the same policy started since; a retry would train beside it"
+    return status.attempts + 1, ""
 
 
 def gate_verdict(gate: OfflineGate, metrics: TrainingMetrics) -> tuple[bool, str]:

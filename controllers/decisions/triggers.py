@@ -1,8 +1,13 @@
-"""When a LearningPolicy starts a TrainingRun. Pure.
+"""When a LearningPolicy starts a TrainingRun, and how it answers a person's request. Pure.
 
 Any trigger fires (enough new approved pairs, the cron schedule with new pairs waiting, or a person's
-``kaizen.dev/train-now`` annotation with a value not used before); the cooldown and the GPU-hour budget
-can hold it back; a run still in progress always does (one run per track at a time).
+``kaizen.dev/train-now`` annotation with a value not used before); the GPU-hour budget can hold it
+back, the cooldown only the automatic triggers (a person asking is the reason to train now); pausing
+the policy and a run still in progress always do (one run per track at a time, including a finished
+run that a person's Retry set going again).
+
+The budget counts the GPU-hours of runs active in its window, created or finished in it: a run retried
+a week after its creation spends its hours now.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from controllers.api.common import parse_duration
+from controllers.api.intervention import Action, Intervention
 from controllers.api.learningpolicy import TriggerSettings
 from controllers.api.trainingrun import TriggerReason
+from controllers.decisions.answers import declined, not_applicable
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,10 @@ class RunSeen:
     finished: bool
     gpu_hours: float
     trigger_token: str | None
+    completed: datetime | None = None  # when it finished (a retried run finishes again)
+
+    def active_since(self, start: datetime) -> bool:
+        return self.created >= start or (self.completed is not None and self.completed >= start)
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ def _field(spec: str, value: int) -> bool:
 def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> TriggerDecision:
     window = parse_duration(trigger.budget.window)
     window_start = now - window
-    used = sum(r.gpu_hours for r in facts.runs if r.created >= window_start)
+    used = sum(r.gpu_hours for r in facts.runs if r.active_since(window_start))
     # Reported to the hour: a start that moved on every poll (or every minute) would rewrite every
     # policy's status as often, and wake every watcher of policies, for nothing a reader needs.
     reported_start = window_start.replace(minute=0, second=0, microsecond=0)
@@ -90,8 +101,8 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
 
     if facts.paused:
         return hold("paused: no new TrainingRuns until spec.paused is false", None)
-    if latest is not None and not latest.finished:
-        return hold(f"TrainingRun {latest.name} is still in progress", None)
+    if (going := next((r for r in facts.runs if not r.finished), None)) is not None:
+        return hold(f"TrainingRun {going.name} is still in progress", None)
     used_tokens = {r.trigger_token for r in facts.runs}
     reason: TriggerReason | None = None
     if facts.train_now and facts.train_now not in used_tokens:
@@ -112,7 +123,10 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
             cooldown_end,
         )
     if used >= trigger.budget.gpu_hours:
-        oldest = min((r.created for r in facts.runs if r.created >= window_start), default=now)
+        active = [
+            max(r.created, r.completed or r.created) for r in facts.runs if r.active_since(window_start)
+        ]
+        oldest = min(active, default=now)
         return hold(
             f"{reason.value} trigger held: GPU budget used ({used:.2f} of {trigger.budget.gpu_hours} GPU-hours"
             f" per {trigger.budget.window})",
@@ -121,3 +135,15 @@ def decide(trigger: TriggerSettings, facts: TriggerFacts, now: datetime) -> Trig
     return TriggerDecision(
         reason, f"{reason.value}: {facts.new_pairs} new approved pairs", now, used, reported_start
     )
+
+
+def answer(request: Intervention, decision: TriggerDecision, started: str, paused: bool) -> str:
+    """The outcome of a person's request on a policy. ``started``: the run the request's train-now
+    value started (this pass or an earlier one cut short), "" when none."""
+    if request.action == Action.TRAIN:
+        return f"started TrainingRun {started}" if started else declined(decision.message)
+    if request.action == Action.PAUSE:
+        return "no new TrainingRuns until resumed" if paused else declined("spec.paused is false; not paused")
+    if request.action == Action.RESUME:
+        return "resumed" if not paused else declined("spec.paused is still true; still paused")
+    return not_applicable(request, "LearningPolicy")

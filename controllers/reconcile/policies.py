@@ -5,6 +5,10 @@ with the policy's pair sources (controllers.reconcile.mining) for the next poll 
 Run names are ``<policy>-<NNNN>``: the number after the highest the policy has ever used (its own
 runs and status.lastTrainingRun), so a reconcile repeated after a crash finds the run it just made.
 The champion and lineage are written by the Experiment that decides them, never here.
+
+A person's Train request (``kaizen train``) is the train-now trigger whose value is the request's id,
+answered with the run it started or why none was (``triggers.answer``); Pause and Resume are the
+``spec.paused`` switch the CLI set beside the request, answered with what the switch now does.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import Any
 
 from controllers.api import kinds
 from controllers.api.common import parse_duration
+from controllers.api.intervention import Action, Intervention, pending, recorded
 from controllers.api.learningpolicy import BudgetStatus, DataHealth, LearningPolicy, LearningPolicyStatus
 from controllers.api.trainingrun import TrainingRun
 from controllers.builders.children import Child, Parent, training_run
+from controllers.decisions.answers import event
 from controllers.decisions.conditions import READY, Want, merge
-from controllers.decisions.triggers import RunSeen, TriggerFacts, decide
+from controllers.decisions.triggers import RunSeen, TriggerDecision, TriggerFacts, answer, decide
 from controllers.reconcile import mining
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.outcome import Outcome
@@ -38,10 +44,12 @@ def run_number(policy: str, name: str) -> int:
 def run_seen(body: dict[str, Any]) -> RunSeen:
     status = body.get("status") or {}
     created = datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    completed = status.get("completionTime")
     return RunSeen(
         name=body["metadata"]["name"],
         created=created,
-        finished=bool(status.get("completionTime")),
+        finished=bool(completed),
+        completed=datetime.fromisoformat(completed.replace("Z", "+00:00")) if completed else None,
         gpu_hours=float((status.get("metrics") or {}).get("gpuHours") or 0.0),
         trigger_token=(body["metadata"].get("annotations") or {}).get(kinds.TRIGGER_TOKEN),
     )
@@ -81,7 +89,10 @@ async def reconcile(
     window = Window(policy, namespace, name, last_watermark(runs), now)
     health = await asyncio.to_thread(_rewards_and_count, window, deps)
     seen = tuple(run_seen(r) for r in runs)
+    request = pending(meta, out.status.interventions)
     train_now = (meta.get("annotations") or {}).get(kinds.TRAIN_NOW)
+    if request is not None and request.action == Action.TRAIN:
+        train_now = request.id  # the request is the trigger, whatever became of the annotation
     facts = TriggerFacts(health.new_approved_pairs, seen, train_now, spec.paused)
     decision = decide(spec.trigger, facts, now)
     out.status.budget = BudgetStatus(
@@ -93,6 +104,9 @@ async def reconcile(
         number = max(run_number(name, run) for run in [out.status.last_training_run, *(r.name for r in seen)])
         run = training_run(Parent.of(body), spec, number + 1, decision.fire, train_now)
         want = await _start(run, decision.message, out, deps, now)
+        seen += (RunSeen(run.name, now, False, 0.0, (run.annotations or {}).get(kinds.TRIGGER_TOKEN)),)
+    if request is not None:
+        await _answer(body, request, decision, seen, out, deps)
     # Mining comes last: it reads the track's whole data window, seconds on a busy track, and a
     # trigger (a person's train-now above all) must not wait for it, nor be lost with it when the
     # operator stops mid-way. What it finds counts towards the trigger from the next poll on.
@@ -141,6 +155,26 @@ async def _start(
     if created:
         out.events.append(("Normal", "TrainingRunCreated", f"{run.name}: {why}"))
     return Want.true(READY, "Training", f"started {run.name}: {why}")
+
+
+async def _answer(
+    body: dict[str, Any],
+    request: Intervention,
+    decision: TriggerDecision,
+    seen: tuple[RunSeen, ...],
+    out: Outcome[LearningPolicyStatus],
+    deps: Dependencies,
+) -> None:
+    """Record the answer to a person's request. A Train's train-now value is taken away first, started
+    or declined: a declined request must not start a run later, when the budget frees up."""
+    meta = body["metadata"]
+    started = next((r.name for r in seen if r.trigger_token == request.id), "")
+    outcome = answer(request, decision, started, body["spec"].get("paused", False))
+    if (meta.get("annotations") or {}).get(kinds.TRAIN_NOW) == request.id:
+        cleared = {"metadata": {"annotations": {kinds.TRAIN_NOW: None}}}
+        await deps.kube.patch(kinds.POLICIES, meta["namespace"], meta["name"], cleared)
+    out.status.interventions = recorded(out.status.interventions, request, outcome)
+    out.events.append(event(request, outcome))
 
 
 async def _mine(

@@ -1,66 +1,55 @@
 """TrainingRun reconcile: the I/O around controllers.decisions.runplan.
 
 Snapshot the dataset (content-addressed, so a repeat writes the same files), submit the attempt with
-its deterministic id (a RayJob object, or a POST to the Ray Jobs API), follow it, read the trainer's
-manifest, apply the offline gate and create the ShadowModel. Returns the new status; the handler
-writes it.
+its deterministic id (controllers.reconcile.jobs), follow it, read the trainer's manifest, apply the
+offline gate and create the ShadowModel. Returns the new status; the handler writes it.
+
+A person's Retry (``answer``) is acted on first, so the pass that grants it already follows the new
+attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from controllers.api import kinds
 from controllers.api.common import parse_duration
+from controllers.api.intervention import Action, pending, recorded
 from controllers.api.learningpolicy import PairSources
 from controllers.api.serving_settings import ServingSettings
-from controllers.api.training_settings import Submission
 from controllers.api.trainingrun import AdapterStatus, DatasetStatus, TrainingRun, TrainingRunStatus
 from controllers.builders.children import Parent, shadow_model
-from controllers.builders.jobspec import job_spec, trainer_config
-from controllers.builders.rayjob import PodSettings, build_rayjob
-from controllers.clients.ray_jobs import RayJobsClient
+from controllers.decisions.answers import declined, event, not_applicable
 from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.decisions.runplan import (
+    EMPTY,
     GATE,
-    RAY_PHASES,
     SUCCEEDED,
-    JobPhase,
-    JobState,
     Next,
     Step,
     gate_verdict,
     next_step,
-    rayjob_state,
+    retry_answer,
     trained_condition,
     training_metrics,
 )
 from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.jobs import config_for, observe_job, submit
 from controllers.reconcile.mining import trainable_sources
 from controllers.reconcile.outcome import Outcome
 from controllers.store.snapshot import SnapshotFilter, export_dpo, export_sft
-from trainer.config import Method, TrainerConfig, TrainerManifest
-
-EMPTY = "the snapshot holds no trainable rows for this track"
-
-
-def config_for(run: TrainingRun, name: str, status: TrainingRunStatus) -> TrainerConfig:
-    dataset = status.dataset
-    assert dataset is not None
-    # The store hashes the exported lines, the trainer the rows it reads: two different digests of the
-    # same content, so the job records its own (manifest.dataset.contentHash) instead of checking ours.
-    return trainer_config(name, run.spec.training, dataset_uri=dataset.uri, dataset_hash=None)
+from trainer.config import Method, TrainerManifest
 
 
 async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) -> Outcome[TrainingRunStatus]:
     meta = body["metadata"]
     now = deps.clock()
     out = Outcome.start(run.status, TrainingRunStatus(), meta)
-    job = await observe_job(run, meta["namespace"], out.status, deps) if out.status.attempts else None
+    await answer(body, run, out, deps, now)
+    job = await observe_job(run, meta, out.status, deps) if out.status.attempts else None
     step = next_step(out.status, job, run.spec.retry, now)
     if step.step == Step.SNAPSHOT:
         if (stopped := await snapshot(run, meta, out, deps, now)) is not None:
@@ -84,6 +73,43 @@ async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) 
         out.events.append(("Normal", "ShadowModelCreated", out.status.shadow_model))
     _set(out, step, now)
     return out
+
+
+async def answer(
+    body: dict[str, Any], run: TrainingRun, out: Outcome[TrainingRunStatus], deps: Dependencies, now: datetime
+) -> None:
+    """Answer a person's pending request. A granted Retry submits the next attempt before the request
+    is recorded (both reach the API server in this pass's status write): an operator killed in between
+    finds the request still pending, grants the same attempt number again, and the deterministic id
+    finds the job the first pass made. Never two jobs, never a lost record."""
+    request = pending(body["metadata"], out.status.interventions)
+    if request is None:
+        return
+    if request.action != Action.RETRY:
+        outcome = not_applicable(request, "TrainingRun")
+    else:
+        newer = await _newer_run(body, run, deps) if out.status.completion_time else ""
+        attempt, why = retry_answer(out.status, newer)
+        if attempt:
+            await submit(body, run, out, attempt, deps, now)
+            out.status.completion_time = None  # running again: its policy starts nothing meanwhile
+            out.status.conditions = [c for c in out.status.conditions if c.type != SUCCEEDED]
+            outcome = f"attempt {attempt} submitted ({out.status.submission_id})"
+        else:
+            outcome = declined(why)
+    out.status.interventions = recorded(out.status.interventions, request, outcome)
+    out.events.append(event(request, outcome))
+
+
+async def _newer_run(body: dict[str, Any], run: TrainingRun, deps: Dependencies) -> str:
+    """A run of the same policy created after this one (the newest), or ""."""
+    if not run.spec.policy_ref:
+        return ""
+    meta = body["metadata"]
+    siblings = await deps.kube.list(kinds.RUNS, meta["namespace"], {kinds.POLICY_LABEL: run.spec.policy_ref})
+    mine = (meta.get("creationTimestamp") or "", meta["name"])
+    later = [(r["metadata"].get("creationTimestamp") or "", r["metadata"]["name"]) for r in siblings]
+    return max((key for key in later if key > mine), default=("", ""))[1]
 
 
 def _first_message(step: Next, default: str) -> str:
@@ -171,60 +197,6 @@ def export_snapshot(
         eval_rows=snap.eval_rows,
         scrubbed_values=sum(snap.scrubbed.values()),
     )
-
-
-async def observe_job(
-    run: TrainingRun, namespace: str, status: TrainingRunStatus, deps: Dependencies
-) -> JobState:
-    """The attempt's phase, Ray's message and where its full log is (a condition says one line of it)."""
-    scaling = run.spec.training.scaling
-    if scaling.submission == Submission.RAY_JOBS_API:
-        assert scaling.ray_address
-        async with RayJobsClient(scaling.ray_address) as ray:
-            info = await ray.get(status.submission_id)
-        if info is None:
-            return JobState(JobPhase.MISSING)
-        logs = f"ray job logs {status.submission_id} --address {scaling.ray_address}"
-        return JobState(RAY_PHASES[info.status], info.message, logs)
-    rayjob = await deps.kube.get(kinds.RAYJOBS, namespace, status.job_name)
-    if rayjob is None:
-        return JobState(JobPhase.MISSING)
-    # KubeRay's submitter Job (K8sJobMode) has the RayJob's name and follows the driver's log.
-    return replace(rayjob_state(rayjob), logs=f"kubectl logs -n {namespace} job/{status.job_name}")
-
-
-async def submit(
-    body: dict[str, Any],
-    run: TrainingRun,
-    out: Outcome[TrainingRunStatus],
-    attempt: int,
-    deps: Dependencies,
-    now: datetime,
-) -> None:
-    """Submit ``attempt`` (a RayJob object, or a POST to the Ray Jobs API) under its deterministic id."""
-    meta, status = body["metadata"], out.status
-    config = config_for(run, meta["name"], status)
-    job = job_spec(config, attempt, python=deps.settings.python, env=deps.settings.trainer_env)
-    status.submission_id = job.submission_id
-    scaling = run.spec.training.scaling
-    if scaling.submission == Submission.RAY_JOBS_API:
-        assert scaling.ray_address
-        async with RayJobsClient(scaling.ray_address) as ray:
-            await ray.submit(job)  # a repeat of the same id is refused by Ray and reported, not resubmitted
-        deps.metrics.submissions.labels("RayJobsAPI").inc()
-    else:
-        pods = PodSettings.from_scaling(scaling)
-        manifest = build_rayjob(
-            config, job, pods, namespace=meta["namespace"], attempt=attempt, owner=kinds.owner(body)
-        )
-        status.job_name = manifest["metadata"]["name"]
-        _, created = await deps.kube.ensure(kinds.RAYJOBS, manifest)
-        if created:
-            deps.metrics.submissions.labels("RayJob").inc()
-    status.attempts = attempt
-    status.next_retry_time = None
-    status.start_time = status.start_time or now
-    out.events.append(("Normal", "Submitted", f"attempt {attempt}: {status.submission_id}"))
 
 
 async def read_output(

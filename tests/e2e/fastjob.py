@@ -4,7 +4,9 @@ The operator submits ``<python> -m trainer --config <json>`` as a real Ray job; 
 pointing at the shim ``write_shim`` makes, this module runs instead of TRL: it publishes a real LoRA
 adapter (made once per session with PEFT, so model servers can load it) under the config's output
 URI and writes a TrainerManifest exactly where and how the real driver does. Everything around it —
-the Ray job, the RayJob object, the manifest the operator reads — is the real thing. A run whose name contains "fail" fails, for retry tests.
+the Ray job, the RayJob object, the manifest the operator reads — is the real thing. A run whose name
+contains "fail" fails, for retry tests, until a file named FIXED is in its output folder (a test
+mending the cause before a person retries the run).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def write_shim(folder: Path, adapter: Path) -> Path:
     return shim
 
 
+def _fixed(output_uri: str) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(output_uri)
+    return bool(fs.exists(f"{path}/FIXED"))
+
+
 def main(argv: list[str]) -> int:
     from trainer.config import DatasetRecord, Metrics, ResumeRecord, Timings, TrainerConfig, TrainerManifest
     from trainer.outputs import publish_adapter, versions, write_manifest
@@ -41,7 +50,7 @@ def main(argv: list[str]) -> int:
         print(f"fastjob: expected '-m trainer --config <json>', got {argv[:3]}", file=sys.stderr)
         return 2
     config = TrainerConfig.model_validate_json(argv[argv.index("--config") + 1])
-    if "fail" in config.run_name:  # how a test asks for a job that fails, as a lost node would
+    if "fail" in config.run_name and not _fixed(config.output_uri):  # fails as a lost node would
         print(f"fastjob: {config.run_name} fails on purpose", file=sys.stderr)
         return 1
     started = datetime.now(UTC)

@@ -43,7 +43,10 @@ def test_a_failing_training_job_is_retried_then_marked_failed_with_its_reason(
     assert ready["status"] == "False"
     assert "attempt 2 of 2 failed" in ready["message"]
     # in one line: the log's last line with the exit code, and where the whole log is
-    assert "fails on purpose (exit code 1). Full log: kubectl logs" in ready["message"]
+    assert (
+        f"fails on purpose (exit code 1). Full log: kaizen logs trainingrun will-fail -n {world.namespace}"
+        in ready["message"]
+    )
     assert "\n" not in ready["message"]
     run = world.get("trainingrun", "will-fail")
     assert run is not None

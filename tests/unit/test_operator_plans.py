@@ -26,6 +26,7 @@ from controllers.decisions.runplan import (
     failure_line,
     gate_verdict,
     gpu_hours,
+    logs_command,
     next_step,
     rayjob_state,
     trained_condition,
@@ -180,7 +181,7 @@ def ray_failure(frames: int) -> str:
 def test_a_failed_runs_message_is_the_exception_line_and_where_its_log_is() -> None:
     # Given a last attempt that failed with Ray's 20,000-character log tail in its message
     last = TrainingRunStatus(dataset=DATASET, attempts=3)
-    logs = "kubectl logs -n team-a job/coder-0001-a3"
+    logs = logs_command("team-a", "coder-0001")
     job = JobState(JobPhase.FAILED, ray_failure(400), logs=logs)
     assert len(job.message) > 20_000
     # Then both conditions say the exception and the exit code in one short line, and where the log is

@@ -1,0 +1,160 @@
+"""On call for training, through the ``kaizen`` CLI against the real operator: read a failed run's
+trainer log, retry it (one new job, even with the operator killed as the request lands), and train,
+pause and resume a policy, each request recorded with its outcome and an Event."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controllers.api import kinds
+from controllers.api.intervention import ANNOTATION, Action
+from controllers.cli.requests import ask, new_request
+from devstack.agents import Population
+from devstack.demo import demo_policy
+from devstack.localray import LocalRayHead
+from devstack.runtime import LocalRuntime
+from tests.e2e.conftest import World
+from tests.e2e.test_failures import use_fast_trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kaizen_command(world: World, *args: str) -> list[str]:
+    return [sys.executable, "-m", "controllers.cli.main", *args, "-n", world.namespace]
+
+
+def cli_env(world: World, ray_head: LocalRayHead | None = None) -> dict[str, str]:
+    env = {**os.environ, "KUBECONFIG": str(world.plane.kubeconfig), "PYTHONPATH": str(ROOT)}
+    if ray_head is not None:
+        env["RAY_AUTH_TOKEN"] = (
+            ray_head.token
+        )  # the local Ray head has token authentication, as a cluster does
+    return env
+
+
+def kaizen(
+    world: World, *args: str, ray_head: LocalRayHead | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        kaizen_command(world, *args),
+        env=cli_env(world, ray_head),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the_operator_killed(
+    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
+) -> None:
+    # Given a run by hand whose only attempt failed for good
+    use_fast_trainer(world, fast_python)
+    agent = f"retry-{uuid.uuid4().hex[:6]}"
+    assert Population(world.gateway.url, world.token, world.namespace, "x", agent).post_pairs(8, seed=7) > 0
+    training = demo_policy("unused", agent, tmp_path, min_pairs=1)["spec"]["training"]
+    run = {"apiVersion": kinds.API_VERSION, "kind": "TrainingRun", "metadata": {"name": "mend-fail"}}
+    world.apply({**run, "spec": {"training": training, "retry": {"maxAttempts": 1}}})
+    failed = world.wait_until(
+        "mend-fail to fail",
+        lambda: (c := world.condition("trainingrun", "mend-fail")) and c["reason"] == "JobFailed" and c,
+        timeout=240,
+    )
+    # When the person on call runs the command its condition names
+    assert failed["message"].endswith(f"Full log: kaizen logs trainingrun mend-fail -n {world.namespace}")
+    logs = kaizen(world, "logs", "trainingrun", "mend-fail", ray_head=ray_head)
+    # Then they read what the trainer printed
+    assert logs.returncode == 0, logs.stderr
+    assert "fastjob: mend-fail fails on purpose" in logs.stdout
+    # When they mend the cause and retry, and the operator is killed as soon as the request is written
+    (tmp_path / "adapters" / "mend-fail").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "adapters" / "mend-fail" / "FIXED").touch()
+    retry = subprocess.Popen(
+        kaizen_command(world, "retry", "trainingrun", "mend-fail", "--reason", "node replaced", "--wait"),
+        env=cli_env(world),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    world.wait_until(
+        "the retry request",
+        lambda: ANNOTATION
+        in ((world.get("trainingrun", "mend-fail") or {})["metadata"].get("annotations") or {}),
+        timeout=30,
+    )
+    world.operator.kill()
+    world.operator.start()
+    out, err = retry.communicate(timeout=240)
+    # Then the CLI says what the operator did and follows the run to its success
+    assert retry.returncode == 0, f"{out}\n{err}"
+    assert out.startswith("trainingrun/mend-fail: attempt 2 submitted (kaizen-mend-fail-a2-")
+    assert "trainingrun/mend-fail: Succeeded: trained; ShadowModel mend-fail" in out
+    # and exactly one new job was made: one RayJob and one Ray submission per attempt
+    status = (world.get("trainingrun", "mend-fail") or {})["status"]
+    assert status["attempts"] == 2
+    assert len(world.items("rayjobs")) == 2
+    jobs = httpx.get(f"{ray_head.dashboard_url}/api/jobs/", headers=ray_head.auth_headers, timeout=30).json()
+    ids = [j["submission_id"] for j in jobs if str(j.get("submission_id")).startswith("kaizen-mend-fail-")]
+    assert len(ids) == len(set(ids)) == 2
+    # and the request is recorded once, with who asked and why, and an Event
+    [record] = status["interventions"]
+    assert (record["action"], record["reason"]) == ("Retry", "node replaced")
+    assert record["outcome"].startswith("attempt 2 submitted")
+    events = world.kubectl("get", "events", "--field-selector", "involvedObject.name=mend-fail")
+    assert "Retry asked by" in events
+    # and each attempt's log stays readable
+    first = kaizen(world, "logs", "trainingrun", "mend-fail", "--attempt", "1", ray_head=ray_head)
+    assert "fails on purpose" in first.stdout
+    latest = kaizen(world, "logs", "trainingrun", "mend-fail", "-f", ray_head=ray_head)
+    assert latest.returncode == 0, latest.stderr
+    assert "fastjob: wrote" in latest.stdout
+    assert "fails on purpose" not in latest.stdout
+
+
+def test_train_starts_one_run_and_pause_declines_it_for_good(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a policy that data alone would not trigger
+    world.apply(demo_policy("tp", f"tp-{uuid.uuid4().hex[:6]}", tmp_path, min_pairs=1_000_000))
+    world.wait_until("the policy to be watched", lambda: world.condition("learningpolicy", "tp"), timeout=60)
+    monkeypatch.setenv("KUBECONFIG", str(world.plane.kubeconfig))
+    # When it is paused (as `kaizen pause` writes it), a Train is declined saying why
+    pause = new_request(Action.PAUSE, "incident", "oncall")
+    paused = ask(kinds.POLICIES, world.namespace, "tp", pause, spec={"paused": True})
+    assert paused.outcome == "no new TrainingRuns until resumed"
+    declined = kaizen(world, "train", "learningpolicy", "tp", "--reason", "try it")
+    assert declined.returncode == 1
+    assert (
+        "learningpolicy/tp: declined: paused: no new TrainingRuns until spec.paused is false"
+        in declined.stderr
+    )
+    # and when it is resumed, the declined request starts nothing
+    resume = new_request(Action.RESUME, "incident over", "oncall")
+    resumed = ask(kinds.POLICIES, world.namespace, "tp", resume, spec={"paused": False})
+    assert resumed.outcome == "resumed"
+    assert world.items("trainingruns") == []
+    # When a Train is asked of the running policy
+    started = kaizen(world, "train", "learningpolicy", "tp", "--reason", "new data")
+    # Then it prints the one run it started
+    assert started.returncode == 0, started.stderr
+    assert started.stdout == "learningpolicy/tp: started TrainingRun tp-0001\n"
+    assert [r["metadata"]["name"] for r in world.items("trainingruns")] == ["tp-0001"]
+    # and every request is recorded in order with its outcome, with an Event each
+    policy = world.get("learningpolicy", "tp") or {}
+    records = [(i["action"], i["outcome"].split(":")[0]) for i in policy["status"]["interventions"]]
+    assert records == [
+        ("Pause", "no new TrainingRuns until resumed"),
+        ("Train", "declined"),
+        ("Resume", "resumed"),
+        ("Train", "started TrainingRun tp-0001"),
+    ]
+    assert kinds.TRAIN_NOW not in (policy["metadata"].get("annotations") or {})
+    events = world.kubectl("get", "events", "--field-selector", "involvedObject.name=tp")
+    for reason in ("Pause", "Resume", "Train", "InterventionDeclined"):
+        assert reason in events
