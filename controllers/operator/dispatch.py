@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controllers.api import kinds
+from controllers.api.intervention import pending, recorded
 from controllers.api.kindinfo import KindInfo, Resource
-from controllers.decisions import validation
+from controllers.decisions import answers, validation
 from controllers.decisions.conditions import READY, Want, merge
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime import events
@@ -127,8 +128,17 @@ async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: D
         generation=generation,
         now=deps.clock(),
     )
-    new_status = current.model_copy(update={"conditions": conditions, "observed_generation": generation})
+    update: dict[str, Any] = {"conditions": conditions, "observed_generation": generation}
+    history = getattr(current, "interventions", [])
+    if (request := pending(raw["metadata"], history)) is not None:
+        # Nothing is done for an invalid spec, a person's request included: say so now, or it would
+        # stay unanswered (and the object never at rest) until someone fixed the spec.
+        outcome = answers.declined(f"the spec is invalid ({message[:200]}); fix it, then ask again")
+        update["interventions"] = recorded(history, request, outcome)
+    new_status = current.model_copy(update=update)
     before = (raw["status"] or {}).get("conditions")
     await _write_status(kind, raw, new_status.to_wire(), deps)
+    if request is not None:
+        await events.post(deps.kube, raw, *answers.event(request, update["interventions"][-1].outcome))
     if before != new_status.to_wire()["conditions"]:
         await events.post(deps.kube, raw, "Warning", "InvalidSpec", message)
