@@ -71,34 +71,39 @@ class Settings:
         return list(self.status.variants) if self.status is not None and self.decided else []
 
 
+GatewayUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        envvar="KAIZEN_GATEWAY_URL",
+        help="The gateway's base URL (default: the local stack's, after `kaizen up`).",
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="KAIZEN_TOKEN",
+        help="A reviewer or operator token of the namespace (default against the local stack: one"
+        " signed with its key).",
+    ),
+]
+OfflineDatabase = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="Offline: read this store directly instead of the gateway (it must exist)."
+    ),
+]
+
+
 @experiment_app.command("report")
 def report(
     name: Annotated[str, typer.Argument(help="The Experiment's name.")],
     namespace: Annotated[
         str, typer.Option("--namespace", "-n", help="The Experiment's namespace.")
     ] = "default",
-    gateway: Annotated[
-        str | None,
-        typer.Option(
-            "--gateway",
-            envvar="KAIZEN_GATEWAY_URL",
-            help="The gateway's base URL (default: the local stack's, after `kaizen up`).",
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="KAIZEN_TOKEN",
-            help="A reviewer or operator token of the namespace (default against the local stack: one"
-            " signed with its key).",
-        ),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url", help="Offline: read this store directly instead of the gateway (it must exist)."
-        ),
-    ] = None,
+    gateway: GatewayUrl = None,
+    token: Token = None,
+    database_url: OfflineDatabase = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Where to write the PNG (default: <name>-report.png).")
     ] = None,
