@@ -73,7 +73,10 @@ def gateway_for(url: str | None, token: str | None, namespace: str) -> Gateway:
     from controllers.gateway import auth
 
     keyring = auth.Keyring.from_env({"KAIZEN_TOKEN_KEYS_DIR": str(keys)})
-    subject = f"{getpass.getuser()}-kaizen-report"
+    try:
+        subject = f"{getpass.getuser()}-kaizen-report"
+    except (KeyError, OSError):  # no login name (a bare container): the token still says what it is for
+        subject = "kaizen-report"
     minted = auth.issue(keyring, subject, LOCAL_TOKEN_SECONDS, role=Role.REVIEWER, namespaces=[namespace])
     return Gateway(chosen, minted, f"a {LOCAL_TOKEN_SECONDS // 60}-minute reviewer token from {keys}")
 
