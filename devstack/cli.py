@@ -10,17 +10,19 @@ it never imports this package, and an image without it simply has no ``kaizen up
 from __future__ import annotations
 
 import json
-import os
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from controllers.cli import localstack
 from devstack.controlplane import ControlPlane, ControlPlaneError
 
-DEFAULT_STATE_DIR = Path(os.environ.get("KAIZEN_STATE_DIR", ".kaizen"))
+DEFAULT_STATE_DIR = localstack.state_dir()
 
 commands = typer.Typer()
 
@@ -59,28 +61,62 @@ def up(
         raise typer.Exit(1) from error
     kubectl = demo.Kubectl(state.kubeconfig)
     if story:
-        _story(
-            state_dir,
-            state,
-            kubectl,
-            Population(state.gateway_url, state.token, demo.NAMESPACE, demo.POLICY, "coder"),
-        )
+        # The demo's agents write as agent "coder" in "default", with a token signed by the local key.
+        token = stack.agent_token(Path(state.keys_dir), "coder", demo.NAMESPACE)
+        _story(state_dir, kubectl, Population(state.gateway_url, token, demo.NAMESPACE, demo.POLICY, "coder"))
     typer.echo()
     try:
         typer.echo(kubectl("get", "learningpolicies,trainingruns,shadowmodels,experiments"))
     except RuntimeError as error:  # nothing applied yet (--no-story), or discovery still catching up
         typer.echo(f"(no Kaizen objects to show yet: {error})")
-    typer.echo(
-        f"Finished in {time.monotonic() - started_all:.0f}s. Kaizen keeps running; use it with kubectl:"
-    )
-    typer.secho(f"  export KUBECONFIG={state.kubeconfig}", bold=True)
-    typer.echo("  kubectl get kaizen                       # every Kaizen object, with Ready/Reason columns")
-    typer.echo("  kubectl describe experiment coder-0002   # the rollback's evidence and events")
-    typer.echo(f"  kaizen experiment report coder-0001 --database-url {state.database_url}")
-    typer.echo("Stop it with: kaizen down")
+    typer.echo(f"Finished in {time.monotonic() - started_all:.0f}s. {NEXT_HEADER}")
+    lines = next_commands(state_dir, state.kubeconfig, story)
+    width = max(len(command) for command, _ in lines[1:])  # the export line is longer: unpadded
+    for command, why in lines:
+        typer.echo(f"  {command:<{width}}  # {why}")
+    typer.echo(NEXT_FOOTER)
 
 
-def _story(state_dir: Path, state: Any, kubectl: Any, agents: Any) -> None:
+def _path_to_kaizen() -> str:
+    """`` PATH=<venv>/bin:$PATH`` when the ``kaizen`` running now is not the one on PATH (``make up``
+    runs ``.venv/bin/kaizen``, and a shell without the venv would not find it); else nothing."""
+    here = Path(sys.executable).parent
+    on_path = shutil.which("kaizen")
+    if not (here / "kaizen").is_file() or (on_path and Path(on_path).parent.resolve() == here.resolve()):
+        return ""
+    return f" PATH={shlex.quote(str(here))}:$PATH"
+
+
+NEXT_HEADER = "Kaizen keeps running; paste these lines to use it:"
+NEXT_FOOTER = "Stop it with: kaizen down"
+
+
+def next_commands(state_dir: Path, kubeconfig: str, story: bool) -> list[tuple[str, str]]:
+    """What ``kaizen up`` prints last, (command, what it shows): the one list of it, that
+    tests/e2e/test_kaizen_up.py runs line by line after the export line. Only commands that exist:
+    kubectl's, and the kaizen commands of this repository."""
+    state = shlex.quote(str(state_dir.resolve()))
+    export = f"export KUBECONFIG={shlex.quote(kubeconfig)} KAIZEN_STATE_DIR={state}"
+    commands = [
+        (export + _path_to_kaizen(), "for kubectl, and for kaizen to find this stack from any folder"),
+        ("kubectl get kaizen", "every Kaizen object, with Ready/Reason columns"),
+    ]
+    if story:
+        commands += [
+            ("kubectl describe experiment coder-0002", "the rollback's evidence and events"),
+            ("kaizen experiment report coder-0002", "its table and plot, read through the gateway"),
+        ]
+    return [
+        *commands,
+        (
+            "kaizen token create --subject alice --role reviewer -n default",
+            "a token for the gateway, signed with this stack's key",
+        ),
+        ("kaizen status", "what runs, what the operator watches, the gateway"),
+    ]
+
+
+def _story(state_dir: Path, kubectl: Any, agents: Any) -> None:
     from devstack import demo
 
     story = demo.Story(kubectl, agents, typer.echo)
@@ -122,7 +158,10 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
 
 @commands.command()
 def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
-    """Say whether the local control plane runs, and how to reach it."""
+    """Say what of the local stack runs, what the operator watches, and how to reach the gateway."""
+    from devstack import stack
+    from devstack.processes import pid_alive
+
     plane_dir = (state_dir / "control-plane").resolve()
     if not (plane_dir / "state.json").exists():
         typer.echo("not running (start it with: kaizen up)")
@@ -131,7 +170,28 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     if not plane.running():
         typer.echo(f"stopped (state left in {plane_dir}; `kaizen down` cleans up, `kaizen up` restarts)")
         raise typer.Exit(1)
-    typer.echo(f"running at {plane.server}; export KUBECONFIG={plane.kubeconfig}")
+    typer.echo(f"control plane: running at {plane.server}")
+    typer.echo(f"  export KUBECONFIG={shlex.quote(str(plane.kubeconfig))}")
+    state = stack.load(state_dir)
+    if state is None:
+        typer.echo("operator, gateway: not started (`kaizen up` starts them)")
+        return
+    alive = {name: bool(pid) and pid_alive(pid) for name, pid in state.pids.items()}
+    watched = ", ".join(state.watch) if state.watch else "all namespaces"
+    typer.echo(f"operator: {_running(alive.get('operator'))}, watching {watched}")
+    typer.echo(f"gateway: {_running(alive.get('gateway'))} at {state.gateway_url}")
+    typer.echo(f"  export KAIZEN_GATEWAY_URL={state.gateway_url}")
+    keys = shlex.quote(state.keys_dir)
+    typer.echo(f"token (its key is {state.keys_dir}, mode 0600):")
+    typer.echo(f"  kaizen token create --subject alice --role reviewer -n default --keys-dir {keys}")
+    typer.echo(
+        f"  (run where `kaizen up` ran, or with KAIZEN_STATE_DIR={shlex.quote(str(state_dir.resolve()))},"
+    )
+    typer.echo("   --keys-dir may be left out)")
+
+
+def _running(alive: bool | None) -> str:
+    return "running" if alive else "not running (see its log in the state folder; `kaizen up` restarts it)"
 
 
 def register(app: typer.Typer) -> None:

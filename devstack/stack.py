@@ -3,7 +3,11 @@ stop it from another process: the control plane, the SQLite store, a Ray head, t
 local runtime (RayJob and InferenceService stand-ins) and the operator.
 
 Each part is the same class the e2e tests use; here they run detached from the terminal and their
-process ids go to ``<state>/stack.json``.
+process ids go to ``<state>/stack.json`` (no secret in it). The operator watches every namespace, as
+the chart's default install does. The gateway's token key is ``<state>/token-keys/default`` (folder
+0700, file 0600; kept across restarts so tokens stay valid) and its URL is ``<state>/gateway-url``:
+the places ``kaizen token create`` and ``kaizen experiment report`` look
+(``controllers.cli.localstack``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from controllers.api.identity import Role
+from controllers.cli import localstack
 from controllers.gateway import auth
 from controllers.store import migrate
 from devstack import identities
@@ -42,10 +47,11 @@ class StackState:
     kubeconfig: str
     database_url: str
     gateway_url: str
-    token: str
+    keys_dir: str  # the gateway's token key folder (localstack.KEYS_DIR)
     ray_dashboard: str
     pids: dict[str, int]
     ray_group: int
+    watch: list[str] = field(default_factory=list)  # the namespaces the operator watches; [] is all
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -78,17 +84,39 @@ def _operator_identity(plane: ControlPlane, state_dir: Path) -> Path:
     return token_file
 
 
-def _gateway(plane: ControlPlane, database_url: str, secret: str, state_dir: Path) -> GatewayProcess:
+def token_keys(state_dir: Path) -> Path:
+    """The gateway's key folder with its one key (made on the first ``kaizen up``, kept after): mode
+    0700 and 0600, as the chart mounts its token Secret, where ``kaizen token create`` finds it."""
+    keys = state_dir / localstack.KEYS_DIR
+    keys.mkdir(mode=0o700, exist_ok=True)
+    keys.chmod(0o700)
+    key = keys / localstack.SIGNING_KEY
+    if not key.is_file() or not key.read_text().strip():
+        key.touch(mode=0o600)
+        key.write_text(secrets.token_hex(32))
+    key.chmod(0o600)
+    return keys
+
+
+def agent_token(keys: Path, agent: str, namespace: str) -> str:
+    """A week's agent token for the demo's synthetic agents, signed with the local key (never stored)."""
+    keyring = auth.Keyring.from_env({"KAIZEN_TOKEN_KEYS_DIR": str(keys)})
+    return auth.issue(keyring, agent, 7 * 24 * 3600, role=Role.AGENT, namespaces=(namespace,))
+
+
+def _gateway(plane: ControlPlane, database_url: str, keys: Path, state_dir: Path) -> GatewayProcess:
     """The gateway as in a cluster (ServiceAccount tokens reviewed by the API server), except that its
     routes lead to the stand-in's model servers on 127.0.0.1, which only a local gateway allows."""
     gateway = GatewayProcess(
         database_url,
-        secret,
+        "",
         state_dir / "gateway.log",
         kubeconfig=plane.kubeconfig,
         route_allowed_hosts=LOCAL_ROUTE_HOSTS,
+        env={"KAIZEN_TOKEN_KEYS_DIR": str(keys), "KAIZEN_TOKEN_SECRET": ""},
     )
     gateway.start()
+    (state_dir / localstack.GATEWAY_URL_FILE).write_text(gateway.url + "\n")
     return gateway
 
 
@@ -100,13 +128,13 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     plane.install_crds(sorted(CRDS.glob("*.yaml")))
     database_url = f"sqlite:///{state_dir / 'kaizen.db'}"
     migrate.upgrade(database_url)
-    secret = secrets.token_hex(32)
+    keys = token_keys(state_dir)
     _say(progress, "starting a local Ray head (2 CPUs)")
     ray = LocalRayHead(num_cpus=2)
     ray.start()
     assert ray._process is not None
     _say(progress, "starting the gateway (ingest API + router) on SQLite")
-    gateway = _gateway(plane, database_url, secret, state_dir)
+    gateway = _gateway(plane, database_url, keys, state_dir)
     assert gateway._process is not None
     _say(progress, "starting the local runtime (RayJob and InferenceService stand-ins)")
     runtime = LocalRuntime(
@@ -117,11 +145,10 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
         upstream_crds=UPSTREAM_CRDS if UPSTREAM_CRDS.is_dir() else None,
     )
     runtime.start()
-    # The demo's agent writes as agent "coder" in "default"; the operator calls the gateway as its
-    # ServiceAccount, with a token the API server minted and the gateway checks with a TokenReview.
-    token = auth.issue(secret, "coder", 7 * 24 * 3600, role=Role.AGENT, namespaces=("default",))
+    # The operator calls the gateway as its ServiceAccount, with a token the API server minted and
+    # the gateway checks with a TokenReview.
     token_file = _operator_identity(plane, state_dir)
-    _say(progress, "starting the operator (as ServiceAccount kaizen-system/kaizen-operator)")
+    _say(progress, "starting the operator (as ServiceAccount kaizen-system/kaizen-operator, all namespaces)")
     operator = OperatorProcess(
         kubeconfig=plane.kubeconfig,
         database_url=database_url,
@@ -131,7 +158,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
         data_root=state_dir / "data",
         log=state_dir / "operator.log",
         lease_namespace="default",
-        namespaces=("default",),
+        namespaces=(),  # every namespace, as the chart's default install
     )
     operator.start()
     pids = {"gateway": gateway._process.pid, "runtime": runtime.pid or 0, "operator": operator.pid or 0}
@@ -139,7 +166,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
         kubeconfig=str(plane.kubeconfig),
         database_url=database_url,
         gateway_url=gateway.url,
-        token=token,
+        keys_dir=str(keys),
         ray_dashboard=ray.dashboard_url,
         pids=pids,
         ray_group=ray._process.pid,
@@ -150,8 +177,14 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
 
 
 def load(state_dir: Path) -> StackState | None:
+    """What ``start`` recorded; None when nothing was (a file from an older version reads as far as it
+    goes, so ``kaizen down`` can still stop what it names)."""
     path = state_dir.resolve() / STATE_FILE
-    return StackState(**json.loads(path.read_text())) if path.exists() else None
+    if not path.exists():
+        return None
+    recorded = json.loads(path.read_text())
+    known = {f.name for f in fields(StackState)}
+    return StackState(**{"keys_dir": "", **{k: v for k, v in recorded.items() if k in known}})
 
 
 def stop(state_dir: Path, grace: float = 15.0) -> list[str]:

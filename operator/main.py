@@ -2,7 +2,8 @@
 
     python operator/main.py --namespace team-a --metrics-port 8080 --health-port 8081
 
-Every flag has a KAIZEN_* environment variable (the Helm chart sets those); flags win.
+Every flag has a KAIZEN_* environment variable (the Helm chart sets those); flags win. Without
+``--namespace`` (or ``KAIZEN_WATCH_NAMESPACES``) the operator watches every namespace.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="kaizen-operator", description="Run the Kaizen operator.")
     parser.add_argument(
-        "--namespace", action="append", default=[], help="watch only this namespace (repeatable); default all"
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable; env KAIZEN_WATCH_NAMESPACES, comma-separated);"
+        " default: every namespace",
     )
     parser.add_argument(
         "--lease-namespace",

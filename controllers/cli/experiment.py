@@ -3,11 +3,13 @@
 Two sources. The Experiment itself comes from the Kubernetes API (the current kubeconfig, or the
 pod's service account), read once with a short timeout: its champion, ``spec.rollout.alpha`` and
 ``minDetectableEffect``, and its status (decision, decidedAt, the per-variant rows). The traffic
-comes from the experience store (``--database-url`` or ``KAIZEN_DATABASE_URL``, like ``kaizen db``).
+comes from the gateway's API with a token (``--gateway``/``KAIZEN_GATEWAY_URL`` and
+``--token``/``KAIZEN_TOKEN``; the local stack's by default after ``kaizen up``), or offline from a
+store given explicitly with ``--database-url`` (``controllers.cli.report_source``).
 
 A decided Experiment's table is its status, exactly: the figures the Event and ``kubectl get`` show.
 Its plot ends at decidedAt. Before a decision, or when the cluster cannot be reached (a note says
-so), the table is computed from the store up to now, and ``--alpha``, ``--min-detectable-effect``
+so), the table is computed from the recorded traffic up to now, and ``--alpha``, ``--min-detectable-effect``
 and ``--champion`` stand in for the spec (given with a reachable cluster, they override it for the
 computed figures and the plot). The arithmetic is the planner's (``controllers.decisions.experiments
 .report``).
@@ -23,11 +25,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controllers.cli.cluster import read_experiment
-from controllers.cli.store import DatabaseUrl
+from controllers.cli.report_source import Routed, SourceError
 
 if TYPE_CHECKING:
     from controllers.api.experiment import Experiment, ExperimentStatus, VariantStatus
-    from controllers.api.routes import RouteConfig
     from controllers.decisions.experiments.report import Series
     from controllers.decisions.experiments.report_plot import Decided
 
@@ -70,13 +71,39 @@ class Settings:
         return list(self.status.variants) if self.status is not None and self.decided else []
 
 
+GatewayUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        envvar="KAIZEN_GATEWAY_URL",
+        help="The gateway's base URL (default: the local stack's, after `kaizen up`).",
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="KAIZEN_TOKEN",
+        help="A reviewer or operator token of the namespace (default against the local stack: one"
+        " signed with its key).",
+    ),
+]
+OfflineDatabase = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="Offline: read this store directly instead of the gateway (it must exist)."
+    ),
+]
+
+
 @experiment_app.command("report")
 def report(
     name: Annotated[str, typer.Argument(help="The Experiment's name.")],
     namespace: Annotated[
         str, typer.Option("--namespace", "-n", help="The Experiment's namespace.")
     ] = "default",
-    database_url: DatabaseUrl = None,
+    gateway: GatewayUrl = None,
+    token: Token = None,
+    database_url: OfflineDatabase = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Where to write the PNG (default: <name>-report.png).")
     ] = None,
@@ -105,7 +132,7 @@ def report(
     settings = _settings(found, why, champion, alpha, min_detectable_effect)
     status, frozen = settings.status, settings.frozen_rows
     until = status.decided_at if status is not None and settings.decided else None
-    route, series = _read_store(database_url, namespace, name, buckets, until)
+    route, series = _read(gateway, token, database_url, namespace, name, buckets, until)
     chosen = _champion(settings.champion, route, series, status, f"{namespace}/{name}")
     told = None
     if series is not None:
@@ -118,10 +145,7 @@ def report(
         typer.echo(format_table(summarize(series, chosen, told, _weights(status, route)), settings.alpha))
     _say_decision(status)
     if series is None or told is None:
-        raise _fail(
-            f"no traffic recorded for experiment {namespace}/{name} before its decision, so no plot:"
-            " check --database-url (the store the gateway writes to)"
-        )
+        raise _fail(f"no traffic recorded for experiment {namespace}/{name} before its decision, so no plot")
     path = out or Path(f"{name}-report.png")
     decided = _decided(status, chosen) if until is not None else None
     render(series, told, chosen, path, alpha=settings.alpha, title=f"{namespace}/{name}", decided=decided)
@@ -147,7 +171,7 @@ def _settings(
         ]
         _note(f"the Experiment could not be read from a cluster: {why}")
         _note(
-            f"so the table is computed from the store, with {', '.join(used)}; pass the Experiment's"
+            f"so the table is computed from the recorded traffic, with {', '.join(used)}; pass the Experiment's"
             " spec.rollout values if they differ, or set KUBECONFIG to read its spec and status"
         )
         return Settings(
@@ -174,45 +198,53 @@ def _settings(
     return settings
 
 
-def _read_store(
-    database_url: str | None, namespace: str, name: str, buckets: int, until: datetime | None
-) -> tuple[RouteConfig | None, Series | None]:
-    """The route the operator published for the Experiment (None once cleaned up), and its series."""
-    from sqlalchemy.exc import DBAPIError
+def _read(
+    gateway: str | None,
+    token: str | None,
+    database_url: str | None,
+    namespace: str,
+    name: str,
+    buckets: int,
+    until: datetime | None,
+) -> tuple[Routed | None, Series | None]:
+    """The route that carries the Experiment (None once cleaned up) and its series, from the gateway
+    (or the store named by --database-url)."""
+    from controllers.cli import report_source
 
-    from controllers.api.routes import experiment_key
-    from controllers.store.db import StoreUnavailable, make_engine, session_factory, transaction
-    from controllers.store.experiment_series import experiment_series, find_route
-
-    engine = make_engine(database_url)
     try:
-        with transaction(session_factory(engine)) as session:
-            route = find_route(session, namespace, name)
-            series = experiment_series(session, experiment_key(namespace, name), buckets=buckets, until=until)
-    except (StoreUnavailable, DBAPIError) as error:
-        first_line = str(error).splitlines()[0]
-        raise _fail(f"store query failed: {first_line} (`kaizen db upgrade` creates the schema)") from error
-    finally:
-        engine.dispose()
+        if database_url:
+            route, series = report_source.from_store(database_url, namespace, name, buckets, until)
+            where = "the store at --database-url"
+        else:
+            source = report_source.gateway_for(gateway, token, namespace)
+            if source.where != report_source.GIVEN:
+                _note(f"reading through {source.describe()} with {source.where}")
+            route, series = report_source.from_gateway(source, namespace, name, buckets, until)
+            where = source.describe()
+    except SourceError as error:
+        raise _fail(str(error)) from error
     if series is None and until is None:
         raise _fail(
-            f"no traffic recorded for experiment {namespace}/{name}: check the name, -n and"
-            " --database-url (the store the gateway writes to)"
+            f"no traffic recorded for experiment {namespace}/{name} in {where}: check the name and -n"
+            " (the Experiment's namespace)"
         )
     return route, series
 
 
 def _champion(
     given: str | None,
-    route: RouteConfig | None,
+    route: Routed | None,
     series: Series | None,
     status: ExperimentStatus | None,
     experiment: str,
 ) -> str:
     """``--champion``, else the Experiment's, else the route's; it must be a variant of the data."""
-    champion = given or (route.champion.name if route else None)
+    champion = given or (route.champion if route else None)
     if champion is None:
-        raise _fail(f"nothing names the champion of {experiment}; pass --champion")
+        raise _fail(
+            f"nothing names the champion of {experiment}: the Experiment could not be read (see the note"
+            " above; set KUBECONFIG) and no route carries it any more; pass --champion"
+        )
     known = set(series.observations) | set(series.stream.names) if series is not None else set()
     known |= {row.name for row in status.variants} if status is not None else set()
     if champion not in known:
@@ -222,11 +254,11 @@ def _champion(
     return champion
 
 
-def _weights(status: ExperimentStatus | None, route: RouteConfig | None) -> dict[str, int] | None:
+def _weights(status: ExperimentStatus | None, route: Routed | None) -> dict[str, int] | None:
     """The weights the planner set (status), else the route's; None: the last interval's split."""
     if status is not None and status.variants:
         return {row.name: row.weight for row in status.variants}
-    return {variant.name: variant.weight for variant in route.variants} if route else None
+    return dict(route.weights) if route else None
 
 
 def _decided(status: ExperimentStatus | None, champion: str) -> Decided | None:

@@ -2,6 +2,11 @@
 
 Inside the cluster a ServiceAccount token does the same job, governed by RBAC (docs/security.md).
 ``inspect`` shows what a token carries (its id is what the revocation list names).
+
+The keys: ``--keys-dir`` (or ``KAIZEN_TOKEN_KEYS_DIR``, the gateway's mounted Secret) and/or
+``KAIZEN_TOKEN_SECRET``, as the gateway reads them. With neither, the local stack's key
+(``<state>/token-keys``, see ``controllers.cli.localstack``), so that after ``kaizen up`` a plain
+``kaizen token create --subject alice --role reviewer -n default`` makes a token its gateway takes.
 """
 
 from __future__ import annotations
@@ -9,13 +14,53 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from controllers.cli import localstack
 from controllers.cli.store import _fail
 
+if TYPE_CHECKING:
+    from controllers.gateway.auth import Keyring
+
 token_app = typer.Typer(help="Issue and inspect bearer tokens for the gateway.", no_args_is_help=True)
+
+
+KeysDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys-dir",
+        envvar="KAIZEN_TOKEN_KEYS_DIR",
+        help="The gateway's key folder (one file per key id); default: the local stack's, after `kaizen up`.",
+    ),
+]
+
+
+def _keyring(keys_dir: Path | None, key_id: str | None) -> Keyring:
+    """The keys named by --keys-dir or the environment, else the local stack's (said on stderr)."""
+    from controllers.gateway import auth
+
+    env = dict(os.environ)
+    if keys_dir is not None:
+        env["KAIZEN_TOKEN_KEYS_DIR"] = str(keys_dir)
+    elif not env.get("KAIZEN_TOKEN_SECRET"):
+        local = localstack.keys_dir()
+        if local is None:
+            raise _fail(
+                "no token key: pass --keys-dir (the gateway's key folder) or set KAIZEN_TOKEN_SECRET;"
+                f" after `kaizen up` the local stack's key is found in {localstack.state_dir()}/{localstack.KEYS_DIR}"
+                " (run from the folder `kaizen up` ran in, or set KAIZEN_STATE_DIR)"
+            )
+        typer.secho(f"using the local stack's key in {local}", err=True, fg=typer.colors.YELLOW)
+        env["KAIZEN_TOKEN_KEYS_DIR"] = str(local)
+    if key_id:
+        env["KAIZEN_TOKEN_SIGNING_KEY"] = key_id
+    try:
+        return auth.Keyring.from_env(env)
+    except (ValueError, OSError) as error:
+        raise _fail(f"token keys: {error}") from error
 
 
 @token_app.command("create")
@@ -32,6 +77,7 @@ def token_create(
         typer.Option(help="An agent an agent token may write for (repeat); default: the subject."),
     ] = None,
     key_id: Annotated[str | None, typer.Option(help="Sign with this key of KAIZEN_TOKEN_KEYS_DIR.")] = None,
+    keys_dir: KeysDir = None,
 ) -> None:
     """Print a bearer token signed with the gateway's key (KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR).
 
@@ -41,14 +87,11 @@ def token_create(
     from controllers.api.identity import Role
     from controllers.gateway import auth
 
-    env = dict(os.environ)
-    if key_id:
-        env["KAIZEN_TOKEN_SIGNING_KEY"] = key_id
+    keyring = _keyring(keys_dir, key_id)
     try:
-        keyring = auth.Keyring.from_env(env)
         chosen = Role(role)
     except ValueError as error:
-        raise _fail(f"{error}; roles are {', '.join(r.value for r in Role)}") from error
+        raise _fail(f"--role {role!r}: roles are {', '.join(r.value for r in Role)}") from error
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if not ttl[:-1].isdigit() or ttl[-1] not in units:
         raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")
@@ -63,12 +106,15 @@ def token_create(
 
 
 @token_app.command("inspect")
-def token_inspect(token: Annotated[str, typer.Argument(help="The token (kz2....).")]) -> None:
+def token_inspect(
+    token: Annotated[str, typer.Argument(help="The token (kz2....).")], keys_dir: KeysDir = None
+) -> None:
     """Verify a token with the gateway's keys and print what it carries, including its id."""
     from controllers.gateway import auth
 
+    keyring = _keyring(keys_dir, None)
     try:
-        principal = auth.verify(auth.Keyring.from_env(), token.strip())
+        principal = auth.verify(keyring, token.strip())
     except (ValueError, auth.InvalidToken) as error:
         raise _fail(str(error)) from error
     expires = datetime.datetime.fromtimestamp(principal.expires_at or 0, datetime.UTC).isoformat()

@@ -34,6 +34,7 @@ class Action(StrEnum):
     WRITE_ROUTES = "routes/update"
     CALL_ROUTES = "routes/use"
     WRITE_POLICIES = "policies/update"
+    READ_EXPERIMENTS = "experiments/get"  # an experiment's traffic and rewards over time (aggregates)
 
     @property
     def resource(self) -> str:
@@ -46,8 +47,12 @@ class Action(StrEnum):
 
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.AGENT: frozenset({Action.WRITE_EXPERIENCE, Action.WRITE_FEEDBACK, Action.CALL_ROUTES}),
-    Role.REVIEWER: frozenset({Action.READ_REVIEWS, Action.WRITE_REVIEWS, Action.WRITE_FEEDBACK}),
-    Role.OPERATOR: frozenset({Action.READ_ROUTES, Action.WRITE_ROUTES, Action.WRITE_POLICIES}),
+    Role.REVIEWER: frozenset(
+        {Action.READ_REVIEWS, Action.WRITE_REVIEWS, Action.WRITE_FEEDBACK, Action.READ_EXPERIMENTS}
+    ),
+    Role.OPERATOR: frozenset(
+        {Action.READ_ROUTES, Action.WRITE_ROUTES, Action.WRITE_POLICIES, Action.READ_EXPERIMENTS}
+    ),
     Role.ADMIN: frozenset(Action),
 }
 

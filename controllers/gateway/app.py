@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controllers.gateway import auth, health_api, ingest_api, policies_api, proxy_docs, review_api, routes_api
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
+from controllers.gateway.experiments_api import router as experiments_router
 from controllers.gateway.guard import RequireIdentity
 from controllers.gateway.identity import Authenticator
 from controllers.gateway.limits import BodyLimit
@@ -43,6 +44,7 @@ ROUTERS = (
     policies_api.router,
     routes_api.router,
     health_api.router,
+    experiments_router,
 )
 
 

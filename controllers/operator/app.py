@@ -1,6 +1,8 @@
 """The operator process: Kopf settings, the four kinds, leader election and the run loop.
 
-``operator/main.py`` (the image's entrypoint) and ``kaizen up`` both call ``run``. Kopf keeps its
+``operator/main.py`` (the image's entrypoint) and ``kaizen up`` both call ``run``. It watches every
+namespace unless given a list (the chart's ``operator.watchNamespaces``, namespaced mode): an object
+applied in a namespace nobody listed is then ignored, so the default is all of them. Kopf keeps its
 progress in annotations under ``kaizen.dev/`` (the status schema is strict and would prune Kopf's
 own status fields), and its peering is off: the Lease in controllers.runtime.leader decides who acts.
 """
@@ -12,6 +14,7 @@ import gc
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
@@ -64,7 +67,7 @@ async def build_dependencies(settings: Settings, kubeconfig: str | None = None) 
 async def run(
     settings: Settings,
     *,
-    namespaces: list[str],
+    namespaces: Sequence[str] = (),
     lease_namespace: str,
     kubeconfig: str | None = None,
     health_port: int | None = None,
@@ -72,7 +75,11 @@ async def run(
     lease_seconds: float = LEASE_SECONDS,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Lead or wait, then run the handlers until the Lease is lost (then wait again) or ``stop``."""
+    """Lead or wait, then run the handlers until the Lease is lost (then wait again) or ``stop``.
+
+    ``namespaces`` empty: every namespace (Kopf's cluster-wide mode, the watch index lists across all)."""
+    namespaces = list(namespaces)
+    log.info("watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # Kopf's login reads it too
     deps = await build_dependencies(settings, kubeconfig)

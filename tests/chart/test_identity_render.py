@@ -151,8 +151,8 @@ def test_the_three_gateway_roles_grant_exactly_their_roles_actions(value_set: st
     assert set(roles) == {f"{GATEWAY}-agent", f"{GATEWAY}-reviewer", f"{GATEWAY}-operator"}
     expected = {
         "agent": {"experience/create", "feedback/create", "routes/use"},
-        "reviewer": {"reviews/list", "reviews/create", "feedback/create"},
-        "operator": {"routes/get", "routes/update", "policies/update"},
+        "reviewer": {"reviews/list", "reviews/create", "feedback/create", "experiments/get"},
+        "operator": {"routes/get", "routes/update", "policies/update", "experiments/get"},
     }
     for name, actions in expected.items():
         role = roles[f"{GATEWAY}-{name}"]

@@ -185,6 +185,41 @@ def test_namespaced_operator_stays_in_its_namespaces_and_named_secrets(
     assert not operator.allowed("run", "x", "--image=busybox", "-n", watched)
 
 
+def test_the_default_install_is_cluster_wide_with_every_rule_a_namespaced_role_has() -> None:
+    """Watching every namespace is the default; its ClusterRole grants what a watched namespace's Role
+    grants (the four kinds, RayJobs, InferenceServices, Events, Secrets) and no more than CRDs and
+    namespaces besides; the Lease stays in the release namespace in both modes."""
+    cluster_wide = render(ci_values("default"))
+    operator = f"{RELEASE}-operator"
+    [cluster_role] = [r for r in find(cluster_wide, "ClusterRole") if r["metadata"]["name"] == operator]
+    assert not [r for r in find(cluster_wide, "Role") if r["metadata"]["name"] == operator]
+    namespaced = render(ci_values("namespaced"))
+    roles = [r for r in find(namespaced, "Role") if r["metadata"]["name"] == operator]
+    assert roles
+    extra = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
+
+    def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {
+            (group, resource, verb)
+            for rule in rules
+            if "resourceNames" not in rule  # the namespaced CI values name Secrets; cluster-wide does not
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+
+    for role in roles:
+        assert grants(role["rules"]) <= grants(cluster_role["rules"])
+    assert {(g, r) for g, r, _ in grants(cluster_role["rules"]) - grants(roles[0]["rules"])} <= extra | {
+        ("", "secrets")
+    }
+    for objects in (cluster_wide, namespaced):
+        [lease_role] = [
+            r for r in find(objects, "Role") if r["metadata"]["name"].endswith("-leader-election")
+        ]
+        assert {res for rule in lease_role["rules"] for res in rule["resources"]} == {"leases"}
+
+
 def test_rendered_rbac_has_no_wildcards() -> None:
     for value_set in ("default", "namespaced", "embedded"):
         objects = render(ci_values(value_set))

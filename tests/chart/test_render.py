@@ -220,6 +220,7 @@ def test_notes_say_what_to_do_next() -> None:
     assert "--clusterrole=kaizen-gateway-agent --serviceaccount=team-a:agent-coder" in text
     assert "kubectl apply -n team-a -f examples/learningpolicy-coder-dpo.yaml" in text
     assert "kubectl get kaizen" in text
+    assert "kaizen experiment report <experiment> -n team-a --gateway http://127.0.0.1:8000" in text
     assert "team-a, team-b (namespaced mode)" in text
 
 

@@ -1,15 +1,12 @@
-"""The local control plane and `kaizen up` / `kaizen down`: start, reuse, stop, leave nothing behind."""
+"""The local control plane: start, reuse, stop, leave nothing behind (`kaizen up` itself: tests/e2e/test_kaizen_up.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from devstack import stack
 from devstack.controlplane import ADMIN, ControlPlane, ControlPlaneError
 from devstack.processes import pid_alive
 
@@ -63,30 +60,3 @@ def test_a_binary_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) ->
         plane.start(timeout=10)
     assert not plane.pids
     assert "address already in use" in (tmp_path / "plane" / "etcd.log").read_text()
-
-
-def test_kaizen_up_starts_the_stack_and_kaizen_down_leaves_nothing_behind(tmp_path: Path) -> None:
-    # The story itself (train, promote, roll back) is the e2e tier's full-loop test; here: the stack.
-    state = tmp_path / "state"
-    kaizen = [sys.executable, "-m", "controllers.cli.main"]
-    up = subprocess.run(
-        [*kaizen, "up", "--state-dir", str(state), "--no-story"], capture_output=True, text=True, timeout=600
-    )
-    assert up.returncode == 0, up.stderr
-    assert f"export KUBECONFIG={state.resolve()}/control-plane/kubeconfig" in up.stdout
-    assert "starting the operator" in up.stdout
-    recorded = stack.load(state)
-    assert recorded is not None
-    pids = {**ControlPlane.load(state / "control-plane").pids, **recorded.pids, "ray": recorded.ray_group}
-    assert all(pid_alive(pid) for pid in pids.values()), pids
-    assert httpx.get(f"{recorded.gateway_url}/healthz", timeout=5).status_code == 200
-    down = subprocess.run(
-        [*kaizen, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=120
-    )
-    assert down.returncode == 0, down.stderr
-    assert "operator" in down.stdout
-    assert not state.exists()
-    assert not any(pid_alive(pid) for pid in pids.values())
-    status = subprocess.run([*kaizen, "status", "--state-dir", str(state)], capture_output=True, text=True)
-    assert status.returncode == 1
-    assert "kaizen up" in status.stdout

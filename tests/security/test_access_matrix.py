@@ -3,8 +3,8 @@
 The table below is written from the trust model in docs/security.md, not from the code's role table:
 agents write their own agent's experience, call their namespace's routes and rate the requests those
 routes served (by the request id alone, before any run names it), reviewers read the queue and post
-reviews and corrections, the operator writes routes and policies, and a ServiceAccount
-may do what Kubernetes RBAC grants it. Each allowed call must work. Each refused call must be a 401
+reviews and corrections, the operator writes routes and policies, reviewers and the operator read an
+experiment's series (aggregates, no prompts) for the report, and a ServiceAccount may do what Kubernetes RBAC grants it. Each allowed call must work. Each refused call must be a 401
 (no identity) or a 403 (the wrong one) whose message says why, and must leave every table as it
 was.
 """
@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.security.gateway_world import AGENT, IDENTITIES, NAMESPACE, REQUEST, UNAUTHENTICATED, World, route
+from tests.security.gateway_world import (
+    AGENT,
+    ELSEWHERE,
+    IDENTITIES,
+    NAMESPACE,
+    REQUEST,
+    UNAUTHENTICATED,
+    World,
+    route,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ CALLS = [
         frozenset({"operator", *EVERYONE_GRANTED}), writes=False,
     ),
     Call(
+        "experiment-series", "GET", lambda w, c: f"/v1/experiments/{NAMESPACE}/seeded/series",
+        lambda w, c: None, frozenset({"reviewer", "operator", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
         "proxy", "POST", lambda w, c: f"/openai/{NAMESPACE}/seeded/v1/chat/completions", _chat,
         frozenset({"agent", *EVERYONE_GRANTED}), writes=False,
     ),
@@ -142,3 +155,58 @@ def test_each_endpoint_admits_exactly_whom_it_should(security_world: World, call
     else:
         assert "may not" in reason, reason
     assert security_world.written() == before, f"refused {call.name} by {caller} still wrote something"
+
+
+def test_an_experiments_series_is_what_the_router_recorded(security_world: World) -> None:
+    answer = security_world.call("GET", f"/v1/experiments/{NAMESPACE}/seeded/series?buckets=4", "reviewer")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["namespace"], body["name"], body["route"]) == (NAMESPACE, "seeded", None)
+    # One request each in team-a and team-b under "seeded": only this namespace's is counted.
+    assert body["series"]["observations"]["champion"]["assigned"] == 1
+    edges = body["series"]["edges"]
+    assert 1 <= len(edges) <= 4  # four buckets, or one when the series is a single instant
+    assert edges[-1] >= body["series"]["start"]
+    unknown = security_world.call("GET", f"/v1/experiments/{NAMESPACE}/never-ran/series", "reviewer")
+    assert unknown.status_code == 200, unknown.text
+    assert unknown.json()["series"] is None
+    elsewhere = security_world.call("GET", f"/v1/experiments/{ELSEWHERE}/seeded/series", "reviewer")
+    assert elsewhere.status_code == 403, elsewhere.text
+    assert "may not act in namespace" in _reason(elsewhere.json())
+
+
+HOSTILE_NAMES = [
+    "seeded%27%20OR%201%3D1",  # quotes and SQL reach no query: the name is checked first
+    "Seeded",
+    "-seeded",
+    "seeded%00",
+    "%C3%A9xp",
+    "x" * 254,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda value: value[:20])
+def test_a_malformed_or_hostile_experiment_name_is_refused_naming_the_field(
+    security_world: World, name: str
+) -> None:
+    before = security_world.written()
+    answer = security_world.call("GET", f"/v1/experiments/{NAMESPACE}/{name}/series", "reviewer")
+    assert answer.status_code == 422, f"{name}: {answer.status_code} {answer.text}"
+    assert [problem["field"] for problem in answer.json()["problems"]] == ["name"], answer.text
+    assert "Kubernetes object name" in _reason(answer.json())
+    assert security_world.written() == before
+
+
+def test_a_path_that_climbs_out_of_the_experiment_reaches_nothing(security_world: World) -> None:
+    answer = security_world.call(
+        "GET", f"/v1/experiments/{NAMESPACE}/..%2F..%2Freview%2Fqueue/series", "agent"
+    )
+    assert answer.status_code == 404, answer.text
+    assert "seed" not in answer.text
+
+
+@pytest.mark.parametrize("namespace", ["Team-A", "team_a", "a" * 64, "%2E%2E"])
+def test_a_malformed_namespace_is_refused_naming_the_field(security_world: World, namespace: str) -> None:
+    answer = security_world.call("GET", f"/v1/experiments/{namespace}/seeded/series", "reviewer")
+    assert answer.status_code == 422, f"{namespace}: {answer.status_code} {answer.text}"
+    assert [problem["field"] for problem in answer.json()["problems"]] == ["namespace"], answer.text

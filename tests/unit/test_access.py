@@ -35,6 +35,10 @@ CASES = [
     (OPERATOR, Action.WRITE_EXPERIENCE, "team-a", "coder", False),
     (OPERATOR, Action.READ_REVIEWS, "team-a", None, False),
     (OPERATOR, Action.CALL_ROUTES, "team-a", None, False),
+    (REVIEWER, Action.READ_EXPERIMENTS, "team-a", None, True),  # the report, for people on call
+    (REVIEWER, Action.READ_EXPERIMENTS, "team-b", None, False),
+    (OPERATOR, Action.READ_EXPERIMENTS, "team-b", None, True),
+    (AGENT, Action.READ_EXPERIMENTS, "team-a", None, False),  # agents never read back
     (ADMIN, Action.WRITE_EXPERIENCE, "team-a", "anyone", True),
     (ADMIN, Action.WRITE_ROUTES, "team-b", None, False),  # an admin of team-a only
 ]

@@ -47,3 +47,31 @@ def test_a_token_with_no_role_is_for_one_agent_and_bad_flags_say_what_to_do() ->
     forged = runner.invoke(app, ["token", "inspect", "kz2.e30.x"], env=env)
     assert forged.exit_code == 1
     assert "signature" in forged.output or "malformed" in forged.output
+
+
+def test_after_kaizen_up_the_local_stacks_key_is_used_without_flags(tmp_path: Path) -> None:
+    from controllers.cli import localstack
+
+    keys = tmp_path / "state" / localstack.KEYS_DIR
+    keys.mkdir(parents=True)
+    (keys / localstack.SIGNING_KEY).write_text("the-local-gateways-key")
+    env = {
+        "KAIZEN_STATE_DIR": str(tmp_path / "state"),
+        "KAIZEN_TOKEN_SECRET": "",
+        "KAIZEN_TOKEN_KEYS_DIR": "",
+    }
+    args = ["token", "create", "--subject", "alice", "--role", "reviewer", "-n", "default"]
+    created = runner.invoke(app, args, env=env)
+    assert created.exit_code == 0, created.output
+    assert "using the local stack's key in" in created.stderr
+    token = created.stdout.strip()  # only the token on stdout, so that $(kaizen token create ...) works
+    assert token.startswith("kz2.")
+    checked = runner.invoke(app, ["token", "inspect", token, "--keys-dir", str(keys)], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["role"] == "reviewer"
+    # No local stack and no key named: say where keys come from.
+    env["KAIZEN_STATE_DIR"] = str(tmp_path / "none")
+    refused = runner.invoke(app, args, env=env)
+    assert refused.exit_code == 1
+    assert "pass --keys-dir" in refused.output
+    assert "kaizen up" in refused.output

@@ -57,21 +57,27 @@ one ClusterRole per role: pass (dict "root" $ "role" "agent"). */}}
   resources: [routes]
   verbs: [use]
 {{- else if eq .role "reviewer" -}}
-# Read the review queue, post reviews and corrections.
+# Read the review queue, post reviews and corrections; read experiments' series (kaizen experiment report).
 - apiGroups: [gateway.kaizen.dev]
   resources: [reviews]
   verbs: [list, create]
 - apiGroups: [gateway.kaizen.dev]
   resources: [feedback]
   verbs: [create]
+- apiGroups: [gateway.kaizen.dev]
+  resources: [experiments]
+  verbs: [get]
 {{- else if eq .role "operator" -}}
-# Read and write routes (where traffic goes) and the policies' reward settings.
+# Read and write routes (where traffic goes) and the policies' reward settings; read experiments' series.
 - apiGroups: [gateway.kaizen.dev]
   resources: [routes]
   verbs: [get, update]
 - apiGroups: [gateway.kaizen.dev]
   resources: [policies]
   verbs: [update]
+- apiGroups: [gateway.kaizen.dev]
+  resources: [experiments]
+  verbs: [get]
 {{- end }}
 {{- end }}
 

@@ -1,0 +1,161 @@
+"""``kaizen up`` as a new user meets it: the whole story, then every command it prints, pasted as printed.
+
+One full run (2-4 minutes on two cores; the only test that runs ``kaizen up``): the stack starts, the
+story trains, promotes and rolls back, and the block printed at the end is read back from stdout.
+Each line runs in a fresh bash after the block's export line, from another folder, in an
+environment with no KAIZEN_* variable and no KUBECONFIG (what a user has after pasting the export
+line), and must exit 0 with output that says what the line promises. Then the local stack's
+promises: the operator reconciles an object in a namespace made after it started, the token key is
+where ``kaizen token create`` finds it (mode 0600) and nothing secret is left in ``stack.json``; and
+``kaizen down`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from devstack import stack
+from devstack.cli import NEXT_FOOTER, NEXT_HEADER
+from devstack.controlplane import ControlPlane
+from devstack.demo import demo_policy
+from devstack.processes import pid_alive
+
+KAIZEN = [sys.executable, "-m", "controllers.cli.main"]
+
+
+def user_environment() -> dict[str, str]:
+    """A shell before the export line: no Kaizen settings, no kubeconfig, and no venv on PATH."""
+    venv = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAIZEN_", "KUBERNETES_"))}
+    env.pop("KUBECONFIG", None)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv)
+    return env
+
+
+def printed_block(stdout: str) -> list[str]:
+    """The lines between the header and the footer, as printed (comments and all)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith(NEXT_HEADER))
+    end = lines.index(NEXT_FOOTER, start)
+    return [line.strip() for line in lines[start + 1 : end]]
+
+
+def command_of(line: str) -> str:
+    return line.split("  # ")[0].strip()
+
+
+def wait_for(what: str, probe: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def check_output(command: str, stdout: str, folder: Path, gateway_url: str) -> None:
+    """What each printed line promises, checked on what it printed."""
+    if command == "kubectl get kaizen":
+        for name in ("coder-0001", "coder-0002"):
+            assert name in stdout
+    elif command.startswith("kubectl describe experiment coder-0002"):
+        assert "RollBack" in stdout
+        assert "Events:" in stdout
+    elif command.startswith("kaizen experiment report coder-0002"):
+        assert stdout.splitlines()[0].split()[:2] == ["VARIANT", "ROLE"]
+        assert "decision: RollBack" in stdout
+        assert (folder / "coder-0002-report.png").stat().st_size > 20_000
+    elif command.startswith("kaizen token create"):
+        token = stdout.strip()
+        assert token.startswith("kz2.")
+        # A reviewer token of "default": the local gateway takes it for the report's endpoint.
+        answer = httpx.get(
+            f"{gateway_url}/v1/experiments/default/coder-0002/series",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["series"] is not None
+    elif command == "kaizen status":
+        assert "watching all namespaces" in stdout
+        assert gateway_url in stdout
+        assert "kaizen token create --subject alice --role reviewer -n default" in stdout
+    else:  # a line added later: it must at least say something
+        assert stdout.strip(), command
+
+
+def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:
+    export, *lines = printed_block(stdout)
+    assert command_of(export).startswith("export KUBECONFIG=")
+    env = user_environment()
+    for line in lines:
+        pasted = subprocess.run(
+            ["bash", "-c", f"{export}\n{line}"],
+            capture_output=True, text=True, cwd=folder, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert pasted.returncode == 0, f"{line}\n{pasted.stdout[-3000:]}\n{pasted.stderr[-3000:]}"
+        check_output(command_of(line), pasted.stdout, folder, gateway_url)
+    return [command_of(line) for line in lines]
+
+
+def a_new_namespace_is_watched(state: Path, tmp_path: Path) -> None:
+    """A LearningPolicy applied in a namespace made after the operator started gets its status."""
+    plane = ControlPlane.load(state / "control-plane")
+    plane.kubectl("create", "namespace", "team-new")
+    policy = demo_policy("fresh", "fresh-agent", tmp_path / "fresh", min_pairs=1_000_000)
+    plane.kubectl("apply", "-n", "team-new", "-f", "-", stdin=yaml.safe_dump(policy))
+
+    def reconciled() -> bool:
+        found = json.loads(
+            plane.kubectl("get", "learningpolicy", "fresh", "-n", "team-new", "-o", "json").stdout
+        )
+        conditions = (found.get("status") or {}).get("conditions", [])
+        generation = found["metadata"]["generation"]
+        return any(c["type"] == "Ready" and c.get("observedGeneration") == generation for c in conditions)
+
+    wait_for("the operator to reconcile a LearningPolicy in namespace team-new", reconciled, 60)
+
+
+def test_kaizen_up_tells_the_story_and_every_command_it_prints_works(tmp_path: Path) -> None:
+    state, folder = tmp_path / "state", tmp_path / "elsewhere"
+    folder.mkdir()
+    up = subprocess.run(
+        [*KAIZEN, "up", "--state-dir", str(state)],
+        capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=user_environment(),
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, f"{up.stdout[-6000:]}\n{up.stderr[-4000:]}"
+        assert "starting the operator" in up.stdout
+        recorded = stack.load(state)
+        assert recorded is not None
+        ran = run_printed_block(up.stdout, folder, recorded.gateway_url)
+        assert any(command.startswith("kaizen experiment report") for command in ran), ran
+        a_new_namespace_is_watched(state, tmp_path)
+        key = Path(recorded.keys_dir) / "default"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+        assert key.read_text().strip() not in (state / "stack.json").read_text()
+        assert "token" not in json.loads((state / "stack.json").read_text())
+        pids = {**ControlPlane.load(state / "control-plane").pids, **recorded.pids, "ray": recorded.ray_group}
+        assert all(pid_alive(pid) for pid in pids.values()), pids
+    finally:
+        down = subprocess.run(
+            [*KAIZEN, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=180
+        )
+    assert down.returncode == 0, down.stderr
+    assert "operator" in down.stdout
+    assert not state.exists()
+    assert not any(pid_alive(pid) for pid in pids.values())
+    status = subprocess.run([*KAIZEN, "status", "--state-dir", str(state)], capture_output=True, text=True)
+    assert status.returncode == 1
+    assert "kaizen up" in status.stdout
