@@ -28,7 +28,7 @@ def describe(
     namespace: Annotated[
         str | None,
         typer.Option(
-            "--namespace", "-n", help="Namespace [default: the kubeconfig context's, else default]."
+            "--namespace", "-n", help="Namespace (default: the kubeconfig context's, else default)."
         ),
     ] = None,
 ) -> None:

@@ -193,12 +193,52 @@ def shadow_model(obj: dict[str, Any], now: datetime) -> list[Field]:
 
 
 def learning_policy(obj: dict[str, Any], now: datetime) -> list[Field]:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec = obj.get("spec") or {}
     track = ", ".join(f"{key}={value}" for key, value in sorted((spec.get("track") or {}).items()))
-    trigger = spec.get("trigger") or {}
-    budget, used = trigger.get("budget") or {}, status.get("budget") or {}
+    return [
+        (
+            "Spec",
+            [
+                ("Track", track),
+                ("Method", text(dig(spec, "training.method"))),
+                ("Base model", text(dig(spec, "training.baseModel.name"))),
+                ("Trigger", _trigger(spec.get("trigger") or {})),
+                ("Paused", text(spec.get("paused", False))),
+                ("Rollout", _rollout(spec)),
+            ],
+        ),
+        status_section(obj, _policy_status(obj, now)),
+    ]
+
+
+def _policy_status(obj: dict[str, Any], now: datetime) -> list[Field]:
+    status = obj.get("status") or {}
+    budget, used = dig(obj, "spec.trigger.budget") or {}, status.get("budget") or {}
     champion = status.get("champion") or {}
-    lineage = [
+    data = status.get("data") or {}
+    by_source = ", ".join(
+        f"{key} {value}" for key, value in sorted((data.get("pairsBySource") or {}).items())
+    )
+    last_run = [text(status.get("lastTrainingRun")), when(status.get("lastTrainingTime"), now)]
+    spent = f"{number(used.get('gpuHoursUsed', 0.0))} of {number(budget.get('gpuHours'))}"
+    return [
+        (
+            "Champion",
+            f"{champion['shadowModel']} since {when(champion.get('since'), now)}" if champion else "",
+        ),
+        ("Last run", " ".join(part for part in last_run if part)),
+        ("Next eligible", when(status.get("nextEligibleTime"), now)),
+        ("GPU hours used", f"{spent} in {text(budget.get('window'))}" if used else ""),
+        (
+            "Data",
+            [*fields_of(data, "runs approvedPairs newApprovedPairs pendingReview"), ("By source", by_source)],
+        ),
+        ("Lineage", _lineage(status, now)),
+    ]
+
+
+def _lineage(status: dict[str, Any], now: datetime) -> Table:
+    rows = [
         [
             text(entry.get("shadowModel")),
             text(entry.get("trainingRun")),
@@ -208,52 +248,7 @@ def learning_policy(obj: dict[str, Any], now: datetime) -> list[Field]:
         ]
         for entry in status.get("lineage") or []
     ]
-    data = status.get("data") or {}
-    by_source = ", ".join(
-        f"{key} {value}" for key, value in sorted((data.get("pairsBySource") or {}).items())
-    )
-    settled: list[Field] = [
-        (
-            "Champion",
-            f"{champion['shadowModel']} since {when(champion.get('since'), now)}" if champion else "",
-        ),
-        (
-            "Last run",
-            " ".join(
-                filter(None, [text(status.get("lastTrainingRun")), when(status.get("lastTrainingTime"), now)])
-            ),
-        ),
-        ("Next eligible", when(status.get("nextEligibleTime"), now)),
-        (
-            "GPU hours used",
-            f"{number(used.get('gpuHoursUsed', 0.0))} of {number(budget.get('gpuHours'))}"
-            f" in {text(budget.get('window'))}"
-            if used
-            else "",
-        ),
-        (
-            "Data",
-            [
-                *fields_of(data, "runs approvedPairs newApprovedPairs pendingReview"),
-                ("By source", by_source),
-            ],
-        ),
-        ("Lineage", Table(["Shadow Model", "Training Run", "Promoted", "Retired", "Reason"], lineage)),
-    ]
-    return [
-        (
-            "Spec",
-            [
-                ("Track", track),
-                ("Method", text(dig(spec, "training.method"))),
-                ("Base model", text(dig(spec, "training.baseModel.name"))),
-                ("Trigger", _trigger(trigger)),
-                ("Paused", text(spec.get("paused", False))),
-                ("Rollout", _rollout(spec)),
-            ],
-        ),
-        status_section(obj, settled),
-    ]
+    return Table(["Shadow Model", "Training Run", "Promoted", "Retired", "Reason"], rows)
 
 
 def _trigger(trigger: dict[str, Any]) -> str:

@@ -55,7 +55,7 @@ def get(
     namespace: Annotated[
         str | None,
         typer.Option(
-            "--namespace", "-n", help="Namespace [default: the kubeconfig context's, else default]."
+            "--namespace", "-n", help="Namespace (default: the kubeconfig context's, else default)."
         ),
     ] = None,
     all_namespaces: Annotated[

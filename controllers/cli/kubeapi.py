@@ -58,9 +58,14 @@ class Cluster:
 
     @classmethod
     def connect(cls) -> Cluster:
-        from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+        try:
+            from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 
-        from controllers.runtime.kube import load_configuration
+            from controllers.runtime.kube import load_configuration
+        except ImportError as missing:
+            raise ReadError(
+                f"the kubernetes package is not installed ({missing.name}); pip install 'kaizen[operator]'"
+            ) from missing
 
         try:
             configuration = load_configuration()
