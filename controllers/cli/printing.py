@@ -40,7 +40,7 @@ class UnknownKind(ValueError):
 
 
 def infos() -> list[KindInfo]:
-    """Every Kaizen kind, ordered by plural as the API server's discovery (and so kubectl) lists them."""
+    """Every Kaizen kind, by plural: a stable order (kubectl follows the server's discovery, which varies)."""
     return sorted((module.INFO for module in KINDS), key=lambda info: info.plural)
 
 
