@@ -34,6 +34,7 @@ from controllers.api.kindinfo import Resource
 from controllers.cli.main import app
 from controllers.runtime.events import event_body
 from devstack.controlplane import ControlPlane
+from tests.envtest.conftest import VIEWER
 from tests.schemas import ROOT
 
 runner = CliRunner()
@@ -235,6 +236,10 @@ def test_errors_say_what_to_do_next(control_plane: ControlPlane, applied: str, t
     assert unreachable.exit_code == 1
     assert f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}" in unreachable.stderr
     assert f"KUBECONFIG (now: {nowhere})" in unreachable.stderr
+    viewer = control_plane.write_kubeconfig(tmp_path / "viewer", VIEWER)
+    refused = kaizen(control_plane, "get", "lp", "-n", applied, kubeconfig=viewer)
+    assert refused.exit_code == 1
+    assert f"`kubectl auth can-i list learningpolicies.kaizen.dev -n {applied}`" in refused.stderr
     both = kaizen(control_plane, "get", "exp", "coder-0001", "-A")
     assert both.exit_code == 1
     assert "give -n NAMESPACE" in both.stderr
