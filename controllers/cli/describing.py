@@ -22,7 +22,7 @@ from controllers.cli import hints
 from controllers.cli.columns import age, go_number, layout, parse_time, widths
 
 NONE = "<none>"
-ACRONYMS = {"gpu": "GPU", "uri": "URI", "p": "p"}  # in labels made from field names
+ACRONYMS = {"gpu": "GPU", "uri": "URI"}  # in labels made from field names
 HIDDEN_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", ANNOTATION)
 
 
@@ -51,8 +51,8 @@ def render(fields: Sequence[Field], indent: int = 0) -> list[str]:
     lines: list[str] = []
     for label, value in fields:
         if isinstance(value, str) or _empty(value):
-            text = value if isinstance(value, str) and value.strip() else NONE
-            first, *more = text.splitlines()
+            shown = value if isinstance(value, str) and value.strip() else NONE
+            first, *more = shown.splitlines()
             lines.append(f"{pad}{label + ':':<{width}}{first}".rstrip())
             lines.extend(f"{pad}{'':<{width}}{line}".rstrip() for line in more)
         elif isinstance(value, Table):
