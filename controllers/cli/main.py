@@ -10,7 +10,9 @@ from importlib.metadata import entry_points
 
 import typer
 
+from controllers.cli import describe as describecli
 from controllers.cli import experiment as experimentcli
+from controllers.cli import get as getcli
 from controllers.cli import store as storecli
 from controllers.cli import tokens, training
 
@@ -27,6 +29,9 @@ app.command("export")(storecli.export)
 app.add_typer(storecli.gateway_app, name="gateway")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(experimentcli.experiment_app, name="experiment")
+# On call: read objects as kubectl does (also `kubectl kaizen get|describe`, the kubectl-kaizen script).
+app.command("get")(getcli.get)
+app.command("describe")(describecli.describe)
 training.register(app)  # retry, train, logs
 
 
