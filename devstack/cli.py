@@ -100,10 +100,11 @@ def next_commands(state_dir: Path, kubeconfig: str, story: bool) -> list[tuple[s
     commands = [
         (export + _path_to_kaizen(), "for kubectl, and for kaizen to find this stack from any folder"),
         ("kubectl get kaizen", "every Kaizen object, with Ready/Reason columns"),
+        ("kubectl kaizen get experiments -o wide", "the same through Kaizen's kubectl plugin, with why"),
     ]
     if story:
         commands += [
-            ("kubectl describe experiment coder-0002", "the rollback's evidence and events"),
+            ("kaizen describe experiment coder-0002", "the rollback's evidence, events and what to run next"),
             ("kaizen experiment report coder-0002", "its table and plot, read through the gateway"),
         ]
     return [

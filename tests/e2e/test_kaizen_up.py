@@ -68,9 +68,16 @@ def check_output(command: str, stdout: str, folder: Path, gateway_url: str) -> N
     if command == "kubectl get kaizen":
         for name in ("coder-0001", "coder-0002"):
             assert name in stdout
-    elif command.startswith("kubectl describe experiment coder-0002"):
+    elif command.startswith("kubectl kaizen get experiments"):
+        header, *rows = stdout.splitlines()
+        assert header.split()[:3] == ["NAME", "READY", "DECISION"], header
+        assert "WHY" in header  # -o wide
+        decided = {row.split()[0]: row.split()[2] for row in rows}
+        assert decided == {"coder-0001": "Promote", "coder-0002": "RollBack"}, stdout
+    elif command.startswith("kaizen describe experiment coder-0002"):
         assert "RollBack" in stdout
         assert "Events:" in stdout
+        assert "Conditions:" in stdout
     elif command.startswith("kaizen experiment report coder-0002"):
         assert stdout.splitlines()[0].split()[:2] == ["VARIANT", "ROLE"]
         assert "decision: RollBack" in stdout
