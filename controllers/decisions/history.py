@@ -35,7 +35,7 @@ from typing import Any
 
 from controllers.api import experiment, intervention, shadowmodel
 from controllers.api.experiment import VariantRole
-from controllers.api.learningpolicy import HistoryLimits
+from controllers.api.policy_settings import HistoryLimits
 from controllers.api.shadowmodel import Role
 
 LINEAGE_KEPT = 2  # the newest champions in status.lineage that stay: the champion and the one before it

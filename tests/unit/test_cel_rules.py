@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from controllers.api.cel import rules_in, validate
-from controllers.api.learningpolicy import RENAMED_WEIGHTS
+from controllers.api.policy_settings import RENAMED_WEIGHTS
 from tests.schemas import DELETE, load_crds, load_examples, root_schema, set_path
 
 CRDS = load_crds()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controllers.api import intervention
-from controllers.api.learningpolicy import HistoryLimits
+from controllers.api.policy_settings import HistoryLimits
 from controllers.decisions.history import (
     RunState,
     Seen,

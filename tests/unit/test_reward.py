@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.api.learningpolicy import RewardWeights as PolicyWeights
+from controllers.api.policy_settings import RewardWeights as PolicyWeights
 from controllers.data.reward import RENAMED, WEIGHT_NAMES, RewardWeights, Signals, compute_reward, error_rate
 from controllers.gateway.schemas import RewardWeightsIn
 from controllers.gateway.schemas import Signals as RunSignals

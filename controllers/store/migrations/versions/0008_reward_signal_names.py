@@ -40,7 +40,7 @@ def _rename_keys(names: dict[str, str]) -> None:
     for namespace, name, weights in rows:
         if not isinstance(weights, dict) or not set(weights) & set(names):
             continue
-        renamed: dict[str, Any] = {names.get(key, key): value for key, value in weights.items()}
+        renamed: dict[str, Any] = {names.get(str(key), str(key)): value for key, value in weights.items()}
         bind.execute(
             sa.update(policies)
             .where(policies.c.namespace == namespace, policies.c.name == name)
