@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +39,7 @@ from controllers.api.policy_settings import HistoryLimits
 from controllers.api.shadowmodel import Role
 
 LINEAGE_KEPT = 2  # the newest champions in status.lineage that stay: the champion and the one before it
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # an object's age when it has none (tests build such)
 RETIRED_ROLES = frozenset({Role.RETIRED.value, Role.ROLLED_BACK.value})
 
 
@@ -54,7 +55,7 @@ class Seen:
 
     name: str
     uid: str = ""
-    created: datetime = datetime.min
+    created: datetime = EPOCH
     waiting: bool = False  # a person's request waits on it, or it is being deleted already
     state: str = ""  # a run's RunState; "finished" for a retired model or a settled Experiment
     training_run: str = ""  # a model: the run that trained it; a run: the model it made
