@@ -10,17 +10,21 @@ module for why not Orphan). One Normal Event per pass that deleted something say
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
+
+import httpx
 
 from controllers.api import kinds
 from controllers.api.learningpolicy import LearningPolicy
 from controllers.decisions import history
 from controllers.decisions.history import Collection, Track
 from controllers.reconcile.outcome import Event
-from controllers.runtime.kube import Kube, Resource
+from controllers.runtime.kube import Kube, KubeError, Resource
 
 REASON = "HistoryPruned"
+log = logging.getLogger("kaizen.history")
 
 
 async def prune_history(
@@ -29,11 +33,15 @@ async def prune_history(
     """Delete what the policy's ``spec.history`` no longer keeps; ``runs`` are the policy's runs as
     the reconcile listed them (a run made since is unfinished, so never a candidate anyway)."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    track = await read_track(kube, namespace, name, policy, runs)
-    chosen = history.choose(policy.spec.history, track)
-    if not chosen:
-        return []
-    deleted = await delete(kube, namespace, chosen)
+    deleted = {"TrainingRun": 0, "ShadowModel": 0, "Experiment": 0}
+    try:
+        track = await read_track(kube, namespace, name, policy, runs)
+        chosen = history.choose(policy.spec.history, track)
+        await delete(kube, namespace, chosen, deleted)
+    except (KubeError, httpx.HTTPError, OSError) as error:
+        # Housekeeping must not cost the policy its reconcile (a run just started, the counts): the
+        # next poll tries again, and what this pass did delete is still reported.
+        log.warning("history limits of %s/%s: %s; the next poll tries again", namespace, name, error)
     if not any(deleted.values()):
         return []
     return [("Normal", REASON, history.summary(deleted))]
@@ -60,17 +68,16 @@ async def read_track(
     )
 
 
-async def delete(kube: Kube, namespace: str, chosen: Collection) -> dict[str, int]:
+async def delete(kube: Kube, namespace: str, chosen: Collection, deleted: dict[str, int]) -> None:
     """Delete in an order that leaves no reference dangling from what stays: the Experiments that
-    name models first, then the models, then the runs that trained them. Returns what each kind lost."""
+    name models first, then the models, then the runs that trained them. Counts into ``deleted``
+    what each kind lost (an object already gone counts for nothing)."""
     order: list[tuple[str, Resource, list[str]]] = [
         ("Experiment", kinds.EXPERIMENTS, chosen.experiments),
         ("ShadowModel", kinds.SHADOW_MODELS, chosen.models),
         ("TrainingRun", kinds.RUNS, chosen.runs),
     ]
-    deleted = {"TrainingRun": 0, "ShadowModel": 0, "Experiment": 0}
     for kind, resource, names in order:
         for name in names:
             if await kube.delete(resource, namespace, name):
                 deleted[kind] += 1
-    return deleted

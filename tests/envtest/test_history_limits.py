@@ -18,10 +18,12 @@ from controllers.api import kinds
 from controllers.api.learningpolicy import LearningPolicy
 from controllers.reconcile import policies
 from controllers.reconcile.deps import Dependencies
-from controllers.runtime.kube import Kube, Resource
+from controllers.reconcile.history import prune_history
+from controllers.runtime.kube import Kube, Resource, load_configuration
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
 from devstack.controlplane import ControlPlane
+from tests.envtest.conftest import VIEWER
 from tests.envtest.test_policy_mining import close, operator_for
 from tests.schemas import load_examples
 
@@ -206,3 +208,21 @@ def test_history_beyond_the_limits_is_deleted_and_the_champion_survives(
         asyncio.run(scenario())
     finally:
         engine.dispose()
+
+
+def test_a_pass_that_may_not_read_or_delete_costs_the_policy_nothing(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    # An operator whose Role lacks a verb (here: a user with no RBAC at all) logs the refusal and
+    # reports nothing; the policy's reconcile goes on, and the next poll tries again.
+    viewer = Kube(load_configuration(str(control_plane.write_kubeconfig(tmp_path / "viewer.yaml", VIEWER))))
+    policy = json.loads(json.dumps(EXAMPLES["LearningPolicy"]))
+    body = {"metadata": {"name": POLICY, "namespace": namespace}}
+
+    async def prune() -> list[tuple[str, str, str]]:
+        try:
+            return await prune_history(viewer, body, LearningPolicy.model_validate(policy), [])
+        finally:
+            await viewer.close()
+
+    assert asyncio.run(prune()) == []
