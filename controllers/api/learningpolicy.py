@@ -12,7 +12,6 @@ from controllers.api.common import (
     DNS_LABEL,
     Condition,
     Duration,
-    Fraction,
     KaizenModel,
     ObjectName,
     cel,
@@ -22,6 +21,7 @@ from controllers.api.common import (
 )
 from controllers.api.intervention import Intervention, interventions_field
 from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn
+from controllers.api.policy_settings import HistoryLimits, RewardWeights
 from controllers.api.serving_settings import RolloutSettings, ServingSettings
 from controllers.api.training_settings import DataSettings, JudgeSettings, OfflineGate, TrainingSettings
 
@@ -49,26 +49,6 @@ class Track(KaizenModel):
     task_family: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL, description="Task family, e.g. sql-migrations."
     )
-
-
-class RewardWeights(KaizenModel):
-    """Weights of the composite reward computed for every run (each signal scaled to 0..1)."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel(
-            (
-                "self.compile + self.tests + self.errorRate + self.humanAcceptance > 0.0",
-                "at least one reward weight must be positive",
-            ),
-        )
-    )
-
-    compile: Fraction = Field(default=0.25, description="Weight of 'the code compiled'.")
-    tests: Fraction = Field(default=0.25, description="Weight of the tests' pass rate.")
-    error_rate: Fraction = Field(
-        default=0.25, description="Weight of 1 - error rate (lint, type, schema errors)."
-    )
-    human_acceptance: Fraction = Field(default=0.25, description="Weight of a person accepting the output.")
 
 
 class RewardGapSource(KaizenModel):
@@ -144,6 +124,10 @@ class LearningPolicySpec(KaizenModel):
     gate: OfflineGate = section(OfflineGate, "What an adapter must reach offline before it faces traffic.")
     serving: ServingSettings = section(ServingSettings, "How shadow models are served.")
     rollout: RolloutSettings = section(RolloutSettings, "How challengers earn traffic and are judged.")
+    history: HistoryLimits = section(
+        HistoryLimits,
+        "How many finished TrainingRuns, settled Experiments and retired ShadowModels are kept.",
+    )
     paused: bool = Field(default=False, description="Stop starting new TrainingRuns; running work continues.")
 
 

@@ -1,6 +1,11 @@
 """The composite reward of a run: weighted quality signals, each scaled to 0..1. Pure functions.
 
-    reward = (w_c·compile + w_t·tests_pass_rate + w_e·(1 - error_rate) + w_h·human_acceptance) / Σw_present
+    reward = (w_c·compile_ok + w_t·tests_passed / tests_total + w_e·(1 - error_rate) + w_h·human_accepted)
+             / Σw_present
+
+Each weight is named after the signal it weighs, as the run reports it (``signals.compileOk``,
+``signals.testsPassed``/``testsTotal``, the ``signals.*Errors`` counts, a person's verdict): a
+LearningPolicy's ``spec.reward`` and the store's policy rows use the same camelCase names.
 
 A signal the run did not report (no tests, no human verdict yet) drops out and its weight with it,
 so a run is not punished for a check that never ran; when the verdict arrives later the reward is
@@ -18,13 +23,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+# The camelCase names a policy's weights go by (``spec.reward``, the store's ``policies.weights``).
+WEIGHT_NAMES = {
+    "compileOk": "compile_ok",
+    "testsPassed": "tests_passed",
+    "errors": "errors",
+    "humanAccepted": "human_accepted",
+}
+# The names before issue 22, refused with the name that replaced each (store migration 0008 renamed
+# the stored rows).
+RENAMED = {
+    "compile": "compileOk",
+    "tests": "testsPassed",
+    "errorRate": "errors",
+    "humanAcceptance": "humanAccepted",
+}
+
 
 @dataclass(frozen=True)
 class RewardWeights:
-    compile: float = 0.25
-    tests: float = 0.25
-    error_rate: float = 0.25
-    human_acceptance: float = 0.25
+    compile_ok: float = 0.25
+    tests_passed: float = 0.25
+    errors: float = 0.25
+    human_accepted: float = 0.25
 
     def __post_init__(self) -> None:
         values = asdict(self).values()
@@ -36,14 +57,16 @@ class RewardWeights:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_camel(cls, data: dict[str, float]) -> RewardWeights:
-        """From the LearningPolicy's ``spec.reward`` (camelCase keys)."""
-        return cls(
-            compile=data.get("compile", 0.25),
-            tests=data.get("tests", 0.25),
-            error_rate=data.get("errorRate", 0.25),
-            human_acceptance=data.get("humanAcceptance", 0.25),
-        )
+    def from_camel(cls, data: Mapping[str, float]) -> RewardWeights:
+        """From the LearningPolicy's ``spec.reward`` or a stored policy row (camelCase keys; a weight
+        left out has its default). An old or unknown name is refused, never read as a default."""
+        unknown = sorted(set(data) - set(WEIGHT_NAMES))
+        if unknown:
+            hints = [
+                f"{name} was renamed to {RENAMED[name]}" if name in RENAMED else name for name in unknown
+            ]
+            raise ValueError(f"unknown reward weights: {'; '.join(hints)} (known: {', '.join(WEIGHT_NAMES)})")
+        return cls(**{WEIGHT_NAMES[name]: float(value) for name, value in data.items()})
 
 
 @dataclass(frozen=True)
@@ -69,15 +92,15 @@ def compute_reward(signals: Signals, weights: RewardWeights) -> float | None:
     """The composite reward in [0, 1], or None when the run reported no signal at all."""
     terms: list[tuple[float, float]] = []
     if signals.compile_ok is not None:
-        terms.append((weights.compile, 1.0 if signals.compile_ok else 0.0))
+        terms.append((weights.compile_ok, 1.0 if signals.compile_ok else 0.0))
     if signals.tests_total:
         passed = min(max(signals.tests_passed or 0, 0), signals.tests_total)
-        terms.append((weights.tests, passed / signals.tests_total))
+        terms.append((weights.tests_passed, passed / signals.tests_total))
     rate = error_rate(signals)
     if rate is not None:
-        terms.append((weights.error_rate, 1.0 - rate))
+        terms.append((weights.errors, 1.0 - rate))
     if signals.human_accepted is not None:
-        terms.append((weights.human_acceptance, 1.0 if signals.human_accepted else 0.0))
+        terms.append((weights.human_accepted, 1.0 if signals.human_accepted else 0.0))
     total = sum(weight for weight, _ in terms)
     if total <= 0:
         return None

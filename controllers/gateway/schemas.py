@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from controllers.data.reward import RENAMED
+
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none belongs in a name that
 # ends up in a header, a log line, a label or a file name.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -222,14 +224,25 @@ class ReviewBatch(Strict):
 
 
 class RewardWeightsIn(Strict):
-    compile: float = Field(default=0.25, ge=0.0, le=1.0)
-    tests: float = Field(default=0.25, ge=0.0, le=1.0)
-    error_rate: float = Field(default=0.25, ge=0.0, le=1.0)
-    human_acceptance: float = Field(default=0.25, ge=0.0, le=1.0)
+    """A LearningPolicy's ``spec.reward``: each weight named after the run signal it weighs."""
+
+    compile_ok: float = Field(default=0.25, ge=0.0, le=1.0)
+    tests_passed: float = Field(default=0.25, ge=0.0, le=1.0)
+    errors: float = Field(default=0.25, ge=0.0, le=1.0)
+    human_accepted: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # The old names would otherwise be refused as merely unknown; say what replaced them.
+        old = sorted(set(data) & set(RENAMED)) if isinstance(data, dict) else []
+        if old:
+            raise ValueError("; ".join(f"{name} was renamed to {RENAMED[name]}" for name in old))
+        return data
 
     @model_validator(mode="after")
     def _positive(self) -> RewardWeightsIn:
-        if self.compile + self.tests + self.error_rate + self.human_acceptance <= 0:
+        if self.compile_ok + self.tests_passed + self.errors + self.human_accepted <= 0:
             raise ValueError("at least one reward weight must be positive")
         return self
 

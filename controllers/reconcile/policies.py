@@ -30,6 +30,7 @@ from controllers.decisions.conditions import READY, Want, merge
 from controllers.decisions.triggers import RunSeen, TriggerDecision, TriggerFacts, answer, decide
 from controllers.reconcile import mining
 from controllers.reconcile.deps import Dependencies
+from controllers.reconcile.history import prune_history
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.health import TrackHealth, track_health
@@ -118,6 +119,7 @@ async def reconcile(
     out.status.conditions = merge(
         out.status.conditions, [want, *report.wants], generation=out.status.observed_generation, now=now
     )
+    out.events += await prune_history(deps.kube, body, policy, runs)
     return out
 
 

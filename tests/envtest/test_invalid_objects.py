@@ -56,9 +56,9 @@ CASES = [
     bad(LP, "spec.track.role", ""),
     bad(LP, "spec.track.taskFamily", "sql migrations"),
     # reward weights
-    bad(LP, "spec.reward.compile", 1.5),
-    bad(LP, "spec.reward.tests", -0.1),
-    bad(LP, "spec.reward.errorRate", "high"),
+    bad(LP, "spec.reward.compileOk", 1.5),
+    bad(LP, "spec.reward.testsPassed", -0.1),
+    bad(LP, "spec.reward.errors", "high"),
     # pair sources
     bad(LP, "spec.pairSources.humanCorrections", "yes"),
     bad(LP, "spec.pairSources.rewardGaps.minMargin", 0),
@@ -157,6 +157,11 @@ CASES = [
     ),
     bad(LP, "spec.rollout.maxDuration", "forever"),
     bad(LP, "spec.rollout.autoPromote", "sure"),
+    # history limits
+    bad(LP, "spec.history.succeededRunsLimit", -1),
+    bad(LP, "spec.history.failedRunsLimit", 1001),
+    bad(LP, "spec.history.settledExperimentsLimit", "all"),
+    bad(LP, "spec.history.retiredModelsLimit", 2.5),
     bad(LP, "spec.paused", "false"),
     bad(LP, "spec", DELETE),
     # TrainingRun

@@ -209,7 +209,7 @@ def test_policy_weights_recompute_rewards(
     client: TestClient, headers: dict[str, str], engine: Engine
 ) -> None:
     post(client, "/v1/runs/batch", runs("a"), headers, "k1")
-    policy = {"agent": "coder", "reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}}
+    policy = {"agent": "coder", "reward": {"compileOk": 0, "testsPassed": 1, "errors": 0, "humanAccepted": 0}}
     response = client.put(
         "/v1/policies/default/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p1"}
     )
@@ -235,6 +235,17 @@ def test_policy_weights_recompute_rewards(
     )
     assert bad_namespace.status_code == 422
     assert bad_namespace.json()["problems"][0]["field"] == "namespace"
+
+
+def test_a_policy_with_an_old_weight_name_is_refused_with_the_new_name(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    policy = {"agent": "coder", "reward": {"compile": 1, "testsPassed": 0}}
+    response = client.put(
+        "/v1/policies/default/coder-dpo", json=policy, headers={**headers, "Idempotency-Key": "p1"}
+    )
+    assert response.status_code == 422
+    assert "compile was renamed to compileOk" in response.text
 
 
 def test_openapi_and_metrics_are_published(client: TestClient, headers: dict[str, str]) -> None:

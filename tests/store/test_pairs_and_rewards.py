@@ -31,7 +31,7 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
             "coder",
             "",
             "",
-            {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0},
+            {"compileOk": 0.1, "testsPassed": 0.9, "errors": 0.0, "humanAccepted": 0.0},
         )
     assert changed == 1
     with transaction(factory) as session:
@@ -48,7 +48,7 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
                 "coder",
                 "",
                 "",
-                {"compile": 0.1, "tests": 0.9, "errorRate": 0.0, "humanAcceptance": 0.0},
+                {"compileOk": 0.1, "testsPassed": 0.9, "errors": 0.0, "humanAccepted": 0.0},
             )
             == 0
         )
@@ -57,7 +57,7 @@ def test_rewards_are_computed_on_ingest_and_recomputed_when_policy_weights_chang
 def test_a_policy_change_recomputes_the_runs_its_track_matches_before_and_after(
     factory: sessionmaker[Session],
 ) -> None:
-    tests_only = {"compile": 0.0, "tests": 1.0, "errorRate": 0.0, "humanAcceptance": 0.0}
+    tests_only = {"compileOk": 0.0, "testsPassed": 1.0, "errors": 0.0, "humanAccepted": 0.0}
     signals = {"compile_ok": True, "tests_passed": 0, "tests_total": 4}
     with transaction(factory) as session:
         ingest.insert_runs(

@@ -165,13 +165,13 @@ def test_the_route_policys_weights_decide_the_reward_of_a_verdict_alone(
     factory: sessionmaker[Session],
 ) -> None:
     recorded(factory, "q1")
-    weights = {"compile": 1.0, "tests": 0.0, "errorRate": 0.0, "humanAcceptance": 0.0}
+    weights = {"compileOk": 1.0, "testsPassed": 0.0, "errors": 0.0, "humanAccepted": 0.0}
     with transaction(factory) as session:
         policies.upsert_policy(session, "team", "coder", "coder", "", "", weights)
     rate(factory, "q1", thumbs=1)
     assert counted(factory) == (0, 0.0, [], [])  # the policy does not weigh human acceptance
     with transaction(factory) as session:
-        policies.upsert_policy(session, "team", "coder", "coder", "", "", {**weights, "humanAcceptance": 0.5})
+        policies.upsert_policy(session, "team", "coder", "coder", "", "", {**weights, "humanAccepted": 0.5})
     assert counted(factory) == (1, 1.0, [1.0], [1.0])
 
 

@@ -24,7 +24,7 @@ from controllers.store.snapshot_files import file_part
 from controllers.store.tracks import Track
 from tests.store.helpers import T0, run
 
-TESTS_ONLY = {"compile": 0.0, "tests": 1.0, "errorRate": 0.0, "humanAcceptance": 0.0}
+TESTS_ONLY = {"compileOk": 0.0, "testsPassed": 1.0, "errors": 0.0, "humanAccepted": 0.0}
 
 
 def _pair(prompt: str, agent: str = "coder", **extra: Any) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def test_a_policy_weighs_only_its_own_namespaces_runs(factory: sessionmaker[Sess
     ]  # b: the default weights
     with transaction(factory) as session:  # a weights change recomputes its namespace's runs only
         changed = policies.upsert_policy(
-            session, "team-b", "coder", "coder", "", "", {**TESTS_ONLY, "compile": 1.0, "tests": 0.0}
+            session, "team-b", "coder", "coder", "", "", {**TESTS_ONLY, "compileOk": 1.0, "testsPassed": 0.0}
         )
         assert changed == 1
         assert policies.upsert_policy(session, "team-a", "coder", "coder", "", "", TESTS_ONLY) == 0

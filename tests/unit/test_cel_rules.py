@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from controllers.api.cel import rules_in, validate
+from controllers.api.policy_settings import RENAMED_WEIGHTS
 from tests.schemas import DELETE, load_crds, load_examples, root_schema, set_path
 
 CRDS = load_crds()
@@ -73,11 +74,11 @@ CASES = [
         "at least one reward weight must be positive",
         accepted=patched(
             "LearningPolicy",
-            {"spec.reward": {"compile": 0, "tests": 1, "errorRate": 0, "humanAcceptance": 0}},
+            {"spec.reward": {"compileOk": 0, "testsPassed": 1, "errors": 0, "humanAccepted": 0}},
         ),
         rejected=patched(
             "LearningPolicy",
-            {"spec.reward": {"compile": 0, "tests": 0, "errorRate": 0, "humanAcceptance": 0}},
+            {"spec.reward": {"compileOk": 0, "testsPassed": 0, "errors": 0, "humanAccepted": 0}},
         ),
     ),
     RuleCase(
@@ -215,6 +216,16 @@ CASES = [
         rejected=patched("Experiment", {"spec.variants.1.endpoint": "https://api.example/v1"}),
     ),
 ]
+# A weight under its name before issue 22 is refused, naming the name that replaced it.
+CASES += [
+    RuleCase(
+        "LearningPolicy",
+        f"{old} was renamed to {new} (the run's own signal name): write {new}",
+        accepted=patched("LearningPolicy", {f"spec.reward.{new}": 0.5}),
+        rejected=patched("LearningPolicy", {f"spec.reward.{old}": 0.5}),
+    )
+    for old, new in RENAMED_WEIGHTS.items()
+]
 
 # A bandit over three variants with a 40% floor each would need 120% of the traffic.
 _three = patched("Experiment", {**BANDIT, "spec.bandit": {"explorationFloor": 0.4}})
@@ -252,6 +263,6 @@ def test_every_example_passes_every_rule_on_create_and_on_an_unchanged_update() 
 def test_number_fields_are_doubles_as_in_kubernetes() -> None:
     # Integer literals in a `type: number` field must still compare with 0.0 (int + double is an error in CEL).
     policy = patched(
-        "LearningPolicy", {"spec.reward": {"compile": 1, "tests": 0, "errorRate": 0, "humanAcceptance": 0}}
+        "LearningPolicy", {"spec.reward": {"compileOk": 1, "testsPassed": 0, "errors": 0, "humanAccepted": 0}}
     )
     assert validate(root_schema(CRDS["LearningPolicy"]), policy) == []
