@@ -35,6 +35,7 @@ from typing import Any
 
 from controllers.api import experiment, intervention, shadowmodel
 from controllers.api.experiment import VariantRole
+from controllers.api.kinds import TRAIN_NOW, TRIGGER_TOKEN
 from controllers.api.policy_settings import HistoryLimits
 from controllers.api.shadowmodel import Role
 
@@ -64,6 +65,7 @@ class Seen:
     challengers: frozenset[str] = frozenset()  # an Experiment: its challengers' ShadowModels
     promoted: bool = False  # an Experiment that decided Promote
     ours: bool = True  # an Experiment of this policy's track (others only protect the models they name)
+    trigger_token: str = ""  # a run: the train-now value that started it
 
     @property
     def finished(self) -> bool:
@@ -79,6 +81,7 @@ class Track:
     experiments: Sequence[Seen] = ()  # every Experiment of the namespace
     champion: str | None = None
     lineage: Sequence[str] = ()  # status.lineage's models, newest first
+    train_now: str = ""  # the policy's kaizen.dev/train-now value (set with kubectl annotate)
 
 
 @dataclass
@@ -143,6 +146,10 @@ def _protected_runs(track: Track, protected_models: Mapping[str, str], deleted: 
             for uid in sorted(model.owners & runs_by_uid.keys()):
                 why.setdefault(runs_by_uid[uid], f"owns ShadowModel {model.name}, which stays")
     for run in track.runs:
+        if track.train_now and run.trigger_token == track.train_now:
+            # The policy still carries the value that started this run: deleted, the value would
+            # look unused and start one more run.
+            why.setdefault(run.name, f"started by the policy's {TRAIN_NOW} value, which it still carries")
         if run.training_run in protected_models:
             why.setdefault(
                 run.name, f"trained ShadowModel {run.training_run} ({protected_models[run.training_run]})"
@@ -213,6 +220,7 @@ def run_of(raw: Mapping[str, Any]) -> Seen:
         _waiting(raw),
         state,
         status.get("shadowModel") or "",
+        trigger_token=(meta.get("annotations") or {}).get(TRIGGER_TOKEN) or "",
     )
 
 

@@ -35,7 +35,7 @@ async def prune_history(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     deleted = {"TrainingRun": 0, "ShadowModel": 0, "Experiment": 0}
     try:
-        track = await read_track(kube, namespace, name, policy, runs)
+        track = await read_track(kube, body, policy, runs)
         chosen = history.choose(policy.spec.history, track)
         await delete(kube, namespace, chosen, deleted)
     except (KubeError, httpx.HTTPError, OSError) as error:
@@ -48,10 +48,12 @@ async def prune_history(
 
 
 async def read_track(
-    kube: Kube, namespace: str, name: str, policy: LearningPolicy, runs: Sequence[dict[str, Any]]
+    kube: Kube, body: dict[str, Any], policy: LearningPolicy, runs: Sequence[dict[str, Any]]
 ) -> Track:
     """The policy's runs and models (its label) and every Experiment of the namespace: one of
     another policy, or made by hand, protects the models it names all the same."""
+    meta = body["metadata"]
+    namespace, name, annotations = meta["namespace"], meta["name"], meta.get("annotations")
     ours = {kinds.POLICY_LABEL: name}
     models = await kube.list(kinds.SHADOW_MODELS, namespace, ours)
     experiments = await kube.list(kinds.EXPERIMENTS, namespace)
@@ -65,6 +67,7 @@ async def read_track(
         ],
         champion=status.champion.shadow_model if status and status.champion else None,
         lineage=[entry.shadow_model for entry in status.lineage] if status else [],
+        train_now=(annotations or {}).get(kinds.TRAIN_NOW) or "",
     )
 
 

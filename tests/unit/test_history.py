@@ -217,3 +217,23 @@ def test_a_pending_request_or_a_deletion_under_way_means_someone_is_at_it() -> N
         raw("b", {"interventions": [{**request, "outcome": "retried"}]}, annotations=asked)
     ).waiting
     assert run_of(raw("c", {}, deletionTimestamp="2026-01-01T00:00:00Z")).waiting
+
+
+def test_the_run_a_train_now_value_still_on_the_policy_started_stays() -> None:
+    # A person ran `kubectl annotate learningpolicy coder kaizen.dev/train-now=drill-1` long ago and the
+    # value is still there: the run it started is what marks the value as used. Deleted, the value
+    # would look new and start one more run.
+    runs = [run(1, trigger_token="drill-1"), run(2), run(3)]
+    chosen = choose(NONE_KEPT, Track(runs=runs, train_now="drill-1"))
+    assert chosen.runs == ["coder-0002", "coder-0003"]
+    assert "train-now" in chosen.kept["TrainingRun/coder-0001"]
+    # once the annotation is gone (or holds another value), the run is history like any other
+    assert choose(NONE_KEPT, Track(runs=runs, train_now="drill-2")).runs == names(3)
+    assert choose(NONE_KEPT, Track(runs=runs)).runs == names(3)
+
+
+def test_a_run_remembers_the_train_now_value_that_started_it() -> None:
+    body = raw("coder-0001", {})
+    body["metadata"]["annotations"] = {"kaizen.dev/trigger-token": "drill-1"}
+    assert run_of(body).trigger_token == "drill-1"
+    assert run_of(raw("coder-0002", {})).trigger_token == ""
