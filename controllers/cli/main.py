@@ -11,8 +11,8 @@ from importlib.metadata import entry_points
 import typer
 
 from controllers.cli import experiment as experimentcli
+from controllers.cli import intervene, tokens
 from controllers.cli import store as storecli
-from controllers.cli import tokens
 
 app = typer.Typer(
     help="Kaizen: make LLM agents learn from their own experience, on Kubernetes.",
@@ -27,6 +27,7 @@ app.command("export")(storecli.export)
 app.add_typer(storecli.gateway_app, name="gateway")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(experimentcli.experiment_app, name="experiment")
+intervene.register(app)  # promote, abort, approve, pause, resume
 
 
 def _plugins() -> None:
