@@ -11,6 +11,7 @@ names them: ``experiment``, ``experiments``, ``exp``; ``learningpolicy``, ``lp``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -88,7 +89,8 @@ def context_namespace() -> str:
     from kubernetes import config as kube_config
 
     try:
-        _, active = kube_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        config_file = os.environ.get("KUBECONFIG") or None  # read now (see requests.current_user)
+        _, active = kube_config.list_kube_config_contexts(config_file)  # type: ignore[no-untyped-call]
         return str(active["context"].get("namespace") or "default")
     except (kube_config.ConfigException, KeyError, TypeError, OSError):
         return "default"
@@ -124,7 +126,10 @@ def intervene(
     if answer.outcome.startswith("declined"):
         typer.secho(f"{ref} {verb} {answer.outcome}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.echo(f"{ref} {DONE[command.action]}: {answer.outcome}")
+    done = DONE[command.action]  # said once: "x promoted: all traffic on ...", not "promoted: promoted: ..."
+    typer.echo(
+        f"{ref} {answer.outcome}" if answer.outcome.startswith(done) else f"{ref} {done}: {answer.outcome}"
+    )
 
 
 def _command(command: Command) -> Callable[..., None]:
