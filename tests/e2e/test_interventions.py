@@ -33,7 +33,13 @@ BASE = "kaizen-tiny"  # the policy's first champion: the plain base model
 def kaizen(world: World, *args: str) -> Result:
     """``kaizen ARGS -n <the test's namespace>``, as the plane's admin."""
     runner = CliRunner(env={"KUBECONFIG": str(world.plane.kubeconfig)})
-    return runner.invoke(app, [*args, "-n", world.namespace], catch_exceptions=False)
+    return runner.invoke(app, [*args, "-n", world.namespace])
+
+
+def ok(result: Result) -> str:
+    """The command's output, once it is known to have succeeded."""
+    assert result.exit_code == 0, f"{result.output}{result.exception!r}"
+    return result.output.strip()
 
 
 def given_a_live_experiment(
@@ -114,10 +120,7 @@ def test_abort_sends_every_request_to_the_champion_within_two_seconds(
     assert took < 2.0, f"the route took {took:.2f}s"
     assert agents.work(20, {BASE: 0.5, name: 0.5}) == {BASE: 20}
     # and the CLI printed the operator's answer
-    assert answer[0].exit_code == 0, answer[0].output
-    assert answer[0].output.strip() == (
-        f"experiment.kaizen.dev/{name} aborted: rolled back: all traffic on champion"
-    )
+    assert ok(answer[0]) == (f"experiment.kaizen.dev/{name} aborted: rolled back: all traffic on champion")
     # and the decision, the challenger's role, the record and the Event all say who and why
     decided = status(world, name)
     assert decided["decision"] == "RollBack"
@@ -144,9 +147,9 @@ def test_promote_survives_an_operator_killed_right_after_the_request_is_written(
     # When a person promotes its challenger without waiting, and the operator is killed at once
     written = kaizen(world, "promote", "experiments", name, "--reason", "hotfix", "--wait", "0")
     world.operator.kill()
-    assert written.exit_code == 0, written.output
-    assert "promote request promote-" in written.output
-    assert f"kaizen describe experiment {name} -n {world.namespace}" in written.output
+    said = ok(written)
+    assert "promote request promote-" in said
+    assert f"kaizen describe experiment {name} -n {world.namespace}" in said
     world.operator.start()
     # Then it is promoted exactly once, and every effect is in place: roles, champion, lineage, route
     then_it_is_promoted_once_with_every_effect(world, "promote", name, "hotfix")
@@ -176,8 +179,7 @@ def test_approve_promotes_a_winner_that_waits_for_a_person(
     # and a person approves
     approved = kaizen(world, "approve", "exp", name, "--reason", "read the transcripts")
     # Then it is promoted as autoPromote would have, the approval named in the decision
-    assert approved.exit_code == 0, approved.output
-    assert approved.output.strip() == f"experiment.kaizen.dev/{name} approved: Promote"
+    assert ok(approved) == f"experiment.kaizen.dev/{name} approved: Promote"
     decided = status(world, name)
     assert decided["decision"] == "Promote"
     assert decided["decisionReason"].endswith(f", promoted; approved by {ADMIN}: read the transcripts")
@@ -196,8 +198,7 @@ def test_pause_holds_the_weights_and_resume_lets_the_experiment_decide(
     # Given a live experiment, paused by a person
     name, agents = given_a_live_experiment(world, fast_python, tmp_path, "pause")
     paused = kaizen(world, "pause", "exp", name, "--reason", "incident 42")
-    assert paused.exit_code == 0, paused.output
-    assert paused.output.strip() == (
+    assert ok(paused) == (
         f"experiment.kaizen.dev/{name} paused: weights held at champion 50%, challenger 50%"
     )
     assert kaizen(world, "pause", "exp", name).exit_code == 1  # already paused
@@ -216,8 +217,7 @@ def test_pause_holds_the_weights_and_resume_lets_the_experiment_decide(
     assert weights(world, "pause") == {"champion": 50, "challenger": 50}
     # When a person resumes it
     resumed = kaizen(world, "resume", "experiment", name)
-    assert resumed.exit_code == 0, resumed.output
-    assert resumed.output.startswith(f"experiment.kaizen.dev/{name} resumed: ")
+    assert ok(resumed).startswith(f"experiment.kaizen.dev/{name} resumed: ")
     # Then it decides on the evidence gathered meanwhile
     world.wait_until("the promotion", lambda: status(world, name).get("decision") == "Promote", timeout=60)
     assert [r["action"] for r in status(world, name)["interventions"]] == ["Pause", "Resume"]
