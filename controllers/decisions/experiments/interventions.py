@@ -30,11 +30,10 @@ from controllers.api.experiment import (
     Decision,
     ExperimentSpec,
     ExperimentStatus,
-    SampleRatioCheck,
     VariantRole,
 )
 from controllers.api.intervention import Action, Intervention
-from controllers.decisions.experiments.evidence import FINAL_DECISIONS, Evidence, ExperimentPlan
+from controllers.decisions.experiments.evidence import FINAL_DECISIONS, ExperimentPlan
 from controllers.decisions.experiments.observations import Traffic
 from controllers.decisions.experiments.rollout import CONDITION, plan
 
@@ -75,7 +74,7 @@ def rule(
         return settled(request, status)
     action = request.action
     if action in (Action.PROMOTE, Action.ABORT):
-        return _end(request, spec, status, traffic, now)
+        return _end(request, spec, status, decided)
     if action == Action.APPROVE:
         return _approve(request, spec, status, traffic, now, decided)
     if action == Action.PAUSE:
@@ -102,13 +101,10 @@ def unroutable(ruling: Ruling, why: str) -> Ruling:
 
 
 def _end(
-    request: Intervention,
-    spec: ExperimentSpec,
-    status: ExperimentStatus | None,
-    traffic: Traffic,
-    now: datetime,
+    request: Intervention, spec: ExperimentSpec, status: ExperimentStatus | None, decided: ExperimentPlan
 ) -> Ruling:
-    """Promote or Abort: a final decision now, at the figures of this moment."""
+    """Promote or Abort: a final decision now, at the figures of this moment (the planner's rows for
+    this very reconcile, with the decision's weights; no second pass over the traffic)."""
     champions = [v.name for v in spec.variants if v.role == VariantRole.CHAMPION]
     challengers = [v.name for v in spec.variants if v.role != VariantRole.CHAMPION]
     if request.action == Action.PROMOTE:
@@ -123,16 +119,17 @@ def _end(
         if not champions:
             return _declined(request, "no champion to give the traffic back to; let the experiment decide")
         winner, final, verb = champions[0], Decision.ROLL_BACK, "aborted"
-    evidence = Evidence.gather(spec, status, traffic, now)
-    weights = {name: 100 if name == winner else 0 for name in evidence.observations}
-    ratio = evidence.ratio
-    forced = evidence.plan(
-        final,
-        f"{verb} by {request.by or 'someone'}: {_why(request)}",
-        CONDITION[final],
-        weights,
+    weights = {v.name: 100 if v.name == winner else 0 for v in spec.variants}
+    forced = dataclasses.replace(
+        decided,
+        decision=final,
+        reason=f"{verb} by {request.by or 'someone'}: {_why(request)}"[:1024],
+        final=True,
         step=status.step if status else 0,
-        sample_ratio=SampleRatioCheck(ok=ratio.ok, p_value=ratio.p_value),
+        weights=weights,
+        variants=[row.model_copy(update={"weight": weights.get(row.name, 0)}) for row in decided.variants],
+        waiting_for_traffic=False,
+        condition_reason=CONDITION[final],
     )
     done = f"{'promoted' if final == Decision.PROMOTE else 'rolled back'}: all traffic on {winner}"
     return Ruling(request, done, honoured=True, forced=forced)
