@@ -74,7 +74,9 @@ def weights(world: World, policy: str) -> dict[str, int]:
 
 
 def then_it_is_promoted_once_with_every_effect(world: World, policy: str, name: str, reason: str) -> None:
-    decided = world.wait_until("the promotion", lambda: (s := status(world, name)).get("decision") and s)
+    decided = world.wait_until(
+        "a decision", lambda: (s := status(world, name)).get("decision") not in (None, "Continue") and s
+    )
     assert decided["decision"] == "Promote"
     assert decided["decisionReason"] == f"promoted by {ADMIN}: {reason}"
     world.wait_until(
