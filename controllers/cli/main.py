@@ -13,8 +13,8 @@ import typer
 from controllers.cli import describe as describecli
 from controllers.cli import experiment as experimentcli
 from controllers.cli import get as getcli
+from controllers.cli import intervene, tokens, training
 from controllers.cli import store as storecli
-from controllers.cli import tokens, training
 
 app = typer.Typer(
     help="Kaizen: make LLM agents learn from their own experience, on Kubernetes.",
@@ -32,6 +32,7 @@ app.add_typer(experimentcli.experiment_app, name="experiment")
 # On call: read objects as kubectl does (also `kubectl kaizen get|describe`, the kubectl-kaizen script).
 app.command("get")(getcli.get)
 app.command("describe")(describecli.describe)
+intervene.register(app)  # promote, abort, approve, pause, resume
 training.register(app)  # retry, train, logs
 
 

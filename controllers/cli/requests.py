@@ -11,6 +11,7 @@ ServiceAccount, else the kubeconfig), like ``kubectl``.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 import warnings
@@ -47,7 +48,9 @@ def current_user() -> str:
     from kubernetes import config as kube_config
 
     try:
-        _, active = kube_config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        # $KUBECONFIG read now, as load_configuration does: the package read it once, at import.
+        config_file = os.environ.get("KUBECONFIG") or None
+        _, active = kube_config.list_kube_config_contexts(config_file)  # type: ignore[no-untyped-call]
         return str(active["context"].get("user") or active["name"])[:253]
     except (kube_config.ConfigException, KeyError, TypeError, OSError):
         return "system:serviceaccount (in-cluster)"

@@ -6,6 +6,12 @@ already serves the champion alone. The effects of a final decision (roles, champ
 route) are re-applied on every reconcile until they hold, so a crash between any two of them is
 finished by the next pass. After a promotion the experiment keeps watching its champion for drift
 while it still owns the track (``controllers.reconcile.drift``).
+
+A person's request (``kaizen promote|abort|approve|pause|resume``) is answered by the pure rules of
+``controllers.decisions.experiments.interventions``: Promote, Abort and an approved promotion replace
+the planner's plan with a final one and go the same way as any decision (the write-ahead carries the
+answer too, so a kill after it neither acts twice nor loses the record); the rest are only recorded.
+Recording and the Event are in ``controllers.reconcile.experiment_requests``.
 """
 
 from __future__ import annotations
@@ -24,18 +30,20 @@ from controllers.api.experiment import (
     VariantRole,
     challenger_weight,
 )
-from controllers.api.learningpolicy import LineageEntry
+from controllers.api.intervention import pending
 from controllers.api.routes import experiment_key
-from controllers.api.shadowmodel import Evidence, Role
-from controllers.builders.lineage import champion_patch, crowned
+from controllers.api.shadowmodel import Role
 from controllers.decisions.conditions import READY, Want, holds, is_true, merge
 from controllers.decisions.experiments.evidence import ExperimentPlan
+from controllers.decisions.experiments.interventions import Ruling, rule, settled, unroutable
 from controllers.decisions.experiments.observations import Traffic
 from controllers.decisions.experiments.references import blocked, give_up, give_up_at
 from controllers.decisions.experiments.rollout import plan
 from controllers.reconcile import drift
+from controllers.reconcile.decision_effects import apply_decision
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.effects import Lookup, endpoints, route_config, set_role
+from controllers.reconcile.experiment_requests import announce, announce_ending, note_malformed, record, wire
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.experiment_traffic import traffic
@@ -47,20 +55,30 @@ FINAL = (Decision.PROMOTE, Decision.ROLL_BACK, Decision.INCONCLUSIVE)
 
 async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -> Outcome[ExperimentStatus]:
     meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    now = deps.clock()
-    previous = exp.status
+    namespace, name, now, previous = meta["namespace"], meta["name"], deps.clock(), exp.status
     out = Outcome.start(previous, ExperimentStatus(), meta)
-    key = experiment_key(namespace, name)
+    out.events += note_malformed(meta, out.status, now)
+    request = pending(meta, out.status.interventions)  # a person's, not yet answered
     finishing = previous is not None and previous.decision in FINAL
     if finishing and previous is not None and is_true(previous.conditions, DECISION_APPLIED):
+        if request is not None:
+            await _answer(body, out.status, settled(request, previous), deps)  # the decision stands
         await _settled(body, exp, previous, out, deps, now)
         return out
     lookup = await endpoints(namespace, exp.spec, deps, running=not finishing)
-    if lookup.blocked and not finishing:
+    if lookup.blocked and not finishing and request is None:
         await _blocked(body, exp, lookup, out, deps, now)
         return out
-    decided = plan(exp.spec, previous, await asyncio.to_thread(_traffic, deps, key), now)
+    seen = await asyncio.to_thread(_traffic, deps, experiment_key(namespace, name))
+    decided = plan(exp.spec, previous, seen, now)
+    ruling = None if request is None else rule(request, exp.spec, previous, seen, now, decided)
+    if ruling is not None:
+        ruling = await _answer(body, out.status, ruling, deps, lookup)
+        decided = ruling.forced or decided
+    forced = ruling is not None and ruling.forced is not None
+    if lookup.blocked and not finishing and not forced:
+        await _blocked(body, exp, lookup, out, deps, now)
+        return out
     if (stuck := _stuck(lookup, decided)) is not None:
         _set(out.status, [stuck], now)
         return out
@@ -76,23 +94,54 @@ async def reconcile(body: dict[str, Any], exp: Experiment, deps: Dependencies) -
     status.started_at = decided.started_at
     if newly_final:
         await _write_ahead(namespace, name, status, now, deps)
-        kind = "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"
-        out.events.append((kind, decided.decision.value, decided.reason))
-    # After a promotion the drift watch reads the champion's traffic under this experiment's key.
-    attributed = not decided.final or decided.decision == Decision.PROMOTE
-    route = route_config(body, exp, lookup.found, decided.weights, attributed=attributed)
-    if route is not None:  # None: a loser's deployment is gone, taken down after this route was pushed
-        await deps.router.put(route)
+        if ruling is not None and forced:  # its Event says who decided, and why
+            await announce(body, ruling, deps)
+        else:
+            out.events.append((_kind(decided), decided.decision.value, decided.reason))
+    elif finishing:  # a decision stored by a pass that may have died before announcing its request
+        await announce_ending(body, status, deps)
+    await _route(body, exp, lookup, decided, deps)
     if newly_final and decided.decision == Decision.ROLL_BACK:
         deps.metrics.rollback_seconds.observe((deps.clock() - now).total_seconds())
     wants = []
     if decided.final:
-        await _apply_decision(body, exp, status, deps)
+        await apply_decision(body, exp, status, deps)
         done = f"route, roles and champion updated for {decided.decision.value}"
         wants.append(Want.true(DECISION_APPLIED, "Applied", done))
     wants.append(_ready(decided))
     _set(status, wants, now)
     return out
+
+
+async def _answer(
+    body: dict[str, Any],
+    status: ExperimentStatus,
+    ruling: Ruling,
+    deps: Dependencies,
+    lookup: Lookup | None = None,
+) -> Ruling:
+    """Record the answer to a request; announce it now unless it ends the experiment (that one is
+    announced once its decision is stored). An ending the models cannot carry out yet is declined."""
+    if ruling.forced is not None and lookup is not None and (stuck := _stuck(lookup, ruling.forced)):
+        ruling = unroutable(ruling, stuck.message)
+    record(status, ruling)
+    if ruling.forced is None:
+        await announce(body, ruling, deps)
+    return ruling
+
+
+async def _route(
+    body: dict[str, Any], exp: Experiment, lookup: Lookup, decided: ExperimentPlan, deps: Dependencies
+) -> None:
+    # After a promotion the drift watch reads the champion's traffic under this experiment's key.
+    attributed = not decided.final or decided.decision == Decision.PROMOTE
+    route = route_config(body, exp, lookup.found, decided.weights, attributed=attributed)
+    if route is not None:  # None: a loser's deployment is gone, taken down after this route was pushed
+        await deps.router.put(route)
+
+
+def _kind(decided: ExperimentPlan) -> str:
+    return "Warning" if decided.decision == Decision.ROLL_BACK else "Normal"
 
 
 def _set(status: ExperimentStatus, wants: list[Want], now: datetime) -> None:
@@ -191,7 +240,8 @@ async def _write_ahead(
         kinds.EXPERIMENTS, namespace, name,
         {"decision": status.decision.value, "decisionReason": status.decision_reason,
          "decidedAt": now.isoformat(), "step": status.step, "challengerWeight": status.challenger_weight,
-         "variants": [row.to_wire() for row in status.variants]},
+         "variants": [row.to_wire() for row in status.variants],
+         "interventions": wire(status.interventions)},
     )  # fmt: skip
     deps.metrics.decisions.labels(name, status.decision.value).inc()
 
@@ -209,60 +259,3 @@ def _ready(decided: ExperimentPlan) -> Want:
 def _traffic(deps: Dependencies, key: str) -> Traffic:
     with transaction(deps.factory) as session:
         return traffic(session, key)
-
-
-async def _apply_decision(
-    body: dict[str, Any], exp: Experiment, status: ExperimentStatus, deps: Dependencies
-) -> None:
-    namespace = body["metadata"]["namespace"]
-    challenger = next(v for v in exp.spec.variants if v.role == VariantRole.CHALLENGER)
-    champion = next(v for v in exp.spec.variants if v.role == VariantRole.CHAMPION)
-    if not challenger.shadow_model:
-        return
-    if status.decision == Decision.ROLL_BACK:
-        evidence = decision_evidence(body["metadata"]["name"], status, challenger.name, champion.name)
-        await set_role(
-            namespace, challenger.shadow_model, Role.ROLLED_BACK, status.decision_reason, deps, evidence
-        )
-    elif status.decision == Decision.INCONCLUSIVE:
-        await set_role(namespace, challenger.shadow_model, Role.RETIRED, status.decision_reason, deps)
-    elif status.decision == Decision.PROMOTE:
-        await set_role(namespace, challenger.shadow_model, Role.CHAMPION, status.decision_reason, deps)
-        if champion.shadow_model:
-            await set_role(
-                namespace, champion.shadow_model, Role.RETIRED, f"replaced by {challenger.shadow_model}", deps
-            )
-        if exp.spec.policy_ref:
-            await _crown(namespace, exp.spec.policy_ref, challenger.shadow_model, deps)
-
-
-def decision_evidence(experiment: str, status: ExperimentStatus, challenger: str, champion: str) -> Evidence:
-    """What a challenger rolled back by the experiment records: its samples, p-value and mean delta."""
-    rows = {row.name: row for row in status.variants}
-    row, champion_row = rows.get(challenger), rows.get(champion)
-    delta = None
-    if row and champion_row and row.mean_reward is not None and champion_row.mean_reward is not None:
-        delta = round(row.mean_reward - champion_row.mean_reward, 6)
-    return Evidence(
-        experiment=experiment,
-        samples=row.samples if row else 0,
-        reason=status.decision_reason,
-        p_value=row.p_value if row else None,
-        mean_delta=delta,
-    )
-
-
-async def _crown(namespace: str, policy_name: str, shadow_model: str, deps: Dependencies) -> None:
-    """The policy's champion and lineage (newest first; the previous champion gets its retirement)."""
-    policy = await deps.kube.get(kinds.POLICIES, namespace, policy_name)
-    if policy is None:
-        return
-    status = policy.get("status") or {}
-    if (status.get("champion") or {}).get("shadowModel") == shadow_model:
-        return
-    now = deps.clock()
-    shadow = await deps.kube.get(kinds.SHADOW_MODELS, namespace, shadow_model)
-    run = ((shadow or {}).get("spec") or {}).get("trainingRunRef", "")
-    before = [LineageEntry.model_validate(entry) for entry in status.get("lineage") or []]
-    patch = champion_patch(shadow_model, crowned(before, shadow_model, run, now), now)
-    await deps.kube.patch_status(kinds.POLICIES, namespace, policy_name, patch)

@@ -3,6 +3,12 @@
 each time. Afterwards: one Ray submission per attempt, one InferenceService per served model, none
 left for rolled-back ones, no stuck finalizers, every object converged on its generation.
 
+A person on call acts too: now and then an Abort or a Promote lands on an experiment in flight (through
+the CLI's own ``ask``), at a random moment of its traffic, while the operator keeps dying. Afterwards
+each request is recorded exactly once, with one Event, and the decision agrees with its answer: an
+honoured Abort is the RollBack that names it, an honoured Promote the Promote that names it, and a
+declined one found the experiment already decided by its evidence.
+
 The trainer is the fastjob stand-in (a real Ray job that publishes a real adapter in a second), so
 many lifecycles fit in minutes. ``KAIZEN_CHAOS_LIFECYCLES`` sets how many (CI: 30; `make chaos`: 200).
 They run in ``KAIZEN_CHAOS_STREAMS`` policies at once (default 4), each its own chain of
@@ -13,18 +19,27 @@ waits alike, so streams side by side turn the waiting into work without shorteni
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from controllers.api import experiment, kinds
+from controllers.api.intervention import Action, Intervention
+from controllers.cli.intervene import refusal
+from controllers.cli.requests import RequestError, ask
 from devstack.agents import Population
 from devstack.demo import demo_policy
 from devstack.localray import LocalRayHead
@@ -36,6 +51,34 @@ from tests.e2e.test_failures import use_fast_trainer
 LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "30"))
 STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))
 KAIZEN = "/apis/kaizen.dev/v1alpha1"
+INTERVENE = 0.3  # the share of experiments a person acts on
+PERSON = "chaos-on-call"
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A request a person wrote on an experiment in flight."""
+
+    experiment: str
+    request: Intervention
+
+
+def intervene(world: World, rng: random.Random, name: str) -> Asked | None:
+    """Abort or promote ``name`` as ``kaizen abort|promote`` would (without waiting for the answer);
+    None when the CLI would refuse it (the experiment was decided meanwhile)."""
+    action = rng.choice([Action.ABORT, Action.PROMOTE])
+    request = Intervention(
+        id=f"chaos-{action.value.lower()}-{name}", action=action, by=PERSON,
+        at=datetime.now(UTC).replace(microsecond=0), reason=f"chaos {name}",
+    )  # fmt: skip
+    try:
+        ask(
+            kinds.EXPERIMENTS, world.namespace, name, request,
+            check=lambda body: refusal(action, experiment.INFO, body), wait=0,
+        )  # fmt: skip
+    except RequestError:
+        return None
+    return Asked(name, request)
 
 
 class Monkey:
@@ -112,9 +155,12 @@ class Reader:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+Streamed = tuple[dict[str, str], list[Asked]]  # each run's decision, and the requests written
+
+
 def run_stream(
     world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
-) -> dict[str, str]:
+) -> Streamed:
     try:
         return _run_stream(world, reader, policy, lifecycles, tmp_path, stop)
     except BaseException as error:
@@ -124,10 +170,10 @@ def run_stream(
 
 def _run_stream(
     world: World, reader: Reader, policy: str, lifecycles: range, tmp_path: Path, stop: threading.Event
-) -> dict[str, str]:
-    """One policy's chain of lifecycles: train now → serving → experiment → decided by the traffic.
-    ``lifecycles`` holds the global numbers of this stream's lifecycles (every third one's challenger
-    is better). Returns each run's decision."""
+) -> Streamed:
+    """One policy's chain of lifecycles: train now → serving → experiment → decided by the traffic (or
+    by a person: ``intervene``). ``lifecycles`` holds the global numbers of this stream's lifecycles
+    (every third one's challenger is better). Returns each run's decision and the requests written."""
     agent = f"{policy}-{uuid.uuid4().hex[:6]}"
     spec = demo_policy(policy, agent, tmp_path, min_pairs=1_000_000)
     spec["spec"]["rollout"]["minSamplesPerVariant"] = 20
@@ -136,6 +182,8 @@ def _run_stream(
     assert population.post_pairs(16, seed=1) > 0
     agents = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=2)
     decisions: dict[str, str] = {}
+    asked: list[Asked] = []
+    rng = random.Random(f"{policy}-interventions")
     for k, i in enumerate(lifecycles, start=1):
         if stop.is_set():  # another stream failed: its error is the one to report
             break
@@ -147,7 +195,12 @@ def _run_stream(
         better = i % 3 == 0  # every third challenger wins; the others regress
         quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not stop.is_set():
+        act_at = rng.randrange(3) if rng.random() < INTERVENE else None  # after this many rounds
+        for round_ in itertools.count():
+            if time.monotonic() >= deadline or stop.is_set():
+                break
+            if round_ == act_at and (request := intervene(world, rng, name)) is not None:
+                asked.append(request)
             with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
                 agents.work(20, quality)
             decision = (reader.get("experiments", name).get("status") or {}).get("decision")
@@ -155,14 +208,16 @@ def _run_stream(
                 decisions[name] = decision
                 break
         assert name in decisions or stop.is_set(), f"{name} undecided after 300s"
-    return decisions
+    return decisions, asked
 
 
 def when_the_streams_run_while_the_operator_is_killed_at_random(
     world: World, streams: dict[str, range], tmp_path: Path
-) -> tuple[dict[str, str], int]:
-    """Every stream's lifecycles, side by side, under the monkey; each run's decision and the kills."""
+) -> tuple[dict[str, str], list[Asked], int]:
+    """Every stream's lifecycles, side by side, under the monkey; each run's decision, the requests
+    people wrote, and the kills."""
     decisions: dict[str, str] = {}
+    asked: list[Asked] = []
     with (
         Reader(world) as reader,
         Monkey(world.operator, seed=3) as monkey,
@@ -176,8 +231,10 @@ def when_the_streams_run_while_the_operator_is_killed_at_random(
         wait(futures, return_when=FIRST_EXCEPTION)
         stop.set()  # fail fast: the first failing stream stops the others
         for future in futures:
-            decisions.update(future.result())  # raises the first stream's error, if any
-    return decisions, monkey.kills
+            decided, requests = future.result()  # raises the first stream's error, if any
+            decisions.update(decided)
+            asked += requests
+    return decisions, asked, monkey.kills
 
 
 def then_one_rayjob_and_one_ray_submission_per_attempt(
@@ -226,16 +283,25 @@ def then_no_orphans_and_the_rolled_back_are_rolled_back(
 
 
 def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_orphans(
-    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
+    world: World,
+    runtime: LocalRuntime,
+    ray_head: LocalRayHead,
+    fast_python: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given an operator whose trainer is the one-second stand-in, and STREAMS policies trained by hand
     use_fast_trainer(world, fast_python)
+    monkeypatch.setenv("KUBECONFIG", str(world.plane.kubeconfig))  # where the person's requests go
     world.expect_alive = False  # the monkey kills it on purpose
     streams = {
         f"chaos-{chr(ord('a') + s)}": range(s + 1, LIFECYCLES + 1, STREAMS) for s in range(STREAMS)
     }  # lifecycle i belongs to stream (i - 1) % STREAMS: LIFECYCLES in all
-    # When lifecycle after lifecycle runs in every stream while the operator is killed at random
-    decisions, kills = when_the_streams_run_while_the_operator_is_killed_at_random(world, streams, tmp_path)
+    # When lifecycle after lifecycle runs in every stream while the operator is killed at random,
+    # and a person aborts or promotes some of the experiments in flight
+    decisions, asked, kills = when_the_streams_run_while_the_operator_is_killed_at_random(
+        world, streams, tmp_path
+    )
     assert len(decisions) == LIFECYCLES
     assert kills >= LIFECYCLES // 3, f"only {kills} kills"
     # Then everything converges and nothing was made twice
@@ -243,10 +309,38 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
     runs, rayjobs = then_one_rayjob_and_one_ray_submission_per_attempt(world, ray_head)
     then_only_serving_models_are_deployed(world, streams)
     then_no_orphans_and_the_rolled_back_are_rolled_back(world, runs, rayjobs, decisions)
+    answers = then_each_request_is_answered_once_and_the_decision_agrees(world, asked)
     print(
         f"\nchaos: {LIFECYCLES} lifecycles in {STREAMS} streams, {kills} operator kills,"
-        f" decisions {dict(sorted((d, list(decisions.values()).count(d)) for d in set(decisions.values())))}"
+        f" decisions {dict(sorted((d, list(decisions.values()).count(d)) for d in set(decisions.values())))},"
+        f" interventions {dict(sorted(answers.items()))}"
     )
+
+
+def then_each_request_is_answered_once_and_the_decision_agrees(
+    world: World, asked: list[Asked]
+) -> Counter[str]:
+    """Every request recorded exactly once with one Event; an honoured one made the decision (naming
+    who and why), a declined one found the experiment decided by its evidence. Counts the answers."""
+    assert asked, "no request was written: the interventions did not run"
+    answers: Counter[str] = Counter()
+    named = Counter(e["metadata"]["name"] for e in world.items("events"))
+    for one in asked:
+        status = (world.get("experiment", one.experiment) or {}).get("status") or {}
+        records = [r for r in status.get("interventions") or [] if r["id"] == one.request.id]
+        assert len(records) == 1, f"{one.request.id}: {status.get('interventions')}"
+        outcome, reason = records[0]["outcome"], status["decisionReason"]
+        verb = "aborted" if one.request.action == Action.ABORT else "promoted"
+        if outcome.startswith("declined"):
+            answers[f"{one.request.action.value} declined"] += 1
+            assert "already decided" in outcome, outcome
+            assert not reason.startswith(("aborted by", "promoted by")), reason
+        else:
+            answers[f"{one.request.action.value} honoured"] += 1
+            assert status["decision"] == ("RollBack" if verb == "aborted" else "Promote"), status
+            assert reason == f"{verb} by {PERSON}: chaos {one.experiment}"
+        assert named[f"{one.experiment}.{one.request.id}"] == 1, f"the Event of {one.request.id}"
+    return answers
 
 
 def deployed(world: World) -> list[str]:
