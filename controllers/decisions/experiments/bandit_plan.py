@@ -98,7 +98,7 @@ def _decide(
         return _inconclusive(evidence, bandit, current, srm, f"{_leader(evidence, bandit)}; {why}")
     everything = {name: 100 if name == leader else 0 for name in evidence.observations}
     if not rollout.auto_promote:
-        reason = f"{_leader(evidence, bandit)}: clearly best, awaiting approval (set spec.rollout.autoPromote to true)"
+        reason = f"{_leader(evidence, bandit)}: clearly best, awaiting approval (`kaizen approve experiment`, or spec.rollout.autoPromote: true)"
         return evidence.plan(Decision.CONTINUE, reason, "AwaitingApproval", bandit.weights, sample_ratio=srm)
     if leader == champion:
         reason = f"{_leader(evidence, bandit)}: the champion is clearly best, challengers rolled back"

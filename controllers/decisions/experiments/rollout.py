@@ -15,7 +15,8 @@ experiment, so broken assignment cannot keep one running forever); a guardrail b
 then the reward rule of ``decision_rule`` (wait for traffic, roll back, promote at the last step,
 stop as futile, advance a step) with guardrail vetoes holding back promotion and advancement. Without
 ``autoPromote`` a proven winner waits at the last step as Continue with condition AwaitingApproval —
-never a non-final Promote the operator might act on; a person approves by setting
+never a non-final Promote the operator might act on; a person approves with ``kaizen approve
+experiment`` (a one-off request, controllers.decisions.experiments.interventions) or by setting
 ``spec.rollout.autoPromote: true``, and the next reconcile promotes. Past ``maxDuration`` anything
 else is Inconclusive with the traffic back on the champion.
 
@@ -238,7 +239,7 @@ def _plan_by_reward(stage: _Stage, found: Verdict, vetoes: str) -> ExperimentPla
         if rollout.auto_promote:
             return stage.done(Decision.PROMOTE, f"{described}: {better} {champion}, promoted", 100)
         return stage.hold(
-            f"{described}: {better} {champion}, awaiting approval (set spec.rollout.autoPromote to true)",
+            f"{described}: {better} {champion}, awaiting approval (`kaizen approve experiment`, or spec.rollout.autoPromote: true)",
             "AwaitingApproval",
         )
     if evidence.deadline_passed:
