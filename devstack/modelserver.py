@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -200,6 +201,25 @@ def _admin(path: Path) -> socket.socket:
     return sock
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn, and SIGUSR1 stops taking new connections on the public socket (health checks go on).
+
+    The stand-in's version of a pod leaving its Service's endpoints before it gets SIGTERM: the
+    supervisor drains an instance first, so that a connection the kernel hands this process in the
+    instant before it shuts down is never closed unread (a client would see "connection reset"); the
+    instance that replaces it accepts on the same socket meanwhile. In-flight requests finish under
+    uvicorn's graceful shutdown on the SIGTERM that follows."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._drain)
+
+    def _drain(self) -> None:
+        for listener in self.servers:
+            if any(sock.family != socket.AF_UNIX for sock in listener.sockets):
+                listener.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.modelserver")
     parser.add_argument("--base", type=Path, required=True, help="Hugging Face folder of the base model")
@@ -223,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         sockets.append(_admin(args.admin_socket))
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
     try:
-        uvicorn.Server(config).run(sockets=sockets)
+        DrainingServer(config).run(sockets=sockets)
     finally:
         if args.admin_socket:
             args.admin_socket.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from devstack.ports import listen_loopback
 from devstack.runtime.isvc_plan import ServerPlan
 
 MODEL_SERVER = "devstack.modelserver"
+DRAIN_SECONDS = 1.0  # between "stop accepting" and SIGTERM: a request accepted just before is read by then
 
 
 @dataclass
@@ -143,14 +144,19 @@ class Supervisor:
             return False
 
     async def stop(self, entry: Entry, instance: Instance, grace: float = 10.0) -> None:
-        """SIGTERM (the server finishes what it is answering), SIGKILL after ``grace`` seconds."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        """SIGUSR1 (stop taking connections, as a pod leaves its Service's endpoints), a moment for what
+        it accepted to arrive, SIGTERM (it finishes what it is answering), SIGKILL after ``grace``."""
+        steps = ((signal.SIGUSR1, DRAIN_SECONDS), (signal.SIGTERM, grace), (signal.SIGKILL, 5.0))
+        for sig, wait in steps:
             if not alive(instance):
                 break
             try:
                 os.kill(instance.pid, sig)
             except ProcessLookupError:
                 break
+            if sig == signal.SIGUSR1:  # draining: the process stays; give its last connections time
+                await asyncio.sleep(wait)
+                continue
             for _ in range(int(wait / 0.1)):
                 if not alive(instance):
                     break
