@@ -183,6 +183,7 @@ def then_it_is_rolled_back_once_with_every_effect(
         ("promote", "promoted: all traffic on challenger"),
         ("abort", "aborted: rolled back: all traffic on champion"),
     ],
+    ids=["promote", "abort"],
 )
 def test_promote_or_abort_survives_an_operator_killed_right_after_the_request_is_written(
     world: World, runtime: LocalRuntime, fast_python: Path, tmp_path: Path, verb: str, answer: str
