@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controllers.api import kinds
-from controllers.api.intervention import pending, recorded
+from controllers.api.intervention import pending, recorded, requested
 from controllers.api.kindinfo import KindInfo, Resource
 from controllers.decisions import answers, validation
 from controllers.decisions.conditions import READY, Want, merge
@@ -87,9 +87,22 @@ async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: 
         except Exception:
             deps.metrics.errors.labels(kind.name).inc()
             raise
-        for event_type, reason, message in outcome.events:
-            await events.post(deps.kube, raw, event_type, reason, message)
+        await post_events(raw, outcome, deps)
         await _write_status(kind, raw, outcome.status.to_wire(), deps)
+
+
+async def post_events(raw: dict[str, Any], outcome: Outcome, deps: Dependencies) -> None:
+    """The reconcile's Events. The one answering a person's request is named after the request's id:
+    an operator killed after posting it and before writing the status answers the request again in
+    its next pass, and that Event must not be said twice."""
+    request, _ = requested(raw["metadata"])
+    answered = {}
+    for entry in getattr(outcome.status, "interventions", []):
+        if request is not None and entry.id == request.id:
+            answered = {answers.event(entry, entry.outcome): request.id}
+    for event_type, reason, message in outcome.events:
+        key = answered.get((event_type, reason, message))
+        await events.post(deps.kube, raw, event_type, reason, message, key)
 
 
 async def _frozen(kind: Kind, raw: dict[str, Any], deps: Dependencies) -> list[str]:
@@ -139,6 +152,7 @@ async def _invalid(kind: Kind, raw: dict[str, Any], problems: list[str], deps: D
     before = (raw["status"] or {}).get("conditions")
     await _write_status(kind, raw, new_status.to_wire(), deps)
     if request is not None:
-        await events.post(deps.kube, raw, *answers.event(request, update["interventions"][-1].outcome))
+        answer = answers.event(request, update["interventions"][-1].outcome)
+        await events.post(deps.kube, raw, *answer, key=request.id)
     if before != new_status.to_wire()["conditions"]:
         await events.post(deps.kube, raw, "Warning", "InvalidSpec", message)

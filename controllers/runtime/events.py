@@ -46,7 +46,15 @@ def event_body(
     }
 
 
-async def post(kube: Kube, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
-    """Best effort: an Event that cannot be posted must not fail the reconcile that decided."""
+async def post(
+    kube: Kube, obj: dict[str, Any], event_type: str, reason: str, message: str, key: str | None = None
+) -> None:
+    """Best effort: an Event that cannot be posted must not fail the reconcile that decided.
+
+    With ``key`` (a request's id) the Event's name is the object's and the key's, so posting it again
+    (a pass killed after the Event and before its status write, then repeated) adds nothing."""
+    body = event_body(obj, event_type, reason, message, datetime.now(UTC))
+    if key is not None:
+        body["metadata"]["name"] = f"{obj['metadata']['name'][:180]}.{key}"
     with contextlib.suppress(KubeError, OSError):
-        await kube.ensure(EVENTS, event_body(obj, event_type, reason, message, datetime.now(UTC)))
+        await kube.ensure(EVENTS, body)

@@ -1,6 +1,7 @@
 """A person on call acts on a live Experiment through the CLI, against the real API server, the real
-operator process and the real router: promote, abort (the challenger at 0 % within 2 s), approve,
-pause/resume, and a promotion whose operator is killed (SIGKILL) right after the request is written.
+operator process and the real router: promote, abort (the challenger at 0 % within 2 s), approve and
+pause/resume, each (but the timed abort) with the operator killed (SIGKILL) right after the request is
+written and started again: every request is answered once, with one Event, and its effect holds.
 
 Each test trains its policy's first model with the one-second trainer stand-in (``fastjob``), so the
 experiment is live in about a minute; the CLI runs in-process (``CliRunner``) with the plane's
@@ -9,13 +10,13 @@ kubeconfig, as a person's shell would run ``kaizen``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from controllers.cli.main import app
@@ -24,6 +25,7 @@ from devstack.controlplane import ADMIN
 from devstack.demo import demo_policy, routed
 from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
+from tests.e2e.on_call import events, the_answer
 from tests.e2e.test_failures import use_fast_trainer
 from tests.e2e.test_loop import ready
 
@@ -62,11 +64,6 @@ def given_a_live_experiment(
 
 def status(world: World, name: str) -> dict[str, Any]:
     return dict(((world.get("experiment", name) or {}).get("status")) or {})
-
-
-def events(world: World, name: str, reason: str) -> list[dict[str, Any]]:
-    listed = json.loads(world.kubectl("get", "events", "-o", "json"))["items"]
-    return [e for e in listed if e["reason"] == reason and e["involvedObject"]["name"] == name]
 
 
 def weights(world: World, policy: str) -> dict[str, int]:
@@ -142,25 +139,68 @@ def test_abort_sends_every_request_to_the_champion_within_two_seconds(
     assert len(status(world, name)["interventions"]) == 1
 
 
-def test_promote_survives_an_operator_killed_right_after_the_request_is_written(
-    world: World, runtime: LocalRuntime, fast_python: Path, tmp_path: Path
-) -> None:
-    # Given a live experiment with no evidence either way
-    name, _ = given_a_live_experiment(world, fast_python, tmp_path, "promote")
-    # When a person promotes its challenger without waiting, and the operator is killed at once
-    written = kaizen(world, "promote", "experiments", name, "--reason", "hotfix", "--wait", "0")
-    world.operator.kill()
-    said = ok(written)
-    # (the operator may have answered before the CLI's one look; the kill then comes after it)
-    answered = f"experiment.kaizen.dev/{name} promoted: all traffic on challenger"
-    assert said == answered or (
-        "promote request promote-" in said
+def answered_or_written(world: World, result: Result, verb: str, name: str, answer: str) -> None:
+    """The CLI (``--wait 0``, the operator killed at once) printed the operator's answer, or that the
+    request is written and where to look: the operator may have answered before the CLI's one look
+    (the kill then came after the answer), and the test accepts both."""
+    said = ok(result)
+    assert said == f"experiment.kaizen.dev/{name} {answer}" or (
+        f"{verb} request {verb}-" in said
         and f"kaizen describe experiment {name} -n {world.namespace}" in said
     ), said
+
+
+def then_it_is_rolled_back_once_with_every_effect(
+    world: World, policy: str, name: str, reason: str, agents: Population
+) -> None:
+    decided = world.wait_until(
+        "a decision", lambda: (s := status(world, name)).get("decision") not in (None, "Continue") and s
+    )
+    assert decided["decision"] == "RollBack"
+    assert decided["decisionReason"] == f"aborted by {ADMIN}: {reason}"
+    world.wait_until(
+        "the decision applied",
+        lambda: any(
+            c["type"] == "DecisionApplied" and c["status"] == "True"
+            for c in status(world, name)["conditions"]
+        ),
+    )
+    assert (world.get("shadowmodel", name) or {})["status"]["role"] == "RolledBack"
+    assert weights(world, policy).get("challenger", 0) == 0
+    assert agents.work(10, {BASE: 0.5, name: 0.5}) == {BASE: 10}
+    champion = ((world.get("learningpolicy", policy) or {}).get("status") or {}).get("champion") or {}
+    assert champion.get("shadowModel") != name
+    records = status(world, name)["interventions"]
+    assert [(r["action"], r["outcome"]) for r in records] == [
+        ("Abort", "rolled back: all traffic on champion")
+    ]
+    assert len(events(world, name, "Abort")) == 1
+
+
+@pytest.mark.parametrize(
+    ("verb", "answer"),
+    [
+        ("promote", "promoted: all traffic on challenger"),
+        ("abort", "aborted: rolled back: all traffic on champion"),
+    ],
+    ids=["promote", "abort"],
+)
+def test_promote_or_abort_survives_an_operator_killed_right_after_the_request_is_written(
+    world: World, runtime: LocalRuntime, fast_python: Path, tmp_path: Path, verb: str, answer: str
+) -> None:
+    # Given a live experiment with no evidence either way
+    name, agents = given_a_live_experiment(world, fast_python, tmp_path, verb)
+    # When a person promotes (aborts) it without waiting, and the operator is killed at once
+    written = kaizen(world, verb, "experiments", name, "--reason", "hotfix", "--wait", "0")
+    world.operator.kill()
+    answered_or_written(world, written, verb, name, answer)
     world.operator.start()
-    # Then it is promoted exactly once, and every effect is in place: roles, champion, lineage, route
-    then_it_is_promoted_once_with_every_effect(world, "promote", name, "hotfix")
-    lineage = (world.get("learningpolicy", "promote") or {})["status"]["lineage"]
+    # Then it is decided exactly once, and every effect is in place: roles, champion, lineage, route
+    if verb == "abort":
+        then_it_is_rolled_back_once_with_every_effect(world, verb, name, "hotfix", agents)
+        return
+    then_it_is_promoted_once_with_every_effect(world, verb, name, "hotfix")
+    lineage = (world.get("learningpolicy", verb) or {})["status"]["lineage"]
     assert lineage[0]["shadowModel"] == name
     assert len(events(world, name, "Promote")) == 1
 
@@ -183,10 +223,13 @@ def test_approve_promotes_a_winner_that_waits_for_a_person(
 
     world.wait_until("AwaitingApproval", awaiting, timeout=240)
     assert status(world, name)["decision"] == "Continue"
-    # and a person approves
-    approved = kaizen(world, "approve", "exp", name, "--reason", "read the transcripts")
-    # Then it is promoted as autoPromote would have, the approval named in the decision
-    assert ok(approved) == f"experiment.kaizen.dev/{name} approved: Promote"
+    # and a person approves, and the operator is killed right after the request is written
+    approved = kaizen(world, "approve", "exp", name, "--reason", "read the transcripts", "--wait", "0")
+    world.operator.kill()
+    answered_or_written(world, approved, "approve", name, "approved: Promote")
+    world.operator.start()
+    # Then it is promoted once, as autoPromote would have, the approval named in the decision
+    assert the_answer(world, "experiment", name, "Approve")["outcome"] == "approved: Promote"
     decided = status(world, name)
     assert decided["decision"] == "Promote"
     assert decided["decisionReason"].endswith(f", promoted; approved by {ADMIN}: read the transcripts")
@@ -197,17 +240,33 @@ def test_approve_promotes_a_winner_that_waits_for_a_person(
         .get("shadowModel")
         == name,
     )
+    world.wait_until(
+        "the decision applied",
+        lambda: any(
+            c["type"] == "DecisionApplied" and c["status"] == "True"
+            for c in status(world, name)["conditions"]
+        ),
+    )
+    assert (world.get("shadowmodel", name) or {})["status"]["role"] == "Champion"
+    assert weights(world, "approve") == {"champion": 0, "challenger": 100}
+    # and crowned once: one lineage entry, one record, one Event
+    lineage = (world.get("learningpolicy", "approve") or {})["status"]["lineage"]
+    assert [entry["shadowModel"] for entry in lineage].count(name) == 1
+    assert len(status(world, name)["interventions"]) == 1
+    assert len(events(world, name, "Approve")) == 1
 
 
 def test_pause_holds_the_weights_and_resume_lets_the_experiment_decide(
     world: World, runtime: LocalRuntime, fast_python: Path, tmp_path: Path
 ) -> None:
-    # Given a live experiment, paused by a person
+    # Given a live experiment, paused by a person, the operator killed right after the request is written
     name, agents = given_a_live_experiment(world, fast_python, tmp_path, "pause")
-    paused = kaizen(world, "pause", "exp", name, "--reason", "incident 42")
-    assert ok(paused) == (
-        f"experiment.kaizen.dev/{name} paused: weights held at champion 50%, challenger 50%"
-    )
+    paused = kaizen(world, "pause", "exp", name, "--reason", "incident 42", "--wait", "0")
+    world.operator.kill()
+    held_at = "weights held at champion 50%, challenger 50%"
+    answered_or_written(world, paused, "pause", name, f"paused: {held_at}")
+    world.operator.start()
+    assert the_answer(world, "experiment", name, "Pause")["outcome"] == held_at
     assert kaizen(world, "pause", "exp", name).exit_code == 1  # already paused
 
     # When agents do clearly better with the challenger, with more than enough rewards to decide
@@ -222,9 +281,17 @@ def test_pause_holds_the_weights_and_resume_lets_the_experiment_decide(
     assert held["decision"] == "Continue"
     assert next(c for c in held["conditions"] if c["type"] == "Ready")["reason"] == "Paused"
     assert weights(world, "pause") == {"champion": 50, "challenger": 50}
-    # When a person resumes it
-    resumed = kaizen(world, "resume", "experiment", name)
-    assert ok(resumed).startswith(f"experiment.kaizen.dev/{name} resumed: ")
+    # When a person resumes it, and the operator is killed again right after the request is written
+    resumed = kaizen(world, "resume", "experiment", name, "--wait", "0")
+    world.operator.kill()
+    said = ok(resumed)
+    assert said.startswith(f"experiment.kaizen.dev/{name} resumed: ") or "resume request resume-" in said, (
+        said
+    )
+    world.operator.start()
+    assert the_answer(world, "experiment", name, "Resume")["outcome"].startswith("resumed: ")
     # Then it decides on the evidence gathered meanwhile
     world.wait_until("the promotion", lambda: status(world, name).get("decision") == "Promote", timeout=60)
+    # and each request was answered once, with one Event
     assert [r["action"] for r in status(world, name)["interventions"]] == ["Pause", "Resume"]
+    assert len(events(world, name, "Pause")) == len(events(world, name, "Resume")) == 1

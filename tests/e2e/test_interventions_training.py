@@ -1,6 +1,7 @@
 """On call for training, through the ``kaizen`` CLI against the real operator: read a failed run's
 trainer log, retry it (one new job, even with the operator killed as the request lands), and train,
-pause and resume a policy, each request recorded with its outcome and an Event."""
+pause and resume a policy (each with the operator killed as the request lands), each request recorded
+once with its outcome and one Event."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 
 from controllers.api import kinds
-from controllers.api.intervention import ANNOTATION, Action
-from controllers.cli.requests import ask, new_request
+from controllers.api.intervention import ANNOTATION
 from devstack.agents import Population
 from devstack.demo import demo_policy
 from devstack.localray import LocalRayHead
 from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
+from tests.e2e.on_call import events, kill_once_it_lands, request_on, the_answer
 from tests.e2e.test_failures import use_fast_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,35 +117,49 @@ def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the
     assert "fails on purpose" not in latest.stdout
 
 
-def test_train_starts_one_run_and_pause_declines_it_for_good(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_train_starts_one_run_and_pause_declines_it_for_good(world: World, tmp_path: Path) -> None:
     # Given a policy that data alone would not trigger
     world.apply(demo_policy("tp", f"tp-{uuid.uuid4().hex[:6]}", tmp_path, min_pairs=1_000_000))
     world.wait_until("the policy to be watched", lambda: world.condition("learningpolicy", "tp"), timeout=60)
-    monkeypatch.setenv("KUBECONFIG", str(world.plane.kubeconfig))
-    # When it is paused (as `kaizen pause` writes it), a Train is declined saying why
-    pause = new_request(Action.PAUSE, "incident", "oncall")
-    paused = ask(kinds.POLICIES, world.namespace, "tp", pause, spec={"paused": True})
-    assert paused.outcome == "no new TrainingRuns until resumed"
+    # When it is paused, the operator killed as the request is written (it may have answered already:
+    # the CLI then printed the answer, else that the request waits; either is right)
+    paused = kaizen(world, "pause", "lp", "tp", "--reason", "incident", "--wait", "0")
+    world.operator.kill()
+    assert paused.returncode == 0, paused.stderr
+    world.operator.start()
+    assert (
+        the_answer(world, "learningpolicy", "tp", "Pause")["outcome"] == "no new TrainingRuns until resumed"
+    )
+    # a Train is declined saying why
     declined = kaizen(world, "train", "learningpolicy", "tp", "--reason", "try it")
     assert declined.returncode == 1
     assert (
         "learningpolicy/tp: declined: paused: no new TrainingRuns until spec.paused is false"
         in declined.stderr
     )
-    # and when it is resumed, the declined request starts nothing
-    resume = new_request(Action.RESUME, "incident over", "oncall")
-    resumed = ask(kinds.POLICIES, world.namespace, "tp", resume, spec={"paused": False})
-    assert resumed.outcome == "resumed"
+    # and when it is resumed (killed again), the declined request starts nothing
+    resumed = kaizen(world, "resume", "lp", "tp", "--reason", "incident over", "--wait", "0")
+    world.operator.kill()
+    assert resumed.returncode == 0, resumed.stderr
+    world.operator.start()
+    assert the_answer(world, "learningpolicy", "tp", "Resume")["outcome"] == "resumed"
     assert world.items("trainingruns") == []
-    # When a Train is asked of the running policy
-    started = kaizen(world, "train", "learningpolicy", "tp", "--reason", "new data")
-    # Then it prints the one run it started
-    assert started.returncode == 0, started.stderr
-    assert started.stdout == "learningpolicy/tp: started TrainingRun tp-0001\n"
+    # When a Train is asked of the running policy, and the operator is killed as the request lands
+    before = request_on(world, "learningpolicy", "tp")
+    train = subprocess.Popen(
+        kaizen_command(world, "train", "learningpolicy", "tp", "--reason", "new data"),
+        env=cli_env(world),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    kill_once_it_lands(world, "learningpolicy", "tp", before)
+    out, err = train.communicate(timeout=120)
+    # Then it prints the one run it started, and only that one exists
+    assert train.returncode == 0, f"{out}\n{err}"
+    assert out == "learningpolicy/tp: started TrainingRun tp-0001\n"
     assert [r["metadata"]["name"] for r in world.items("trainingruns")] == ["tp-0001"]
-    # and every request is recorded in order with its outcome, with an Event each
+    # and every request is recorded once, in order, with its outcome, with one Event each
     policy = world.get("learningpolicy", "tp") or {}
     records = [(i["action"], i["outcome"].split(":")[0]) for i in policy["status"]["interventions"]]
     assert records == [
@@ -155,6 +169,5 @@ def test_train_starts_one_run_and_pause_declines_it_for_good(
         ("Train", "started TrainingRun tp-0001"),
     ]
     assert kinds.TRAIN_NOW not in (policy["metadata"].get("annotations") or {})
-    events = world.kubectl("get", "events", "--field-selector", "involvedObject.name=tp")
     for reason in ("Pause", "Resume", "Train", "InterventionDeclined"):
-        assert reason in events
+        assert len(events(world, "tp", reason)) == 1, reason

@@ -18,6 +18,7 @@ from controllers.api import kinds
 from controllers.api.intervention import ANNOTATION, Action, Intervention, annotation_value
 from controllers.api.learningpolicy import LearningPolicy
 from controllers.api.trainingrun import TrainingRun
+from controllers.operator import dispatch
 from controllers.reconcile import policies, runs
 from devstack.controlplane import ControlPlane
 from devstack.upstream_crds import RAYJOB, minimal_crd
@@ -141,10 +142,12 @@ def test_a_train_request_interrupted_before_its_record_starts_one_run(
             body = _get(control_plane, namespace, "learningpolicy", "coder")
             # When the operator starts the run and is killed before writing the status
             killed = await policies.reconcile(body, LearningPolicy.model_validate(body), operator.deps)
+            await dispatch.post_events(body, killed, operator.deps)  # its Events, as the kill came after them
             fresh = _get(control_plane, namespace, "learningpolicy", "coder")
             again = await policies.reconcile(
                 {**fresh, "status": body.get("status")}, LearningPolicy.model_validate(fresh), operator.deps
             )
+            await dispatch.post_events(fresh, again, operator.deps)
             return [killed, again]
         finally:
             await close(operator)
@@ -160,6 +163,11 @@ def test_a_train_request_interrupted_before_its_record_starts_one_run(
         "Train",
         "Train asked by alice (node drained): started TrainingRun coder-0001",
     ) in again.events
+    # and the answer's Event, posted by both passes, is there once
+    listed = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    assert [e["message"] for e in listed if e["reason"] == "Train"] == [
+        "Train asked by alice (node drained): started TrainingRun coder-0001"
+    ]
     # and the train-now value is gone: nothing is left to start a second run later
     annotations = (
         _get(control_plane, namespace, "learningpolicy", "coder")["metadata"].get("annotations") or {}
