@@ -11,7 +11,6 @@ names them: ``experiment``, ``experiments``, ``exp``; ``learningpolicy``, ``lp``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ import typer
 from controllers.api import experiment, learningpolicy
 from controllers.api.intervention import Action
 from controllers.api.kindinfo import KindInfo
+from controllers.cli.kubeapi import default_namespace
 from controllers.cli.requests import WAIT_SECONDS, RequestError, ask, current_user, new_request
 
 DONE = {
@@ -84,23 +84,11 @@ def refusal(action: Action, info: KindInfo, body: dict[str, Any]) -> str:
     return ""
 
 
-def context_namespace() -> str:
-    """The kubeconfig context's namespace, as kubectl defaults to it ("default" when it names none)."""
-    from kubernetes import config as kube_config
-
-    try:
-        config_file = os.environ.get("KUBECONFIG") or None  # read now (see requests.current_user)
-        _, active = kube_config.list_kube_config_contexts(config_file)  # type: ignore[no-untyped-call]
-        return str(active["context"].get("namespace") or "default")
-    except (kube_config.ConfigException, KeyError, TypeError, OSError):
-        return "default"
-
-
 def intervene(
     command: Command, kind: str, name: str, namespace: str | None, reason: str, wait: float
 ) -> None:
     verb = command.action.value.lower()
-    namespace = namespace or context_namespace()
+    namespace = namespace or default_namespace()
     try:
         info = resolve(kind, command.kinds, verb)
         spec = (

@@ -48,6 +48,22 @@ def default_namespace() -> str:
     return "default"
 
 
+def api_client(*, retries: bool = True) -> Any:
+    """A ``kubernetes`` client with the operator's credential loading, for every command of the CLI.
+    A kubeconfig that skips TLS verification chose to; like kubectl, the CLI does not warn about it on
+    every call. ``retries=False``: one try, as kubectl does not retry a refused connection either."""
+    from kubernetes.client import ApiClient
+    from urllib3.exceptions import InsecureRequestWarning
+
+    from controllers.runtime.kube import load_configuration
+
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    configuration = load_configuration()
+    if not retries:
+        configuration.retries = False
+    return ApiClient(configuration)
+
+
 @dataclass
 class Cluster:
     """The clients of one API server, and its address for messages."""
@@ -59,24 +75,20 @@ class Cluster:
     @classmethod
     def connect(cls) -> Cluster:
         try:
-            from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
-
-            from controllers.runtime.kube import load_configuration
+            from kubernetes.client import CoreV1Api, CustomObjectsApi
         except ImportError as missing:
             raise ReadError(
                 f"the kubernetes package is not installed ({missing.name}); pip install 'kaizen[operator]'"
             ) from missing
 
         try:
-            configuration = load_configuration()
+            api = api_client(retries=False)
         except Exception as error:  # no kubeconfig, a broken one, a failing credential plugin: all say why
             raise ReadError(
                 f"no cluster configured ({_first_line(error)}); set KUBECONFIG to a kubeconfig file"
                 f" (now: {kubeconfig_source()}) or run inside a pod"
             ) from error
-        configuration.retries = False  # one try: kubectl does not retry a refused connection either
-        api = ApiClient(configuration)
-        return cls(CustomObjectsApi(api), CoreV1Api(api), str(configuration.host))
+        return cls(CustomObjectsApi(api), CoreV1Api(api), str(api.configuration.host))
 
     @contextmanager
     def talking(self, info: KindInfo, namespace: str | None, name: str | None = None) -> Iterator[None]:

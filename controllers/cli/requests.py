@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,20 +61,10 @@ def new_request(action: Action, reason: str, by: str, now: datetime | None = Non
     return Intervention(id=ident, action=action, by=by, at=stamp, reason=reason[:512])
 
 
-def api_client() -> Any:
-    """A client with the operator's credential loading. A kubeconfig that skips TLS verification chose
-    to; like kubectl, the CLI does not warn about it on every call."""
-    from kubernetes.client import ApiClient
-    from urllib3.exceptions import InsecureRequestWarning
-
-    from controllers.runtime.kube import load_configuration
-
-    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
-    return ApiClient(load_configuration())
-
-
 def _objects() -> Any:
     from kubernetes.client import CustomObjectsApi
+
+    from controllers.cli.kubeapi import api_client
 
     return CustomObjectsApi(api_client())
 

@@ -18,11 +18,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from controllers.cli.kubeapi import default_namespace
+
 if TYPE_CHECKING:
     from controllers.api.intervention import Action
     from controllers.api.kindinfo import KindInfo
 
-Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The object's namespace.")]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="The object's namespace (default: the kubeconfig context's)."),
+]
 Reason = Annotated[str, typer.Option("--reason", help="Why, in your words: recorded with the request.")]
 Wait = Annotated[
     bool, typer.Option("--wait", help="Then follow the run until it ends; exit 1 unless it succeeded.")
@@ -88,7 +93,7 @@ def follow_run(namespace: str, name: str) -> bool:
 
 def retry_trainingrun(
     name: Annotated[str, typer.Argument(help="The failed TrainingRun.")],
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     reason: Reason = "",
     wait: Wait = False,
 ) -> None:
@@ -99,6 +104,7 @@ def retry_trainingrun(
     from controllers.api import trainingrun
     from controllers.api.intervention import Action
 
+    namespace = namespace or default_namespace()
     _ask(trainingrun.INFO, namespace, name, Action.RETRY, reason, train=False)
     if wait and not follow_run(namespace, name):
         raise typer.Exit(1)
@@ -106,7 +112,7 @@ def retry_trainingrun(
 
 def train_learningpolicy(
     name: Annotated[str, typer.Argument(help="The LearningPolicy.")],
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     reason: Reason = "",
     wait: Wait = False,
 ) -> None:
@@ -116,6 +122,7 @@ def train_learningpolicy(
     from controllers.api import learningpolicy
     from controllers.api.intervention import Action
 
+    namespace = namespace or default_namespace()
     outcome = _ask(learningpolicy.INFO, namespace, name, Action.TRAIN, reason, train=True)
     run = outcome.removeprefix("started TrainingRun ").strip()
     if wait and run and not follow_run(namespace, run):
@@ -124,7 +131,7 @@ def train_learningpolicy(
 
 def logs_trainingrun(
     name: Annotated[str, typer.Argument(help="The TrainingRun.")],
-    namespace: Namespace = "default",
+    namespace: Namespace = None,
     attempt: Annotated[
         int | None, typer.Option("--attempt", min=1, help="Which attempt (default: the latest).")
     ] = None,
@@ -146,7 +153,7 @@ def logs_trainingrun(
     from controllers.cli.requests import RequestError
 
     try:
-        trainlogs.print_logs(namespace, name, attempt, follow, ray_address)
+        trainlogs.print_logs(namespace or default_namespace(), name, attempt, follow, ray_address)
     except RequestError as failed:
         raise _fail(str(failed)) from failed
 

@@ -82,7 +82,7 @@ def print_logs(namespace: str, name: str, attempt: int | None, follow: bool, ray
 
 
 def _api() -> Any:
-    from controllers.cli.requests import api_client
+    from controllers.cli.kubeapi import api_client
 
     return api_client()
 
