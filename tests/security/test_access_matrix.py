@@ -71,7 +71,7 @@ def _review(world: World, caller: str) -> dict[str, Any]:
 
 
 def _policy(world: World, caller: str) -> dict[str, Any]:
-    return {"agent": AGENT, "reward": {"tests": 0.5}}
+    return {"agent": AGENT, "reward": {"testsPassed": 0.5}}
 
 
 def _chat(world: World, caller: str) -> dict[str, Any]:

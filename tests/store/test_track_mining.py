@@ -287,7 +287,7 @@ def test_progress_is_kept_per_policy_and_resumes_only_with_the_same_settings(
     with transaction(factory) as session:
         kept = progress(session, "team-a", "coder")
         # The reward weights changing rewrite the row, not the progress.
-        policies.upsert_policy(session, "team-a", "coder", "coder", "", "", {"testsPassed": 2.0})
+        policies.upsert_policy(session, "team-a", "coder", "coder", "", "", {"testsPassed": 0.5})
     with transaction(factory) as session:
         assert progress(session, "team-a", "coder") == kept
     assert kept.resume_after("settings-1") == T0
