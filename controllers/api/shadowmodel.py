@@ -29,6 +29,7 @@ from controllers.api.kindinfo import (
     status_is_current,
 )
 from controllers.api.serving_settings import ServingSettings
+from controllers.api.storage_settings import StorageAccess
 from controllers.api.training_settings import BaseModelRef
 
 KIND = "ShadowModel"
@@ -66,6 +67,9 @@ class ShadowModelSpec(KaizenModel):
     base_model: BaseModelRef = Field(description="The base model the adapter was trained on.")
     adapter: AdapterRef = Field(description="The adapter to serve.")
     serving: ServingSettings = section(ServingSettings, "How it is served.")
+    storage: StorageAccess = section(
+        StorageAccess, "How the model servers reach the adapter's URI (copied from the run's training.storage)."
+    )
 
 
 class Role(StrEnum):

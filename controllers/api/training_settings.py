@@ -27,6 +27,7 @@ from controllers.api.common import (
     section,
     string_map,
 )
+from controllers.api.storage_settings import StorageAccess
 
 ModuleName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")]
 ImageRef = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
@@ -138,7 +139,13 @@ class TrainingSettings(KaizenModel):
     scaling: ScalingSettings = section(ScalingSettings, "Ray Train workers and their resources.")
     output_uri: StorageURI = Field(
         default="s3://kaizen-adapters",
-        description="Prefix under which each run writes its adapter and manifest (one folder per TrainingRun).",
+        description=(
+            "Prefix under which each run keeps its dataset snapshot, checkpoints, adapter and manifest"
+            " (one folder per TrainingRun): s3://, gs://, az://, or file:// on a shared volume."
+        ),
+    )
+    storage: StorageAccess = section(
+        StorageAccess, "How the operator, the trainer's pods and the model servers reach outputUri."
     )
 
 

@@ -132,6 +132,7 @@ def shadow_model(
         base_model=spec.training.base_model,
         adapter=AdapterRef(uri=adapter.uri, digest=adapter.digest),
         serving=serving,
+        storage=spec.training.storage,
     )
     return Child(
         kind=shadowmodel.KIND,

@@ -38,6 +38,7 @@ import pytest
 
 from controllers.api import experiment, kinds
 from controllers.api.intervention import Action, Intervention
+from controllers.api.kindinfo import condition, status_is_current
 from controllers.cli.intervene import refusal
 from controllers.cli.requests import RequestError, ask
 from devstack.agents import Population
@@ -402,9 +403,21 @@ def mismatch(world: World, policies: Iterable[str]) -> str:
 
 
 def converged(world: World) -> bool:
+    """Every object caught up with its spec and its people's requests, and every final decision carried
+    out. The decision is stored (write-ahead) before its effects: a kill in between leaves a RollBack
+    whose challenger is still a Challenger until the restarted operator's next pass finishes it."""
     for kind in ("learningpolicies", "trainingruns", "shadowmodels", "experiments"):
         for obj in world.items(kind):
-            meta, status = obj["metadata"], obj.get("status") or {}
-            if meta.get("deletionTimestamp") or status.get("observedGeneration") != meta.get("generation"):
+            if obj["metadata"].get("deletionTimestamp") or not status_is_current(obj):
+                return False
+            if kind == "experiments" and not decision_carried_out(obj):
                 return False
     return True
+
+
+def decision_carried_out(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if status.get("decision") not in experiment.FINAL_DECISIONS:
+        return True
+    applied = condition(obj, experiment.DECISION_APPLIED)
+    return applied.get("status") == "True"

@@ -108,6 +108,7 @@ def test_a_shadow_model_is_owned_by_the_policy_and_served_as_it_says() -> None:
             "baseModel": run_of("coder").spec.training.base_model.to_wire(),
             "adapter": {"uri": "s3://adapters/coder-0003", "digest": DIGEST},
             "serving": serving.to_wire(),
+            "storage": {},
         },
     }
     assert wire["spec"]["serving"]["gpus"] == 2

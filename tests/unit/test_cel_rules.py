@@ -62,6 +62,24 @@ def non_inferiority_case(kind: str) -> RuleCase:
     return RuleCase(kind, NON_INFERIORITY, accepted=rollout(0.02), rejected=rollout(0))
 
 
+VOLUME = {"claimName": "kaizen-data", "mountPath": "/mnt/kaizen"}
+STORAGE_PATHS = {
+    "LearningPolicy": "spec.training.storage",
+    "TrainingRun": "spec.training.storage",
+    "ShadowModel": "spec.storage",
+}
+
+
+def shared_volume_case(kind: str, path: str) -> RuleCase:
+    """A shared volume is a filesystem: an S3 endpoint beside it is a mistake the schema names."""
+    return RuleCase(
+        kind,
+        "storage.volume is a shared filesystem: it takes no endpoint (that is for S3-compatible stores)",
+        accepted=patched(kind, {f"{path}.volume": VOLUME}),
+        rejected=patched(kind, {f"{path}.volume": VOLUME, f"{path}.endpoint": "http://minio:9000"}),
+    )
+
+
 CASES = [
     RuleCase(
         "LearningPolicy",
@@ -137,6 +155,7 @@ CASES = [
         rejected=patched("LearningPolicy", {"spec.serving.minReplicas": 3, "spec.serving.maxReplicas": 2}),
     ),
     *(non_inferiority_case(kind) for kind in ("LearningPolicy", "Experiment")),
+    *(shared_volume_case(kind, path) for kind, path in STORAGE_PATHS.items()),
     RuleCase(
         "TrainingRun",
         "spec is immutable; create a new TrainingRun",
