@@ -68,7 +68,8 @@ class ShadowModelSpec(KaizenModel):
     adapter: AdapterRef = Field(description="The adapter to serve.")
     serving: ServingSettings = section(ServingSettings, "How it is served.")
     storage: StorageAccess = section(
-        StorageAccess, "How the model servers reach the adapter's URI (copied from the run's training.storage)."
+        StorageAccess,
+        "How the model servers reach the adapter's URI (copied from the run's training.storage).",
     )
 
 

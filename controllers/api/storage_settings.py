@@ -43,7 +43,9 @@ SECRET_MOUNT = "/var/run/secrets/kaizen/storage"
 class SharedVolume(KaizenModel):
     """A ReadWriteMany PersistentVolumeClaim the operator and the trainer's pods both mount."""
 
-    claim_name: ObjectName = Field(description="PersistentVolumeClaim in the policy's namespace (ReadWriteMany).")
+    claim_name: ObjectName = Field(
+        description="PersistentVolumeClaim in the policy's namespace (ReadWriteMany)."
+    )
     mount_path: MountPath = Field(
         default="/var/lib/kaizen", description="Where the pods mount it; outputUri is file://<mountPath>/…"
     )
@@ -81,11 +83,11 @@ class StorageAccess(KaizenModel):
         ),
     )
     volume: SharedVolume | None = Field(
-        default=None, description="A ReadWriteMany claim instead of a bucket (outputUri file://<mountPath>/…)."
+        default=None,
+        description="A ReadWriteMany claim instead of a bucket (outputUri file://<mountPath>/…).",
     )
 
 
 def is_object_store(uri: str) -> bool:
     """Whether ``uri`` names a bucket (reached over the network with credentials), not a path."""
     return uri.split("://", 1)[0] in {"s3", "gs", "gcs", "az", "abfs"} if "://" in uri else False
-
