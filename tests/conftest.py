@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
+from devstack.objectstore import ObjectStore
 from devstack.postgres import ThrowawayPostgres
 
 _skipped: list[str] = []
@@ -58,6 +59,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayPost
         server.stop()
         if root:
             shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """A real S3-protocol server on loopback, authentication on (``devstack.objectstore``)."""
+    store = ObjectStore(tmp_path_factory.mktemp("objectstore")).start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def bucket(object_store: ObjectStore) -> str:
+    """A fresh bucket of the session's object store: its s3:// URI."""
+    return object_store.create_bucket(f"kaizen-{uuid.uuid4().hex[:12]}")
 
 
 def fresh_database(server: ThrowawayPostgres) -> str:
