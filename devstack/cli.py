@@ -118,10 +118,12 @@ def next_commands(state_dir: Path, kubeconfig: str, story: bool) -> list[tuple[s
 
 
 def _story(state_dir: Path, kubectl: Any, agents: Any) -> None:
-    from devstack import demo
+    from devstack import demo, stack
 
     story = demo.Story(kubectl, agents, typer.echo)
-    policy = demo.demo_policy(demo.POLICY, "coder", state_dir.resolve() / "data", min_pairs=60)
+    state = stack.load(state_dir)
+    assert state is not None, "the stack is started before the story"
+    policy = demo.demo_policy(demo.POLICY, "coder", demo.stack_storage(state.object_store), min_pairs=60)
     kubectl("apply", "-f", "-", stdin=json.dumps(policy))
     _step("agents report their corrections: 96 preference pairs")
     typer.echo(f"  {agents.post_pairs(96, seed=1)} new pairs; the policy trains after 60")
@@ -182,6 +184,11 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     typer.echo(f"operator: {_running(alive.get('operator'))}, watching {watched}")
     typer.echo(f"gateway: {_running(alive.get('gateway'))} at {state.gateway_url}")
     typer.echo(f"  export KAIZEN_GATEWAY_URL={state.gateway_url}")
+    if state.object_store:
+        typer.echo(
+            f"object store: {_running(alive.get('objectstore'))} at {state.object_store} (s3://kaizen;"
+            " keys in Secret default/kaizen-storage)"
+        )
     keys = shlex.quote(state.keys_dir)
     typer.echo(f"token (its key is {state.keys_dir}, mode 0600):")
     typer.echo(f"  kaizen token create --subject alice --role reviewer -n default --keys-dir {keys}")

@@ -13,7 +13,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from devstack.agents import Population
@@ -23,7 +22,23 @@ NAMESPACE = "default"
 POLICY = "coder"
 
 
-def demo_policy(name: str, agent: str, output_root: Path, min_pairs: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Storage:
+    """Where a policy's runs keep their snapshots and adapters (``training.outputUri``) and how the
+    operator, the trainer's pods and the model servers reach it (``training.storage``)."""
+
+    output_uri: str
+    access: dict[str, Any] = field(default_factory=dict)
+
+
+def stack_storage(endpoint: str, namespace: str = NAMESPACE) -> Storage:
+    """The storage of ``kaizen up``: its bucket, and the Secret and ServiceAccount it made in
+    ``namespace`` (``devstack.stack``)."""
+    access = {"secretRef": "kaizen-storage", "serviceAccountName": "kaizen-storage", "endpoint": endpoint}
+    return Storage(output_uri=f"s3://kaizen/{namespace}", access=access)
+
+
+def demo_policy(name: str, agent: str, storage: Storage, min_pairs: int) -> dict[str, Any]:
     """A DPO policy for the tiny local model: small batches, ~100 steps, one CPU worker, served
     Dedicated, a one-step 50/50 experiment that decides after 30 rewards per variant."""
     base = tiny.resolve("tiny://kaizen-tiny")
@@ -40,7 +55,8 @@ def demo_policy(name: str, agent: str, output_root: Path, min_pairs: int) -> dic
                 "lora": {"rank": 16, "alpha": 32, "dropout": 0.0},
                 "hyperparameters": {"epochs": 10, "learningRate": 0.005, "batchSize": 8, "maxLength": 128},
                 "scaling": {"submission": "RayJob", "workers": 1, "gpusPerWorker": 0, "cpusPerWorker": 1},
-                "outputUri": (output_root / "adapters").as_uri(),
+                "outputUri": storage.output_uri,
+                "storage": dict(storage.access),
             },
             "gate": {"minPreferenceAccuracy": 0.5, "minRewardMargin": 0.0},
             "serving": {"mode": "Dedicated", "gpus": 0, "cpu": "1", "memory": "2Gi"},

@@ -113,7 +113,13 @@ class Relay:
 
 @dataclass
 class ObjectStore:
+    """``relay=False`` serves clients on the server's own port (no outages; for ``kaizen up``, whose
+    parts outlive the process that started them), ``detached=True`` starts the server in a session of
+    its own, as the stack's other processes."""
+
     state_dir: Path
+    relay: bool = True
+    detached: bool = False
     credentials: Credentials | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _relay: Relay | None = field(default=None, repr=False)
@@ -125,9 +131,14 @@ class ObjectStore:
 
     @property
     def endpoint(self) -> str:
-        """The URL clients use (through the relay)."""
-        assert self._relay is not None, "start() first"
-        return f"http://127.0.0.1:{self._relay.port}"
+        """The URL clients use (through the relay, when there is one)."""
+        assert self._server_port, "start() first"
+        return f"http://127.0.0.1:{self._relay.port if self._relay else self._server_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "start() first"
+        return self._process.pid
 
     def start(self, timeout: float = 60.0) -> ObjectStore:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -136,13 +147,19 @@ class ObjectStore:
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self._server_port)]
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=self.detached,
             )
         direct = f"http://127.0.0.1:{self._server_port}"
         processes.wait_until_answering(
             self._process, f"{direct}/moto-api/", "object store", self.log, timeout
         )
-        self._relay = Relay(self._server_port)
+        if self.relay:
+            self._relay = Relay(self._server_port)
         self.credentials = self._create_user()
         return self
 
@@ -219,7 +236,7 @@ class ObjectStore:
     @contextlib.contextmanager
     def outage(self, seconds: float) -> Iterator[None]:
         """Refuse every connection for ``seconds`` (and for the body of the ``with``, if longer)."""
-        assert self._relay is not None, "start() first"
+        assert self._relay is not None, "an outage needs the relay (ObjectStore(relay=True))"
         self._relay.close()
         until = time.monotonic() + seconds
         try:

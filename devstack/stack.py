@@ -30,6 +30,7 @@ from devstack import identities
 from devstack.controlplane import ControlPlane
 from devstack.gateway import LOCAL_ROUTE_HOSTS, GatewayProcess
 from devstack.localray import LocalRayHead
+from devstack.objectstore import ObjectStore
 from devstack.operator import OperatorProcess
 from devstack.processes import pid_alive, terminate_pid
 from devstack.runtime import LocalRuntime
@@ -40,6 +41,7 @@ UPSTREAM_CRDS = (
     ROOT.parent / "shared" / "upstream-crds"
 )  # used when present; the runtime has its own otherwise
 STATE_FILE = "stack.json"
+BUCKET = "kaizen"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class StackState:
     pids: dict[str, int]
     ray_group: int
     watch: list[str] = field(default_factory=list)  # the namespaces the operator watches; [] is all
+    object_store: str = ""  # the S3-protocol endpoint snapshots and adapters live in
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -120,6 +123,19 @@ def _gateway(plane: ControlPlane, database_url: str, keys: Path, state_dir: Path
     return gateway
 
 
+def _object_store(
+    plane: ControlPlane, state_dir: Path, progress: Callable[[str], None] | None
+) -> ObjectStore:
+    """The bucket snapshots and adapters go to, and in namespace default the Secret and ServiceAccount
+    that the demo policy names to reach it (the operator, trainer and model servers get nothing else)."""
+    _say(progress, "starting an S3-protocol object store (bucket s3://kaizen, authentication on)")
+    store = ObjectStore(state_dir / "objectstore", relay=False, detached=True).start()
+    store.create_bucket(BUCKET)
+    items = store.kube_objects("default")
+    plane.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return store
+
+
 def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> StackState:
     """Start every part (the control plane may already run); returns where to reach them."""
     state_dir = state_dir.resolve()
@@ -129,6 +145,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     database_url = f"sqlite:///{state_dir / 'kaizen.db'}"
     migrate.upgrade(database_url)
     keys = token_keys(state_dir)
+    store = _object_store(plane, state_dir, progress)
     _say(progress, "starting a local Ray head (2 CPUs)")
     ray = LocalRayHead(num_cpus=2)
     ray.start()
@@ -162,6 +179,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     )
     operator.start()
     pids = {"gateway": gateway._process.pid, "runtime": runtime.pid or 0, "operator": operator.pid or 0}
+    pids["objectstore"] = store.pid
     state = StackState(
         kubeconfig=str(plane.kubeconfig),
         database_url=database_url,
@@ -170,6 +188,7 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
         ray_dashboard=ray.dashboard_url,
         pids=pids,
         ray_group=ray._process.pid,
+        object_store=store.endpoint,
     )
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
     (state_dir / STATE_FILE).chmod(0o600)
@@ -194,7 +213,7 @@ def stop(state_dir: Path, grace: float = 15.0) -> list[str]:
     stopped: list[str] = []
     state = load(state_dir)
     if state is not None:
-        for name in ("operator", "runtime", "gateway"):
+        for name in ("operator", "runtime", "gateway", "objectstore"):
             pid = state.pids.get(name, 0)
             if pid and pid_alive(pid):
                 terminate_pid(pid, grace)

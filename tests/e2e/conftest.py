@@ -25,8 +25,10 @@ from controllers.gateway import auth
 from controllers.store import migrate
 from devstack import identities
 from devstack.controlplane import ControlPlane
+from devstack.demo import Storage
 from devstack.gateway import GatewayProcess
 from devstack.localray import LocalRayHead
+from devstack.objectstore import REGION, ObjectStore
 from devstack.operator import OperatorProcess
 from devstack.postgres import ThrowawayPostgres
 from devstack.runtime import LocalRuntime
@@ -91,6 +93,31 @@ def operator_token_file(plane: ControlPlane, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
+def operator_roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where every test's operator keeps its local scratch files: a folder the Ray head (the trainer's
+    "cluster") cannot see, as a trainer pod cannot see the operator pod's disk."""
+    return tmp_path_factory.mktemp("operator-roots")
+
+
+def namespace_storage(plane: ControlPlane, store: ObjectStore, namespace: str) -> Storage:
+    """A bucket for the namespace, and the Secret + ServiceAccount a policy there names to reach it
+    (the operator, the trainer's pods and the model servers get nothing else)."""
+    bucket = store.create_bucket(f"kaizen-{namespace}")
+    objects = store.kube_objects(namespace)
+    plane.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+    secret, account = (o["metadata"]["name"] for o in objects)
+    access = {
+        "secretRef": secret,
+        "serviceAccountName": account,
+        "endpoint": store.endpoint,
+        "region": REGION,
+    }
+    return Storage(output_uri=f"{bucket}/runs", access=access)
+
+
+@pytest.fixture(scope="session")
 def ray_head() -> Iterator[LocalRayHead]:
     head = LocalRayHead(num_cpus=2)
     head.start()
@@ -132,6 +159,7 @@ class World:
     operator: OperatorProcess
     gateway: GatewayProcess
     token: str
+    storage: Storage
     expect_alive: bool = True
 
     def kubectl(self, *args: str, check: bool = True) -> str:
@@ -191,11 +219,14 @@ def world(
     gateway: GatewayProcess,
     database: str,
     operator_token_file: str,
+    object_store: ObjectStore,
+    operator_roots: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[World]:
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     plane.kubectl("create", "namespace", namespace)
+    storage = namespace_storage(plane, object_store, namespace)
     # The tests act as the agents and the reviewers of their namespace: an admin token for it alone.
     # The full chaos run (`make chaos`) lasts over an hour: the token must outlive it.
     token = auth.issue(SECRET, "e2e", 24 * 3600, role=Role.ADMIN, namespaces=(namespace,))
@@ -205,14 +236,14 @@ def world(
         gateway_url=gateway.url,
         gateway_token="",
         gateway_token_file=operator_token_file,
-        data_root=tmp_path / "data",
+        data_root=operator_roots / namespace,  # scratch only: hidden from the Ray "cluster"
         log=tmp_path / "operator.log",
         lease_namespace=namespace,
         namespaces=(namespace,),
     )
     operator.start()
     try:
-        yield World(plane, namespace, operator, gateway, token)
+        yield World(plane, namespace, operator, gateway, token, storage)
     finally:
         operator.stop()
         if getattr(request.node, "_e2e_failed", False):

@@ -176,7 +176,7 @@ def _run_stream(
     by a person: ``intervene``). ``lifecycles`` holds the global numbers of this stream's lifecycles
     (every third one's challenger is better). Returns each run's decision and the requests written."""
     agent = f"{policy}-{uuid.uuid4().hex[:6]}"
-    spec = demo_policy(policy, agent, tmp_path, min_pairs=1_000_000)
+    spec = demo_policy(policy, agent, world.storage, min_pairs=1_000_000)
     spec["spec"]["rollout"]["minSamplesPerVariant"] = 20
     world.apply(spec)
     population = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=1)

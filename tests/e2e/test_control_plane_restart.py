@@ -35,7 +35,7 @@ def test_the_operator_recovers_by_itself_when_the_api_server_and_etcd_restart(
     # Given a policy trained by hand with the one-second trainer, and its first run in flight
     use_fast_trainer(world, fast_python)
     agent = f"restart-{uuid.uuid4().hex[:6]}"
-    world.apply(demo_policy("restart", agent, tmp_path, min_pairs=1_000_000))
+    world.apply(demo_policy("restart", agent, world.storage, min_pairs=1_000_000))
     assert Population(world.gateway.url, world.token, world.namespace, "r", agent).post_pairs(16, seed=4) > 0
     operator_pid = world.operator.pid
     world.kubectl("annotate", "learningpolicy", "restart", "kaizen.dev/train-now=1")

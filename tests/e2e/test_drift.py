@@ -42,7 +42,7 @@ def given_a_served_and_routed_first_adapter(world: World, fast_python: Path, tmp
     watching over windows of 20 rewards; the agents of its track."""
     use_fast_trainer(world, fast_python)
     agent = f"drift-{uuid.uuid4().hex[:6]}"
-    policy = demo_policy("drift", agent, tmp_path, min_pairs=1_000_000)
+    policy = demo_policy("drift", agent, world.storage, min_pairs=1_000_000)
     policy["spec"]["rollout"]["minSamplesPerVariant"] = 20
     world.apply(policy)
     agents = Population(world.gateway.url, world.token, world.namespace, "drift", agent, seed=5)

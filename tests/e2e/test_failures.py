@@ -25,7 +25,7 @@ def test_a_failing_training_job_is_retried_then_marked_failed_with_its_reason(
     use_fast_trainer(world, fast_python)
     agent = f"fail-{uuid.uuid4().hex[:6]}"
     assert Population(world.gateway.url, world.token, world.namespace, "x", agent).post_pairs(8, seed=5) > 0
-    training = demo_policy("unused", agent, tmp_path, min_pairs=1)["spec"]["training"]
+    training = demo_policy("unused", agent, world.storage, min_pairs=1)["spec"]["training"]
     world.apply(
         {
             "apiVersion": "kaizen.dev/v1alpha1",
@@ -65,7 +65,7 @@ def test_deleting_a_policy_deletes_everything_it_owns(
     # Given a policy whose first run trained, is served and is in an experiment
     use_fast_trainer(world, fast_python)
     agent = f"gc-{uuid.uuid4().hex[:6]}"
-    world.apply(demo_policy("gc", agent, tmp_path, min_pairs=1_000_000))
+    world.apply(demo_policy("gc", agent, world.storage, min_pairs=1_000_000))
     assert Population(world.gateway.url, world.token, world.namespace, "gc", agent).post_pairs(8, seed=6) > 0
     world.kubectl("annotate", "learningpolicy", "gc", "kaizen.dev/train-now=first")
     world.wait_until("the experiment", lambda: world.get("experiment", "gc-0001"), timeout=180)

@@ -51,7 +51,7 @@ def given_a_live_experiment(
     experiment's name and the agents that call its route."""
     use_fast_trainer(world, fast_python)
     agent = f"{policy}-{uuid.uuid4().hex[:6]}"
-    spec = demo_policy(policy, agent, tmp_path, min_pairs=1_000_000)
+    spec = demo_policy(policy, agent, world.storage, min_pairs=1_000_000)
     spec["spec"]["rollout"].update(minSamplesPerVariant=20, **rollout)
     world.apply(spec)
     assert Population(world.gateway.url, world.token, world.namespace, policy, agent).post_pairs(16, seed=1)

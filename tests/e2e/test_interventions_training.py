@@ -58,7 +58,7 @@ def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the
     use_fast_trainer(world, fast_python)
     agent = f"retry-{uuid.uuid4().hex[:6]}"
     assert Population(world.gateway.url, world.token, world.namespace, "x", agent).post_pairs(8, seed=7) > 0
-    training = demo_policy("unused", agent, tmp_path, min_pairs=1)["spec"]["training"]
+    training = demo_policy("unused", agent, world.storage, min_pairs=1)["spec"]["training"]
     run = {"apiVersion": kinds.API_VERSION, "kind": "TrainingRun", "metadata": {"name": "mend-fail"}}
     world.apply({**run, "spec": {"training": training, "retry": {"maxAttempts": 1}}})
     failed = world.wait_until(
@@ -119,7 +119,7 @@ def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the
 
 def test_train_starts_one_run_and_pause_declines_it_for_good(world: World, tmp_path: Path) -> None:
     # Given a policy that data alone would not trigger
-    world.apply(demo_policy("tp", f"tp-{uuid.uuid4().hex[:6]}", tmp_path, min_pairs=1_000_000))
+    world.apply(demo_policy("tp", f"tp-{uuid.uuid4().hex[:6]}", world.storage, min_pairs=1_000_000))
     world.wait_until("the policy to be watched", lambda: world.condition("learningpolicy", "tp"), timeout=60)
     # When it is paused, the operator killed as the request is written (it may have answered already:
     # the CLI then printed the answer, else that the request waits; either is right)

@@ -27,7 +27,7 @@ import yaml
 from devstack import stack
 from devstack.cli import NEXT_FOOTER, NEXT_HEADER
 from devstack.controlplane import ControlPlane
-from devstack.demo import demo_policy
+from devstack.demo import Storage, demo_policy
 from devstack.processes import pid_alive
 
 KAIZEN = [sys.executable, "-m", "controllers.cli.main"]
@@ -119,7 +119,8 @@ def a_new_namespace_is_watched(state: Path, tmp_path: Path) -> None:
     """A LearningPolicy applied in a namespace made after the operator started gets its status."""
     plane = ControlPlane.load(state / "control-plane")
     plane.kubectl("create", "namespace", "team-new")
-    policy = demo_policy("fresh", "fresh-agent", tmp_path / "fresh", min_pairs=1_000_000)
+    # Its storage is not reachable (no Secret in team-new): reconciled all the same, Ready False naming it.
+    policy = demo_policy("fresh", "fresh-agent", Storage("s3://kaizen/team-new"), min_pairs=1_000_000)
     plane.kubectl("apply", "-n", "team-new", "-f", "-", stdin=yaml.safe_dump(policy))
 
     def reconciled() -> bool:

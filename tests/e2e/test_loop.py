@@ -82,7 +82,7 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
     agent = f"coder-{uuid.uuid4().hex[:6]}"
     agents = Population(world.gateway.url, world.token, world.namespace, "coder", agent, seed=7)
     # Given a policy that trains after 60 new approved pairs, and the pairs
-    world.apply(demo_policy("coder", agent, tmp_path, min_pairs=60))
+    world.apply(demo_policy("coder", agent, world.storage, min_pairs=60))
     assert agents.post_pairs(96, seed=1) >= 60
     # Then a TrainingRun trains on a real Ray job and passes the offline gate
     then_the_first_run_trains_and_passes_the_offline_gate(world, "coder-0001")
@@ -115,7 +115,7 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
 def test_the_operator_never_writes_a_spec(world: World) -> None:
     # Given a policy and the objects the operator makes from it (a manual trigger starts a run)
     agent = f"spec-{uuid.uuid4().hex[:6]}"
-    world.apply(demo_policy("spec", agent, Path("/tmp"), min_pairs=1_000_000))
+    world.apply(demo_policy("spec", agent, world.storage, min_pairs=1_000_000))
     world.kubectl("annotate", "learningpolicy", "spec", "kaizen.dev/train-now=1")
     world.wait_until("a run", lambda: world.get("trainingrun", "spec-0001"), timeout=60)
     world.wait_until(

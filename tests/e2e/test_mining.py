@@ -34,7 +34,7 @@ def test_a_policy_mines_runs_and_corrections_into_pairs_and_trains_on_them(
     use_fast_trainer(world, fast_python)
     agent = f"miner-{uuid.uuid4().hex[:6]}"
     agents = Population(world.gateway.url, world.token, world.namespace, "mining", agent, seed=11)
-    policy = demo_policy("mining", agent, tmp_path, min_pairs=10)
+    policy = demo_policy("mining", agent, world.storage, min_pairs=10)
     policy["spec"]["pairSources"] = {"explicit": False}
     world.apply(policy)
     # and 12 explicit pairs, which it shows but does not count

@@ -37,7 +37,7 @@ def test_two_replicas_never_act_together_and_hand_over_when_the_leader_dies(
         leader, standby = (first, second) if leading(first) else (second, first)
         assert not leading(standby)
         # When a policy is applied, only the leader reconciles it
-        world.apply(demo_policy("replicas", "replicas", tmp_path, min_pairs=1_000_000))
+        world.apply(demo_policy("replicas", "replicas", world.storage, min_pairs=1_000_000))
         world.wait_until("the leader to reconcile", lambda: reconciles(leader) >= 3, timeout=60)
         assert reconciles(standby) == 0
         # And when the leader is killed, the standby takes over within the lease time and acts
