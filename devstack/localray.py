@@ -5,6 +5,18 @@ through the Jobs REST API on the dashboard port. It runs ``ray start --head --bl
 group of its own with a private temp dir, so stopping it ends only the processes it started (the GCS,
 raylet, dashboard, agents and every worker), never another Ray on the same machine — ``ray stop``
 would kill them all.
+
+**The cluster's own machine.** A pod of a real cluster sees its image, the env its spec declares and
+the volumes it mounts — nothing of the operator's disk or environment. So the head is started
+
+- with a clean environment: only the "image" part of ours (``PATH``, ``HOME``, locale, ``PYTHONPATH``,
+  CA bundles, the Hugging Face offline switches) plus ``env``; never ``AWS_*``, ``KAIZEN_*`` or any
+  other credential of the process that starts it. Ray hands its own environment to every job driver,
+  so this is what a job sees before the RayJob's pod spec adds anything;
+- with ``hidden`` directories (e.g. the parent of every operator's data root) covered by an empty,
+  read-only tmpfs in a private mount namespace (``unshare --mount``, which needs root): the head,
+  every driver and every worker see them empty, as a pod would not see them at all. The venv, the
+  repository, the base-model cache and the head's temp dir stay visible: they are the image.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 _PORT_FLAGS = (
@@ -31,6 +44,18 @@ _PORT_FLAGS = (
     "--dashboard-agent-grpc-port",
     "--dashboard-agent-listen-port",
     "--metrics-export-port",
+)
+# What the trainer image would set; nothing else of the starting process reaches the cluster.
+_IMAGE_ENV = (
+    "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
+)  # fmt: skip
+_REPO = Path(__file__).resolve().parents[1]
+# Run by ``sh -c`` inside the new mount namespace: cover each directory up to "--", then become Ray.
+_HIDE_THEN_EXEC = (
+    'while [ "$1" != -- ]; do mount -t tmpfs -o ro,mode=0555,size=4k kaizen-hidden "$1" || exit 1; '
+    'shift; done; shift; exec "$@"'
 )
 
 
@@ -46,10 +71,44 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def image_env(extra: dict[str, str]) -> dict[str, str]:
+    """The head's environment: the image part of ours, then ``extra``."""
+    kept = {name: os.environ[name] for name in _IMAGE_ENV if name in os.environ}
+    kept.update((name, value) for name, value in os.environ.items() if name.startswith("LC_"))
+    return {**kept, **extra}
+
+
+def image_paths(env: dict[str, str]) -> list[Path]:
+    """What the jobs need from this machine, as from an image: the venv, the code, the model cache."""
+    cache = env.get("KAIZEN_CACHE") or str(Path.home() / ".cache")
+    paths = [Path(sys.prefix), _REPO, Path(cache)]
+    paths += [Path(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [path.resolve() for path in paths]
+
+
+def check_hidden(hidden: Sequence[Path], needed: Sequence[Path]) -> list[Path]:
+    """``hidden`` as absolute paths, each created if missing; refused if it would cover a needed path."""
+    resolved = []
+    for folder in hidden:
+        path = Path(folder).resolve()
+        covered = [need for need in needed if need == path or path in need.parents]
+        if path == Path("/") or covered:
+            raise ValueError(
+                f"LocalRayHead(hidden=...): {path} would hide {covered or ['/']}, which the jobs need "
+                "as part of their image; hide a folder that holds only the operators' data"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        resolved.append(path)
+    return resolved
+
+
 class LocalRayHead:
-    def __init__(self, num_cpus: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, num_cpus: int = 2, env: dict[str, str] | None = None, hidden: Sequence[Path] = ()
+    ) -> None:
         self.num_cpus = num_cpus
         self.env = env or {}
+        self.hidden = tuple(Path(path) for path in hidden)
         # Token authentication, as a production cluster has it: clients send "Authorization: Bearer <token>".
         self.token = secrets.token_hex(32)
         # Ray's unix sockets live under the temp dir and must stay under ~107 bytes: keep it short.
@@ -70,7 +129,8 @@ class LocalRayHead:
     def gcs_address(self) -> str:
         return f"127.0.0.1:{self.ports['--port']}"
 
-    def start(self, timeout: float = 90.0) -> LocalRayHead:
+    def command(self) -> list[str]:
+        """``ray start``; behind ``unshare`` and the tmpfs mounts when there are folders to hide."""
         ray = Path(sys.executable).with_name("ray")  # the venv's ray: workers then share the venv
         command = [
             str(ray), "start", "--head", "--block", "--disable-usage-stats",
@@ -79,13 +139,34 @@ class LocalRayHead:
             f"--temp-dir={self.temp_dir}", "--object-store-memory=300000000",
             *(f"{flag}={port}" for flag, port in self.ports.items()),
         ]  # fmt: skip
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **self.env}
+        if not self.hidden:
+            return command
+        hidden = check_hidden(self.hidden, [self.temp_dir.resolve(), *image_paths(self.environment())])
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            raise RuntimeError("hiding folders from Ray needs util-linux's unshare (and root)")
+        hide = [unshare, "--mount", "--propagation", "private", "--", "sh", "-c", _HIDE_THEN_EXEC, "kzhide"]
+        return [*hide, *map(str, hidden), "--", *command]
+
+    def environment(self) -> dict[str, str]:
+        env = image_env({"RAY_USAGE_STATS_ENABLED": "0", **self.env})
         env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token})
-        env.pop("RAY_AUTH_TOKEN_PATH", None)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        # Scratch space of the cluster's "pods" (each job's working folder): gone when the head stops.
+        env["TMPDIR"] = str(self.temp_dir / "tmp")
+        return env
+
+    def start(self, timeout: float = 90.0) -> LocalRayHead:
+        command = self.command()
+        (self.temp_dir / "tmp").mkdir(exist_ok=True)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                cwd=self.temp_dir,  # not the caller's folder: a pod starts in its image's
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

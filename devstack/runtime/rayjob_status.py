@@ -70,6 +70,8 @@ def job_spec(rayjob: dict[str, Any]) -> JobSpec:
         raise InvalidRayJob(f"spec.runtimeEnvYAML: not YAML: {error}") from error
     if not isinstance(runtime_env, dict):
         raise InvalidRayJob("spec.runtimeEnvYAML: must be a mapping")
+    if not isinstance(runtime_env.get("env_vars") or {}, dict):
+        raise InvalidRayJob("spec.runtimeEnvYAML: env_vars must be a mapping of names to strings")
     metadata = {str(k): str(v) for k, v in (spec.get("metadata") or {}).items()}
     return JobSpec(submission_id(rayjob), spec["entrypoint"], runtime_env, metadata)
 

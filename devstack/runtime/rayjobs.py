@@ -6,6 +6,13 @@ the RayJob's submission id. Ray refuses an id it has seen, so a restarted stand-
 gets "already submitted" and carries on following the one job — never a second run. Like KubeRay it
 adds a finalizer, and deleting a RayJob whose job is still going stops the job before the object goes.
 Ray's job list is read once per poll for all running RayJobs, so hundreds of them cost one request.
+
+The job gets only what the RayJob's pods would get (``devstack.runtime.pods``): the env of their
+spec with its Secrets and ConfigMaps read from the API server, a fresh empty working folder, and no
+volume the local machine cannot give; what the Ray head itself passes on is kept to the "image" by
+``devstack.localray``. A pod that could not start (a missing Secret, key or ServiceAccount, a volume
+the local runtime cannot mount) fails the RayJob at once with the kubelet's message, where KubeRay
+would leave it Initializing until a deadline: the operator sees the same message sooner.
 """
 
 from __future__ import annotations
@@ -17,13 +24,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from controllers.api.kinds import RAYJOBS
+from controllers.builders.jobspec import JobSpec
 from controllers.clients.ray_jobs import JobInfo, RayJobsClient, RayJobsError
-from controllers.runtime.kube import Kube, KubeError
+from controllers.runtime.kube import Kube, KubeError, Resource
+from devstack.runtime import pods
 from devstack.runtime import rayjob_status as status_of
 from devstack.runtime.kube import Key, merge_patch
 
 log = logging.getLogger(__name__)
 POLL = 1.0
+_RESOURCES = {
+    pods.SECRET: Resource("", "v1", "secrets"),
+    pods.CONFIG_MAP: Resource("", "v1", "configmaps"),
+    pods.SERVICE_ACCOUNT: Resource("", "v1", "serviceaccounts"),
+}
 
 
 class RayJobController:
@@ -70,6 +84,11 @@ class RayJobController:
             )
             return None
         try:
+            job = await self._in_pod(rayjob, job)
+        except pods.PodConfigError as error:
+            await self._write(rayjob, status_of.failed(rayjob, "SubmissionFailed", str(error), now))
+            return None
+        try:
             outcome = await self.ray.submit(job)
         except RayJobsError as error:
             if error.transient:
@@ -86,6 +105,28 @@ class RayJobController:
         )
         await self._write(rayjob, status_of.submitted(rayjob, self.dashboard_url))
         return POLL
+
+    async def _in_pod(self, rayjob: dict[str, Any], job: JobSpec) -> JobSpec:
+        """The job with what its pods would have, read from the API server now."""
+        refused = pods.unmountable(rayjob)
+        if refused:
+            raise pods.PodConfigError(refused)
+        namespace = rayjob["metadata"]["namespace"]
+        objects = {
+            (kind, name): await self.kube.get(_RESOURCES[kind], namespace, name)
+            for kind, name in sorted(pods.references(rayjob))
+        }
+        env, differing = pods.job_env(rayjob, objects)
+        accounts = sorted({pod.service_account or "default" for pod in pods.pods(rayjob)})
+        log.info(
+            "RayJob %s/%s: env %s from its pod spec; ServiceAccount %s (grants no credentials locally)%s",
+            namespace,
+            rayjob["metadata"]["name"],
+            sorted(env),
+            ", ".join(accounts),
+            f"; not set, as its pods differ: {sorted(differing)}" if differing else "",
+        )
+        return pods.in_pod(job, env)
 
     async def _follow(self, rayjob: dict[str, Any], now: datetime) -> float | None:
         job_id = status_of.submission_id(rayjob)
