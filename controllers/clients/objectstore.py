@@ -14,6 +14,7 @@ Messages carry the store's own words (which never hold a secret key), not the op
 from __future__ import annotations
 
 import posixpath
+import re
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -51,8 +52,13 @@ def classify(error: BaseException) -> Problem:
     return Problem.UNREACHABLE
 
 
+_URL_PATH = re.compile(r"(https?://[^/\s\"']+)[^\s\"']*")
+
+
 def _detail(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
+    """The store's words, with any URL cut to its host: the object a failure happened on varies from
+    one try to the next, and a condition that repeats itself must read the same each time."""
+    text = _URL_PATH.sub(r"\1", str(error) or type(error).__name__)
     return f"{type(error).__name__}: {text}"[:300]
 
 

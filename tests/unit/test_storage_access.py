@@ -18,7 +18,7 @@ from controllers.builders.storage import (
     secret_values,
     storage_options,
 )
-from controllers.clients.objectstore import Problem, classify
+from controllers.clients.objectstore import Problem, _detail, classify
 from controllers.reconcile.runs import dataset_uri
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "very-secret-value"}
@@ -139,3 +139,11 @@ def test_failures_are_told_apart(error: Exception, problem: Problem) -> None:
 
 def test_a_runs_snapshot_sits_beside_its_adapter() -> None:
     assert dataset_uri("s3://bucket/coder/", "coder-0001") == "s3://bucket/coder/coder-0001/dataset"
+
+
+def test_a_failure_reads_the_same_whichever_object_it_happened_on() -> None:
+    """A condition that repeats itself must not change (nor post a new Event) on every retry."""
+    first = _detail(EndpointConnectionError(endpoint_url="http://127.0.0.1:9000/bucket/run/train.parquet"))
+    second = _detail(EndpointConnectionError(endpoint_url="http://127.0.0.1:9000/bucket/run/snapshot.json"))
+    assert first == second
+    assert "127.0.0.1:9000" in first
