@@ -20,6 +20,8 @@ SHADOW_MODELS = shadowmodel.INFO.resource
 EXPERIMENTS = experiment.INFO.resource
 RAYJOBS = Resource("ray.io", "v1", "rayjobs")
 INFERENCE_SERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
+# Read by name only: the judge's API key and the storage credentials a policy names.
+SECRETS = Resource("", "v1", "secrets")
 # What the gateway asks the API server about a ServiceAccount caller: who it is, and what it may do.
 TOKEN_REVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews")
 SUBJECT_ACCESS_REVIEWS = Resource("authorization.k8s.io", "v1", "subjectaccessreviews")

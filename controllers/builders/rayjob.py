@@ -11,6 +11,8 @@ A pure function of the TrainerConfig, the attempt number and the pod-level setti
   (a repeated submission id is refused by Ray, so that retry can never start the job twice).
 - ``shutdownAfterJobFinishes`` with a TTL: GPUs are released when training ends, logs stay readable
   for a while.
+- Head and workers reach ``training.outputUri`` alike (controllers.builders.storage.pod_storage):
+  the Secret's keys as environment, endpoint and region, a gs:// key file or a shared claim mounted.
 - The head runs no training (``num-cpus: 0``); one worker group holds exactly ``workers`` pods, each
   requesting (and limited to) its CPUs, memory and GPUs, with a memory-backed /dev/shm for NCCL.
 """
@@ -26,6 +28,7 @@ from controllers.api.common import Toleration
 from controllers.api.training_settings import ScalingSettings
 from controllers.builders.ids import rayjob_name
 from controllers.builders.jobspec import ATTEMPT_KEY, RUN_KEY, JobSpec
+from controllers.builders.storage import PodStorage
 from trainer.config import TrainerConfig
 
 RAY_VERSION = "2.60.0"  # the Ray of the trainer image (pyproject's trainer extra)
@@ -46,14 +49,20 @@ class PodSettings:
     ttl_seconds_after_finished: int = 600
     submitter_backoff_limit: int = 2
     active_deadline_seconds: int | None = None
+    storage: PodStorage = field(default_factory=PodStorage)  # how head and workers reach outputUri
 
     @classmethod
-    def from_scaling(cls, scaling: ScalingSettings, **overrides: Any) -> PodSettings:
+    def from_scaling(
+        cls, scaling: ScalingSettings, storage: PodStorage | None = None, **overrides: Any
+    ) -> PodSettings:
+        storage = storage or PodStorage()
+        overrides.setdefault("service_account", storage.service_account)
         return cls(
             image=scaling.image,
             memory_per_worker=scaling.memory_per_worker,
             node_selector=dict(scaling.node_selector),
             tolerations=[_toleration(t) for t in scaling.tolerations],
+            storage=storage,
             **overrides,
         )
 
@@ -67,6 +76,20 @@ def _resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, dict[str, str]
     if gpus:
         amounts[GPU_RESOURCE] = str(gpus)
     return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _with_storage(pod: dict[str, Any], storage: PodStorage) -> dict[str, Any]:
+    """The pod with the storage environment and volumes added to its (one) container."""
+    container = pod["containers"][0]
+    if storage.env:
+        container["env"] = [dict(item) for item in storage.env]
+    if storage.env_from:
+        container["envFrom"] = [dict(item) for item in storage.env_from]
+    if storage.mounts:
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *storage.mounts]
+    if storage.volumes:
+        pod["volumes"] = [*pod.get("volumes", []), *storage.volumes]
+    return pod
 
 
 def _head(pods: PodSettings, labels: dict[str, str]) -> dict[str, Any]:
@@ -85,7 +108,7 @@ def _head(pods: PodSettings, labels: dict[str, str]) -> dict[str, Any]:
         pod["serviceAccountName"] = pods.service_account
     return {
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-        "template": {"metadata": {"labels": labels}, "spec": pod},
+        "template": {"metadata": {"labels": labels}, "spec": _with_storage(pod, pods.storage)},
     }
 
 
@@ -115,7 +138,7 @@ def _workers(config: TrainerConfig, pods: PodSettings, labels: dict[str, str]) -
         "minReplicas": scaling.workers,
         "maxReplicas": scaling.workers,
         "rayStartParams": {},
-        "template": {"metadata": {"labels": labels}, "spec": pod},
+        "template": {"metadata": {"labels": labels}, "spec": _with_storage(pod, pods.storage)},
     }
 
 

@@ -22,7 +22,7 @@ from controllers.clients.router import RouterClient
 from controllers.operator import handlers
 from controllers.operator.dispatch import Kind
 from controllers.operator.resync import resync
-from controllers.reconcile import mining, runs
+from controllers.reconcile import runs
 from controllers.reconcile.deps import Dependencies, Settings
 from controllers.runtime.health import serve_health
 from controllers.runtime.kube import Kube, load_configuration
@@ -41,7 +41,11 @@ def kinds_for(settings: Settings) -> list[Kind]:
     rest = settings.rest_seconds
     return [
         Kind(
-            learningpolicy.INFO, policies.reconcile, settings.policy_poll_seconds, rest, mining.forget_deleted
+            learningpolicy.INFO,
+            policies.reconcile,
+            settings.policy_poll_seconds,
+            rest,
+            policies.forget_deleted,
         ),
         Kind(trainingrun.INFO, runs.reconcile, settings.poll_seconds, rest),
         Kind(shadowmodel.INFO, shadows.reconcile, settings.poll_seconds, rest),

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.clients.router import RouterClient
-from controllers.reconcile.memory import Memory
+from controllers.reconcile.memory import Memory, StorageVerdict
 from controllers.runtime.kube import Kube
 from controllers.runtime.metrics import OperatorMetrics
 from controllers.runtime.pacing import Urgency
@@ -65,6 +65,8 @@ class Dependencies:
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     # Per policy uid: what its last pair mining saw (controllers.reconcile.mining).
     mining: dict[str, Memory] = field(default_factory=dict)
+    # Per policy uid: the last storage probe's verdict (controllers.reconcile.storage).
+    storage_checks: dict[str, StorageVerdict] = field(default_factory=dict)
     mining_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # Kopf's change handlers go before the resync loops' work (controllers.runtime.pacing).
     urgency: Urgency = field(default_factory=Urgency)

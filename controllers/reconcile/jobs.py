@@ -17,10 +17,12 @@ from controllers.api.training_settings import Submission
 from controllers.api.trainingrun import TrainingRun, TrainingRunStatus
 from controllers.builders.jobspec import job_spec, trainer_config
 from controllers.builders.rayjob import PodSettings, build_rayjob
+from controllers.builders.storage import pod_storage, runtime_env_vars
 from controllers.clients.ray_jobs import RayJobsClient
 from controllers.decisions.runplan import RAY_PHASES, JobPhase, JobState, logs_command, rayjob_state
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.outcome import Outcome
+from controllers.reconcile.storage import read_secret
 from trainer.config import TrainerConfig
 
 
@@ -63,16 +65,23 @@ async def submit(
     """Submit ``attempt`` (a RayJob object, or a POST to the Ray Jobs API) under its deterministic id."""
     meta, status = body["metadata"], out.status
     config = config_for(run, meta["name"], status)
-    job = job_spec(config, attempt, python=deps.settings.python, env=deps.settings.trainer_env)
+    scaling, storage = run.spec.training.scaling, run.spec.training.storage
+    env = dict(deps.settings.trainer_env)
+    if scaling.submission == Submission.RAY_JOBS_API:
+        # An existing cluster cannot mount the Secret: the operator reads it and sends its keys as
+        # the job's environment. That puts the storage key in the Ray cluster (its job table and the
+        # driver's and workers' environment), readable by whoever can read that cluster's jobs.
+        secret, _ = await read_secret(storage, meta["namespace"], deps.kube)
+        env |= runtime_env_vars(storage, run.spec.training.output_uri, secret)
+    job = job_spec(config, attempt, python=deps.settings.python, env=env)
     status.submission_id = job.submission_id
-    scaling = run.spec.training.scaling
     if scaling.submission == Submission.RAY_JOBS_API:
         assert scaling.ray_address
         async with RayJobsClient(scaling.ray_address) as ray:
             await ray.submit(job)  # a repeat of the same id is refused by Ray and reported, not resubmitted
         deps.metrics.submissions.labels("RayJobsAPI").inc()
     else:
-        pods = PodSettings.from_scaling(scaling)
+        pods = PodSettings.from_scaling(scaling, pod_storage(storage, run.spec.training.output_uri))
         manifest = build_rayjob(
             config, job, pods, namespace=meta["namespace"], attempt=attempt, owner=kinds.owner(body)
         )

@@ -1,4 +1,5 @@
-"""What a policy's pair minings remember between reconciles, in the operator's memory.
+"""What a policy's reconciles remember between passes, in the operator's memory: its pair minings and
+its storage check.
 
 Its own module so that ``deps`` (which holds one per policy) and ``mining`` (which reads and updates
 them) both import it without importing each other.
@@ -7,6 +8,7 @@ them) both import it without importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -16,3 +18,13 @@ class Memory:
 
     mark: tuple[Any, ...] | None = None  # settings and activity the last complete mining saw
     unanswerable: set[frozenset[str]] = field(default_factory=set)  # verdicts that were neither A nor B
+
+
+@dataclass(frozen=True)
+class StorageVerdict:
+    """One storage probe's result (controllers.reconcile.storage), valid for the policy generation and
+    Secret resourceVersion it was made with, until ``until``."""
+
+    key: tuple[int, str]
+    want: Any  # None: the operator can write there; else the Ready condition (a conditions.Want)
+    until: datetime

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from controllers.api import kinds
 from controllers.api.common import parse_duration
 from controllers.api.learningpolicy import LearningPolicy, PairSources
 from controllers.clients import judge
@@ -32,7 +33,7 @@ from controllers.data.pairs import Attempt, MinedPair, MiningSettings, PairSourc
 from controllers.decisions.conditions import Want, find
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.memory import Memory as Memory  # re-exported: the policies' memories
-from controllers.runtime.kube import KubeError, Resource
+from controllers.runtime.kube import KubeError
 from controllers.store.db import transaction
 from controllers.store.mining import (
     Mined,
@@ -46,7 +47,7 @@ from controllers.store.mining import (
 from controllers.store.tracks import Track
 
 MINING = "Mining"  # the policy's condition about its pair sources
-SECRETS = Resource("", "v1", "secrets")
+SECRETS = kinds.SECRETS
 
 
 @dataclass

@@ -26,9 +26,9 @@ from controllers.api.learningpolicy import BudgetStatus, DataHealth, LearningPol
 from controllers.api.trainingrun import TrainingRun
 from controllers.builders.children import Child, Parent, training_run
 from controllers.decisions.answers import event
-from controllers.decisions.conditions import READY, Want, merge
+from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.decisions.triggers import RunSeen, TriggerDecision, TriggerFacts, answer, decide
-from controllers.reconcile import mining
+from controllers.reconcile import mining, storage
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.history import prune_history
 from controllers.reconcile.outcome import Outcome
@@ -116,11 +116,23 @@ async def reconcile(
         health = await asyncio.to_thread(_count, window, deps)
     out.events += report.events
     out.status.data = data_health(out.status.data, health, now)
+    wants = [want, *report.wants]
+    if (unwritable := await storage.check_policy(body, policy, deps)) is not None:
+        # Said on the policy before a run needs it; a run started meanwhile waits for the fix.
+        wants.append(unwritable)
+        if not holds(out.status.conditions, unwritable):
+            out.events.append(("Warning", unwritable.reason, unwritable.message))
     out.status.conditions = merge(
-        out.status.conditions, [want, *report.wants], generation=out.status.observed_generation, now=now
+        out.status.conditions, wants, generation=out.status.observed_generation, now=now
     )
     out.events += await prune_history(deps.kube, body, policy, runs)
     return out
+
+
+def forget_deleted(deps: Dependencies, live: set[str]) -> None:
+    """Drop what the operator remembers about policies that no longer exist."""
+    mining.forget_deleted(deps, live)
+    storage.forget_deleted(deps, live)
 
 
 def _count(window: Window, deps: Dependencies) -> TrackHealth:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from controllers.api import kinds
@@ -22,6 +24,8 @@ from controllers.api.learningpolicy import PairSources
 from controllers.api.serving_settings import ServingSettings
 from controllers.api.trainingrun import AdapterStatus, DatasetStatus, TrainingRun, TrainingRunStatus
 from controllers.builders.children import Parent, shadow_model
+from controllers.builders.storage import StorageSettingsError
+from controllers.clients.objectstore import StorageError, publish_folder, read_text
 from controllers.decisions.answers import declined, event, not_applicable
 from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.decisions.runplan import (
@@ -36,25 +40,44 @@ from controllers.decisions.runplan import (
     trained_condition,
     training_metrics,
 )
+from controllers.reconcile import storage
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.jobs import config_for, observe_job, submit
 from controllers.reconcile.mining import trainable_sources
 from controllers.reconcile.outcome import Outcome
 from controllers.store.snapshot import SnapshotFilter, export_dpo, export_sft
-from trainer.config import Method, TrainerManifest
+from trainer.config import Method, TrainerManifest, join_uri
 
 
 async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) -> Outcome[TrainingRunStatus]:
-    meta = body["metadata"]
     now = deps.clock()
-    out = Outcome.start(run.status, TrainingRunStatus(), meta)
+    out = Outcome.start(run.status, TrainingRunStatus(), body["metadata"])
+    try:
+        await advance(body, run, out, deps, now)
+    except (StorageSettingsError, StorageError) as error:
+        # Nothing of the failed step was recorded; the next reconcile tries it again. An endpoint that
+        # does not answer leaves the run waiting (Ready Unknown), never failed.
+        stopped = storage.want_for(error, run.spec.training.storage)
+        if not holds(out.status.conditions, stopped):  # one Event, not one per reconcile
+            out.events.append(("Warning", stopped.reason, stopped.message))
+        out.status.conditions = merge(
+            out.status.conditions, [stopped], generation=out.status.observed_generation, now=now
+        )
+    return out
+
+
+async def advance(
+    body: dict[str, Any], run: TrainingRun, out: Outcome[TrainingRunStatus], deps: Dependencies, now: datetime
+) -> None:
+    """One pass of the run's steps; a storage failure raises before its step records anything."""
+    meta = body["metadata"]
     await answer(body, run, out, deps, now)
     job = await observe_job(run, meta, out.status, deps) if out.status.attempts else None
     step = next_step(out.status, job, run.spec.retry, now)
     if step.step == Step.SNAPSHOT:
         if (stopped := await snapshot(run, meta, out, deps, now)) is not None:
             _set(out, step, now, stopped)
-            return out
+            return
         step = next_step(out.status, None, run.spec.retry, now)
     if step.step == Step.SUBMIT:
         await submit(body, run, out, step.attempt, deps, now)
@@ -62,7 +85,7 @@ async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) 
         out.status.next_retry_time = now + (step.wait or timedelta(0))
         out.events.append(("Warning", "AttemptFailed", _first_message(step, "attempt failed")))
     elif step.step == Step.READ_OUTPUT:
-        await read_output(run, meta["name"], out, deps)
+        await read_output(run, meta, out, deps)
         step = next_step(out.status, job, run.spec.retry, now)
     if step.step == Step.DONE and step.finished and out.status.completion_time is None:
         out.status.completion_time = now
@@ -72,7 +95,6 @@ async def reconcile(body: dict[str, Any], run: TrainingRun, deps: Dependencies) 
         await create_shadow_model(body, run, out.status, deps)
         out.events.append(("Normal", "ShadowModelCreated", out.status.shadow_model))
     _set(out, step, now)
-    return out
 
 
 async def answer(
@@ -147,7 +169,9 @@ async def snapshot(
             out.events.append(("Warning", stopped.reason, stopped.message))
         return stopped
     flt = snapshot_filter(run, policy, now, namespace)
-    dataset = await asyncio.to_thread(export_snapshot, run, namespace, name, deps, flt)
+    training = run.spec.training
+    options, _ = await storage.resolve(training.storage, training.output_uri, namespace, deps.kube)
+    dataset = await asyncio.to_thread(export_snapshot, run, namespace, name, deps, flt, options)
     out.status.dataset = dataset
     if dataset.train_rows == 0:
         out.status.completion_time = now
@@ -181,16 +205,32 @@ def snapshot_filter(
     )
 
 
+def dataset_uri(output_uri: str, run_name: str) -> str:
+    """Where a run's snapshot lives: beside its checkpoints and adapter (trainer.config's layout)."""
+    return join_uri(output_uri, run_name, "dataset")
+
+
 def export_snapshot(
-    run: TrainingRun, namespace: str, name: str, deps: Dependencies, flt: SnapshotFilter
+    run: TrainingRun,
+    namespace: str,
+    name: str,
+    deps: Dependencies,
+    flt: SnapshotFilter,
+    options: dict[str, Any],
 ) -> DatasetStatus:
-    """Export the track's trainable data; the folder is named by run, the content by its hash."""
-    out_dir = deps.settings.data_root / "snapshots" / namespace / name
+    """Export the track's trainable data into local scratch space, then publish it under the run's
+    ``dataset/`` folder (snapshot.json last). Blocking. The object names are fixed and the content is
+    hashed, so exporting the same data again writes the same objects."""
+    uri = dataset_uri(run.spec.training.output_uri, name)
+    scratch = deps.settings.data_root / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
     export = export_dpo if run.spec.training.method.value == Method.DPO.value else export_sft
-    snap = export(deps.engine, out_dir, flt, scrub_pii=run.spec.data.scrub_pii)
+    with tempfile.TemporaryDirectory(prefix=f"{namespace}.{name}.", dir=scratch) as folder:
+        snap = export(deps.engine, Path(folder), flt, scrub_pii=run.spec.data.scrub_pii, uri=uri)
+        publish_folder(Path(folder), uri, options)
     assert snap.watermark is not None or snap.train_rows == 0
     return DatasetStatus(
-        uri=out_dir.as_uri(),
+        uri=uri,
         content_hash=snap.content_hash,
         watermark=snap.watermark or deps.clock(),
         train_rows=snap.train_rows,
@@ -200,11 +240,14 @@ def export_snapshot(
 
 
 async def read_output(
-    run: TrainingRun, name: str, out: Outcome[TrainingRunStatus], deps: Dependencies
+    run: TrainingRun, meta: dict[str, Any], out: Outcome[TrainingRunStatus], deps: Dependencies
 ) -> None:
     """Read the trainer's manifest: the run's metrics, its adapter, and the offline gate's verdict."""
+    namespace, name = meta["namespace"], meta["name"]
     config = config_for(run, name, out.status)
-    manifest = await asyncio.to_thread(load_manifest, config.manifest_uri)
+    training = run.spec.training
+    options, _ = await storage.resolve(training.storage, config.manifest_uri, namespace, deps.kube)
+    manifest = await asyncio.to_thread(load_manifest, config.manifest_uri, options)
     out.status.metrics = training_metrics(manifest)
     out.status.adapter = AdapterStatus(uri=config.adapter_uri, digest=manifest.adapter.digest)
     out.status.completion_time = deps.clock()
@@ -221,11 +264,9 @@ async def read_output(
     out.events.append(("Normal" if passed else "Warning", "GateMet" if passed else "GateNotMet", message))
 
 
-def load_manifest(uri: str) -> TrainerManifest:
-    import fsspec
-
-    with fsspec.open(uri, "r") as handle:
-        return TrainerManifest.model_validate(json.load(handle))
+def load_manifest(uri: str, options: dict[str, Any]) -> TrainerManifest:
+    """The trainer's manifest, read with the run's storage options. Blocking."""
+    return TrainerManifest.model_validate(json.loads(read_text(uri, options)))
 
 
 async def create_shadow_model(

@@ -60,6 +60,7 @@ class ExportOptions(TypedDict, total=False):
     scrub_pii: bool  # replace PII and secrets with typed placeholders (True)
     batch_rows: int  # rows per partition read from the store (20 000)
     progress: Progress | None  # told how many rows each partition had (None)
+    uri: str  # where the files are published, recorded with the snapshot (the folder written)
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _export(
                     progress(table.num_rows)
     snapshot = Snapshot(
         content_hash=written.hasher.digest(),
-        uri=str(out_dir),
+        uri=options.get("uri") or str(out_dir),
         watermark=watermark,
         train_rows=written.counts["train"],
         eval_rows=written.counts["eval"],

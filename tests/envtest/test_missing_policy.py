@@ -52,6 +52,11 @@ def _apply_run(plane: ControlPlane, namespace: str, name: str, spec: dict[str, A
 TRAINING = {"method": "DPO", "baseModel": {"name": "tiny", "uri": "file:///models/tiny"}}
 
 
+def _training(output: Path) -> dict[str, Any]:
+    """The run's outputs in a local folder (a file:// outputUri, as on a shared volume)."""
+    return {**TRAINING, "outputUri": output.as_uri()}
+
+
 def test_a_run_whose_policy_does_not_exist_reads_nothing(
     control_plane: ControlPlane,
     namespace: str,
@@ -62,7 +67,9 @@ def test_a_run_whose_policy_does_not_exist_reads_nothing(
     # Given trainable pairs in the run's namespace and another, and a run naming a policy nobody made
     _pairs(factory, namespace, 5)
     _pairs(factory, "elsewhere", 5)
-    body = _apply_run(control_plane, namespace, "orphan", {"policyRef": "nope", "training": TRAINING})
+    body = _apply_run(
+        control_plane, namespace, "orphan", {"policyRef": "nope", "training": _training(tmp_path / "out")}
+    )
 
     async def reconcile() -> Any:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
@@ -84,7 +91,7 @@ def test_a_run_whose_policy_does_not_exist_reads_nothing(
     assert "nope" in ready["message"]
     assert "dataset" not in status
     assert "completionTime" not in status  # it waits: the policy may yet be created
-    assert not (tmp_path / "snapshots").exists()
+    assert not (tmp_path / "out").exists()
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(DatasetSnapshot)) == 0
     # one Warning, not one per reconcile
@@ -101,7 +108,7 @@ def test_a_run_without_a_policy_reads_only_its_own_namespace(
 ) -> None:
     _pairs(factory, namespace, 3)
     _pairs(factory, "elsewhere", 7)
-    body = _apply_run(control_plane, namespace, "by-hand", {"training": TRAINING})
+    body = _apply_run(control_plane, namespace, "by-hand", {"training": _training(tmp_path / "out")})
     run = TrainingRun.model_validate(body)
 
     async def snapshot() -> Outcome[TrainingRunStatus]:
@@ -116,3 +123,5 @@ def test_a_run_without_a_policy_reads_only_its_own_namespace(
     dataset = asyncio.run(snapshot()).status.dataset
     assert dataset is not None
     assert dataset.train_rows + dataset.eval_rows == 3
+    assert dataset.uri == (tmp_path / "out" / "by-hand" / "dataset").as_uri()
+    assert (tmp_path / "out" / "by-hand" / "dataset" / "snapshot.json").is_file()

@@ -16,10 +16,12 @@ import pytest
 import yaml
 
 from controllers.api.common import Toleration
+from controllers.api.storage_settings import GCS_KEY, SECRET_MOUNT, SharedVolume, StorageAccess
 from controllers.api.training_settings import BaseModelRef, ScalingSettings, TrainingSettings
 from controllers.builders.ids import MAX_RAYJOB_NAME
 from controllers.builders.jobspec import job_spec, trainer_config
 from controllers.builders.rayjob import GPU_RESOURCE, PodSettings, build_rayjob, owner_reference
+from controllers.builders.storage import PodStorage, pod_storage
 from tests.trainer.upstream import cel_violations, pruned_fields, rayjob_schema, schema_errors
 from trainer.config import TrainerConfig
 
@@ -34,7 +36,9 @@ GPU_SCALING = ScalingSettings(
 )
 
 
-def _manifest(scaling: ScalingSettings, attempt: int = 1, **pod: Any) -> tuple[TrainerConfig, dict[str, Any]]:
+def _manifest(
+    scaling: ScalingSettings, attempt: int = 1, storage: PodStorage | None = None, **pod: Any
+) -> tuple[TrainerConfig, dict[str, Any]]:
     settings = TrainingSettings(
         base_model=BaseModelRef(name="Qwen/Qwen2.5-Coder-7B-Instruct", uri="s3://models/qwen-coder-7b"),
         scaling=scaling,
@@ -52,7 +56,7 @@ def _manifest(scaling: ScalingSettings, attempt: int = 1, **pod: Any) -> tuple[T
     manifest = build_rayjob(
         config,
         job,
-        PodSettings.from_scaling(scaling, **pod),
+        PodSettings.from_scaling(scaling, storage, **pod),
         namespace="agents",
         attempt=attempt,
         owner=owner,
@@ -71,6 +75,62 @@ def test_rayjob_validates_against_kuberay_crd_and_nothing_is_pruned(scaling: Sca
     assert schema_errors(schema, manifest) == []
     assert pruned_fields(schema, manifest) == []
     assert cel_violations(schema, manifest) == []
+
+
+LOADED_STORAGE = StorageAccess(
+    endpoint="http://minio.storage:9000",
+    region="eu-west-1",
+    secret_ref="kaizen-storage",
+    service_account_name="kaizen-trainer",
+)
+
+
+@pytest.mark.parametrize(
+    ("output_uri", "storage"),
+    [
+        ("s3://kaizen-adapters/coder", LOADED_STORAGE),
+        ("gs://kaizen-adapters/coder", StorageAccess(secret_ref="gcs-key", service_account_name="trainer")),
+        (
+            "file:///mnt/kaizen/runs",
+            StorageAccess(secret_ref="s", volume=SharedVolume(claim_name="runs", mount_path="/mnt/kaizen")),
+        ),
+    ],
+    ids=["s3", "gs", "volume"],
+)
+def test_storage_settings_reach_head_and_workers_and_the_manifest_stays_valid(
+    output_uri: str, storage: StorageAccess
+) -> None:
+    schema = rayjob_schema()
+    _, manifest = _manifest(GPU_SCALING, storage=pod_storage(storage, output_uri))
+    assert schema_errors(schema, manifest) == []
+    assert pruned_fields(schema, manifest) == []
+    assert cel_violations(schema, manifest) == []
+    cluster = manifest["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"], cluster["workerGroupSpecs"][0]["template"]["spec"]]
+    for pod in pods:
+        [container] = pod["containers"]
+        env = {item["name"]: item["value"] for item in container.get("env", [])}
+        mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        assert pod.get("serviceAccountName") == storage.service_account_name
+        if output_uri.startswith("s3://"):
+            assert container["envFrom"] == [{"secretRef": {"name": "kaizen-storage"}}]
+            assert env == {"AWS_ENDPOINT_URL": "http://minio.storage:9000", "AWS_DEFAULT_REGION": "eu-west-1"}
+        if output_uri.startswith("gs://"):
+            assert "envFrom" not in container
+            assert env == {"GOOGLE_APPLICATION_CREDENTIALS": f"{SECRET_MOUNT}/{GCS_KEY}"}
+            assert volumes["kaizen-storage-secret"] == {
+                "name": "kaizen-storage-secret",
+                "secret": {"secretName": "gcs-key"},
+            }
+            assert mounts["kaizen-storage-secret"] == SECRET_MOUNT
+        if output_uri.startswith("file://"):
+            assert volumes["kaizen-storage-volume"]["persistentVolumeClaim"] == {"claimName": "runs"}
+            assert mounts["kaizen-storage-volume"] == "/mnt/kaizen"
+    # the workers keep their shared memory beside the storage volumes
+    assert "dshm" in {v["name"] for v in pods[1]["volumes"]}
+    # no key is written into the RayJob itself: the pods read it from the Secret
+    assert "very-secret" not in str(manifest)
 
 
 def test_the_checks_catch_a_bad_manifest() -> None:
