@@ -159,3 +159,14 @@ def test_notes_name_the_trainer_image_to_put_in_policies_and_the_storage_doc() -
     assert "docs/storage.md" in text
     mirrored = notes(merged(ci_values("default"), {"trainerImage": {"repository": "registry.example/trainer"}}))
     assert "spec.training.scaling.image: registry.example/trainer:0.1.0-gpu" in mirrored
+
+
+def test_every_file_the_notes_tell_users_to_apply_exists() -> None:
+    from tests.schemas import ROOT
+
+    text = notes(ci_values("namespaced"))
+    applied = [line.split(" -f ", 1)[1].split()[0] for line in text.splitlines() if "kubectl apply" in line]
+    assert "examples/prerequisites/storage-credentials.yaml" in applied
+    assert "examples/learningpolicy-coder-dpo.yaml" in applied
+    missing = [path for path in applied if not (ROOT / path).is_file()]
+    assert not missing, f"NOTES.txt tells users to apply files that do not exist: {missing}"
