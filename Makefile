@@ -147,8 +147,8 @@ BUILDER_FLAGS ?=
 BUILD_FLAGS ?=
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # buildah/podman: --timestamp pins every file and the history; docker (BuildKit >= 0.11) reads the build arg.
-IMAGE_BUILD = $(if $(filter docker,$(BUILDER)),docker $(BUILDER_FLAGS) build --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH),$(BUILDER) $(BUILDER_FLAGS) build --timestamp $(SOURCE_DATE_EPOCH)) $(BUILD_FLAGS)
-IMAGE_PUSH = $(BUILDER) $(BUILDER_FLAGS) push
+IMAGE_BUILD = $(strip $(if $(filter docker,$(BUILDER)),docker $(BUILDER_FLAGS) build --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH),$(BUILDER) $(BUILDER_FLAGS) build --timestamp $(SOURCE_DATE_EPOCH)) $(BUILD_FLAGS))
+IMAGE_PUSH = $(strip $(BUILDER) $(BUILDER_FLAGS)) push
 TRAINER_TAG = $(VERSION)$(if $(filter gpu,$(1)),-gpu)
 
 .PHONY: images
