@@ -89,7 +89,9 @@ def test_ingress_sends_every_path_of_its_host_to_the_gateway_service_over_tls(po
 
 
 def test_ingress_without_a_tls_secret_has_no_tls_block() -> None:
-    values = merged(ci_values("cloud"), {"gateway": {"ingress": {"tls": {"secretName": ""}, "className": ""}}})
+    values = merged(
+        ci_values("cloud"), {"gateway": {"ingress": {"tls": {"secretName": ""}, "className": ""}}}
+    )
     spec = one(render(values), "Ingress", GATEWAY)["spec"]
     assert "tls" not in spec
     assert "ingressClassName" not in spec  # the cluster's default class
@@ -157,7 +159,9 @@ def test_notes_name_the_trainer_image_to_put_in_policies_and_the_storage_doc() -
     text = notes(ci_values("default"))
     assert "spec.training.scaling.image: ghcr.io/kaizen-dev/trainer:0.1.0-gpu" in text
     assert "docs/storage.md" in text
-    mirrored = notes(merged(ci_values("default"), {"trainerImage": {"repository": "registry.example/trainer"}}))
+    mirrored = notes(
+        merged(ci_values("default"), {"trainerImage": {"repository": "registry.example/trainer"}})
+    )
     assert "spec.training.scaling.image: registry.example/trainer:0.1.0-gpu" in mirrored
 
 

@@ -42,7 +42,9 @@ def test_the_shared_base_is_a_valid_kserve_inference_service() -> None:
 
 def test_the_check_can_fail_on_a_misspelt_field() -> None:
     manifest = shared_base()
-    manifest["spec"]["predictor"]["model"]["storageURI"] = manifest["spec"]["predictor"]["model"]["storageUri"]
+    manifest["spec"]["predictor"]["model"]["storageURI"] = manifest["spec"]["predictor"]["model"][
+        "storageUri"
+    ]
     assert pruned_fields(inferenceservice_schema(), manifest) == ["spec.predictor.model.storageURI"]
 
 
