@@ -98,8 +98,8 @@ def test_trainer_image_matches_the_ray_version_the_operator_declares() -> None:
 
 
 def test_both_images_install_every_object_storage_back_end() -> None:
-    """s3fs is a core dependency; gcsfs and adlfs come with the gcs and azure extras both images install,
-    so a policy's outputUri may be s3://, gs:// or az:// whichever image reads or writes it."""
+    """s3fs comes with the operator and trainer extras, gcsfs and adlfs with the gcs and azure extras that
+    both images install: a policy's outputUri may be s3://, gs:// or az:// whichever image reads it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     assert [r.split(">")[0].split("=")[0] for r in extras["gcs"]] == ["gcsfs"]
