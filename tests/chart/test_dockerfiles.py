@@ -104,6 +104,8 @@ def test_both_images_install_every_object_storage_back_end() -> None:
     extras = project["optional-dependencies"]
     assert [r.split(">")[0].split("=")[0] for r in extras["gcs"]] == ["gcsfs"]
     assert [r.split(">")[0].split("=")[0] for r in extras["azure"]] == ["adlfs"]
+    for extra in ("operator", "trainer"):
+        assert any(r.startswith("s3fs") for r in extras[extra]), extra
     for path in DOCKERFILES:
         installed = re.findall(r'"\.\[([\w,]+)\]"', path.read_text())
         assert installed, path.name
