@@ -132,3 +132,32 @@ chaos: setup ## The full chaos run: SIGKILL the operator through 200 lifecycles
 	@bash hack/kube-assets.sh >/dev/null
 	@bash hack/postgres.sh >/dev/null
 	KAIZEN_CHAOS_LIFECYCLES=200 $(PY) -m pytest tests/e2e/test_chaos.py -s
+
+# Container images. Tags: $(REGISTRY)/kaizen:$(VERSION) (operator, gateway and migration: operator/Dockerfile)
+# and $(REGISTRY)/trainer:$(VERSION) (CPU) and :$(VERSION)-gpu (CUDA), from trainer/Dockerfile; VERSION is
+# pyproject.toml's. Built with the first OCI builder found (buildah and podman need no daemon; as root
+# without user namespaces: BUILDER_FLAGS='--storage-driver vfs' BUILD_FLAGS='--isolation chroot').
+# Reproducible: file and history timestamps come from the last commit (SOURCE_DATE_EPOCH), and the
+# Dockerfiles pin their bases.
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+REGISTRY ?= ghcr.io/kaizen-dev
+TRAINER_VARIANTS ?= cpu gpu
+BUILDER ?= $(firstword $(foreach b,buildah podman docker,$(if $(shell command -v $(b) 2>/dev/null),$(b))))
+BUILDER_FLAGS ?=
+BUILD_FLAGS ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# buildah/podman: --timestamp pins every file and the history; docker (BuildKit >= 0.11) reads the build arg.
+IMAGE_BUILD = $(strip $(if $(filter docker,$(BUILDER)),docker $(BUILDER_FLAGS) build --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH),$(BUILDER) $(BUILDER_FLAGS) build --timestamp $(SOURCE_DATE_EPOCH)) $(BUILD_FLAGS))
+IMAGE_PUSH = $(strip $(BUILDER) $(BUILDER_FLAGS)) push
+TRAINER_TAG = $(VERSION)$(if $(filter gpu,$(1)),-gpu)
+
+.PHONY: images
+images: ## Build both images, <REGISTRY>/kaizen:<version> and <REGISTRY>/trainer:<version>[-gpu] (REGISTRY=… for yours)
+	@test -n "$(BUILDER)" || { echo "no OCI builder: install buildah (apt-get install buildah), podman or docker"; exit 1; }
+	$(IMAGE_BUILD) -f operator/Dockerfile -t $(REGISTRY)/kaizen:$(VERSION) .
+	$(foreach v,$(TRAINER_VARIANTS),$(IMAGE_BUILD) -f trainer/Dockerfile --build-arg RAY_VARIANT=$(v) -t $(REGISTRY)/trainer:$(call TRAINER_TAG,$(v)) . &&) true
+
+.PHONY: push-images
+push-images: ## Push what `make images` built to REGISTRY (log in first: buildah/podman/docker login)
+	$(IMAGE_PUSH) $(REGISTRY)/kaizen:$(VERSION)
+	$(foreach v,$(TRAINER_VARIANTS),$(IMAGE_PUSH) $(REGISTRY)/trainer:$(call TRAINER_TAG,$(v)) &&) true

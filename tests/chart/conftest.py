@@ -22,7 +22,7 @@ NAMESPACED_RELEASE = "kaizen-ns"
 NAMESPACED_NAMESPACE = "kaizen-teams"
 WATCHED = ("team-a", "team-b")
 OTHER = "elsewhere"
-SECRET_NAMES = ("kaizen-db", "judge-api-key")
+SECRET_NAMES = ("kaizen-db", "judge-api-key", "kaizen-storage")
 
 CLUSTER_VALUES: dict[str, Any] = ci_values("default")
 # The namespaced CI values, less what needs CRDs this server lacks (ServiceMonitor) and the CRDs the

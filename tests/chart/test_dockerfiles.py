@@ -6,6 +6,7 @@ import fnmatch
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,8 @@ def test_operator_image_is_python_3_11_slim_with_uid_65532_and_only_operator_ext
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
     text = OPERATOR.read_text()
     assert "USER 65532:65532" in text
-    assert '".[operator,gateway]"' in text
-    assert "trainer]" not in text  # no torch, no Ray
+    assert '".[operator,gateway,gcs,azure]"' in text  # the operator writes snapshots to s3/gs/az
+    assert "trainer" not in re.findall(r'"\.\[([\w,]+)\]"', text)[0].split(",")  # no torch, no Ray
     assert "PYTHONDONTWRITEBYTECODE=1" in text  # nothing written outside /tmp at run time
 
 
@@ -93,7 +94,69 @@ def test_trainer_image_matches_the_ray_version_the_operator_declares() -> None:
     assert image == f"rayproject/ray:{RAY_VERSION}-py311-cpu"
     entrypoint = [rest for keyword, rest in instructions(TRAINER) if keyword == "ENTRYPOINT"]
     assert entrypoint == ['["python", "-m", "trainer", "--config"]']
-    assert '".[trainer]"' in TRAINER.read_text()
+    assert '".[trainer,gcs,azure]"' in TRAINER.read_text()
+
+
+def test_both_images_install_every_object_storage_back_end() -> None:
+    """s3fs comes with the operator and trainer extras, gcsfs and adlfs with the gcs and azure extras that
+    both images install: a policy's outputUri may be s3://, gs:// or az:// whichever image reads it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert [r.split(">")[0].split("=")[0] for r in extras["gcs"]] == ["gcsfs"]
+    assert [r.split(">")[0].split("=")[0] for r in extras["azure"]] == ["adlfs"]
+    for extra in ("operator", "trainer"):
+        assert any(r.startswith("s3fs") for r in extras[extra]), extra
+    for path in DOCKERFILES:
+        installed = re.findall(r'"\.\[([\w,]+)\]"', path.read_text())
+        assert installed, path.name
+        assert {"gcs", "azure"} <= set(installed[-1].split(",")), path.name
+    for module in ("s3fs", "gcsfs", "adlfs"):  # the trainer image imports each after installing
+        assert module in TRAINER.read_text(), module
+
+
+def test_the_trainer_dockerfile_names_the_image_field_policies_really_have() -> None:
+    from controllers.api.training_settings import ScalingSettings, TrainingSettings
+
+    text = TRAINER.read_text()
+    assert "spec.training.scaling.image" in text
+    assert "ray.image" not in text
+    assert "scaling" in TrainingSettings.model_fields
+    assert "image" in ScalingSettings.model_fields
+
+
+def make_dry_run(*overrides: str) -> list[str]:
+    done = subprocess.run(
+        ["make", "-n", "images", "push-images", "BUILDER=buildah", *overrides],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def test_make_images_builds_both_dockerfiles_with_the_projects_version_and_pinned_timestamps() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    lines = make_dry_run()
+    builds = [line for line in lines if " build " in line]
+    assert any(f"-f operator/Dockerfile -t ghcr.io/kaizen-dev/kaizen:{version} ." in b for b in builds)
+    assert any(
+        f"-f trainer/Dockerfile --build-arg RAY_VARIANT=cpu -t ghcr.io/kaizen-dev/trainer:{version} ." in b
+        for b in builds
+    )
+    assert any(
+        f"--build-arg RAY_VARIANT=gpu -t ghcr.io/kaizen-dev/trainer:{version}-gpu ." in b for b in builds
+    )
+    assert all("--timestamp " in b for b in builds)  # reproducible: no build-time clock in layers
+    pushes = " ".join(line for line in lines if " push " in line)
+    for tag in (f"kaizen:{version}", f"trainer:{version}", f"trainer:{version}-gpu"):
+        assert f"ghcr.io/kaizen-dev/{tag}" in pushes
+
+
+def test_make_images_retags_for_another_registry() -> None:
+    lines = make_dry_run("REGISTRY=registry.example.com/team", "TRAINER_VARIANTS=gpu")
+    text = "\n".join(lines)
+    assert "ghcr.io" not in text
+    assert "-t registry.example.com/team/kaizen:" in text
+    assert "buildah push registry.example.com/team/trainer:" in text
+    assert "RAY_VARIANT=cpu" not in text
 
 
 def test_build_context_leaves_out_the_virtualenv_tests_and_git() -> None:

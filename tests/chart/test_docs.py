@@ -4,6 +4,7 @@ charts/kaizen/README.md; docs/argocd.md registers the health script for every ki
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from controllers.api import KINDS
 from tests.chart.chart import CHART_DIR
@@ -76,3 +77,55 @@ def test_argocd_doc_registers_the_health_script_for_every_kind() -> None:
         assert f"kaizen.dev_{module.KIND}" in doc, module.KIND
     assert "charts/kaizen/argocd/health.lua" in doc
     assert 'argocd.argoproj.io/sync-wave: "-1"' in doc
+
+
+def readme_quickstart() -> str:
+    """The shell block of the README's helm install quickstart."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Quickstart with `helm install`", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_states_the_prerequisites_the_operator_writes_for() -> None:
+    from controllers.builders.inferenceservice import API as INFERENCE_SERVICE_API
+
+    readme = (ROOT / "README.md").read_text()
+    prerequisites = readme.split("### Prerequisites", 1)[1].split("### Quickstart", 1)[0]
+    assert "ray.io/v1" in prerequisites
+    assert '"apiVersion": "ray.io/v1"' in (ROOT / "controllers" / "builders" / "rayjob.py").read_text()
+    assert INFERENCE_SERVICE_API in prerequisites
+    for needed in ("KubeRay", "KServe", "NVIDIA device plugin", "object storage", "docs/storage.md"):
+        assert needed in prerequisites, needed
+    # The order of the page: what Kaizen is, two commands, the cluster install, then the maps.
+    headings = [line for line in readme.splitlines() if line.startswith("## ")]
+    order = ["## Two commands on a fresh machine", "## Install on a real cluster", "## Repository map"]
+    assert [h for h in headings if h in order] == order
+
+
+def test_readme_quickstart_renders_and_applies_files_that_exist() -> None:
+    from tests.chart.chart import one, render
+
+    script = readme_quickstart().replace("\\\n", " ")
+    [install] = [line for line in script.splitlines() if line.startswith("helm install")]
+    values: dict[str, Any] = {}
+    for assignment in re.findall(r"--set (\S+)", install):
+        key, _, value = assignment.partition("=")
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = True if value == "true" else value
+    objects = render(values)
+    assert one(objects, "Ingress", "kaizen-gateway")["spec"]["rules"][0]["host"] == "kaizen.example.com"
+    images = {
+        c["image"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"registry.example.com/platform/kaizen:0.1.0"}
+    applied = re.findall(r"kubectl apply -n \S+ -f (\S+)", script)
+    assert applied
+    assert all((ROOT / path).is_file() for path in applied), applied
+    assert "kubectl kaizen get" in script
+    assert "make images" in script

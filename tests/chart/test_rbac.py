@@ -172,6 +172,9 @@ def test_namespaced_operator_stays_in_its_namespaces_and_named_secrets(
     operator = AsOperator(chart_plane, NAMESPACED_SA)
     assert operator.allowed("get", "secret", SECRET_NAMES[0], "-n", watched)
     assert operator.allowed("get", "secret", SECRET_NAMES[1], "-n", watched)
+    # A policy's storage Secret (training.storage.secretRef), read to write its run's dataset snapshot.
+    assert operator.allowed("get", "secret", "kaizen-storage", "-n", watched)
+    assert not operator.allowed("get", "secrets", "-n", watched)  # by name only, never list
     assert not operator.allowed("get", "secret", "someone-elses", "-n", watched)
     assert not operator.allowed("get", "secret", SECRET_NAMES[0], "-n", OTHER)
     assert not operator.allowed("get", "secret", SECRET_NAMES[0], "-n", NAMESPACED_NAMESPACE)

@@ -146,7 +146,7 @@ def test_representative_values_render_namespaced_mode_with_every_toggle_on() -> 
     assert secret_rule == {
         "apiGroups": [""],
         "resources": ["secrets"],
-        "resourceNames": ["kaizen-db", "judge-api-key"],
+        "resourceNames": ["kaizen-db", "judge-api-key", "kaizen-storage"],
         "verbs": ["get"],
     }
     pdbs = {p["metadata"]["name"]: p for p in find(objects, "PodDisruptionBudget")}

@@ -283,4 +283,50 @@ rotated by the kubelet; it re-reads the file on every call. */}}
 {{- if and .Values.database.embedded (gt (int .Values.operator.replicas) 1) }}
 {{- fail "\n\noperator.replicas must be 1 when database.embedded=true: the SQLite file cannot be shared between pods. Use PostgreSQL (database.existingSecret) for more replicas." }}
 {{- end }}
+{{- if and .Values.gateway.ingress.enabled (not .Values.gateway.ingress.host) }}
+{{- fail "\n\ngateway.ingress.host is required when gateway.ingress.enabled=true: the host name agents reach the gateway at, e.g. --set gateway.ingress.host=kaizen.example.com (and gateway.ingress.tls.secretName for HTTPS)." }}
+{{- end }}
+{{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) }}
+{{- fail "\n\ngateway.httpRoute.parentRefs is required when gateway.httpRoute.enabled=true: the Gateway (and its HTTPS listener) to attach to, e.g. [{name: public, namespace: gateway-system, sectionName: https}]." }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's default object storage (storage.*): where it writes dataset snapshots for policies
+whose training.storage names no Secret. The variable names are the ones the fsspec back ends read. */}}
+{{- define "kaizen.storageDir" -}}/var/run/secrets/kaizen/storage{{- end }}
+
+{{- define "kaizen.storageEnv" -}}
+{{- with .Values.storage.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.storage.region }}
+- name: AWS_DEFAULT_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- if and .Values.storage.existingSecret .Values.storage.gcsKeyFile }}
+- name: GOOGLE_APPLICATION_CREDENTIALS
+  value: {{ include "kaizen.storageDir" . }}/credentials.json
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.storageVolume" -}}
+{{- with .Values.storage.existingSecret }}
+- name: storage-credentials
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "kaizen.storageMount" -}}
+{{- if .Values.storage.existingSecret }}
+- name: storage-credentials
+  mountPath: {{ include "kaizen.storageDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The trainer image reference NOTES.txt prints (never injected: policies name it). */}}
+{{- define "kaizen.trainerImage" -}}
+{{- printf "%s:%s" .Values.trainerImage.repository (default (printf "%s-gpu" .Chart.AppVersion) .Values.trainerImage.tag) }}
 {{- end }}

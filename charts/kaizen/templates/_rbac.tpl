@@ -22,7 +22,9 @@
 - apiGroups: [serving.kserve.io]
   resources: [inferenceservices]
   verbs: [get, list, watch, create, update, patch, delete]
-# The database and judge Secrets that LearningPolicies name.
+# The database, judge and storage Secrets that LearningPolicies name (training.storage.secretRef: the
+# operator writes each run's dataset snapshot to the bucket with the policy's own credentials). get only:
+# it reads the one Secret a policy names; the trainer's pods get it from the kubelet (envFrom), not from it.
 - apiGroups: [""]
   resources: [secrets]
   {{- with .Values.rbac.secretNames }}
