@@ -147,7 +147,9 @@ def start(state_dir: Path, progress: Callable[[str], None] | None = None) -> Sta
     keys = token_keys(state_dir)
     store = _object_store(plane, state_dir, progress)
     _say(progress, "starting a local Ray head (2 CPUs)")
-    ray = LocalRayHead(num_cpus=2)
+    # The trainer's "cluster" cannot see the operator's scratch folder, as a pod cannot see another's disk.
+    (state_dir / "data").mkdir(exist_ok=True)
+    ray = LocalRayHead(num_cpus=2, hidden=(state_dir / "data",))
     ray.start()
     assert ray._process is not None
     _say(progress, "starting the gateway (ingest API + router) on SQLite")

@@ -118,8 +118,8 @@ def namespace_storage(plane: ControlPlane, store: ObjectStore, namespace: str) -
 
 
 @pytest.fixture(scope="session")
-def ray_head() -> Iterator[LocalRayHead]:
-    head = LocalRayHead(num_cpus=2)
+def ray_head(operator_roots: Path) -> Iterator[LocalRayHead]:
+    head = LocalRayHead(num_cpus=2, hidden=(operator_roots,))
     head.start()
     try:
         yield head
