@@ -82,7 +82,8 @@ def judge_url() -> Iterator[str]:
     thread.join()
 
 
-def apply_policy(plane: ControlPlane, namespace: str, agent: str, judge_url: str) -> None:
+def apply_policy(plane: ControlPlane, namespace: str, agent: str, judge_url: str, output: Path) -> None:
+    """The judged policy; its runs' outputs in a local folder (the operator checks it can write there)."""
     policy = {
         "apiVersion": "kaizen.dev/v1alpha1",
         "kind": "LearningPolicy",
@@ -98,19 +99,27 @@ def apply_policy(plane: ControlPlane, namespace: str, agent: str, judge_url: str
                 }
             },
             "trigger": {"minNewPairs": 1_000_000},
-            "training": {"baseModel": {"name": "tiny", "uri": "file:///models/tiny"}},
+            "training": {
+                "baseModel": {"name": "tiny", "uri": "file:///models/tiny"},
+                "outputUri": output.as_uri(),
+            },
         },
     }
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(policy))
 
 
 def judged_track(
-    plane: ControlPlane, namespace: str, factory: sessionmaker[Session], agent: str, judge_url: str
+    plane: ControlPlane,
+    namespace: str,
+    factory: sessionmaker[Session],
+    agent: str,
+    judge_url: str,
+    output: Path,
 ) -> None:
     """Three close calls and a reward gap on ``agent``'s track, and a policy whose judge's key is in a Secret."""
     close_calls(factory, namespace, agent, tasks=3)
     plane.kubectl("create", "secret", "generic", "judge", "--from-literal=token=s3cret", "-n", namespace)
-    apply_policy(plane, namespace, agent, judge_url)
+    apply_policy(plane, namespace, agent, judge_url, output)
 
 
 def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
@@ -123,7 +132,7 @@ def test_the_judge_is_asked_each_question_once_across_reconciles_and_restarts(
 ) -> None:
     # Given three close calls and a reward gap, and a policy whose judge's key is in a Secret
     agent = f"judged-{uuid.uuid4().hex[:6]}"
-    judged_track(control_plane, namespace, factory, agent, judge_url)
+    judged_track(control_plane, namespace, factory, agent, judge_url, tmp_path / "runs")
 
     async def scenario() -> None:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
@@ -172,7 +181,7 @@ def test_a_restarted_operator_mines_only_the_tasks_changed_since_the_last_mining
 ) -> None:
     # Given a policy that mined its track's four tasks, an hour ago
     agent = f"resumed-{uuid.uuid4().hex[:6]}"
-    judged_track(control_plane, namespace, factory, agent, judge_url)
+    judged_track(control_plane, namespace, factory, agent, judge_url, tmp_path / "runs")
 
     async def mine_all() -> dict[str, Any]:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
@@ -228,7 +237,7 @@ def test_a_failing_judge_leaves_the_reconcile_successful_and_says_why(
     # Given a close call and a reward gap, a policy with a judge, and no Secret for its key yet
     agent = f"failing-{uuid.uuid4().hex[:6]}"
     close_calls(factory, namespace, agent, tasks=1)
-    apply_policy(control_plane, namespace, agent, judge_url)
+    apply_policy(control_plane, namespace, agent, judge_url, tmp_path / "runs")
 
     async def scenario() -> None:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
