@@ -100,7 +100,11 @@ class Relay:
 
     def close(self) -> None:
         """Refuse new connections and cut the open ones (a reset, as a vanished endpoint gives)."""
+        # shutdown wakes the thread blocked in accept(); close alone would leave the port bound by it.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        self._thread.join(timeout=5)
         with self._lock:
             for sock in list(self._open):
                 with contextlib.suppress(OSError):
