@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from devstack.demo import Storage
 from tests.e2e.conftest import World
 
 
-def policy(name: str, min_new_pairs: int = 5, agent: str = "coder") -> dict[str, Any]:
+def policy(name: str, storage: Storage, min_new_pairs: int = 5, agent: str = "coder") -> dict[str, Any]:
     return {
         "apiVersion": "kaizen.dev/v1alpha1",
         "kind": "LearningPolicy",
@@ -18,6 +19,8 @@ def policy(name: str, min_new_pairs: int = 5, agent: str = "coder") -> dict[str,
             "training": {
                 "baseModel": {"name": "kaizen-tiny", "uri": "file:///models/kaizen-tiny"},
                 "scaling": {"submission": "RayJob", "gpusPerWorker": 0, "cpusPerWorker": 1},
+                "outputUri": storage.output_uri,
+                "storage": dict(storage.access),
             },
         },
     }
@@ -72,7 +75,7 @@ def test_contradictory_experiment_is_reported_as_invalid_spec_naming_the_field(w
 def test_policy_starts_a_training_run_when_new_pairs_cross_the_threshold(world: World) -> None:
     # Given a policy that trains after 5 new approved pairs, and 3 pairs so far
     agent = f"coder-{world.namespace}"
-    world.apply(policy("coder-dpo", min_new_pairs=5, agent=agent))
+    world.apply(policy("coder-dpo", world.storage, min_new_pairs=5, agent=agent))
     assert world.post("/v1/pairs/batch", pairs(agent, 3)).status_code == 200
     waiting = world.wait_until(
         "the policy to count 3 pairs",
