@@ -28,7 +28,8 @@ from trainer.config import (
     TrainerManifest,
 )
 from trainer.data import read_snapshot
-from trainer.outputs import RESULT_NAME, local_path, publish_adapter, read_manifest, versions, write_manifest
+from trainer.outputs import RESULT_NAME, publish_adapter, read_manifest, versions, write_manifest
+from trainer.storage import explained, ray_storage
 from trainer.worker import train_loop
 
 
@@ -38,6 +39,7 @@ def log(message: str) -> None:
 
 def torch_trainer(config: TrainerConfig) -> TorchTrainer:
     scaling = config.scaling
+    storage_path, storage_filesystem = ray_storage(config.storage_uri)
     resources = {"CPU": float(scaling.cpus_per_worker)}
     if scaling.use_gpu:
         resources["GPU"] = float(scaling.gpus_per_worker)
@@ -49,7 +51,8 @@ def torch_trainer(config: TrainerConfig) -> TorchTrainer:
         ),
         run_config=RunConfig(
             name=config.ray_run_name,
-            storage_path=local_path(config.storage_uri),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             checkpoint_config=CheckpointConfig(num_to_keep=config.checkpointing.keep),
             failure_config=FailureConfig(max_failures=config.checkpointing.max_failures),
         ),
@@ -60,11 +63,13 @@ def run(config: TrainerConfig) -> TrainerManifest:
     """Train (or finish training) and return the manifest that was written."""
     started_at, started = datetime.now(UTC), time.monotonic()
     config_hash = config.config_hash()
-    existing = read_manifest(config.manifest_uri)
+    with explained("reading the manifest", config.manifest_uri):
+        existing = read_manifest(config.manifest_uri)
     if existing is not None and existing.config_hash == config_hash:
         log(f"{config.manifest_uri} already records this config ({config_hash}); nothing to do")
         return existing
-    snapshot = read_snapshot(config.dataset.uri, config.dataset.content_hash)  # fail fast, before any worker
+    with explained("reading the dataset", config.dataset.uri):  # fail fast, before any worker starts
+        snapshot = read_snapshot(config.dataset.uri, config.dataset.content_hash)
     log(f"dataset {snapshot.content_hash}: {len(snapshot.train)} train / {len(snapshot.eval)} eval rows")
     log(f"run {config.ray_run_name}: {config.method.value} on {config.base_model.uri}, config {config_hash}")
     # Ray Train's print patch routes worker prints through logging, which defeats libraries that capture
@@ -74,10 +79,14 @@ def run(config: TrainerConfig) -> TrainerManifest:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     if not ray.is_initialized():
         ray.init(log_to_driver=True)
-    result = torch_trainer(config).fit()
+    with explained("training with checkpoints in", config.storage_uri):
+        result = torch_trainer(config).fit()
     if result.checkpoint is None:
         raise RuntimeError("Ray Train finished without the final checkpoint")
-    with result.checkpoint.as_directory() as folder:
+    with (
+        explained("publishing the adapter to", config.adapter_uri),
+        result.checkpoint.as_directory() as folder,
+    ):
         outcome = json.loads((Path(folder) / RESULT_NAME).read_text())
         adapter = publish_adapter(Path(folder), config.adapter_uri)
     finished_at = datetime.now(UTC)
@@ -107,6 +116,7 @@ def run(config: TrainerConfig) -> TrainerManifest:
         precision=outcome.get("precision", "fp32"),
         versions=versions(),
     )
-    write_manifest(manifest, config.manifest_uri)
+    with explained("writing the manifest", config.manifest_uri):
+        write_manifest(manifest, config.manifest_uri)
     log(f"wrote {config.manifest_uri}: {json.dumps(manifest.metrics.to_wire())}")
     return manifest
