@@ -25,6 +25,12 @@ EXIT_RETRYABLE = 1
 
 
 def storage_failed(error: StorageError) -> int:
+    """Say what the store did as the log's last line: Ray's own log lines (its summaries of repeated
+    worker lines among them) are flushed first, by shutting Ray down."""
+    if "ray" in sys.modules:
+        import ray
+
+        ray.shutdown()
     print(f"StorageError: {error}", file=sys.stderr, flush=True)
     return EXIT_RETRYABLE
 

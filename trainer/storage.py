@@ -109,7 +109,7 @@ def _endpoint() -> str:
 
 def storage_problem(error: BaseException) -> str | None:
     """What is wrong with the store, in words, if ``error`` is (or wraps) a storage failure."""
-    from botocore import exceptions as boto
+    from botocore import exceptions as boto  # type: ignore[import-untyped]
 
     for cause in _causes(error):
         if isinstance(cause, StorageError):
