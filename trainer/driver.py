@@ -14,12 +14,14 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from trainer.config import (
+    AdapterRecord,
     DatasetRecord,
     Metrics,
     ResumeRecord,
@@ -59,6 +61,43 @@ def torch_trainer(config: TrainerConfig) -> TorchTrainer:
     )
 
 
+def build_manifest(
+    config: TrainerConfig,
+    outcome: dict[str, Any],
+    adapter: AdapterRecord,
+    started_at: datetime,
+    started: float,
+) -> TrainerManifest:
+    """The manifest of a finished run, from the worker's result and the published adapter."""
+    finished_at = datetime.now(UTC)
+    return TrainerManifest(
+        run_name=config.run_name,
+        method=config.method,
+        config_hash=config.config_hash(),
+        base_model=config.base_model,
+        dataset=DatasetRecord(
+            uri=config.dataset.uri,
+            content_hash=outcome["dataset_hash"],
+            train_rows=outcome["train_rows"],
+            eval_rows=outcome["eval_rows"],
+        ),
+        adapter=adapter,
+        metrics=Metrics.model_validate(outcome),
+        resume=ResumeRecord.model_validate(outcome),
+        timings=Timings(
+            started_at=started_at,
+            finished_at=finished_at,
+            train_seconds=outcome.get("train_seconds", 0.0),
+            eval_seconds=outcome.get("eval_seconds", 0.0),
+            total_seconds=time.monotonic() - started,
+        ),
+        scaling=config.scaling,
+        device="cuda" if config.scaling.use_gpu else "cpu",
+        precision=outcome.get("precision", "fp32"),
+        versions=versions(),
+    )
+
+
 def run(config: TrainerConfig) -> TrainerManifest:
     """Train (or finish training) and return the manifest that was written."""
     started_at, started = datetime.now(UTC), time.monotonic()
@@ -89,33 +128,7 @@ def run(config: TrainerConfig) -> TrainerManifest:
     ):
         outcome = json.loads((Path(folder) / RESULT_NAME).read_text())
         adapter = publish_adapter(Path(folder), config.adapter_uri)
-    finished_at = datetime.now(UTC)
-    manifest = TrainerManifest(
-        run_name=config.run_name,
-        method=config.method,
-        config_hash=config_hash,
-        base_model=config.base_model,
-        dataset=DatasetRecord(
-            uri=config.dataset.uri,
-            content_hash=outcome["dataset_hash"],
-            train_rows=outcome["train_rows"],
-            eval_rows=outcome["eval_rows"],
-        ),
-        adapter=adapter,
-        metrics=Metrics.model_validate(outcome),
-        resume=ResumeRecord.model_validate(outcome),
-        timings=Timings(
-            started_at=started_at,
-            finished_at=finished_at,
-            train_seconds=outcome.get("train_seconds", 0.0),
-            eval_seconds=outcome.get("eval_seconds", 0.0),
-            total_seconds=time.monotonic() - started,
-        ),
-        scaling=config.scaling,
-        device="cuda" if config.scaling.use_gpu else "cpu",
-        precision=outcome.get("precision", "fp32"),
-        versions=versions(),
-    )
+    manifest = build_manifest(config, outcome, adapter, started_at, started)
     with explained("writing the manifest", config.manifest_uri):
         write_manifest(manifest, config.manifest_uri)
     log(f"wrote {config.manifest_uri}: {json.dumps(manifest.metrics.to_wire())}")
