@@ -5,7 +5,7 @@ too) and a ``snapshot.json`` with the content hash and row counts. DPO rows carr
 SFT rows carry instruction/input/output (per role), or prompt/chosen when they come from pairs. The
 content hash is computed from the rows themselves, so the trainer can prove which data it trained on:
 same rows in the same order, same hash, whatever the file encoding. Storage goes through fsspec, so
-the same code reads a local folder here and s3:// or gs:// in a cluster.
+the same code reads a local folder here and s3:// or gs:// in a cluster (trainer.storage opens them).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from trainer.storage import filesystem
 
 SPLITS = ("train", "eval")
 Row = dict[str, Any]
@@ -61,7 +62,7 @@ def write_snapshot(folder: Path, train: list[Row], eval: list[Row]) -> Snapshot:
 
 
 def _read_split(uri: str, name: str) -> list[Row]:
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem(uri)
     parquet, jsonl = f"{path.rstrip('/')}/{name}.parquet", f"{path.rstrip('/')}/{name}.jsonl"
     if fs.exists(parquet):
         with fs.open(parquet, "rb") as handle:

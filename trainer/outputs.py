@@ -12,9 +12,8 @@ import hashlib
 import importlib.metadata
 from pathlib import Path
 
-import fsspec
-
 from trainer.config import ADAPTER_WEIGHTS, AdapterFile, AdapterRecord, TrainerManifest
+from trainer.storage import filesystem, is_local
 
 RESULT_NAME = "result.json"  # the worker's metrics, carried inside the final Ray checkpoint
 _PACKAGES = ("kaizen", "trl", "peft", "transformers", "torch", "ray")
@@ -42,7 +41,7 @@ def publish_adapter(folder: Path, uri: str) -> AdapterRecord:
     files = adapter_files(folder)
     if ADAPTER_WEIGHTS not in {f.name for f in files}:
         raise FileNotFoundError(f"{folder} holds no {ADAPTER_WEIGHTS}")
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = filesystem(uri)
     fs.makedirs(root, exist_ok=True)
     for item in files:
         fs.put_file(str(folder / item.name), f"{root.rstrip('/')}/{item.name}")
@@ -51,24 +50,28 @@ def publish_adapter(folder: Path, uri: str) -> AdapterRecord:
 
 
 def write_manifest(manifest: TrainerManifest, uri: str) -> None:
-    """Write the manifest in one piece: a temporary name then a rename where the store has renames."""
-    fs, path = fsspec.core.url_to_fs(uri)
+    """Write the manifest in one piece: a temporary name then a rename on a local disk, one PUT on an
+    object store (which makes an object visible whole or not at all)."""
     text = manifest.model_dump_json(by_alias=True, indent=2) + "\n"
-    if "file" in fs.protocol or "local" in fs.protocol:
+    fs, path = filesystem(uri)
+    if is_local(uri):
         temporary = Path(path).with_suffix(".tmp")
+        temporary.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(text)
         temporary.replace(path)
-    else:  # object stores: a single PUT is atomic
-        with fs.open(path, "w") as handle:
-            handle.write(text)
+    else:
+        fs.pipe_file(path, text.encode())
 
 
 def read_manifest(uri: str) -> TrainerManifest | None:
-    fs, path = fsspec.core.url_to_fs(uri)
-    if not fs.exists(path):
+    """The manifest at ``uri``, or None if there is none. Read in one request: only "not found" means
+    none; any other failure (a refused key, an unreachable store) is raised, never taken for absence."""
+    fs, path = filesystem(uri)
+    try:
+        text = fs.cat_file(path)
+    except FileNotFoundError:
         return None
-    with fs.open(path, "r") as handle:
-        return TrainerManifest.model_validate_json(handle.read())
+    return TrainerManifest.model_validate_json(text)
 
 
 def versions() -> dict[str, str]:
@@ -79,8 +82,3 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             found[package] = "unknown"
     return found
-
-
-def local_path(uri: str) -> str:
-    """Ray's storage_path wants a plain absolute path for local storage and a URI otherwise."""
-    return uri.removeprefix("file://")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import fsspec
 import torch
 import transformers
 from datasets import Dataset
@@ -32,6 +31,7 @@ from trl.trainer.sft_trainer import SFTTrainer
 from trainer import tiny
 from trainer.config import Method, Precision, TrainerConfig
 from trainer.data import Snapshot, completion_rows, preference_rows
+from trainer.storage import filesystem, is_local
 
 
 def resolve_base_model(uri: str) -> Path:
@@ -39,9 +39,9 @@ def resolve_base_model(uri: str) -> Path:
     other URIs (s3://, gs://, ...) are copied once into the cache."""
     if tiny.is_tiny(uri):
         return tiny.resolve(uri)
-    fs, path = fsspec.core.url_to_fs(uri)
-    if "file" in fs.protocol:
-        return Path(str(path))
+    fs, path = filesystem(uri)
+    if is_local(uri):
+        return Path(path)
     target: Path = tiny.cache_dir().parent / "models" / str(path).strip("/").replace("/", "--")
     if not (target / "config.json").exists():
         fs.get(path.rstrip("/") + "/", str(target), recursive=True)

@@ -8,6 +8,7 @@ head's log is printed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +31,12 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def ray_head(model_cache: Path) -> Iterator[LocalRayHead]:
-    head = LocalRayHead(num_cpus=2, env={"KAIZEN_CACHE": str(model_cache)}).start()
+    """The head holds no storage credentials of its own, whatever the shell has: a job reaches the
+    object store only with what its runtime env gives it, as a trainer pod only with what its spec gives."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            patch.delenv(name)
+        head = LocalRayHead(num_cpus=2, env={"KAIZEN_CACHE": str(model_cache)}).start()
     try:
         yield head
     finally:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import torch
 import torch.nn.functional as F
+from fsspec import AbstractFileSystem
 
 from controllers.builders.jobspec import job_spec
 from controllers.clients.ray_jobs import JobInfo, RayJobsClient
 from devstack import synthetic
+from devstack.objectstore import ObjectStore
 from trainer.config import (
     BaseModelSpec,
     Checkpointing,
@@ -77,3 +81,26 @@ def answer_logprob(model: Any, tokenizer: Any, prompt: str, answer: str) -> floa
     logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
     logp = F.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids[1:])[:, None]).squeeze(1)
     return float(logp[len(prompt_ids) - 1 :].sum())
+
+
+def store_fs(store: ObjectStore) -> AbstractFileSystem:
+    """The test's own client of the store, with the user's key given explicitly (this process's
+    environment stays free of storage credentials, like the Ray head's)."""
+    env = store.env()
+    return fsspec.filesystem(
+        "s3",
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": store.endpoint, "region_name": env["AWS_DEFAULT_REGION"]},
+        skip_instance_cache=True,
+    )
+
+
+def upload_snapshot(store: ObjectStore, snapshot: Snapshot, uri: str) -> str:
+    """Copy a local snapshot folder to ``uri`` and remove the local copy: jobs can only read the store."""
+    local = Path(snapshot.uri)
+    fs = store_fs(store)
+    for path in sorted(local.iterdir()):
+        fs.put_file(str(path), f"{uri.removeprefix('s3://')}/{path.name}")
+    shutil.rmtree(local)
+    return uri
