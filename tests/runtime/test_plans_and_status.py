@@ -62,7 +62,8 @@ def test_a_shared_base_reads_back_as_one_runtime_lora_server_whatever_its_member
     members = [(_ref(name), _spec(name[-1], shared="base")) for name in ("coder-b", "coder-a")]
     one = isvc_plan.plan(build_shared_base("base", "agents", members[:1]))
     two = isvc_plan.plan(build_shared_base("base", "agents", members))
-    assert two.adapters == () and two.runtime_lora
+    assert two.adapters == ()
+    assert two.runtime_lora
     assert one.digest == two.digest  # a member joining never restarts the servers
 
 
