@@ -34,13 +34,16 @@ def test_the_base_model_is_not_an_adapter() -> None:
 def test_a_missing_adapter_is_loaded_only_where_it_is_missing() -> None:
     listings = {"r1": {"coder-1": "s3://b/1"}, "r2": {}}
     todo = plan_adapter(listings, "coder-1", "s3://b/1")
-    assert todo.unload == () and todo.load == ("r2",) and not todo.in_place
+    assert todo.unload == ()
+    assert todo.load == ("r2",)
+    assert not todo.in_place
     assert plan_adapter({"r1": {"coder-1": "s3://b/1"}}, "coder-1", "s3://b/1").in_place
 
 
 def test_another_version_under_the_name_is_unloaded_before_the_new_one_loads() -> None:
     todo = plan_adapter({"r1": {"coder-1": "s3://b/old"}}, "coder-1", "s3://b/new")
-    assert todo.unload == ("r1",) and todo.load == ("r1",)
+    assert todo.unload == ("r1",)
+    assert todo.load == ("r1",)
 
 
 def test_removal_asks_only_the_replicas_that_list_the_name() -> None:
