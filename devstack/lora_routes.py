@@ -43,6 +43,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def add_lora_routes(app: FastAPI, engine: Engine, download_dir: Path) -> None:
+    import s3fs  # type: ignore[import-untyped]  # noqa: F401  # imported now, not on the first load
+
     gate = asyncio.Lock()  # one load or unload at a time: the checks below and the change agree
 
     async def load(body: LoadRequest) -> object:

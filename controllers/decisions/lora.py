@@ -3,6 +3,7 @@
 A shared base's replicas are found the way a Service finds its pods: the EndpointSlices of the
 predictor's Service (``kubernetes.io/service-name: <isvc>-predictor``, KServe's RawDeployment naming),
 ready endpoints only — a replica that is not ready takes no traffic, and is looked at again when it is.
+(EndpointSlices rather than core v1 Endpoints: those are deprecated since Kubernetes 1.33.)
 
 Each replica answers vLLM's ``GET /v1/models``: the base, and one card per loaded adapter whose ``root``
 is the path it was loaded from. An adapter is in place on a replica when its served name is listed with

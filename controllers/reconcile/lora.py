@@ -19,9 +19,14 @@ import httpx
 from controllers.api.kindinfo import Resource
 from controllers.clients import lora as client
 from controllers.decisions import lora as plan
-from controllers.runtime.kube import Kube
+from controllers.runtime.kube import Kube, KubeError
 
-ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
+# discovery.k8s.io/v1 from Kubernetes 1.21 (v1beta1 was removed in 1.25); v1beta1 on older servers
+# such as the development control plane's. The fields read here are the same in both.
+ENDPOINT_SLICE_VERSIONS = (
+    Resource("discovery.k8s.io", "v1", "endpointslices"),
+    Resource("discovery.k8s.io", "v1beta1", "endpointslices"),
+)
 TIMEOUT = 30.0  # a load downloads the adapter first
 
 
@@ -40,8 +45,15 @@ class Placement:
 
 async def replicas(kube: Kube, namespace: str, inference_service: str) -> list[str]:
     service = plan.predictor_service(inference_service)
-    slices = await kube.list(ENDPOINT_SLICES, namespace, {plan.SERVICE_NAME_LABEL: service})
-    return plan.replica_urls(slices)
+    for resource in ENDPOINT_SLICE_VERSIONS:
+        try:
+            slices = await kube.list(resource, namespace, {plan.SERVICE_NAME_LABEL: service})
+        except KubeError as error:
+            if error.status == 404:  # this version is not served here: the next one
+                continue
+            raise
+        return plan.replica_urls(slices)
+    return []
 
 
 async def _listings(http: httpx.AsyncClient, urls: list[str], base_name: str) -> dict[str, dict[str, str]]:

@@ -17,7 +17,9 @@ from controllers.api.kinds import INFERENCE_SERVICES
 from controllers.runtime.kube import Kube, KubeError
 from devstack.runtime.servers import Instance
 
-ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
+# The development control plane (Kubernetes 1.20) serves EndpointSlices as v1beta1 only; the operator
+# reads v1 where it is served and v1beta1 otherwise. (Core v1 Endpoints refuse loopback addresses.)
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1beta1", "endpointslices")
 SERVICE_NAME = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 MANAGER = "kaizen-devstack"
@@ -28,7 +30,7 @@ def _slice(isvc: dict[str, Any], instance: Instance) -> dict[str, Any]:
     meta = isvc["metadata"]
     service = f"{meta['name']}-predictor"
     return {
-        "apiVersion": "discovery.k8s.io/v1",
+        "apiVersion": "discovery.k8s.io/v1beta1",
         "kind": "EndpointSlice",
         "metadata": {
             "name": f"{service}-{instance.token[:5]}",
