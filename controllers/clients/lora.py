@@ -12,6 +12,12 @@ KServe's stock vLLM image and keeps the credentials where the storage initialize
 mounting a shared volume: no ReadWriteMany claim is needed on the GPU nodes. The local stand-in
 model server answers the three routes itself, with the same contract.
 
+Not built yet: the loader container itself and its place in the shared base's predictor
+(``predictor.containers`` beside ``model``, an emptyDir for adapters, its port). Until then the
+operator calls the port the predictor Service's EndpointSlices name ``http``, which in the stand-in is
+the model server that plays both parts, and in a cluster would reach vLLM itself with a storage URI it
+cannot read; the loader's port is to be taken from the slices (a port it names) once it exists.
+
 Every call is retried a few times on connection errors and 5xx (a replica busy loading, or restarting
 under its Service); a 4xx is an answer, never retried. Loading a name that is loaded already answers
 400 in vLLM; unloading one that is not answers 404: both count as done, so a repeated pass is harmless.
