@@ -62,6 +62,7 @@ class Engine:
     def __init__(self, base: Path, base_name: str, adapters: Mapping[str, Path]) -> None:
         self.base_name = base_name
         self.paths = {base_name: base, **adapters}
+        self.roots = {name: str(path) for name, path in self.paths.items()}
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(base))
         model: Any = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         if adapters:
@@ -72,9 +73,30 @@ class Engine:
             for name, path in rest:
                 model.load_adapter(str(path), adapter_name=name)
         self.model = model.eval()
-        self.adapters = tuple(adapters)
+        self.adapters: tuple[str, ...] = tuple(adapters)
         self.max_model_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._lock = threading.Lock()
+
+    def load_adapter(self, name: str, path: Path, root: str) -> None:
+        """Add an adapter while serving (vLLM's runtime LoRA loading); ``root`` is what ``/v1/models``
+        reports it was loaded from. Waits for the generation in progress (the model is shared)."""
+        from peft import PeftModel
+
+        with self._lock:
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(path), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+            self.paths[name] = path
+            self.roots[name] = root
+            self.adapters = (*self.adapters, name)
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            self.model.delete_adapter(name)
+            self.adapters = tuple(a for a in self.adapters if a != name)
+            self.paths.pop(name, None)
+            self.roots.pop(name, None)
 
     @property
     def models(self) -> list[str]:
@@ -109,7 +131,7 @@ class Engine:
     def generate(self, model_name: str, prompt_ids: list[int], sampling: Sampling) -> Generator[Step]:
         """Steps of one checked generation; holds the model for its whole length (run it off the event loop)."""
         with self._lock, torch.inference_mode():
-            if model_name == self.base_name and self.adapters:
+            if model_name == self.base_name and hasattr(self.model, "disable_adapter"):
                 with self.model.disable_adapter():
                     yield from self._decode(prompt_ids, sampling)
             else:

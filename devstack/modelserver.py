@@ -12,7 +12,17 @@ update keeps a Service's address, and no other process can take the port meanwhi
 checks this very instance's health on a private Unix socket (``--admin-socket``).
 
 ``python -m devstack.modelserver --base DIR --base-name NAME [--adapter NAME=DIR ...]
-(--port P | --fd N) [--admin-socket PATH] [--instance ID] [--max-tokens N]``
+(--port P | --fd N) [--pod-fd N] [--admin-socket PATH] [--instance ID] [--max-tokens N]
+[--runtime-lora --download-dir DIR]``
+
+With ``--runtime-lora`` (what ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` turns on in vLLM) it also
+answers vLLM's ``POST /v1/load_lora_adapter`` ``{"lora_name", "lora_path"}`` and ``POST
+/v1/unload_lora_adapter`` ``{"lora_name"}``, with vLLM's answers (200; 400 for a name already loaded;
+404 for one that is not). ``lora_path`` may be a local folder or an ``s3://`` URI: the stand-in plays
+vLLM and Kaizen's loader beside it in one process (``controllers.clients.lora``), fetching the URI
+with the credentials in its environment — its pod's ServiceAccount's — into a fresh folder under
+``--download-dir``; ``/v1/models`` then lists the adapter with the URI as its ``root``. ``--pod-fd`` is
+this replica's own listening socket (its pod address), beside the shared one of its Service.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from devstack.generation import Engine, GenerationError, Sampling, Step
+from devstack.lora_routes import add_lora_routes
 from devstack.openai_reply import Reply
 from devstack.ports import listen_loopback
 
@@ -106,7 +117,7 @@ def create_app(engine: Engine, *, instance: str, max_tokens: int) -> FastAPI:
                 "object": "model",
                 "created": created,
                 "owned_by": "vllm",
-                "root": str(engine.paths[name]),
+                "root": engine.roots[name],
                 "parent": None if name == engine.base_name else engine.base_name,
                 "max_model_len": engine.max_model_len,
             }
@@ -228,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     public = parser.add_mutually_exclusive_group(required=True)
     public.add_argument("--port", type=int, help="listen on this loopback port")
     public.add_argument("--fd", type=int, help="accept on this inherited, listening socket")
+    parser.add_argument("--pod-fd", type=int, help="also accept on this inherited socket (the replica's own)")
+    parser.add_argument("--runtime-lora", action="store_true", help="answer vLLM's LoRA load/unload routes")
+    parser.add_argument("--download-dir", type=Path, help="where adapters loaded from object storage go")
     parser.add_argument("--admin-socket", type=Path, help="also answer on this Unix socket (health checks)")
     parser.add_argument("--instance", default=uuid.uuid4().hex)
     parser.add_argument("--max-tokens", type=int, default=64, help="cap on generated tokens per request")
@@ -237,8 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     adapters = dict(item.split("=", 1) for item in args.adapter)
     engine = Engine(args.base, args.base_name, {name: Path(path) for name, path in adapters.items()})
     app = create_app(engine, instance=args.instance, max_tokens=args.max_tokens)
+    if args.runtime_lora:
+        add_lora_routes(app, engine, args.download_dir or Path.cwd() / "adapters")
     # Accepting only now that the model is loaded: a loading server never takes a connection.
     sockets = [socket.socket(fileno=args.fd) if args.fd is not None else listen_loopback(args.port)]
+    if args.pod_fd is not None:
+        sockets.append(socket.socket(fileno=args.pod_fd))
     if args.admin_socket:
         sockets.append(_admin(args.admin_socket))
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)

@@ -1,19 +1,30 @@
 """The KServe InferenceService that serves a ShadowModel's adapter: pure functions of the API objects.
 
-KServe's huggingface runtime (``modelFormat: huggingface``) on its vLLM backend, with LoRA enabled:
+KServe's huggingface runtime (``modelFormat: huggingface``) on its vLLM backend, with LoRA enabled.
+The predictor runs under the ServiceAccount of ``spec.storage.serviceAccountName``: KServe's storage
+initializer finds the object store's credentials through the Secrets it lists (the Secret's
+``serving.kserve.io/s3-*`` annotations give endpoint, TLS and region), and IRSA / Workload Identity bind
+cloud identities to it.
 
-- The base model and every adapter are fetched by KServe's storage initializer through
-  ``predictor.storageUris``: the base to ``/mnt/models/base``, each adapter to
-  ``/mnt/models/adapters/<adapter>`` (KServe requires the paths to share a parent below ``/``).
-- vLLM gets ``--enable-lora``, ``--max-loras`` and one ``--lora-modules <adapter>=<path>`` entry per
-  adapter; KServe registers each LoRA module's name, so ``model: <adapter>`` in an OpenAI request on
-  ``<status.address.url>/openai/v1`` selects the adapter and ``model: <base model name>`` the plain base.
-- The adapter's served name is the ShadowModel's name; the base is served under its own model name.
+Dedicated mode gives each ShadowModel its own InferenceService (owned by it). The storage initializer
+fetches the base to ``/mnt/models/base`` and the adapter to ``/mnt/models/adapters/<adapter>``
+(``predictor.storageUris``; KServe requires the paths to share a parent below ``/``), and vLLM gets one
+``--lora-modules <adapter>=<path>``: the adapter is there from the first request.
 
-Dedicated mode gives each ShadowModel its own InferenceService (owned by it). Shared mode puts several
-adapters on one base deployment named by ``serving.sharedBase``: the manifest is computed from the set
-of ShadowModels on it, sorted by name, so the same set always gives the same manifest whatever order
-the operator lists them in, and every member is an owner so the base goes away with its last member.
+Shared mode puts several adapters on one warm base deployment named by ``serving.sharedBase``. Its
+predictor never changes when an adapter joins or leaves (a changed predictor rolls every replica: minutes
+of GPU cold start on the deployment that also serves the champion). It runs vLLM with runtime LoRA
+updating (``VLLM_ALLOW_RUNTIME_LORA_UPDATING``, ``--enable-lora``, ``--max-loras``) and no
+``--lora-modules``; the operator loads each member's adapter into every replica through vLLM's API
+(``controllers.reconcile.lora``). Only metadata follows the members: every member is a (non-controlling)
+owner, so the base goes away with its last member, and the adapters' digests are recorded.
+
+The shared base's ServiceAccount is the members' ``spec.storage.serviceAccountName``: all members must
+name the same one (or none), since one pod identity reads every adapter; a member naming another is
+refused with InvalidSpec naming that field.
+
+The adapter's served name is the ShadowModel's name (``model: <name>`` in an OpenAI request on
+``<status.address.url>/openai/v1``); the base is served under its own model name.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 SHADOW_MODEL_LABEL = "kaizen.dev/shadow-model"
 SHARED_BASE_LABEL = "kaizen.dev/shared-base"
 DIGESTS_ANNOTATION = "kaizen.dev/adapter-digests"
+RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
 MAX_NAME = 45  # room for the "-predictor" suffixes KServe derives its Services and hostnames from
 _VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -140,9 +152,16 @@ def _lora_rank_flag(rank: int) -> str:
 
 
 def _predictor(
-    base: BaseModelRef, adapters: Mapping[str, str], serving: ServingSettings, lora_rank: int | None
+    base: BaseModelRef,
+    adapters: Mapping[str, str],
+    serving: ServingSettings,
+    lora_rank: int | None,
+    service_account: str | None,
+    *,
+    runtime_lora: bool,
 ) -> dict[str, Any]:
-    """The predictor of a deployment serving ``base`` with ``adapters`` (served name -> storage URI)."""
+    """The predictor of a deployment serving ``base`` with ``adapters`` (served name -> storage URI)
+    fixed at start, or (``runtime_lora``) with adapters loaded and unloaded at run time."""
     if serving.runtime != ServingRuntime.VLLM:
         raise InvalidServingSpec(
             "spec.serving.runtime", "KServe serves LoRA adapters on its vLLM backend only; use vLLM"
@@ -162,24 +181,31 @@ def _predictor(
     ]
     if lora_rank is not None:
         args.append(_lora_rank_flag(lora_rank))
-    args += ["--lora-modules", *(f"{name}={mounts[name]}" for name in mounts)]
+    if mounts:
+        args += ["--lora-modules", *(f"{name}={mounts[name]}" for name in mounts)]
     requests = {"cpu": serving.cpu, "memory": serving.memory}
     limits = {"memory": serving.memory}
     if serving.gpus:
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(serving.gpus)
-    return {
+    model: dict[str, Any] = {
+        "modelFormat": {"name": "huggingface"},
+        "args": args,
+        "resources": {"requests": requests, "limits": limits},
+    }
+    if runtime_lora:
+        model["env"] = [{"name": RUNTIME_LORA_ENV, "value": "True"}]
+    predictor: dict[str, Any] = {
         "minReplicas": serving.min_replicas,
         "maxReplicas": serving.max_replicas,
         "storageUris": [
             {"uri": base.uri, "mountPath": BASE_MOUNT},
             *({"uri": adapters[name], "mountPath": mounts[name]} for name in mounts),
         ],
-        "model": {
-            "modelFormat": {"name": "huggingface"},
-            "args": args,
-            "resources": {"requests": requests, "limits": limits},
-        },
+        "model": model,
     }
+    if service_account:
+        predictor["serviceAccountName"] = service_account
+    return predictor
 
 
 def _manifest(
@@ -228,7 +254,14 @@ def build_inference_service(
         [_owner(shadow, controller=True)],
     )
     manifest["spec"] = {
-        "predictor": _predictor(spec.base_model, {adapter: spec.adapter.uri}, spec.serving, lora_rank)
+        "predictor": _predictor(
+            spec.base_model,
+            {adapter: spec.adapter.uri},
+            spec.serving,
+            lora_rank,
+            spec.storage.service_account_name,
+            runtime_lora=False,
+        )
     }
     return manifest
 
@@ -256,7 +289,8 @@ def build_shared_base(
     serving: ServingSettings | None = None,
     lora_rank: int | None = None,
 ) -> dict[str, Any]:
-    """The shared base InferenceService ``name`` serving one adapter per member ShadowModel.
+    """The shared base InferenceService ``name`` for its member ShadowModels (their adapters are
+    loaded at run time; the spec depends on the members' shared settings only).
 
     Members must be in mode Shared on this base and share one base model. Sizing comes from
     ``serving`` when given, else from the members' settings (which must agree; max-loras is the
@@ -279,7 +313,12 @@ def build_shared_base(
             "spec.baseModel", f"the models on shared base {name!r} have different bases: {sorted(bases)}"
         )
     settings = serving or _agreed_serving(name, ordered)
-    adapters = {served_model_name(ref.name): spec.adapter.uri for ref, spec in ordered}
+    accounts = {ref.name: spec.storage.service_account_name for ref, spec in ordered}
+    if len(set(accounts.values())) > 1:
+        raise InvalidServingSpec(
+            "spec.storage.serviceAccountName",
+            f"the models on shared base {name!r} run under one ServiceAccount, but name {accounts}",
+        )
     labels = {SHARED_BASE_LABEL: name}
     policies = {spec.policy_ref for _, spec in ordered}
     if len(policies) == 1 and (policy := policies.pop()):
@@ -291,5 +330,13 @@ def build_shared_base(
         {served_model_name(ref.name): spec.adapter.digest for ref, spec in ordered},
         [_owner(ref, controller=False) for ref, _ in ordered],
     )
-    manifest["spec"] = {"predictor": _predictor(ordered[0][1].base_model, adapters, settings, lora_rank)}
+    predictor = _predictor(
+        ordered[0][1].base_model,
+        {},
+        settings,
+        lora_rank,
+        ordered[0][1].storage.service_account_name,
+        runtime_lora=True,
+    )
+    manifest["spec"] = {"predictor": predictor}
     return manifest

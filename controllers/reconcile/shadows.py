@@ -2,10 +2,11 @@
 take the deployment down again when the model is retired or rolled back (once no route sends
 traffic there any more).
 
-Dedicated models get their own InferenceService (owned by the ShadowModel); Shared models are one
-more adapter on the base deployment named by ``serving.sharedBase``, whose manifest is recomputed from
-the set of live members. Roles are written by the Experiment that decides them; this reconcile only
-follows them.
+Dedicated models get their own InferenceService (owned by the ShadowModel), with the adapter fetched
+by KServe's storage initializer at start. Shared models are one more adapter on the warm base
+deployment named by ``serving.sharedBase``: its predictor stays as it is, and the adapter is loaded
+into every replica at run time (``controllers.reconcile.lora``); Ready means every replica lists it.
+Roles are written by the Experiment that decides them; this reconcile only follows them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from controllers.builders.inferenceservice import (
     served_model_name,
 )
 from controllers.decisions.conditions import READY, Want, holds, merge
+from controllers.reconcile import lora
 from controllers.reconcile.deps import Dependencies
 from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
@@ -57,12 +59,13 @@ async def reconcile(
     serving = shadow.spec.serving
     if out.status.role not in SERVING_ROLES:
         routed = await _routed_here(shadow, out.status, namespace, deps)
-        await _take_down(body, shadow, namespace, deps, keep=bool(routed))
+        pending = await _take_down(body, shadow, namespace, deps, keep=bool(routed))
         if not routed:  # nothing serves this adapter any more: an endpoint left here would answer 502
             out.status.endpoint = out.status.inference_service = ""
         message = f"{out.status.role.value}: {out.status.role_reason or 'no longer serving'}"
         if routed:
             message += f"; {STILL_ROUTED} {routed} still sends traffic to it"
+        message += pending
         out.status.conditions = merge(
             out.status.conditions, [Want.false(READY, out.status.role.value, message)],
             generation=out.status.observed_generation, now=now,
@@ -108,6 +111,18 @@ async def _serving(
         return Want.unknown(
             READY, "Deploying", f"waiting for InferenceService {status.inference_service} to be Ready"
         )
+    if shadow.spec.serving.mode == DeploymentMode.SHARED:
+        name = body["metadata"]["name"]
+        placed = await lora.ensure_loaded(
+            deps.kube, body["metadata"]["namespace"], status.inference_service,
+            shadow.spec.base_model.name, endpoint.model, shadow.spec.adapter.uri,
+        )  # fmt: skip
+        if not placed.everywhere:
+            return Want.unknown(
+                READY, "LoadingAdapter",
+                f"adapter {name} listed on {placed.listed_on} of {placed.replicas} replicas of"
+                f" {status.inference_service}: {placed.problem}",
+            )  # fmt: skip
     url = _rehost(endpoint.base_url, deps.settings.served_host)
     if status.endpoint != url:
         out.events.append(("Normal", "Serving", f"adapter served at {url} as model {endpoint.model}"))
@@ -130,9 +145,15 @@ def _rehost(url: str, host: str | None) -> str:
 
 
 async def _apply(manifest: dict[str, Any], deps: Dependencies) -> dict[str, Any]:
-    """Create, or update the spec when it changed (a shared base gaining or losing an adapter)."""
+    """Create, or update what changed: a shared base's owners and digests follow its members (metadata
+    only, so no rollout); its spec changes only with the members' common settings."""
     current, created = await deps.kube.ensure(kinds.INFERENCE_SERVICES, manifest)
-    if created or current.get("spec") == manifest["spec"]:
+    wanted_annotations = manifest["metadata"].get("annotations", {})
+    if created or (
+        current.get("spec") == manifest["spec"]
+        and current["metadata"].get("ownerReferences", []) == manifest["metadata"].get("ownerReferences", [])
+        and wanted_annotations.items() <= (current["metadata"].get("annotations") or {}).items()
+    ):
         return current
     current["spec"] = manifest["spec"]
     current["metadata"]["ownerReferences"] = manifest["metadata"].get("ownerReferences", [])
@@ -181,21 +202,29 @@ def _route(deps: Dependencies, namespace: str, name: str) -> RouteConfig | None:
 
 async def _take_down(
     body: dict[str, Any], shadow: ShadowModel, namespace: str, deps: Dependencies, keep: bool
-) -> None:
-    """Remove the model from serving; ``keep`` leaves a deployment that a route still needs."""
+) -> str:
+    """Remove the model from serving; ``keep`` leaves a deployment that a route still needs. What is
+    not done yet (an adapter some replica still lists), for the condition's message; the next pass
+    tries again."""
     serving = shadow.spec.serving
     if serving.mode == DeploymentMode.DEDICATED:
         if not keep:
             await deps.kube.delete(
                 kinds.INFERENCE_SERVICES, namespace, inference_service_name(body["metadata"]["name"])
             )
-        return
+        return ""
     assert serving.shared_base
     members = await _members(namespace, serving.shared_base, deps)
     if members:  # the shared base keeps serving the others (and the base model) without this adapter
         await _apply(build_shared_base(serving.shared_base, namespace, members), deps)
+        left = await lora.ensure_unloaded(
+            deps.kube, namespace, serving.shared_base, shadow.spec.base_model.name,
+            served_model_name(body["metadata"]["name"]),
+        )  # fmt: skip
+        return f"; unloading its adapter: {left}" if left else ""
     elif not keep:
         await deps.kube.delete(kinds.INFERENCE_SERVICES, namespace, serving.shared_base)
+    return ""
 
 
 async def _evaluation(shadow: ShadowModel, namespace: str, deps: Dependencies) -> OfflineEvaluation | None:

@@ -1,23 +1,27 @@
 """The InferenceService stand-in: serves each InferenceService with a real local model server process.
 
-Reconciling one InferenceService: read its plan (base, served name, adapters); if the newest server
-instance runs that plan and answers, it is Ready — older instances (a rollout's previous server) are
-stopped then; if it is still loading, wait; if it died, report why and start it again after a
-backoff; if the plan changed, start a new instance on the same port beside the current one. Deleting
+Reconciling one InferenceService: read its plan (base, served name, adapters, ServiceAccount,
+replicas); if the plan's replicas all run and answer, it is Ready — older instances (a rollout's
+previous servers) are stopped then, and the predictor's EndpointSlices list the replicas; if they are
+still loading, wait; if one died, report why and start it again after a backoff; if the plan changed,
+fetch what is remote with the ServiceAccount's credentials (``storage_init``; a refusal is reported as
+KServe's storage initializer does: Ready False, ModelLoadFailed, naming the URI) and start new
+instances on the same port beside the current ones. Deleting
 the InferenceService stops its servers. Status follows KServe's shape (see ``isvc_plan``).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from typing import Any
 
 from controllers.api.kinds import INFERENCE_SERVICES
 from controllers.runtime.kube import Kube, KubeError
-from devstack.runtime import isvc_plan
+from devstack.runtime import endpoints, isvc_plan, storage_init
 from devstack.runtime.kube import Key, merge_patch
-from devstack.runtime.servers import Entry, Supervisor, alive
+from devstack.runtime.servers import Entry, Instance, Supervisor, alive
 
 log = logging.getLogger(__name__)
 LOADING_POLL = 0.5
@@ -60,46 +64,107 @@ class InferenceServiceController:
             return None
         entry = self.supervisor.entry(name, isvc["metadata"]["uid"])
         url = f"http://127.0.0.1:{entry.port}"
-        newest = entry.instances[-1] if entry.instances else None
-        if newest is None and (wait := self._backoff_left(name)) > 0:
-            return wait
-        if newest is None or newest.plan != wanted.digest:
-            await self.supervisor.start(name, entry, wanted)
-            log.info("InferenceService %s: starting a server for plan %s", name, wanted.digest)
-            url = f"http://127.0.0.1:{entry.port}"  # rebound if the runtime restarted since the last server
-            await self._write(isvc, url, ready=await self._older_ready(entry), up_to_date=False, loading=True)
-            return LOADING_POLL
-        if await self.supervisor.healthy(newest):
-            for older in entry.instances[:-1]:
+        current = [i for i in entry.instances if i.plan == wanted.digest]
+        if len(current) < wanted.replicas:
+            if (wait := self._backoff_left(name)) > 0:
+                return wait
+            return await self._start(name, isvc, entry, wanted, len(current))
+        health = [await self.supervisor.healthy(i) for i in current]
+        if all(health):
+            for older in [i for i in entry.instances if i not in current]:
                 await self.supervisor.stop(entry, older)
             self._crashes.pop(name, None)
             self._restart_at.pop(name, None)
+            await endpoints.publish(self.kube, isvc, current)
             await self._write(isvc, url, ready=True, up_to_date=True)
             return LIVENESS_POLL
-        if alive(newest):
-            await self._write(isvc, url, ready=await self._older_ready(entry), up_to_date=False, loading=True)
+        dead = [i for i, ok in zip(current, health, strict=True) if not ok and not alive(i)]
+        if not dead:
+            await self._write(
+                isvc, url, ready=await self._older_ready(entry, current), up_to_date=False, loading=True
+            )
             return LOADING_POLL
-        crashes = self._crashes[name] = self._crashes.get(name, 0) + 1
-        delay = min(2.0**crashes, 30.0)  # then it starts again, backing off as a crash-looping pod does
-        self._restart_at[name] = time.monotonic() + delay
-        message = f"model server exited: {Supervisor.log_tail(newest)}"
-        await self.supervisor.stop(entry, newest)
-        log.warning("InferenceService %s: %s", name, message)
-        await self._write(
-            isvc,
-            url,
-            ready=await self._older_ready(entry),
-            up_to_date=False,
-            reason="RuntimeUnhealthy",
-            message=message,
+        return await self._crashed(name, isvc, entry, dead, current)
+
+    async def _start(
+        self, name: str, isvc: dict[str, Any], entry: Entry, wanted: isvc_plan.ServerPlan, running: int
+    ) -> float:
+        """Fetch what is remote (the storage initializer), then start the missing replicas."""
+        try:
+            credentials = await storage_init.credentials(
+                self.kube, isvc["metadata"]["namespace"], wanted.service_account
+            )
+            local = await self._initialize(name, wanted, credentials)
+        except storage_init.StorageError as failure:
+            delay = self._back_off(name)
+            log.warning("InferenceService %s: %s", name, failure)
+            await self._write(
+                isvc, self._settled_url(name), ready=await self._older_ready(entry, []),
+                up_to_date=False, reason="ModelLoadFailed", message=str(failure),
+            )  # fmt: skip
+            return delay
+        for _ in range(wanted.replicas - running):
+            await self.supervisor.start(name, entry, wanted, local, credentials)
+        log.info(
+            "InferenceService %s: starting %d server(s) for plan %s",
+            name,
+            wanted.replicas - running,
+            wanted.digest,
         )
+        url = f"http://127.0.0.1:{entry.port}"  # rebound if the runtime restarted since the last server
+        await self._write(isvc, url, ready=await self._older_ready(entry, []), up_to_date=False, loading=True)
+        return LOADING_POLL
+
+    async def _initialize(
+        self, name: str, wanted: isvc_plan.ServerPlan, credentials: dict[str, str]
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The plan's base and adapters as local paths: each s3:// URI fetched into a fresh folder of
+        this plan (a folder left by an earlier attempt is fetched again, never trusted)."""
+        folder = self.supervisor.state_dir / "storage" / name.replace("/", ".") / wanted.digest
+        if folder.exists():
+            shutil.rmtree(folder)
+        fetched: dict[str, str] = {}
+
+        async def local(uri: str) -> str:
+            if not storage_init.is_remote(uri):
+                return uri
+            if uri not in fetched:
+                target = folder / str(len(fetched))
+                fetched[uri] = str(await storage_init.fetch_async(uri, target, credentials))
+            return fetched[uri]
+
+        base = await local(wanted.base)
+        adapters = tuple([(adapter, await local(path)) for adapter, path in wanted.adapters])
+        return base, adapters
+
+    async def _crashed(
+        self, name: str, isvc: dict[str, Any], entry: Entry, dead: list[Instance], current: list[Instance]
+    ) -> float:
+        delay = self._back_off(name)  # then they start again, backing off as a crash-looping pod does
+        message = f"model server exited: {Supervisor.log_tail(dead[0])}"
+        for instance in dead:
+            await self.supervisor.stop(entry, instance)
+        log.warning("InferenceService %s: %s", name, message)
+        survivors = [i for i in current if i not in dead]
+        await endpoints.publish(self.kube, isvc, [i for i in survivors if await self.supervisor.healthy(i)])
+        await self._write(
+            isvc, f"http://127.0.0.1:{entry.port}", ready=await self._older_ready(entry, dead),
+            up_to_date=False, reason="RuntimeUnhealthy", message=message,
+        )  # fmt: skip
+        return delay
+
+    def _back_off(self, name: str) -> float:
+        crashes = self._crashes[name] = self._crashes.get(name, 0) + 1
+        delay = min(2.0**crashes, 30.0)
+        self._restart_at[name] = time.monotonic() + delay
         return delay
 
     def _backoff_left(self, name: str) -> float:
         return max(0.0, self._restart_at.get(name, 0.0) - time.monotonic())
 
-    async def _older_ready(self, entry: Entry) -> bool:
-        return any([await self.supervisor.healthy(i) for i in entry.instances[:-1]])
+    async def _older_ready(self, entry: Entry, excluded: list[Instance]) -> bool:
+        """Whether some instance other than ``excluded`` (the ones being started) still answers."""
+        return any([await self.supervisor.healthy(i) for i in entry.instances if i not in excluded])
 
     def _settled_url(self, name: str) -> str | None:
         entry = self.supervisor.entries.get(name)

@@ -3,8 +3,11 @@
 Reading: the predictor's ``storageUris`` (or ``model.storageUri``) say which URI lands at which path in
 the container; ``--model_dir`` says where the base is, ``--model_name`` what it is called (KServe's
 default is the InferenceService's name), and ``--lora-modules NAME=PATH`` (or vLLM's JSON form) where
-each adapter is. The stand-in plays the storage initializer for local storage only: absolute paths,
-``file://`` and ``tiny://`` (the project's built-in test models).
+each adapter is. Local paths, ``file://`` and ``tiny://`` (the project's built-in test models) stand
+for weights in the image or on a volume; ``s3://`` URIs are fetched by the stand-in's storage
+initializer (``storage_init``) with the credentials of ``predictor.serviceAccountName``.
+``minReplicas`` replicas are started; the env ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` turns on vLLM's
+runtime LoRA API (load/unload adapters without a restart).
 
 Writing: KServe's status shape (``pkg/apis/serving/v1beta1/inference_service_status.go``) for a
 RawDeployment: ``url``, ``address.url``, ``components.predictor.url``/``address.url``, the conditions
@@ -37,15 +40,21 @@ class Unservable(ValueError):
 
 @dataclass(frozen=True)
 class ServerPlan:
-    """One model server: the base (local folder or tiny:// URI), its served name, and the adapters."""
+    """One model server: the base (local folder, tiny:// or s3:// URI), its served name, the adapters
+    (name, local path or s3:// URI), the ServiceAccount whose credentials fetch them, whether adapters
+    may be loaded at run time, and how many replicas."""
 
     base: str
     base_name: str
     adapters: tuple[tuple[str, str], ...]
+    service_account: str | None = None
+    runtime_lora: bool = False
+    replicas: int = 1
 
     @property
     def digest(self) -> str:
-        text = json.dumps([self.base, self.base_name, list(self.adapters)], separators=(",", ":"))
+        fields = [self.base, self.base_name, list(self.adapters), self.service_account, self.runtime_lora]
+        text = json.dumps([*fields, self.replicas], separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -82,12 +91,13 @@ def _lora_modules(args: list[str]) -> list[tuple[str, str]]:
 
 
 def _local(uri: str) -> str:
-    if uri.startswith("tiny://") or uri.startswith("/"):
+    if uri.startswith(("tiny://", "/", "s3://")):
         return uri
     if uri.startswith("file://"):
         return uri.removeprefix("file://")
     raise Unservable(
-        "ModelLoadFailed", f"the local runtime serves local paths, file:// and tiny:// URIs only, not {uri!r}"
+        "ModelLoadFailed",
+        f"the local runtime serves local paths, file://, tiny:// and s3:// URIs only, not {uri!r}",
     )
 
 
@@ -125,7 +135,15 @@ def plan(isvc: dict[str, Any]) -> ServerPlan:
         raise Unservable(
             "InvalidPredictorSpec", "LoRA module names must be unique and differ from --model_name"
         )
-    return ServerPlan(base, base_name, adapters)
+    env = {item.get("name"): item.get("value") for item in model.get("env") or []}
+    return ServerPlan(
+        base,
+        base_name,
+        adapters,
+        service_account=predictor.get("serviceAccountName"),
+        runtime_lora=str(env.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "")).lower() in ("true", "1"),
+        replicas=max(1, int(predictor.get("minReplicas", 1))),
+    )
 
 
 def _condition(

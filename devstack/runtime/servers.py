@@ -2,8 +2,12 @@
 
 Each InferenceService owns a listening loopback socket (its URL), which the runtime binds itself —
 port 0, so no other process can be handed the port — and passes to one or more server instances:
-one normally, two while a changed spec rolls out (the new instance accepts from the same socket
-before the old one stops). Instances run in their own sessions, so they survive a crash of the
+one per replica (``minReplicas``), twice that while a changed spec rolls out (the new instances accept
+from the same socket before the old ones stop). Each instance also listens on a port of its own, its
+"pod address", which the stand-in publishes in the predictor Service's EndpointSlices: what the
+operator calls to load an adapter into one replica. An instance runs with the environment its pod
+would have — none of the runtime's own AWS_* variables, only the credentials of the predictor's
+ServiceAccount — and downloads what it loads at run time into a folder of its own. Instances run in their own sessions, so they survive a crash of the
 runtime as pods survive their controller; ``state.json`` records each instance's pid, identity token
 and private health socket, so that a restarted runtime adopts them — checked by the token in the
 process's command line, never by pid alone — instead of starting duplicates. A restarted runtime no
@@ -40,6 +44,7 @@ class Instance:
     plan: str  # ServerPlan.digest
     token: str
     log: str
+    pod_port: int = 0  # the replica's own address (its pod IP:port in a cluster)
 
 
 @dataclass
@@ -100,7 +105,16 @@ class Supervisor:
             self.save()
         return entry
 
-    async def start(self, key: str, entry: Entry, server: ServerPlan) -> Instance:
+    async def start(
+        self,
+        key: str,
+        entry: Entry,
+        server: ServerPlan,
+        local: tuple[str, tuple[tuple[str, str], ...]] | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> Instance:
+        """One more instance of ``server``; ``local`` is (base, adapters) after the storage initializer
+        fetched what was remote, ``credentials`` the env the instance's runtime LoRA loads use."""
         sock = self._sockets.get(key)
         if sock is None:  # adopted after a restart: the old servers hold the only copies of the socket
             for old in list(entry.instances):
@@ -114,22 +128,31 @@ class Supervisor:
         token = uuid.uuid4().hex
         log = self.logs / f"{key.replace('/', '.')}.{token[:8]}.log"
         admin = f"/tmp/kz-{token[:20]}.sock"  # Unix socket paths must stay short
+        base, adapters = local or (server.base, server.adapters)
+        pod = listen_loopback()
+        downloads = self.state_dir / "replicas" / token[:12]
         command = [
-            self.python, "-m", MODEL_SERVER, "--base", _local_base(server.base), "--base-name", server.base_name,
-            *(f"--adapter={name}={path}" for name, path in server.adapters),
-            "--fd", str(sock.fileno()), "--admin-socket", admin, "--instance", token,
-            "--max-tokens", str(self.max_tokens),
+            self.python, "-m", MODEL_SERVER, "--base", _local_base(base), "--base-name", server.base_name,
+            *(f"--adapter={name}={path}" for name, path in adapters),
+            "--fd", str(sock.fileno()), "--pod-fd", str(pod.fileno()), "--admin-socket", admin,
+            "--instance", token, "--max-tokens", str(self.max_tokens),
         ]  # fmt: skip
+        if server.runtime_lora:
+            command += ["--runtime-lora", "--download-dir", str(downloads)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | (credentials or {})
         with log.open("ab") as out:
             process = subprocess.Popen(
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                pass_fds=(sock.fileno(),),
+                pass_fds=(sock.fileno(), pod.fileno()),
                 start_new_session=True,
+                env=env,
             )
-        instance = Instance(process.pid, admin, server.digest, token, str(log))
+        pod_port = int(pod.getsockname()[1])
+        pod.close()  # the instance holds it now
+        instance = Instance(process.pid, admin, server.digest, token, str(log), pod_port)
         entry.instances.append(instance)
         self.save()
         return instance

@@ -58,23 +58,21 @@ def test_the_builders_manifest_reads_back_as_the_server_to_run() -> None:
     )
 
 
-def test_a_shared_base_reads_back_with_every_adapter_in_name_order() -> None:
+def test_a_shared_base_reads_back_as_one_runtime_lora_server_whatever_its_members() -> None:
     members = [(_ref(name), _spec(name[-1], shared="base")) for name in ("coder-b", "coder-a")]
-    plan = isvc_plan.plan(build_shared_base("base", "agents", members))
-    assert plan.adapters == (("coder-a", "/adapters/a"), ("coder-b", "/adapters/b"))
+    one = isvc_plan.plan(build_shared_base("base", "agents", members[:1]))
+    two = isvc_plan.plan(build_shared_base("base", "agents", members))
+    assert two.adapters == ()
+    assert two.runtime_lora
+    assert one.digest == two.digest  # a member joining never restarts the servers
 
 
-def test_the_plan_digest_changes_with_the_adapter_set_only() -> None:
-    one = isvc_plan.plan(build_shared_base("base", "agents", [(_ref("coder-a"), _spec("a", shared="base"))]))
-    again = isvc_plan.plan(
-        build_shared_base("base", "agents", [(_ref("coder-a"), _spec("a", shared="base"))])
-    )
-    two = isvc_plan.plan(
-        build_shared_base(
-            "base", "agents", [(_ref(n), _spec(n[-1], shared="base")) for n in ("coder-a", "coder-b")]
-        )
-    )
-    assert one.digest == again.digest != two.digest
+def test_the_plan_digest_changes_with_the_service_account() -> None:
+    manifest = build_inference_service(_ref("coder-a"), _spec("a"))
+    before = isvc_plan.plan(manifest).digest
+    manifest["spec"]["predictor"]["serviceAccountName"] = "kaizen-storage"
+    assert isvc_plan.plan(manifest).service_account == "kaizen-storage"
+    assert isvc_plan.plan(manifest).digest != before
 
 
 @pytest.mark.parametrize(
@@ -86,9 +84,14 @@ def test_local_storage_uris_are_read_in_place(uri: str, local: str) -> None:
     assert isvc_plan.plan(manifest).base == local
 
 
-def test_remote_storage_is_refused_naming_the_uri() -> None:
+def test_remote_storage_is_left_for_the_storage_initializer() -> None:
     manifest = build_inference_service(_ref("coder-a"), _spec("a", base_uri="s3://models/qwen"))
-    with pytest.raises(isvc_plan.Unservable, match=r"s3://models/qwen") as caught:
+    assert isvc_plan.plan(manifest).base == "s3://models/qwen"
+
+
+def test_other_schemes_are_refused_naming_the_uri() -> None:
+    manifest = build_inference_service(_ref("coder-a"), _spec("a", base_uri="hf://models/qwen"))
+    with pytest.raises(isvc_plan.Unservable, match=r"hf://models/qwen") as caught:
         isvc_plan.plan(manifest)
     assert caught.value.reason == "ModelLoadFailed"
 

@@ -13,6 +13,7 @@ import pytest
 from controllers.api import kinds
 from controllers.api.serving_settings import DeploymentMode, ServingRuntime, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
+from controllers.api.storage_settings import StorageAccess
 from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import (
     BASE_MOUNT,
@@ -31,10 +32,16 @@ QWEN = BaseModelRef(name="Qwen/Qwen2.5-Coder-7B-Instruct", uri="s3://models/qwen
 
 
 def _spec(
-    adapter: str, *, shared: str | None = None, policy: str = "coder-dpo", **serving: Any
+    adapter: str,
+    *,
+    shared: str | None = None,
+    policy: str = "coder-dpo",
+    account: str | None = "kaizen-storage",
+    **serving: Any,
 ) -> ShadowModelSpec:
     mode = DeploymentMode.SHARED if shared else DeploymentMode.DEDICATED
     return ShadowModelSpec(
+        storage=StorageAccess(service_account_name=account),
         policy_ref=policy,
         training_run_ref=adapter,
         base_model=QWEN,
@@ -138,10 +145,7 @@ def test_shared_base_args_are_stable_under_reordering_of_its_models() -> None:
         build_shared_base("qwen-coder-base", "agents", order) for order in itertools.permutations(members)
     ]
     assert all(manifest == manifests[0] for manifest in manifests)
-    args = manifests[0]["spec"]["predictor"]["model"]["args"]
-    assert args[args.index("--lora-modules") + 1 :] == [
-        f"coder-dpo-000{i}=/mnt/models/adapters/coder-dpo-000{i}" for i in (1, 2, 3)
-    ]
+    assert "--lora-modules" not in manifests[0]["spec"]["predictor"]["model"]["args"]
     assert [o["name"] for o in manifests[0]["metadata"]["ownerReferences"]] == [
         "coder-dpo-0001",
         "coder-dpo-0002",
@@ -150,15 +154,16 @@ def test_shared_base_args_are_stable_under_reordering_of_its_models() -> None:
     assert not any(o["controller"] for o in manifests[0]["metadata"]["ownerReferences"])
 
 
-def test_one_more_model_on_a_shared_base_adds_one_lora_module() -> None:
+def test_one_more_model_on_a_shared_base_leaves_its_predictor_as_it_was() -> None:
     before = build_shared_base("qwen-coder-base", "agents", _members("coder-dpo-0001"))
     after = build_shared_base("qwen-coder-base", "agents", _members("coder-dpo-0001", "coder-dpo-0002"))
     assert after["metadata"]["name"] == before["metadata"]["name"] == "qwen-coder-base"
-    assert (
-        len(after["spec"]["predictor"]["storageUris"]) == len(before["spec"]["predictor"]["storageUris"]) + 1
-    )
-    lora = after["spec"]["predictor"]["model"]["args"]
-    assert "coder-dpo-0002=/mnt/models/adapters/coder-dpo-0002" in lora
+    assert after["spec"] == before["spec"]  # no rollout: the adapter is loaded at run time
+    predictor = after["spec"]["predictor"]
+    assert predictor["storageUris"] == [before["spec"]["predictor"]["storageUris"][0]]
+    assert {"name": "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "value": "True"} in predictor["model"]["env"]
+    assert "--enable-lora" in predictor["model"]["args"]
+    assert [o["name"] for o in after["metadata"]["ownerReferences"]] == ["coder-dpo-0001", "coder-dpo-0002"]
     assert after["metadata"]["labels"]["kaizen.dev/shared-base"] == "qwen-coder-base"
 
 
@@ -235,3 +240,27 @@ def test_the_inference_service_address_is_the_one_kserves_own_sdk_uses() -> None
     resource = kinds.INFERENCE_SERVICES
     assert (resource.group, resource.version) == (constants.KSERVE_GROUP, constants.KSERVE_V1BETA1_VERSION)
     assert resource.plural == constants.KSERVE_PLURAL_INFERENCESERVICE
+
+
+def test_both_modes_run_under_the_storage_service_account_and_validate_against_kserve() -> None:
+    dedicated = build_inference_service(_ref("coder-dpo-0001"), _spec("coder-dpo-0001"))
+    shared = build_shared_base("base", "agents", _members("coder-dpo-0001", "coder-dpo-0002", base="base"))
+    for manifest in (dedicated, shared):
+        _valid(manifest)
+        assert manifest["spec"]["predictor"]["serviceAccountName"] == "kaizen-storage"
+    assert "env" not in dedicated["spec"]["predictor"]["model"]  # its adapter is there from the start
+
+
+def test_without_a_service_account_the_predictor_names_none() -> None:
+    manifest = build_inference_service(_ref("coder-dpo-0001"), _spec("coder-dpo-0001", account=None))
+    assert "serviceAccountName" not in manifest["spec"]["predictor"]
+
+
+def test_models_on_one_shared_base_must_name_one_service_account() -> None:
+    members = [
+        (_ref("a"), _spec("a", shared="base")),
+        (_ref("b"), _spec("b", shared="base", account="other")),
+    ]
+    with pytest.raises(InvalidServingSpec) as caught:
+        build_shared_base("base", "agents", members)
+    assert caught.value.field == "spec.storage.serviceAccountName"

@@ -1,0 +1,97 @@
+"""Adapters on a warm shared base: load a member's adapter into every replica, unload a leaver's.
+
+The shared base's predictor never changes when an adapter joins (``controllers.builders.inference
+service``); instead, on each pass of a member ShadowModel, the operator finds the base's replicas (the
+ready endpoints of its predictor Service's EndpointSlices), asks each what it lists on
+``/v1/models``, loads the adapter where it is missing or another version holds the name, and lists
+again: the member is Ready only when every replica lists this version. A replica that starts later
+(scale-up, a restarted pod) lists nothing and is filled on the member's next pass. A retired or rolled
+back member is unloaded from every replica the same way. See ``controllers.clients.lora`` for how the
+adapter gets from its storage URI onto the replica's disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from controllers.api.kindinfo import Resource
+from controllers.clients import lora as client
+from controllers.decisions import lora as plan
+from controllers.runtime.kube import Kube, KubeError
+
+# discovery.k8s.io/v1 from Kubernetes 1.21 (v1beta1 was removed in 1.25); v1beta1 on older servers
+# such as the development control plane's. The fields read here are the same in both.
+ENDPOINT_SLICE_VERSIONS = (
+    Resource("discovery.k8s.io", "v1", "endpointslices"),
+    Resource("discovery.k8s.io", "v1beta1", "endpointslices"),
+)
+TIMEOUT = 30.0  # a load downloads the adapter first
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an adapter stands on a shared base after one pass."""
+
+    replicas: int
+    listed_on: int
+    problem: str = ""
+
+    @property
+    def everywhere(self) -> bool:
+        return self.replicas > 0 and self.listed_on == self.replicas and not self.problem
+
+
+async def replicas(kube: Kube, namespace: str, inference_service: str) -> list[str]:
+    service = plan.predictor_service(inference_service)
+    for resource in ENDPOINT_SLICE_VERSIONS:
+        try:
+            slices = await kube.list(resource, namespace, {plan.SERVICE_NAME_LABEL: service})
+        except KubeError as error:
+            if error.status == 404:  # this version is not served here: the next one
+                continue
+            raise
+        return plan.replica_urls(slices)
+    return []
+
+
+async def _listings(http: httpx.AsyncClient, urls: list[str], base_name: str) -> dict[str, dict[str, str]]:
+    return {url: plan.loaded_adapters(await client.list_models(http, url), base_name) for url in urls}
+
+
+async def ensure_loaded(
+    kube: Kube, namespace: str, inference_service: str, base_name: str, name: str, uri: str
+) -> Placement:
+    """Load ``name`` (from ``uri``) into every replica that lacks this version, then verify."""
+    urls = await replicas(kube, namespace, inference_service)
+    if not urls:
+        return Placement(0, 0, f"no ready replica of {inference_service} yet")
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            todo = plan.plan_adapter(await _listings(http, urls, base_name), name, uri)
+            for url in todo.unload:
+                await client.unload(http, url, name)
+            for url in todo.load:
+                await client.load(http, url, name, uri)
+            after = plan.plan_adapter(await _listings(http, urls, base_name), name, uri)
+    except client.LoraError as error:
+        return Placement(len(urls), 0, str(error))
+    missing = len(after.load)
+    problem = f"{missing} of {len(urls)} replicas do not list {name!r} after loading it" if missing else ""
+    return Placement(len(urls), len(urls) - missing, problem)
+
+
+async def ensure_unloaded(
+    kube: Kube, namespace: str, inference_service: str, base_name: str, name: str
+) -> str:
+    """Unload ``name`` from every replica that lists it; "" when none does any more, else what failed."""
+    urls = await replicas(kube, namespace, inference_service)
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            for url in plan.plan_removal(await _listings(http, urls, base_name), name):
+                await client.unload(http, url, name)
+            left = plan.plan_removal(await _listings(http, urls, base_name), name)
+    except client.LoraError as error:
+        return str(error)
+    return f"{name!r} is still listed on {', '.join(left)}" if left else ""
