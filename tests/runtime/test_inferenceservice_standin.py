@@ -323,4 +323,5 @@ def test_storage_the_local_runtime_cannot_read_is_reported_not_ready_naming_the_
     failure = isvc["status"]["modelStatus"]["lastFailureInfo"]
     assert failure["reason"] == "ModelLoadFailed"
     assert "s3://models/qwen2.5-coder-7b-instruct" in failure["message"]
-    assert f"{namespace}/coder-s3" not in _state(runtime)
+    assert "storage-initializer" in failure["message"]  # no credentials: the server never starts
+    assert not _state(runtime).get(f"{namespace}/coder-s3", {}).get("instances")
