@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import fsspec
 import httpx
 
 from controllers.api import kinds
@@ -18,6 +19,7 @@ from controllers.api.intervention import ANNOTATION
 from devstack.agents import Population
 from devstack.demo import demo_policy
 from devstack.localray import LocalRayHead
+from devstack.objectstore import ObjectStore
 from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
 from tests.e2e.on_call import events, kill_once_it_lands, request_on, the_answer
@@ -51,8 +53,18 @@ def kaizen(
     )
 
 
+def mend_in_the_bucket(store: ObjectStore, run_folder: str) -> None:
+    """What fixes the fast trainer's "fail" runs: a FIXED object in the run's folder of the bucket."""
+    env = store.env()
+    client = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": env["AWS_DEFAULT_REGION"]}
+    fs = fsspec.filesystem(
+        "s3", key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs=client
+    )
+    fs.pipe(f"{run_folder.removeprefix('s3://')}/FIXED", b"")
+
+
 def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the_operator_killed(
-    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, tmp_path: Path
+    world: World, runtime: LocalRuntime, ray_head: LocalRayHead, fast_python: Path, object_store: ObjectStore
 ) -> None:
     # Given a run by hand whose only attempt failed for good
     use_fast_trainer(world, fast_python)
@@ -73,8 +85,7 @@ def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the
     assert logs.returncode == 0, logs.stderr
     assert "fastjob: mend-fail fails on purpose" in logs.stdout
     # When they mend the cause and retry, and the operator is killed as soon as the request is written
-    (tmp_path / "adapters" / "mend-fail").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "adapters" / "mend-fail" / "FIXED").touch()
+    mend_in_the_bucket(object_store, f"{world.storage.output_uri}/mend-fail")
     retry = subprocess.Popen(
         kaizen_command(world, "retry", "trainingrun", "mend-fail", "--reason", "node replaced", "--wait"),
         env=cli_env(world),
