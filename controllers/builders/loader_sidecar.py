@@ -100,17 +100,16 @@ def loader_service(inference_service: Mapping[str, Any]) -> dict[str, Any]:
                 }
             ],
         },
-        "spec": {
-            "clusterIP": "None",
-            # Not-ready pods are left out; a replica still starting is filled on a later pass.
-            "selector": {ISVC_POD_LABEL: meta["name"], "component": "predictor"},
-            "ports": [
-                {
-                    "name": LOADER_PORT_NAME,
-                    "port": LOADER_PORT,
-                    "targetPort": LOADER_PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
-        },
+        "spec": {"clusterIP": "None", **loader_selection(meta["name"])},
+    }
+
+
+def loader_selection(inference_service: str) -> dict[str, Any]:
+    """The loader Service's selector and ports: what the operator puts back if someone changed them.
+    (Not-ready pods are left out of its slices; a replica still starting is filled on a later pass.)"""
+    return {
+        "selector": {ISVC_POD_LABEL: inference_service, "component": "predictor"},
+        "ports": [
+            {"name": LOADER_PORT_NAME, "port": LOADER_PORT, "targetPort": LOADER_PORT_NAME, "protocol": "TCP"}
+        ],
     }
