@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 
 from controllers.api.kindinfo import Resource
-from controllers.api.kinds import INFERENCE_SERVICES
 from controllers.builders.loader_sidecar import (
     LOADER_PORT,
     LOADER_PORT_NAME,
@@ -54,20 +53,20 @@ class Placement:
         return self.replicas > 0 and self.listed_on == self.replicas and not self.problem
 
 
-async def ensure_loader_service(kube: Kube, namespace: str, inference_service: str) -> None:
-    """The headless Service that lists every replica's loader: created, or its selection put back."""
-    name, wanted = loader_service_name(inference_service), loader_selection(inference_service)
-    current = await kube.get(SERVICES, namespace, name)
+async def ensure_loader_service(kube: Kube, inference_service: dict[str, Any]) -> None:
+    """The headless Service that lists every replica's loader, beside the shared base (read back from
+    the API server): created, or its selection put back. Made with the base, before its pods are
+    ready, so that their loaders are listed as soon as they are."""
+    meta = inference_service["metadata"]
+    name, wanted = loader_service_name(meta["name"]), loader_selection(meta["name"])
+    current = await kube.get(SERVICES, meta["namespace"], name)
     if current is None:
-        isvc = await kube.get(INFERENCE_SERVICES, namespace, inference_service)
-        if isvc is None:  # not made yet, or deleted: the next pass
-            return
-        current, created = await kube.ensure(SERVICES, loader_service(isvc))
+        current, created = await kube.ensure(SERVICES, loader_service(inference_service))
         if created:
             return
     spec = current.get("spec") or {}
     if spec.get("selector") != wanted["selector"] or not _has_loader_port(spec):
-        await kube.patch(SERVICES, namespace, name, {"spec": wanted})
+        await kube.patch(SERVICES, meta["namespace"], name, {"spec": wanted})
 
 
 def _has_loader_port(spec: dict[str, Any]) -> bool:
@@ -99,7 +98,6 @@ async def ensure_loaded(
     kube: Kube, namespace: str, inference_service: str, base_name: str, name: str, uri: str
 ) -> Placement:
     """Load ``name`` (from ``uri``) into every replica that lacks this version, then verify."""
-    await ensure_loader_service(kube, namespace, inference_service)
     urls = await replicas(kube, namespace, inference_service)
     if not urls:
         return Placement(0, 0, f"no ready replica of {inference_service} yet")
