@@ -48,6 +48,12 @@ SETTING_FLAGS: list[tuple[str, str, Callable[[str], Any], str | None]] = [
         float,
         "how often finished runs, models and experiments are looked at again",
     ),
+    (
+        "--loader-image",
+        "KAIZEN_LOADER_IMAGE",
+        str,
+        "image of the LoRA loader beside vLLM in shared bases (the operator's own image)",
+    ),
     ("--served-host", "KAIZEN_SERVED_HOST", str, argparse.SUPPRESS),
 ]
 SETTING_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}

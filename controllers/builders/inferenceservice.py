@@ -15,13 +15,15 @@ Shared mode puts several adapters on one warm base deployment named by ``serving
 predictor never changes when an adapter joins or leaves (a changed predictor rolls every replica: minutes
 of GPU cold start on the deployment that also serves the champion). It runs vLLM with runtime LoRA
 updating (``VLLM_ALLOW_RUNTIME_LORA_UPDATING``, ``--enable-lora``, ``--max-loras``) and no
-``--lora-modules``; the operator loads each member's adapter into every replica through vLLM's API
-(``controllers.reconcile.lora``). Only metadata follows the members: every member is a (non-controlling)
-owner, so the base goes away with its last member, and the adapters' digests are recorded.
+``--lora-modules``; the operator loads each member's adapter into every replica through the loader
+beside vLLM in each pod (``controllers.builders.loader_sidecar``, ``controllers.reconcile.lora``). Only
+metadata follows the members: every member is a (non-controlling) owner, so the base goes away with its
+last member, and the adapters' digests are recorded.
 
-The shared base's ServiceAccount is the members' ``spec.storage.serviceAccountName``: all members must
-name the same one (or none), since one pod identity reads every adapter; a member naming another is
-refused with InvalidSpec naming that field.
+The shared base's ServiceAccount is the members' ``spec.storage.serviceAccountName``, and its loader
+reads the store with their ``secretRef``, ``endpoint`` and ``region``: all members must name the same
+(or none), since one pod identity reads every adapter; a member naming another is refused with
+InvalidSpec naming that field.
 
 The adapter's served name is the ShadowModel's name (``model: <name>`` in an OpenAI request on
 ``<status.address.url>/openai/v1``); the base is served under its own model name.
@@ -42,6 +44,7 @@ from controllers.api.serving_settings import DeploymentMode, ServingRuntime, Ser
 from controllers.api.shadowmodel import KIND as SHADOW_MODEL_KIND
 from controllers.api.shadowmodel import ShadowModelSpec
 from controllers.api.training_settings import BaseModelRef
+from controllers.builders.loader_sidecar import LOADER_IMAGE, add_loader
 
 API = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
@@ -53,6 +56,9 @@ SHADOW_MODEL_LABEL = "kaizen.dev/shadow-model"
 SHARED_BASE_LABEL = "kaizen.dev/shared-base"
 DIGESTS_ANNOTATION = "kaizen.dev/adapter-digests"
 RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+SHARED_STORAGE_FIELDS = {
+    "service_account_name": "serviceAccountName", "secret_ref": "secretRef", "endpoint": "endpoint", "region": "region"
+}  # fmt: skip
 MAX_NAME = 45  # room for the "-predictor" suffixes KServe derives its Services and hostnames from
 _VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -288,13 +294,15 @@ def build_shared_base(
     *,
     serving: ServingSettings | None = None,
     lora_rank: int | None = None,
+    loader_image: str = LOADER_IMAGE,
 ) -> dict[str, Any]:
     """The shared base InferenceService ``name`` for its member ShadowModels (their adapters are
     loaded at run time; the spec depends on the members' shared settings only).
 
     Members must be in mode Shared on this base and share one base model. Sizing comes from
     ``serving`` when given, else from the members' settings (which must agree; max-loras is the
-    largest asked for). Every member is a (non-controlling) owner."""
+    largest asked for). Every member is a (non-controlling) owner. The predictor runs the adapter
+    loader (``loader_image``) beside vLLM (``controllers.builders.loader_sidecar``)."""
     ordered = sorted(members, key=lambda member: member[0].name)
     if not ordered:
         raise ValueError(f"shared base {name!r} has no ShadowModels; delete it instead")
@@ -313,12 +321,13 @@ def build_shared_base(
             "spec.baseModel", f"the models on shared base {name!r} have different bases: {sorted(bases)}"
         )
     settings = serving or _agreed_serving(name, ordered)
-    accounts = {ref.name: spec.storage.service_account_name for ref, spec in ordered}
-    if len(set(accounts.values())) > 1:
-        raise InvalidServingSpec(
-            "spec.storage.serviceAccountName",
-            f"the models on shared base {name!r} run under one ServiceAccount, but name {accounts}",
-        )
+    for field, camel in SHARED_STORAGE_FIELDS.items():  # one pod identity and loader read every adapter
+        values = {ref.name: getattr(spec.storage, field) for ref, spec in ordered}
+        if len(set(values.values())) > 1:
+            raise InvalidServingSpec(
+                f"spec.storage.{camel}",
+                f"the models on shared base {name!r} share one pod identity and adapter loader, but name {values}",
+            )
     labels = {SHARED_BASE_LABEL: name}
     policies = {spec.policy_ref for _, spec in ordered}
     if len(policies) == 1 and (policy := policies.pop()):
@@ -338,5 +347,5 @@ def build_shared_base(
         ordered[0][1].storage.service_account_name,
         runtime_lora=True,
     )
-    manifest["spec"] = {"predictor": predictor}
+    manifest["spec"] = {"predictor": add_loader(predictor, loader_image, ordered[0][1].storage)}
     return manifest

@@ -2,21 +2,20 @@
 
 How the adapter reaches the replica's disk. vLLM's ``lora_path`` is a path on the server's own disk
 (or a Hugging Face repo id); vLLM cannot read ``s3://``. Kaizen's answer is a loader beside vLLM in
-the predictor pod, as AIBrix's runtime sidecar does: it answers the same three routes, downloads a
-``lora_path`` that is a storage URI into the pod's own volume with the pod's ServiceAccount credentials
-(the ones KServe's storage initializer uses), then calls vLLM's ``/v1/load_lora_adapter`` on
-localhost with the local path, reporting the URI as the card's ``root``. Chosen over vLLM's LoRA
-resolver plugins because resolvers load lazily on a request's first use of a name — nothing the
-operator can verify before it sends traffic — and need a custom vLLM image; the loader works with
-KServe's stock vLLM image and keeps the credentials where the storage initializer's are. Over
-mounting a shared volume: no ReadWriteMany claim is needed on the GPU nodes. The local stand-in
-model server answers the three routes itself, with the same contract.
+the predictor pod (``controllers.loader``, placed by ``controllers.builders.loader_sidecar``), as
+AIBrix's runtime sidecar does: it answers the same three routes on its own port (``kaizen-loader``,
+8090), downloads a ``lora_path`` that is a storage URI into an emptyDir it shares with vLLM, with the
+credentials of the storage Secret (as environment) or the pod's ServiceAccount identity, then calls
+vLLM's ``/v1/load_lora_adapter`` on localhost with the local path, reporting the URI as the card's
+``root``. Chosen over vLLM's LoRA resolver plugins because resolvers load lazily on a request's first
+use of a name — nothing the operator can verify before it sends traffic — and need a custom vLLM
+image; the loader works with KServe's stock vLLM image. Over mounting a shared volume: no
+ReadWriteMany claim is needed on the GPU nodes.
 
-Not built yet: the loader container itself and its place in the shared base's predictor
-(``predictor.containers`` beside ``model``, an emptyDir for adapters, its port). Until then the
-operator calls the port the predictor Service's EndpointSlices name ``http``, which in the stand-in is
-the model server that plays both parts, and in a cluster would reach vLLM itself with a storage URI it
-cannot read; the loader's port is to be taken from the slices (a port it names) once it exists.
+The operator reaches every replica's loader through the headless Service ``<isvc>-kaizen-loader``
+it keeps beside each shared base: the ready endpoints of its EndpointSlices, port ``kaizen-loader``
+(``controllers.reconcile.lora``). The local stand-in model server answers the three routes itself,
+with the same contract, on every port of its "pod".
 
 Every call is retried a few times on connection errors and 5xx (a replica busy loading, or restarting
 under its Service); a 4xx is an answer, never retried. Loading a name that is loaded already answers

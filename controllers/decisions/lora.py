@@ -28,11 +28,12 @@ def predictor_service(inference_service: str) -> str:
     return inference_service + PREDICTOR_SUFFIX
 
 
-def replica_urls(slices: Iterable[Mapping[str, Any]]) -> list[str]:
-    """``http://address:port`` of every ready endpoint in the predictor Service's EndpointSlices."""
+def replica_urls(slices: Iterable[Mapping[str, Any]], port_name: str = HTTP_PORT_NAME) -> list[str]:
+    """``http://address:port`` of every ready endpoint in a Service's EndpointSlices, on the port
+    named ``port_name`` (or an unnamed one: a Service with a single port)."""
     urls = set()
     for found in slices:
-        ports = [p for p in found.get("ports") or [] if p.get("name") in (HTTP_PORT_NAME, "", None)]
+        ports = [p for p in found.get("ports") or [] if p.get("name") in (port_name, "", None)]
         if not ports or found.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
             continue
         port = ports[0]["port"]

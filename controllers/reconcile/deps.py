@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.builders.loader_sidecar import LOADER_IMAGE
 from controllers.clients.router import RouterClient
 from controllers.reconcile.memory import Memory, StorageVerdict
 from controllers.runtime.kube import Kube
@@ -45,6 +46,8 @@ class Settings:
     experiment_poll_seconds: float = 1.0
     rest_seconds: float = 60.0  # how often objects at rest are looked at (KindInfo.at_rest)
     served_host: str | None = None  # override the host of InferenceService URLs (local runtime)
+    # The image of the LoRA loader beside vLLM in a shared base's pods: the operator's own image.
+    loader_image: str = LOADER_IMAGE
     # An LLM judge costs money and time per question: a policy asks at most this many per reconcile
     # (the rest on later polls), each within the timeout.
     judge_calls_per_reconcile: int = 16

@@ -2,8 +2,9 @@
 
 The shared base's predictor never changes when an adapter joins (``controllers.builders.inference
 service``); instead, on each pass of a member ShadowModel, the operator finds the base's replicas (the
-ready endpoints of its predictor Service's EndpointSlices), asks each what it lists on
-``/v1/models``, loads the adapter where it is missing or another version holds the name, and lists
+ready endpoints, port ``kaizen-loader``, of the EndpointSlices of the headless Service
+``<isvc>-kaizen-loader`` it keeps beside the base: ``controllers.builders.loader_sidecar``), asks each
+replica's loader what it lists on ``/v1/models``, loads the adapter where it is missing or another version holds the name, and lists
 again: the member is Ready only when every replica lists this version. A replica that starts later
 (scale-up, a restarted pod) lists nothing and is filled on the member's next pass. A retired or rolled
 back member is unloaded from every replica the same way. See ``controllers.clients.lora`` for how the
@@ -13,10 +14,18 @@ adapter gets from its storage URI onto the replica's disk.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from controllers.api.kindinfo import Resource
+from controllers.builders.loader_sidecar import (
+    LOADER_PORT,
+    LOADER_PORT_NAME,
+    loader_selection,
+    loader_service,
+    loader_service_name,
+)
 from controllers.clients import lora as client
 from controllers.decisions import lora as plan
 from controllers.runtime.kube import Kube, KubeError
@@ -27,6 +36,7 @@ ENDPOINT_SLICE_VERSIONS = (
     Resource("discovery.k8s.io", "v1", "endpointslices"),
     Resource("discovery.k8s.io", "v1beta1", "endpointslices"),
 )
+SERVICES = Resource("", "v1", "services")
 TIMEOUT = 30.0  # a load downloads the adapter first
 
 
@@ -43,8 +53,32 @@ class Placement:
         return self.replicas > 0 and self.listed_on == self.replicas and not self.problem
 
 
+async def ensure_loader_service(kube: Kube, inference_service: dict[str, Any]) -> None:
+    """The headless Service that lists every replica's loader, beside the shared base (read back from
+    the API server): created, or its selection put back. Made with the base, before its pods are
+    ready, so that their loaders are listed as soon as they are."""
+    meta = inference_service["metadata"]
+    name, wanted = loader_service_name(meta["name"]), loader_selection(meta["name"])
+    current = await kube.get(SERVICES, meta["namespace"], name)
+    if current is None:
+        current, created = await kube.ensure(SERVICES, loader_service(inference_service))
+        if created:
+            return
+    spec = current.get("spec") or {}
+    if spec.get("selector") != wanted["selector"] or not _has_loader_port(spec):
+        await kube.patch(SERVICES, meta["namespace"], name, {"spec": wanted})
+
+
+def _has_loader_port(spec: dict[str, Any]) -> bool:
+    # The API server adds defaults (targetPort as a number, nodePort...): compare what matters.
+    return any(
+        (p.get("name"), p.get("port")) == (LOADER_PORT_NAME, LOADER_PORT) for p in spec.get("ports") or []
+    )
+
+
 async def replicas(kube: Kube, namespace: str, inference_service: str) -> list[str]:
-    service = plan.predictor_service(inference_service)
+    """The loader URL of every ready replica, from the loader Service's EndpointSlices."""
+    service = loader_service_name(inference_service)
     for resource in ENDPOINT_SLICE_VERSIONS:
         try:
             slices = await kube.list(resource, namespace, {plan.SERVICE_NAME_LABEL: service})
@@ -52,7 +86,7 @@ async def replicas(kube: Kube, namespace: str, inference_service: str) -> list[s
             if error.status == 404:  # this version is not served here: the next one
                 continue
             raise
-        return plan.replica_urls(slices)
+        return plan.replica_urls(slices, LOADER_PORT_NAME)
     return []
 
 

@@ -75,8 +75,9 @@ async def reconcile(
         if serving.mode == DeploymentMode.SHARED:
             assert serving.shared_base
             manifest = build_shared_base(
-                serving.shared_base, namespace, await _members(namespace, serving.shared_base, deps)
-            )
+                serving.shared_base, namespace, await _members(namespace, serving.shared_base, deps),
+                loader_image=deps.settings.loader_image,
+            )  # fmt: skip
         else:
             manifest = build_inference_service(ObjectRef.from_metadata(meta), shadow.spec)
     except InvalidServingSpec as error:
@@ -86,6 +87,8 @@ async def reconcile(
         )  # fmt: skip
         return out
     isvc = await _apply(manifest, deps)
+    if serving.mode == DeploymentMode.SHARED:
+        await lora.ensure_loader_service(deps.kube, isvc)
     out.status.inference_service = manifest["metadata"]["name"]
     out.status.served_model_name = served_model_name(name)
     if shadow.status is None:
@@ -216,7 +219,10 @@ async def _take_down(
     assert serving.shared_base
     members = await _members(namespace, serving.shared_base, deps)
     if members:  # the shared base keeps serving the others (and the base model) without this adapter
-        await _apply(build_shared_base(serving.shared_base, namespace, members), deps)
+        base = build_shared_base(
+            serving.shared_base, namespace, members, loader_image=deps.settings.loader_image
+        )
+        await _apply(base, deps)
         left = await lora.ensure_unloaded(
             deps.kube, namespace, serving.shared_base, shadow.spec.base_model.name,
             served_model_name(body["metadata"]["name"]),

@@ -22,6 +22,14 @@
 - apiGroups: [serving.kserve.io]
   resources: [inferenceservices]
   verbs: [get, list, watch, create, update, patch, delete]
+# Shared bases: the headless Service that lists every replica's adapter loader (created, its selector
+# put back if changed), and its EndpointSlices: the replicas the operator calls to load adapters.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create, patch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
 # The database, judge and storage Secrets that LearningPolicies name (training.storage.secretRef: the
 # operator writes each run's dataset snapshot to the bucket with the policy's own credentials). get only:
 # it reads the one Secret a policy names; the trainer's pods get it from the kubelet (envFrom), not from it.

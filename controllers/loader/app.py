@@ -1,0 +1,175 @@
+"""The loader's HTTP routes: vLLM's runtime LoRA contract, with storage URIs it can actually read.
+
+``POST /v1/load_lora_adapter`` downloads a ``lora_path`` that is a storage URI into
+``<adapters>/<lora_name>`` and asks vLLM to load that folder; a local path goes to vLLM as it is.
+``POST /v1/unload_lora_adapter`` asks vLLM, then deletes the folder. ``GET /v1/models`` is vLLM's list
+with each downloaded adapter's ``root`` put back to the URI it came from (the operator compares the
+root with the URI it asked for). vLLM's answers pass through with their status; the loader's own
+refusals use vLLM's error body: 400 for a URI it cannot download (naming the URI and the problem),
+503 when vLLM does not answer. Loads and unloads of one name run one at a time.
+
+Which URI each folder came from is written beside it (``<name>.source``), so a restarted loader (the
+emptyDir outlives the container) still reports the URIs of what vLLM holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from controllers.loader import fetch
+
+log = logging.getLogger("kaizen.loader")
+VLLM_TIMEOUT = 120.0  # vLLM loads the adapter's weights before it answers
+# A served name becomes a folder name: no separators, nothing hidden (ShadowModel names fit).
+_FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    vllm: str  # vLLM's base URL in this pod, e.g. http://127.0.0.1:8080
+    adapters: Path  # the volume shared with vLLM
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lora_name: str = Field(min_length=1, max_length=253)
+    lora_path: str = Field(min_length=1)
+
+
+class UnloadRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lora_name: str = Field(min_length=1, max_length=253)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    kind = {400: "BadRequestError", 404: "NotFoundError", 503: "ServiceUnavailableError"}[status]
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
+
+
+def _passed_on(reply: httpx.Response) -> Response:
+    media = reply.headers.get("content-type", "application/json")
+    return Response(reply.content, reply.status_code, media_type=media)
+
+
+class Shelf:
+    """The adapters' folders on the shared volume and the URI each was downloaded from."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    def source(self, name: str) -> str | None:
+        record = self.root / f"{name}.source"
+        return record.read_text() if record.is_file() and self.folder(name).is_dir() else None
+
+    def record(self, name: str, uri: str) -> None:
+        (self.root / f"{name}.source").write_text(uri)
+
+    def remove(self, name: str) -> None:
+        (self.root / f"{name}.source").unlink(missing_ok=True)
+        shutil.rmtree(self.folder(name), ignore_errors=True)
+
+    def uris_by_path(self) -> dict[str, str]:
+        return {str(self.folder(r.stem)): r.read_text() for r in self.root.glob("*.source")}
+
+
+def create_app(settings: LoaderSettings) -> FastAPI:
+    shelf = Shelf(settings.adapters)
+    locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    vllm: dict[str, httpx.AsyncClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        settings.adapters.mkdir(parents=True, exist_ok=True)
+        fetch.clear_scratch(settings.adapters)
+        async with httpx.AsyncClient(base_url=settings.vllm, timeout=VLLM_TIMEOUT) as client:
+            vllm["client"] = client
+            yield
+
+    app = FastAPI(title="Kaizen LoRA loader", lifespan=lifespan)
+
+    async def call(method: str, path: str, **kwargs: Any) -> httpx.Response | JSONResponse:
+        try:
+            return await vllm["client"].request(method, path, **kwargs)
+        except httpx.HTTPError as failure:
+            return error(503, f"vLLM at {settings.vllm} did not answer {method} {path}: {failure!r}")
+
+    async def listed(name: str) -> bool | Response:
+        reply = await call("GET", "/v1/models")
+        if isinstance(reply, JSONResponse) or reply.status_code != 200:
+            return _answer(reply)
+        return any(card.get("id") == name for card in reply.json().get("data") or [])
+
+    @app.post("/v1/load_lora_adapter")
+    async def load(body: LoadRequest) -> Response:
+        name, path = body.lora_name, body.lora_path
+        if not fetch.is_storage_uri(path):
+            return _answer(await call("POST", "/v1/load_lora_adapter", json=body.model_dump()))
+        if not _FOLDER_NAME.match(name):
+            return error(400, f"lora_name {name!r}: letters, digits, '.', '_' and '-' only")
+        async with locks[name]:
+            present = await listed(name)
+            if isinstance(present, Response):
+                return present
+            if present:  # vLLM's own answer, without downloading anything
+                return error(400, f"The lora adapter '{name}' has already been loaded.")
+            if shelf.source(name) != path:
+                try:
+                    files = await asyncio.to_thread(fetch.download, path, shelf.folder(name))
+                except fetch.FetchError as failure:
+                    log.warning("adapter %s: %s", name, failure)
+                    return error(400, str(failure))
+                shelf.record(name, path)
+                log.info("adapter %s: downloaded %d files from %s", name, len(files), path)
+            local = {"lora_name": name, "lora_path": str(shelf.folder(name))}
+            reply = await call("POST", "/v1/load_lora_adapter", json=local)
+            if reply.status_code != 200:  # vLLM refused the folder: nothing stays on disk
+                shelf.remove(name)
+            return _answer(reply)
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload(body: UnloadRequest) -> Response:
+        async with locks[body.lora_name]:
+            reply = await call("POST", "/v1/unload_lora_adapter", json=body.model_dump())
+            if reply.status_code in (200, 404) and _FOLDER_NAME.match(body.lora_name):
+                shelf.remove(body.lora_name)
+            return _answer(reply)
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        reply = await call("GET", "/v1/models")
+        if isinstance(reply, JSONResponse) or reply.status_code != 200:
+            return _answer(reply)
+        listing = reply.json()
+        uris = shelf.uris_by_path()
+        for card in listing.get("data") or []:
+            card["root"] = uris.get(str(card.get("root")), card.get("root"))
+        return JSONResponse(listing)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}  # the loader's own liveness: vLLM restarting is no reason to restart it
+
+    return app
+
+
+def _answer(reply: httpx.Response | JSONResponse) -> Response:
+    return reply if isinstance(reply, JSONResponse) else _passed_on(reply)
