@@ -13,6 +13,7 @@ Messages carry the store's own words (which never hold a secret key), not the op
 
 from __future__ import annotations
 
+import importlib
 import posixpath
 import re
 import uuid
@@ -40,6 +41,13 @@ class StorageError(Exception):
 
 
 _DENIED_NAMES = ("NoCredentials", "Credential", "AccessDenied", "Unauthorized", "Forbidden", "Auth")
+
+
+def warm_up() -> None:
+    """Import the S3 back end at start-up rather than in the first reconcile that touches storage:
+    its imports (aiobotocore, botocore) take a second and a half, more on a loaded node, and would
+    stall that reconcile after every restart. Done before the operator leads, so it never delays work."""
+    importlib.import_module("s3fs")
 
 
 def classify(error: BaseException) -> Problem:

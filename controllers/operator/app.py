@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controllers.api import experiment, learningpolicy, shadowmodel, trainingrun
+from controllers.clients import objectstore
 from controllers.clients.router import RouterClient
 from controllers.operator import handlers
 from controllers.operator.dispatch import Kind
@@ -87,6 +88,7 @@ async def run(
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # Kopf's login reads it too
     deps = await build_dependencies(settings, kubeconfig)
+    await asyncio.to_thread(objectstore.warm_up)
     # What is imported and built by now lives as long as the process (the kubernetes client alone
     # brings a thousand model classes): keep it out of the cyclic collector, whose full passes would
     # otherwise walk all of it, 150-300 ms each, every few seconds once a thousand objects keep the
