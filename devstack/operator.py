@@ -62,18 +62,32 @@ class OperatorProcess:
             command += ["--namespace", namespace]
         return command
 
-    def start(self, timeout: float = 60.0) -> None:
-        self.health_port, self.metrics_port = free_port(), free_port()
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.command(),
-                env={**os.environ, **self.extra_env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        processes.wait_until_answering(self._process, url, "operator", self.log, timeout)
+    def start(self, timeout: float = 60.0, tries: int = 3) -> None:
+        """Start on free loopback ports. A port free a moment ago can be handed to another process's
+        outgoing connection before the operator binds it (seconds of imports later, on a busy machine):
+        that start fails with "address already in use" and is made again on other ports — in a
+        cluster a pod's ports are its own, so this race belongs to the local stack alone."""
+        for attempt in range(1, tries + 1):
+            self.health_port, self.metrics_port = free_port(), free_port()
+            written = self.log.stat().st_size if self.log.exists() else 0
+            with self.log.open("ab") as log:
+                self._process = subprocess.Popen(
+                    self.command(),
+                    env={**os.environ, **self.extra_env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            try:
+                processes.wait_until_answering(self._process, url, "operator", self.log, timeout)
+                return
+            except RuntimeError:
+                with self.log.open("rb") as log:
+                    log.seek(written)
+                    taken = b"address already in use" in log.read()
+                if not taken or attempt == tries:
+                    raise
 
     @property
     def pid(self) -> int | None:

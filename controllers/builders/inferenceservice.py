@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,6 @@ from controllers.api.serving_settings import DeploymentMode, ServingRuntime, Ser
 from controllers.api.shadowmodel import KIND as SHADOW_MODEL_KIND
 from controllers.api.shadowmodel import ShadowModelSpec
 from controllers.api.training_settings import BaseModelRef
-from controllers.builders.loader_sidecar import LOADER_IMAGE, add_loader
 
 API = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
@@ -269,83 +268,4 @@ def build_inference_service(
             runtime_lora=False,
         )
     }
-    return manifest
-
-
-def _agreed_serving(
-    shared_base: str, members: Sequence[tuple[ObjectRef, ShadowModelSpec]]
-) -> ServingSettings:
-    """The members' common serving settings; they must agree on everything that sizes the deployment."""
-    first = members[0][1].serving
-    for field in ("runtime", "gpus", "cpu", "memory", "min_replicas", "max_replicas"):
-        values = {ref.name: getattr(spec.serving, field) for ref, spec in members}
-        if len(set(values.values())) > 1:
-            camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), field)
-            raise InvalidServingSpec(
-                f"spec.serving.{camel}", f"the models on shared base {shared_base!r} disagree: {values}"
-            )
-    return first.model_copy(update={"max_loras": max(spec.serving.max_loras for _, spec in members)})
-
-
-def build_shared_base(
-    name: str,
-    namespace: str,
-    members: Iterable[tuple[ObjectRef, ShadowModelSpec]],
-    *,
-    serving: ServingSettings | None = None,
-    lora_rank: int | None = None,
-    loader_image: str = LOADER_IMAGE,
-) -> dict[str, Any]:
-    """The shared base InferenceService ``name`` for its member ShadowModels (their adapters are
-    loaded at run time; the spec depends on the members' shared settings only).
-
-    Members must be in mode Shared on this base and share one base model. Sizing comes from
-    ``serving`` when given, else from the members' settings (which must agree; max-loras is the
-    largest asked for). Every member is a (non-controlling) owner. The predictor runs the adapter
-    loader (``loader_image``) beside vLLM (``controllers.builders.loader_sidecar``)."""
-    ordered = sorted(members, key=lambda member: member[0].name)
-    if not ordered:
-        raise ValueError(f"shared base {name!r} has no ShadowModels; delete it instead")
-    for ref, spec in ordered:
-        if spec.serving.mode != DeploymentMode.SHARED or spec.serving.shared_base != name:
-            raise InvalidServingSpec(
-                "spec.serving.sharedBase", f"ShadowModel {ref.name!r} is not on shared base {name!r}"
-            )
-        if ref.namespace != namespace:
-            raise InvalidServingSpec(
-                "metadata.namespace", f"ShadowModel {ref.name!r} is not in namespace {namespace!r}"
-            )
-    bases = {(spec.base_model.name, spec.base_model.uri) for _, spec in ordered}
-    if len(bases) > 1:
-        raise InvalidServingSpec(
-            "spec.baseModel", f"the models on shared base {name!r} have different bases: {sorted(bases)}"
-        )
-    settings = serving or _agreed_serving(name, ordered)
-    for field, camel in SHARED_STORAGE_FIELDS.items():  # one pod identity and loader read every adapter
-        values = {ref.name: getattr(spec.storage, field) for ref, spec in ordered}
-        if len(set(values.values())) > 1:
-            raise InvalidServingSpec(
-                f"spec.storage.{camel}",
-                f"the models on shared base {name!r} share one pod identity and adapter loader, but name {values}",
-            )
-    labels = {SHARED_BASE_LABEL: name}
-    policies = {spec.policy_ref for _, spec in ordered}
-    if len(policies) == 1 and (policy := policies.pop()):
-        labels[POLICY_LABEL] = _label_value(policy)
-    manifest = _manifest(
-        name,
-        namespace,
-        labels,
-        {served_model_name(ref.name): spec.adapter.digest for ref, spec in ordered},
-        [_owner(ref, controller=False) for ref, _ in ordered],
-    )
-    predictor = _predictor(
-        ordered[0][1].base_model,
-        {},
-        settings,
-        lora_rank,
-        ordered[0][1].storage.service_account_name,
-        runtime_lora=True,
-    )
-    manifest["spec"] = {"predictor": add_loader(predictor, loader_image, ordered[0][1].storage)}
     return manifest

@@ -91,71 +91,85 @@ class Shelf:
         return {str(self.folder(r.stem)): r.read_text() for r in self.root.glob("*.source")}
 
 
+@dataclass
+class Vllm:
+    """The vLLM server beside the loader, reached over localhost."""
+
+    url: str
+    client: httpx.AsyncClient | None = None
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response | JSONResponse:
+        assert self.client is not None, "used inside the app's lifespan"
+        try:
+            return await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as failure:
+            return error(503, f"vLLM at {self.url} did not answer {method} {path}: {failure!r}")
+
+    async def listed(self, name: str) -> bool | Response:
+        reply = await self.call("GET", "/v1/models")
+        if isinstance(reply, JSONResponse) or reply.status_code != 200:
+            return _answer(reply)
+        return any(card.get("id") == name for card in reply.json().get("data") or [])
+
+
+async def load_from_storage(vllm: Vllm, shelf: Shelf, name: str, uri: str) -> Response:
+    """Download ``uri`` onto the shelf unless it is there, then hand vLLM the local folder."""
+    present = await vllm.listed(name)
+    if isinstance(present, Response):
+        return present
+    if present:  # vLLM's own answer, without downloading anything
+        return error(400, f"The lora adapter '{name}' has already been loaded.")
+    if shelf.source(name) != uri:
+        try:
+            files = await asyncio.to_thread(fetch.download, uri, shelf.folder(name))
+        except fetch.FetchError as failure:
+            log.warning("adapter %s: %s", name, failure)
+            return error(400, str(failure))
+        shelf.record(name, uri)
+        log.info("adapter %s: downloaded %d files from %s", name, len(files), uri)
+    local = {"lora_name": name, "lora_path": str(shelf.folder(name))}
+    reply = await vllm.call("POST", "/v1/load_lora_adapter", json=local)
+    if reply.status_code != 200:  # vLLM refused the folder: nothing stays on disk
+        shelf.remove(name)
+    return _answer(reply)
+
+
 def create_app(settings: LoaderSettings) -> FastAPI:
     shelf = Shelf(settings.adapters)
     locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-    vllm: dict[str, httpx.AsyncClient] = {}
+    vllm = Vllm(settings.vllm)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settings.adapters.mkdir(parents=True, exist_ok=True)
         fetch.clear_scratch(settings.adapters)
         async with httpx.AsyncClient(base_url=settings.vllm, timeout=VLLM_TIMEOUT) as client:
-            vllm["client"] = client
+            vllm.client = client
             yield
 
     app = FastAPI(title="Kaizen LoRA loader", lifespan=lifespan)
-
-    async def call(method: str, path: str, **kwargs: Any) -> httpx.Response | JSONResponse:
-        try:
-            return await vllm["client"].request(method, path, **kwargs)
-        except httpx.HTTPError as failure:
-            return error(503, f"vLLM at {settings.vllm} did not answer {method} {path}: {failure!r}")
-
-    async def listed(name: str) -> bool | Response:
-        reply = await call("GET", "/v1/models")
-        if isinstance(reply, JSONResponse) or reply.status_code != 200:
-            return _answer(reply)
-        return any(card.get("id") == name for card in reply.json().get("data") or [])
 
     @app.post("/v1/load_lora_adapter")
     async def load(body: LoadRequest) -> Response:
         name, path = body.lora_name, body.lora_path
         if not fetch.is_storage_uri(path):
-            return _answer(await call("POST", "/v1/load_lora_adapter", json=body.model_dump()))
+            return _answer(await vllm.call("POST", "/v1/load_lora_adapter", json=body.model_dump()))
         if not _FOLDER_NAME.match(name):
             return error(400, f"lora_name {name!r}: letters, digits, '.', '_' and '-' only")
         async with locks[name]:
-            present = await listed(name)
-            if isinstance(present, Response):
-                return present
-            if present:  # vLLM's own answer, without downloading anything
-                return error(400, f"The lora adapter '{name}' has already been loaded.")
-            if shelf.source(name) != path:
-                try:
-                    files = await asyncio.to_thread(fetch.download, path, shelf.folder(name))
-                except fetch.FetchError as failure:
-                    log.warning("adapter %s: %s", name, failure)
-                    return error(400, str(failure))
-                shelf.record(name, path)
-                log.info("adapter %s: downloaded %d files from %s", name, len(files), path)
-            local = {"lora_name": name, "lora_path": str(shelf.folder(name))}
-            reply = await call("POST", "/v1/load_lora_adapter", json=local)
-            if reply.status_code != 200:  # vLLM refused the folder: nothing stays on disk
-                shelf.remove(name)
-            return _answer(reply)
+            return await load_from_storage(vllm, shelf, name, path)
 
     @app.post("/v1/unload_lora_adapter")
     async def unload(body: UnloadRequest) -> Response:
         async with locks[body.lora_name]:
-            reply = await call("POST", "/v1/unload_lora_adapter", json=body.model_dump())
+            reply = await vllm.call("POST", "/v1/unload_lora_adapter", json=body.model_dump())
             if reply.status_code in (200, 404) and _FOLDER_NAME.match(body.lora_name):
                 shelf.remove(body.lora_name)
             return _answer(reply)
 
     @app.get("/v1/models")
     async def models() -> Response:
-        reply = await call("GET", "/v1/models")
+        reply = await vllm.call("GET", "/v1/models")
         if isinstance(reply, JSONResponse) or reply.status_code != 200:
             return _answer(reply)
         listing = reply.json()

@@ -34,11 +34,11 @@ from controllers.builders.inferenceservice import (
     InvalidServingSpec,
     ObjectRef,
     build_inference_service,
-    build_shared_base,
     inference_service_name,
     ready_endpoint,
     served_model_name,
 )
+from controllers.builders.shared_base import build_shared_base
 from controllers.decisions.conditions import READY, Want, holds, merge
 from controllers.reconcile import lora
 from controllers.reconcile.deps import Dependencies

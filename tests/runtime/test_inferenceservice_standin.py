@@ -27,9 +27,9 @@ from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import (
     ObjectRef,
     build_inference_service,
-    build_shared_base,
     endpoint_url,
 )
+from controllers.builders.shared_base import build_shared_base
 from devstack.processes import pid_alive
 from devstack.runtime import LocalRuntime
 from tests.runtime.support import ISVCS, SHADOW_MODELS, Cluster, condition, port_open, wait_for

@@ -13,7 +13,8 @@ import yaml
 from controllers.api.serving_settings import DeploymentMode, ServingSettings
 from controllers.api.shadowmodel import AdapterRef, ShadowModelSpec
 from controllers.api.training_settings import BaseModelRef
-from controllers.builders.inferenceservice import ObjectRef, build_inference_service, build_shared_base
+from controllers.builders.inferenceservice import ObjectRef, build_inference_service
+from controllers.builders.shared_base import build_shared_base
 from controllers.clients.ray_jobs import JobInfo, JobStatus
 from controllers.runtime.kube import without_empty_strings
 from devstack.runtime import isvc_plan

@@ -13,8 +13,9 @@ import asyncio
 from typing import Any
 
 from controllers.api.training_settings import BaseModelRef
-from controllers.builders.inferenceservice import ObjectRef, build_shared_base
+from controllers.builders.inferenceservice import ObjectRef
 from controllers.builders.loader_sidecar import loader_service
+from controllers.builders.shared_base import build_shared_base
 from controllers.reconcile.lora import ensure_loader_service, replicas
 from controllers.runtime.kube import Kube, load_configuration
 from devstack.controlplane import ControlPlane

@@ -21,11 +21,11 @@ from controllers.builders.inferenceservice import (
     InvalidServingSpec,
     ObjectRef,
     build_inference_service,
-    build_shared_base,
     endpoint_url,
     inference_service_name,
     ready_endpoint,
 )
+from controllers.builders.shared_base import build_shared_base
 from tests.trainer.upstream import cel_violations, inferenceservice_schema, pruned_fields, schema_errors
 
 QWEN = BaseModelRef(name="Qwen/Qwen2.5-Coder-7B-Instruct", uri="s3://models/qwen2.5-coder-7b-instruct")

@@ -16,9 +16,9 @@ from controllers.builders.inferenceservice import (
     InvalidServingSpec,
     ObjectRef,
     build_inference_service,
-    build_shared_base,
 )
 from controllers.builders.loader_sidecar import LOADER_IMAGE, loader_service
+from controllers.builders.shared_base import build_shared_base
 from tests.trainer.upstream import cel_violations, inferenceservice_schema, pruned_fields, schema_errors
 
 STORE = StorageAccess(
