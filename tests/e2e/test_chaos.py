@@ -190,7 +190,10 @@ def _run_stream(
             break
         name = f"{policy}-{k:04d}"  # a policy numbers its own runs
         world.kubectl("annotate", "learningpolicy", policy, f"kaizen.dev/train-now={k}", "--overwrite")
-        world.wait_until(f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=240)
+        # Generous: every step now goes through the object store (the snapshot's upload, the trainer's
+        # read and publish, the model server's download), and an operator killed 1-6 s after it leads
+        # may lose a snapshot's upload several times over; what is asserted is no duplicate, no orphan.
+        world.wait_until(f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=480)
         world.wait_until(f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
         champion = (reader.get("learningpolicies", policy).get("status") or {}).get("champion") or {}
         better = i % 3 == 0  # every third challenger wins; the others regress
