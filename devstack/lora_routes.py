@@ -7,6 +7,11 @@ is loaded already (vLLM never reloads in place here); ``POST /v1/unload_lora_ada
 ``s3://`` URI is fetched first with the credentials in the process's environment (its pod's
 ServiceAccount's, as Kaizen's loader beside vLLM does in a cluster) into a fresh folder of this
 replica; a refusal answers 400 naming the URI and the store's answer.
+
+When the process has ``KAIZEN_LOADER_TOKEN`` (the token the predictor's loader container takes from
+its Secret), both routes answer 401 to a call without ``Authorization: Bearer <that token>``, as Kaizen's
+loader does: here one process plays vLLM and the loader on one port, and the operator is the only
+caller of these routes.
 """
 
 from __future__ import annotations
@@ -16,30 +21,27 @@ import os
 import uuid
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
 
+from controllers.loader.app import LoadRequest, UnloadRequest, bearer_matches
 from devstack.generation import Engine
 from devstack.runtime import storage_init
 
 
-class LoadRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    lora_name: str = Field(min_length=1, max_length=253)
-    lora_path: str = Field(min_length=1)
-
-
-class UnloadRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    lora_name: str = Field(min_length=1, max_length=253)
-
-
 def _error(status: int, message: str) -> JSONResponse:
-    kind = {400: "BadRequestError", 404: "NotFoundError"}.get(status, "InternalServerError")
+    kinds = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError"}
+    kind = kinds.get(status, "InternalServerError")
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
+
+
+def _unauthorized(request: Request) -> JSONResponse | None:
+    token = os.environ.get("KAIZEN_LOADER_TOKEN")
+    if not token:
+        return None
+    if bearer_matches(request.headers.get("authorization"), token):
+        return None
+    return _error(401, "a bearer token is required: only the Kaizen operator may load or unload adapters")
 
 
 def add_lora_routes(app: FastAPI, engine: Engine, download_dir: Path) -> None:
@@ -47,7 +49,9 @@ def add_lora_routes(app: FastAPI, engine: Engine, download_dir: Path) -> None:
 
     gate = asyncio.Lock()  # one load or unload at a time: the checks below and the change agree
 
-    async def load(body: LoadRequest) -> object:
+    async def load(body: LoadRequest, request: Request) -> object:
+        if refused := _unauthorized(request):
+            return refused
         async with gate:
             if body.lora_name in engine.paths:
                 return _error(400, f"The lora adapter '{body.lora_name}' has already been loaded.")
@@ -67,7 +71,9 @@ def add_lora_routes(app: FastAPI, engine: Engine, download_dir: Path) -> None:
                 return _error(400, f"lora_path: cannot load {body.lora_path}: {failure}")
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
 
-    async def unload(body: UnloadRequest) -> object:
+    async def unload(body: UnloadRequest, request: Request) -> object:
+        if refused := _unauthorized(request):
+            return refused
         async with gate:
             if body.lora_name not in engine.adapters:
                 return _error(404, f"The lora adapter '{body.lora_name}' cannot be found.")

@@ -106,5 +106,5 @@ def build_shared_base(
         ordered[0][1].storage.service_account_name,
         runtime_lora=True,
     )
-    manifest["spec"] = {"predictor": add_loader(predictor, loader_image, ordered[0][1].storage)}
+    manifest["spec"] = {"predictor": add_loader(predictor, loader_image, ordered[0][1].storage, name)}
     return manifest

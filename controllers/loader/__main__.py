@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import uvicorn
 
+from controllers.builders.loader_sidecar import LOADER_TOKEN_ENV
 from controllers.loader.app import LoaderSettings, create_app
 
 
@@ -29,9 +31,15 @@ def main(argv: list[str] | None = None) -> None:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         parser.error(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8090")
+    token = os.environ.get(LOADER_TOKEN_ENV, "")
+    if len(token) < 16:
+        parser.error(
+            f"{LOADER_TOKEN_ENV} must hold the operator's token (16 characters or more): the shared base's"
+            " predictor takes it from the Secret <inference service>-kaizen-loader that the operator makes"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to vLLM says nothing new
-    app = create_app(LoaderSettings(vllm=args.vllm.rstrip("/"), adapters=args.adapters))
+    app = create_app(LoaderSettings(vllm=args.vllm.rstrip("/"), adapters=args.adapters, token=token))
     uvicorn.run(app, host=host, port=int(port), log_level="info")
 
 

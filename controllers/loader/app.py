@@ -8,6 +8,11 @@ root with the URI it asked for). vLLM's answers pass through with their status; 
 refusals use vLLM's error body: 400 for a URI it cannot download (naming the URI and the problem),
 503 when vLLM does not answer. Loads and unloads of one name run one at a time.
 
+Only the operator may call the ``/v1`` routes: each request must carry ``Authorization: Bearer
+<token>`` with the token of the Secret ``<isvc>-kaizen-loader`` (``controllers.builders.loader_sidecar``);
+anything else is a 401 before the body is read. A body over 16 KiB (a load request is a name and a
+URI) is a 413, one without a length a 411. ``/healthz`` is open: the kubelet's probe has no token.
+
 Which URI each folder came from is written beside it (``<name>.source``), so a restarted loader (the
 emptyDir outlives the container) still reports the URIs of what vLLM holds.
 """
@@ -16,17 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 import shutil
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,12 +42,19 @@ log = logging.getLogger("kaizen.loader")
 VLLM_TIMEOUT = 120.0  # vLLM loads the adapter's weights before it answers
 # A served name becomes a folder name: no separators, nothing hidden (ShadowModel names fit).
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+MAX_BODY_BYTES = 16 * 1024
+OPEN_PATHS = frozenset({"/healthz"})
 
 
 @dataclass(frozen=True)
 class LoaderSettings:
     vllm: str  # vLLM's base URL in this pod, e.g. http://127.0.0.1:8080
     adapters: Path  # the volume shared with vLLM
+    token: str  # the operator's bearer token (KAIZEN_LOADER_TOKEN)
+
+    def __post_init__(self) -> None:
+        if len(self.token) < 16:
+            raise ValueError("the loader's token must have at least 16 characters")
 
 
 class LoadRequest(BaseModel):
@@ -57,9 +70,45 @@ class UnloadRequest(BaseModel):
     lora_name: str = Field(min_length=1, max_length=253)
 
 
+_ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    411: "LengthRequiredError",
+    413: "RequestTooLargeError",
+    503: "ServiceUnavailableError",
+}
+
+
 def error(status: int, message: str) -> JSONResponse:
-    kind = {400: "BadRequestError", 404: "NotFoundError", 503: "ServiceUnavailableError"}[status]
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
+    body = {"error": {"message": message, "type": _ERROR_TYPES[status], "param": None, "code": status}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status, headers=headers)
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Whether an Authorization header carries ``token`` as a bearer token (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def refusal(request: Request, token: str) -> JSONResponse | None:
+    """Why a request may not reach a route (None when it may): a missing or wrong token, a body
+    without a length or over the limit. Checked on the headers, before any of the body is read."""
+    if request.url.path in OPEN_PATHS:
+        return None
+    if not bearer_matches(request.headers.get("authorization"), token):
+        return error(401, "a bearer token is required: only the Kaizen operator may load or unload adapters")
+    if request.method != "POST":
+        return None
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return error(411, "a Content-Length is required")
+    if int(length) > MAX_BODY_BYTES:
+        return error(
+            413, f"the body is larger than {MAX_BODY_BYTES} bytes; a load request is a name and a URI"
+        )
+    return None
 
 
 def _passed_on(reply: httpx.Response) -> Response:
@@ -147,7 +196,13 @@ def create_app(settings: LoaderSettings) -> FastAPI:
             vllm.client = client
             yield
 
-    app = FastAPI(title="Kaizen LoRA loader", lifespan=lifespan)
+    app = FastAPI(
+        title="Kaizen LoRA loader", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        return refusal(request, settings.token) or await call_next(request)
 
     @app.post("/v1/load_lora_adapter")
     async def load(body: LoadRequest) -> Response:

@@ -8,20 +8,27 @@ replica's loader what it lists on ``/v1/models``, loads the adapter where it is 
 again: the member is Ready only when every replica lists this version. A replica that starts later
 (scale-up, a restarted pod) lists nothing and is filled on the member's next pass. A retired or rolled
 back member is unloaded from every replica the same way. See ``controllers.clients.lora`` for how the
-adapter gets from its storage URI onto the replica's disk.
+adapter gets from its storage URI onto the replica's disk. Every call carries the loaders' token,
+kept in the Secret ``<isvc>-kaizen-loader`` made with the Service (``ensure_loader_access``).
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from controllers.api.kindinfo import Resource
+from controllers.api.kinds import SECRETS
 from controllers.builders.loader_sidecar import (
     LOADER_PORT,
     LOADER_PORT_NAME,
+    LOADER_TOKEN_KEY,
+    loader_secret,
+    loader_secret_name,
     loader_selection,
     loader_service,
     loader_service_name,
@@ -53,10 +60,36 @@ class Placement:
         return self.replicas > 0 and self.listed_on == self.replicas and not self.problem
 
 
+async def ensure_loader_access(kube: Kube, inference_service: dict[str, Any]) -> None:
+    """The loaders' Secret and Service beside the shared base (read back from the API server), made
+    with the base, before its pods are ready: the pods wait for the Secret, and the Service lists
+    their loaders as soon as they are ready."""
+    meta = inference_service["metadata"]
+    if await kube.get(SECRETS, meta["namespace"], loader_secret_name(meta["name"])) is None:
+        # Created once and never changed: a running loader holds the token it started with.
+        await kube.ensure(SECRETS, loader_secret(inference_service, secrets.token_urlsafe(32)))
+    await ensure_loader_service(kube, inference_service)
+
+
+async def loader_token(kube: Kube, namespace: str, inference_service: str) -> str:
+    """The token every replica's loader expects, from the Secret the operator made."""
+    name = loader_secret_name(inference_service)
+    secret = await kube.get(SECRETS, namespace, name)
+    value = ((secret or {}).get("data") or {}).get(LOADER_TOKEN_KEY)
+    if not value:
+        raise client.LoraError(
+            f"no Secret {namespace}/{name} with the loaders' token; the next pass makes it"
+        )
+    return base64.b64decode(value).decode()
+
+
+async def _client(kube: Kube, namespace: str, inference_service: str) -> httpx.AsyncClient:
+    token = await loader_token(kube, namespace, inference_service)
+    return httpx.AsyncClient(timeout=TIMEOUT, headers={"Authorization": f"Bearer {token}"})
+
+
 async def ensure_loader_service(kube: Kube, inference_service: dict[str, Any]) -> None:
-    """The headless Service that lists every replica's loader, beside the shared base (read back from
-    the API server): created, or its selection put back. Made with the base, before its pods are
-    ready, so that their loaders are listed as soon as they are."""
+    """The headless Service that lists every replica's loader: created, or its selection put back."""
     meta = inference_service["metadata"]
     name, wanted = loader_service_name(meta["name"]), loader_selection(meta["name"])
     current = await kube.get(SERVICES, meta["namespace"], name)
@@ -102,7 +135,7 @@ async def ensure_loaded(
     if not urls:
         return Placement(0, 0, f"no ready replica of {inference_service} yet")
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        async with await _client(kube, namespace, inference_service) as http:
             todo = plan.plan_adapter(await _listings(http, urls, base_name), name, uri)
             for url in todo.unload:
                 await client.unload(http, url, name)
@@ -121,8 +154,10 @@ async def ensure_unloaded(
 ) -> str:
     """Unload ``name`` from every replica that lists it; "" when none does any more, else what failed."""
     urls = await replicas(kube, namespace, inference_service)
+    if not urls:  # no replica holds anything (the base is gone, or has no ready pod)
+        return ""
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        async with await _client(kube, namespace, inference_service) as http:
             for url in plan.plan_removal(await _listings(http, urls, base_name), name):
                 await client.unload(http, url, name)
             left = plan.plan_removal(await _listings(http, urls, base_name), name)

@@ -88,7 +88,7 @@ async def reconcile(
         return out
     isvc = await _apply(manifest, deps)
     if serving.mode == DeploymentMode.SHARED:
-        await lora.ensure_loader_service(deps.kube, isvc)
+        await lora.ensure_loader_access(deps.kube, isvc)
     out.status.inference_service = manifest["metadata"]["name"]
     out.status.served_model_name = served_model_name(name)
     if shadow.status is None:

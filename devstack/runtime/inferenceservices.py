@@ -6,7 +6,10 @@ previous servers) are stopped then, and the predictor's EndpointSlices list the 
 still loading, wait; if one died, report why and start it again after a backoff; if the plan changed,
 fetch what is remote with the ServiceAccount's credentials (``storage_init``; a refusal is reported as
 KServe's storage initializer does: Ready False, ModelLoadFailed, naming the URI) and start new
-instances on the same port beside the current ones. Deleting
+instances on the same port beside the current ones. The predictor's other containers (Kaizen's
+LoRA loader) must be able to start as the kubelet would start them: a Secret or key their env names
+that does not exist is CreateContainerConfigError, and nothing starts; the loader's token reaches
+the model server, which then answers runtime LoRA calls only with it. Deleting
 the InferenceService stops its servers. Status follows KServe's shape (see ``isvc_plan``).
 """
 
@@ -19,13 +22,30 @@ from typing import Any
 
 from controllers.api.kinds import INFERENCE_SERVICES
 from controllers.runtime.kube import Kube, KubeError
-from devstack.runtime import endpoints, isvc_plan, storage_init
+from devstack.runtime import endpoints, isvc_plan, pods, storage_init
 from devstack.runtime.kube import Key, merge_patch
 from devstack.runtime.servers import Entry, Instance, Supervisor, alive
 
 log = logging.getLogger(__name__)
 LOADING_POLL = 0.5
 LIVENESS_POLL = 2.0
+LOADER_TOKEN_ENV = "KAIZEN_LOADER_TOKEN"  # controllers.builders.loader_sidecar's
+
+
+async def sidecar_env(kube: Kube, isvc: dict[str, Any]) -> dict[str, str]:
+    """The env of the predictor's extra containers, resolved as the kubelet resolves it (a missing
+    Secret or key raises ``pods.PodConfigError``); the model server plays those containers too."""
+    predictor = (isvc.get("spec") or {}).get("predictor") or {}
+    namespace = isvc["metadata"]["namespace"]
+    env: dict[str, str] = {}
+    for container in predictor.get("containers") or []:
+        objects = {
+            (kind, name): await kube.get(pods.RESOURCES[kind], namespace, name)
+            for kind, name in pods.container_references(container)
+        }
+        pod = pods.Pod("predictor", {**predictor, "containers": [container]})
+        env.update(pods.container_env(pod, namespace, objects))
+    return env
 
 
 class InferenceServiceController:
@@ -94,13 +114,20 @@ class InferenceServiceController:
             credentials = await storage_init.credentials(
                 self.kube, isvc["metadata"]["namespace"], wanted.service_account
             )
+            sidecars = await sidecar_env(self.kube, isvc)
+            if LOADER_TOKEN_ENV in sidecars:
+                credentials[LOADER_TOKEN_ENV] = sidecars[LOADER_TOKEN_ENV]
             local = await self._initialize(name, wanted, credentials)
-        except storage_init.StorageError as failure:
+        except (storage_init.StorageError, pods.PodConfigError) as failure:
             delay = self._back_off(name)
+            # KServe's reasons (an enum in its CRD): a container that cannot start is RuntimeUnhealthy.
+            reason = (
+                "ModelLoadFailed" if isinstance(failure, storage_init.StorageError) else "RuntimeUnhealthy"
+            )
             log.warning("InferenceService %s: %s", name, failure)
             await self._write(
                 isvc, self._settled_url(name), ready=await self._older_ready(entry, []),
-                up_to_date=False, reason="ModelLoadFailed", message=str(failure),
+                up_to_date=False, reason=reason, message=str(failure),
             )  # fmt: skip
             return delay
         for _ in range(wanted.replicas - running):

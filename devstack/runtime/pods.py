@@ -27,9 +27,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from controllers.api.kindinfo import Resource
 from controllers.builders.jobspec import JobSpec
 
 SECRET, CONFIG_MAP, SERVICE_ACCOUNT = "Secret", "ConfigMap", "ServiceAccount"
+RESOURCES = {
+    SECRET: Resource("", "v1", "secrets"),
+    CONFIG_MAP: Resource("", "v1", "configmaps"),
+    SERVICE_ACCOUNT: Resource("", "v1", "serviceaccounts"),
+}
 Ref = tuple[str, str]  # (kind, name) in the RayJob's namespace
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _MOUNTABLE = {"emptyDir"}  # node-local scratch (e.g. /dev/shm): the local machine has its own
@@ -77,11 +83,17 @@ def references(rayjob: Mapping[str, Any]) -> set[Ref]:
     for pod in pods(rayjob):
         if pod.service_account:
             refs.add((SERVICE_ACCOUNT, pod.service_account))
-        container = pod.container
-        for source in container.get("envFrom") or []:
-            refs.update(_source_refs(source, "secretRef", "configMapRef"))
-        for var in container.get("env") or []:
-            refs.update(_source_refs(var.get("valueFrom") or {}, "secretKeyRef", "configMapKeyRef"))
+        refs.update(container_references(pod.container))
+    return refs
+
+
+def container_references(container: Mapping[str, Any]) -> set[Ref]:
+    """The Secrets and ConfigMaps one container's env and envFrom name."""
+    refs: set[Ref] = set()
+    for source in container.get("envFrom") or []:
+        refs.update(_source_refs(source, "secretRef", "configMapRef"))
+    for var in container.get("env") or []:
+        refs.update(_source_refs(var.get("valueFrom") or {}, "secretKeyRef", "configMapKeyRef"))
     return refs
 
 

@@ -26,18 +26,13 @@ from urllib.parse import urlsplit
 from controllers.api.kinds import RAYJOBS
 from controllers.builders.jobspec import JobSpec
 from controllers.clients.ray_jobs import JobInfo, RayJobsClient, RayJobsError
-from controllers.runtime.kube import Kube, KubeError, Resource
+from controllers.runtime.kube import Kube, KubeError
 from devstack.runtime import pods
 from devstack.runtime import rayjob_status as status_of
 from devstack.runtime.kube import Key, merge_patch
 
 log = logging.getLogger(__name__)
 POLL = 1.0
-_RESOURCES = {
-    pods.SECRET: Resource("", "v1", "secrets"),
-    pods.CONFIG_MAP: Resource("", "v1", "configmaps"),
-    pods.SERVICE_ACCOUNT: Resource("", "v1", "serviceaccounts"),
-}
 
 
 class RayJobController:
@@ -113,7 +108,7 @@ class RayJobController:
             raise pods.PodConfigError(refused)
         namespace = rayjob["metadata"]["namespace"]
         objects = {
-            (kind, name): await self.kube.get(_RESOURCES[kind], namespace, name)
+            (kind, name): await self.kube.get(pods.RESOURCES[kind], namespace, name)
             for kind, name in sorted(pods.references(rayjob))
         }
         env, differing = pods.job_env(rayjob, objects)

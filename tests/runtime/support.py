@@ -19,6 +19,7 @@ from trainer.tiny import PRESETS, materialize
 T = TypeVar("T")
 RAYJOBS = "/apis/ray.io/v1/namespaces/{ns}/rayjobs"
 ISVCS = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
+SECRETS = "/api/v1/namespaces/{ns}/secrets"
 SHADOW_MODELS = "/apis/kaizen.dev/v1alpha1/namespaces/{ns}/shadowmodels"
 
 

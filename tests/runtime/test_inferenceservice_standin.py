@@ -29,10 +29,11 @@ from controllers.builders.inferenceservice import (
     build_inference_service,
     endpoint_url,
 )
+from controllers.builders.loader_sidecar import loader_secret
 from controllers.builders.shared_base import build_shared_base
 from devstack.processes import pid_alive
 from devstack.runtime import LocalRuntime
-from tests.runtime.support import ISVCS, SHADOW_MODELS, Cluster, condition, port_open, wait_for
+from tests.runtime.support import ISVCS, SECRETS, SHADOW_MODELS, Cluster, condition, port_open, wait_for
 from tests.trainer.upstream import inferenceservice_schema, pruned_fields, schema_errors
 from trainer.outputs import sha256_file
 
@@ -226,6 +227,8 @@ def test_a_changed_shared_base_predictor_rolls_without_failing_a_request(
     one = [(owners["coder-a"], specs["coder-a"])]
     two = [*one, (owners["coder-b"], specs["coder-b"])]
     created = cluster.create(ISVCS, namespace, build_shared_base("qwen-base", namespace, one))
+    # As the operator does beside a shared base: its pods wait for the loaders' token.
+    cluster.create(SECRETS, namespace, loader_secret(created, "standin-test-token-0123456789"))
     isvc = wait_for("the shared base to be Ready", lambda: _ready(cluster, namespace, "qwen-base"))
     base_url = endpoint_url(isvc["status"]["url"])
     failures: list[str] = []

@@ -25,6 +25,8 @@ from tests.runtime.support import wait_for
 from trainer.outputs import sha256_file
 
 Start = Callable[..., str]
+TOKEN = "test-loader-token-0123456789abcdef"  # what the Secret <base>-kaizen-loader would hold
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _without_storage_env() -> dict[str, str]:
@@ -75,7 +77,7 @@ def start(models: dict[str, Path], tmp_path: Path) -> Iterator[Start]:
             _spawn(
                 stack,
                 command,
-                _without_storage_env() | (env or {}),
+                _without_storage_env() | {"KAIZEN_LOADER_TOKEN": TOKEN} | (env or {}),
                 tmp_path / "loader.log",
                 f"{url}/healthz",
             )
@@ -85,13 +87,18 @@ def start(models: dict[str, Path], tmp_path: Path) -> Iterator[Start]:
 
 
 def _listed(url: str) -> dict[str, str]:
-    reply = httpx.get(f"{url}/v1/models", timeout=10)
+    reply = httpx.get(f"{url}/v1/models", headers=AUTH, timeout=10)
     assert reply.status_code == 200, reply.text
     return {card["id"]: card["root"] for card in reply.json()["data"]}
 
 
-def _load(url: str, name: str, path: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path}, timeout=120)
+def _load(url: str, name: str, path: str, headers: dict[str, str] = AUTH) -> httpx.Response:
+    body = {"lora_name": name, "lora_path": path}
+    return httpx.post(f"{url}/v1/load_lora_adapter", json=body, headers=headers, timeout=120)
+
+
+def _unload(url: str, name: str, headers: dict[str, str] = AUTH) -> httpx.Response:
+    return httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": name}, headers=headers, timeout=30)
 
 
 def test_an_adapter_in_the_store_is_downloaded_loaded_listed_by_its_uri_and_unloaded(
@@ -117,11 +124,11 @@ def test_an_adapter_in_the_store_is_downloaded_loaded_listed_by_its_uri_and_unlo
     assert local.status_code == 200, local.text
     assert _listed(loader)["coder-b"] == str(models["adapter-b"])
 
-    gone = httpx.post(f"{loader}/v1/unload_lora_adapter", json={"lora_name": "coder-a"}, timeout=30)
+    gone = _unload(loader, "coder-a")
     assert gone.status_code == 200, gone.text
     assert "coder-a" not in _listed(vllm)
     assert not folder.exists()
-    missing = httpx.post(f"{loader}/v1/unload_lora_adapter", json={"lora_name": "coder-a"}, timeout=30)
+    missing = _unload(loader, "coder-a")
     assert missing.status_code == 404  # vLLM's answer for a name it does not hold
 
 
@@ -133,7 +140,7 @@ def test_loads_of_one_name_at_once_download_once_and_load_once(
 
     async def both() -> list[int]:
         body = {"lora_name": "coder-b", "lora_path": uri}
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with httpx.AsyncClient(timeout=120, headers=AUTH) as client:
             replies = await asyncio.gather(
                 *(client.post(f"{loader}/v1/load_lora_adapter", json=body) for _ in range(2))
             )
@@ -170,7 +177,91 @@ def test_vllm_down_is_a_503_and_nothing_is_downloaded(
     uri = upload(object_store, models["adapter-a"], f"{bucket}/run-a/adapter")
 
     assert _load(loader, "coder-a", uri).status_code == 503
-    assert httpx.get(f"{loader}/v1/models", timeout=10).status_code == 503
-    unload = httpx.post(f"{loader}/v1/unload_lora_adapter", json={"lora_name": "coder-a"}, timeout=30)
-    assert unload.status_code == 503
+    assert httpx.get(f"{loader}/v1/models", headers=AUTH, timeout=10).status_code == 503
+    assert _unload(loader, "coder-a").status_code == 503
     assert list((tmp_path / "adapters").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer " + "x" * len(TOKEN)},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"X-Api-Key": TOKEN},
+    ],
+    ids=["none", "wrong", "longer", "basic", "no-scheme", "other-header"],
+)
+def test_without_the_operators_token_nothing_is_loaded_listed_or_unloaded(
+    start: Start,
+    models: dict[str, Path],
+    object_store: ObjectStore,
+    bucket: str,
+    tmp_path: Path,
+    headers: dict[str, str],
+) -> None:
+    vllm = start("vllm")
+    loader = start("loader", vllm=vllm, env=object_store.env())
+    uri = upload(object_store, models["adapter-a"], f"{bucket}/run-a/adapter")
+    assert _load(loader, "coder-a", uri).status_code == 200  # the operator's call
+
+    refused = [
+        _load(loader, "coder-b", uri, headers),
+        _load(loader, "coder-c", str(models["adapter-b"]), headers),
+        _unload(loader, "coder-a", headers),
+        httpx.get(f"{loader}/v1/models", headers=headers, timeout=10),
+    ]
+    assert [r.status_code for r in refused] == [401] * 4
+    assert all(r.headers["www-authenticate"] == "Bearer" for r in refused)
+    assert all(r.json()["error"]["type"] == "AuthenticationError" for r in refused)
+    assert TOKEN not in " ".join(r.text for r in refused)
+    assert set(_listed(vllm)) == {BASE_NAME, "coder-a"}  # nothing loaded, nothing unloaded
+    assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == ["coder-a", "coder-a.source"]
+    assert httpx.get(f"{loader}/healthz", timeout=10).status_code == 200  # the kubelet's probe has no token
+
+
+def test_malformed_huge_unframed_and_hostile_bodies_are_refused_and_leave_nothing(
+    start: Start, models: dict[str, Path], object_store: ObjectStore, bucket: str, tmp_path: Path
+) -> None:
+    vllm = start("vllm")
+    loader = start("loader", vllm=vllm, env=object_store.env())
+    uri = upload(object_store, models["adapter-a"], f"{bucket}/run-a/adapter")
+    route = f"{loader}/v1/load_lora_adapter"
+    json_headers = AUTH | {"Content-Type": "application/json"}
+
+    assert httpx.post(route, content=b"{not json", headers=json_headers).status_code == 422
+    assert httpx.post(route, json={"lora_name": "coder-a"}, headers=AUTH).status_code == 422
+    assert httpx.post(route, json={"lora_name": "", "lora_path": uri}, headers=AUTH).status_code == 422
+    huge = httpx.post(route, json={"lora_name": "coder-a", "lora_path": uri + "x" * 20_000}, headers=AUTH)
+    assert huge.status_code == 413
+    unframed = httpx.post(
+        route, content=iter([b'{"lora_name": "coder-a", ', b'"lora_path": "x"}']), headers=json_headers
+    )
+    assert unframed.status_code == 411  # no Content-Length: refused before a byte is read
+    for hostile in ("../outside", "..", ".hidden", "a/b", "a\\b", "x" * 300):
+        reply = _load(loader, hostile, uri)
+        assert reply.status_code in (400, 422), (hostile, reply.text)
+    assert set(_listed(vllm)) == {BASE_NAME}
+    assert list((tmp_path / "adapters").iterdir()) == []
+    assert not (tmp_path / "outside").exists()
+    assert _load(loader, "coder-a", uri).status_code == 200  # and it still works
+
+
+@pytest.mark.parametrize("token", [None, "", "short"])
+def test_the_loader_will_not_start_without_a_token_of_sixteen_characters(
+    tmp_path: Path, token: str | None
+) -> None:
+    env = _without_storage_env()
+    env.pop("KAIZEN_LOADER_TOKEN", None)
+    if token is not None:
+        env["KAIZEN_LOADER_TOKEN"] = token
+    command = [
+        sys.executable, "-m", "controllers.loader", "--vllm", "http://127.0.0.1:9",
+        "--listen", f"127.0.0.1:{free_port()}", "--adapters", str(tmp_path / "adapters"),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "KAIZEN_LOADER_TOKEN" in done.stderr
+    assert "kaizen-loader" in done.stderr  # where the token comes from

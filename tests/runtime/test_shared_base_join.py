@@ -175,6 +175,9 @@ async def _scenario(
         assert base["metadata"]["generation"] == generation  # the predictor never changed
         assert all({"coder-1", "coder-2", "coder-3", BASE_NAME} <= listed for listed in _listed(urls))
         assert max(joins.values()) <= JOIN_BOUND_SECONDS
+        rogue = httpx.post(f"{urls[0]}/v1/unload_lora_adapter", json={"lora_name": "coder-1"}, timeout=10)
+        assert rogue.status_code == 401  # the loaders take the operator's token only
+        assert all("coder-1" in listed for listed in _listed(urls))
 
         await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, "coder-2", {"role": "RolledBack"})
         await _pass(deps, namespace, "coder-2")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from controllers.api.kinds import SECRETS
 from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import ObjectRef
 from controllers.builders.loader_sidecar import loader_service
 from controllers.builders.shared_base import build_shared_base
-from controllers.reconcile.lora import ensure_loader_service, replicas
+from controllers.reconcile.lora import ensure_loader_access, loader_token, replicas
 from controllers.runtime.kube import Kube, load_configuration
 from devstack.controlplane import ControlPlane
 from devstack.runtime import LocalRuntime, endpoints
@@ -25,6 +26,10 @@ from tests.runtime.storage_support import BASE_NAME, adapter_spec
 from tests.runtime.support import ISVCS, Cluster
 
 SERVICES = "/api/v1/namespaces/{ns}/services"
+
+
+def token_secret(secret: dict[str, Any]) -> bool:
+    return secret.get("type") == "Opaque" and "token" in (secret.get("data") or {})
 
 
 def _replica(token: str, port: int) -> Instance:
@@ -55,9 +60,12 @@ def test_services_selecting_the_predictor_pods_list_every_replica_on_their_own_p
 ) -> None:
     spec = adapter_spec(models["base"], models["adapter-a"], "s3://b/a", account=None, shared="base")
     spec = spec.model_copy(update={"base_model": BaseModelRef(name=BASE_NAME, uri="s3://weights/base")})
-    isvc = cluster.create(
-        ISVCS, namespace, build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
-    )
+    manifest = build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
+    # Its owner, ShadowModel "a", does not exist here: with the owner reference, the garbage collector
+    # deletes the base (and all it owns) as soon as it knows the ShadowModel kind (after any test that
+    # installed Kaizen's CRDs on this control plane).
+    del manifest["metadata"]["ownerReferences"]
+    isvc = cluster.create(ISVCS, namespace, manifest)
     cluster.create(
         SERVICES, namespace, _service("other-isvc", {"serving.kserve.io/inferenceservice": "other"})
     )
@@ -73,8 +81,14 @@ async def _scenario(control_plane: ControlPlane, isvc: dict[str, Any]) -> None:
     namespace = isvc["metadata"]["namespace"]
     kube = Kube(load_configuration(str(control_plane.kubeconfig)))
     try:
-        await ensure_loader_service(kube, isvc)
-        await ensure_loader_service(kube, isvc)  # a second pass finds it and changes nothing
+        await ensure_loader_access(kube, isvc)
+        token = await loader_token(kube, namespace, "base")
+        await ensure_loader_access(kube, isvc)  # a second pass finds both and changes nothing
+        assert await loader_token(kube, namespace, "base") == token
+        assert len(token) >= 32
+        assert [s["metadata"]["name"] for s in await kube.list(SECRETS, namespace) if token_secret(s)] == [
+            "base-kaizen-loader"
+        ]
         await endpoints.publish(kube, isvc, [_replica("aaaaa1", 4001), _replica("bbbbb2", 4002)])
         assert await _slices(kube, namespace) == {
             "base-predictor": [("http", 4001), ("http", 4002)],

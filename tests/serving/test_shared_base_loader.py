@@ -17,10 +17,11 @@ from controllers.builders.inferenceservice import (
     ObjectRef,
     build_inference_service,
 )
-from controllers.builders.loader_sidecar import LOADER_IMAGE, loader_service
+from controllers.builders.loader_sidecar import LOADER_IMAGE, loader_secret, loader_service
 from controllers.builders.shared_base import build_shared_base
 from tests.trainer.upstream import cel_violations, inferenceservice_schema, pruned_fields, schema_errors
 
+TOKEN_FROM_SECRET = {"secretKeyRef": {"name": "base-kaizen-loader", "key": "token"}}
 STORE = StorageAccess(
     service_account_name="kaizen-storage", secret_ref="minio-keys", endpoint="http://minio.storage:9000",
     region="eu-west-1",
@@ -60,10 +61,12 @@ def test_the_loader_runs_beside_vllm_with_the_storage_secret_and_one_adapters_vo
     assert loader["command"] == ["python", "-m", "controllers.loader"]
     assert loader["ports"] == [{"name": "kaizen-loader", "containerPort": 8090, "protocol": "TCP"}]
     assert loader["envFrom"] == [{"secretRef": {"name": "minio-keys"}}]
-    assert {e["name"]: e["value"] for e in loader["env"]} == {
+    assert {e["name"]: e.get("value") for e in loader["env"]} == {
+        "KAIZEN_LOADER_TOKEN": None,
         "AWS_ENDPOINT_URL": "http://minio.storage:9000",
         "AWS_DEFAULT_REGION": "eu-west-1",
     }
+    assert loader["env"][0]["valueFrom"] == TOKEN_FROM_SECRET
     assert predictor["volumes"] == [{"name": "kaizen-adapters", "emptyDir": {}}]
     mount = {"name": "kaizen-adapters", "mountPath": "/mnt/kaizen-adapters"}
     assert predictor["model"]["volumeMounts"] == [mount]
@@ -78,7 +81,7 @@ def test_without_a_secret_the_loader_uses_the_pods_identity_and_the_default_imag
     [loader] = manifest["spec"]["predictor"]["containers"]
     assert loader["image"] == LOADER_IMAGE
     assert "envFrom" not in loader
-    assert "env" not in loader
+    assert loader["env"] == [{"name": "KAIZEN_LOADER_TOKEN", "valueFrom": TOKEN_FROM_SECRET}]
     assert manifest["spec"]["predictor"]["serviceAccountName"] == "irsa-reader"
 
 
@@ -125,3 +128,16 @@ def test_the_loader_service_is_headless_selects_the_predictor_pods_and_is_owned_
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
         "InferenceService", "base", "uid-base", True
     )  # fmt: skip
+
+
+def test_the_loaders_token_is_in_a_secret_owned_by_the_base_that_the_pods_env_names() -> None:
+    isvc = build_shared_base("base", "agents", [_member("a")])
+    isvc["metadata"]["uid"] = "uid-base"
+    secret = loader_secret(isvc, "t" * 43)
+    ref = TOKEN_FROM_SECRET["secretKeyRef"]
+    assert (secret["kind"], secret["metadata"]["name"], secret["metadata"]["namespace"]) == (
+        "Secret", ref["name"], "agents"
+    )  # fmt: skip
+    assert secret["stringData"] == {ref["key"]: "t" * 43}
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("InferenceService", "base", "uid-base")

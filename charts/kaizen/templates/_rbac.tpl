@@ -40,6 +40,12 @@
     {{- toYaml . | nindent 4 }}
   {{- end }}
   verbs: [get]
+# Shared bases: the Secret <base>-kaizen-loader with the token its adapter loaders accept, created once
+# beside the base (create cannot be limited to names) and read on each load (its name must be in
+# rbac.secretNames when that list is set).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 {{- end }}
 
 {{/* Kopf reads CRDs to find the resources it serves. */}}
