@@ -157,6 +157,10 @@ images: ## Build both images, <REGISTRY>/kaizen:<version> and <REGISTRY>/trainer
 	$(IMAGE_BUILD) -f operator/Dockerfile -t $(REGISTRY)/kaizen:$(VERSION) .
 	$(foreach v,$(TRAINER_VARIANTS),$(IMAGE_BUILD) -f trainer/Dockerfile --build-arg RAY_VARIANT=$(v) -t $(REGISTRY)/trainer:$(call TRAINER_TAG,$(v)) . &&) true
 
+.PHONY: image-steps
+image-steps: setup ## Run both Dockerfiles' RUN steps in clean venvs and start each image's command (no builder needed; minutes)
+	$(PY) -m pytest -m image_steps tests/chart/test_image_steps.py
+
 .PHONY: push-images
 push-images: ## Push what `make images` built to REGISTRY (log in first: buildah/podman/docker login)
 	$(IMAGE_PUSH) $(REGISTRY)/kaizen:$(VERSION)
