@@ -10,7 +10,7 @@ honoured Abort is the RollBack that names it, an honoured Promote the Promote th
 declined one found the experiment already decided by its evidence.
 
 The trainer is the fastjob stand-in (a real Ray job that publishes a real adapter in a second), so
-many lifecycles fit in minutes. ``KAIZEN_CHAOS_LIFECYCLES`` sets how many (CI: 30; `make chaos`: 200).
+many lifecycles fit in minutes. ``KAIZEN_CHAOS_LIFECYCLES`` sets how many (CI: 20; `make chaos`: 200).
 They run in ``KAIZEN_CHAOS_STREAMS`` policies at once (default 4), each its own chain of
 lifecycles: the operator is down for a good part of every kill cycle, and while it is, every stream
 waits alike, so streams side by side turn the waiting into work without shortening any step.
@@ -49,7 +49,7 @@ from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import World
 from tests.e2e.test_failures import use_fast_trainer
 
-LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "30"))
+LIFECYCLES = int(os.environ.get("KAIZEN_CHAOS_LIFECYCLES", "20"))
 STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))
 KAIZEN = "/apis/kaizen.dev/v1alpha1"
 INTERVENE = 0.3  # the share of experiments a person acts on
