@@ -53,8 +53,20 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
     raise LoraError(f"{method} {url} failed {ATTEMPTS} times; last: {last}")
 
 
+def _refused_token(replica: str, response: httpx.Response) -> None:
+    """A 401 means the loader started with another token than the Secret holds now (the Secret was
+    deleted and made again): only a restart of the replica gives it the new one."""
+    if response.status_code == 401:
+        raise LoraError(
+            f"the loader on {replica} refused the operator's token (401): it started with the token of an"
+            " earlier Secret <base>-kaizen-loader; restart the base's predictor pods"
+            " (kubectl rollout restart deployment <base>-predictor)"
+        )
+
+
 async def list_models(client: httpx.AsyncClient, replica: str) -> dict[str, Any]:
     response = await _call(client, "GET", f"{replica}/v1/models")
+    _refused_token(replica, response)
     if response.status_code != 200:
         raise LoraError(f"GET {replica}/v1/models answered {response.status_code}: {response.text[:300]}")
     body: dict[str, Any] = response.json()
@@ -64,6 +76,7 @@ async def list_models(client: httpx.AsyncClient, replica: str) -> dict[str, Any]
 async def load(client: httpx.AsyncClient, replica: str, name: str, path: str) -> None:
     body = {"lora_name": name, "lora_path": path}
     response = await _call(client, "POST", f"{replica}/v1/load_lora_adapter", json=body)
+    _refused_token(replica, response)
     if response.status_code == 200 or (response.status_code == 400 and "already" in response.text):
         return
     raise LoraError(
@@ -74,6 +87,7 @@ async def load(client: httpx.AsyncClient, replica: str, name: str, path: str) ->
 
 async def unload(client: httpx.AsyncClient, replica: str, name: str) -> None:
     response = await _call(client, "POST", f"{replica}/v1/unload_lora_adapter", json={"lora_name": name})
+    _refused_token(replica, response)
     if response.status_code in (200, 404):
         return
     raise LoraError(

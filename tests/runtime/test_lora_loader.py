@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from controllers.clients import lora
 from devstack.objectstore import ObjectStore
 from devstack.ports import free_port, listen_loopback
 from tests.runtime.storage_support import BASE_NAME, upload
@@ -265,3 +266,27 @@ def test_the_loader_will_not_start_without_a_token_of_sixteen_characters(
     assert done.returncode == 2
     assert "KAIZEN_LOADER_TOKEN" in done.stderr
     assert "kaizen-loader" in done.stderr  # where the token comes from
+
+
+def test_the_operator_is_told_to_restart_the_replicas_when_a_loader_holds_another_token(
+    start: Start, models: dict[str, Path], object_store: ObjectStore, bucket: str
+) -> None:
+    loader = start("loader", vllm=start("vllm"), env=object_store.env())
+    uri = upload(object_store, models["adapter-a"], f"{bucket}/run-a/adapter")
+
+    async def with_a_new_token() -> list[str]:
+        problems = []
+        async with httpx.AsyncClient(headers={"Authorization": "Bearer " + "n" * 43}, timeout=30) as http:
+            for call in (
+                lora.list_models(http, loader),
+                lora.load(http, loader, "coder-a", uri),
+                lora.unload(http, loader, "coder-a"),
+            ):
+                with pytest.raises(lora.LoraError) as refused:
+                    await call
+                problems.append(str(refused.value))
+        return problems
+
+    for problem in asyncio.run(with_a_new_token()):
+        assert "refused the operator's token (401)" in problem
+        assert "restart the base's predictor pods" in problem
