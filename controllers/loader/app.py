@@ -95,7 +95,8 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 def refusal(request: Request, token: str) -> JSONResponse | None:
     """Why a request may not reach a route (None when it may): a missing or wrong token, a body
     without a length or over the limit. Checked on the headers, before any of the body is read."""
-    if request.url.path in OPEN_PATHS:
+    # The ASGI path, not request.url (rebuilt from the Host header, which a caller writes).
+    if request.scope["path"] in OPEN_PATHS:
         return None
     if not bearer_matches(request.headers.get("authorization"), token):
         return error(401, "a bearer token is required: only the Kaizen operator may load or unload adapters")

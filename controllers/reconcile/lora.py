@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from controllers.api.kindinfo import Resource
-from controllers.api.kinds import SECRETS
+from controllers.api.kinds import INFERENCE_SERVICES, SECRETS
 from controllers.builders.loader_sidecar import (
     LOADER_PORT,
     LOADER_PORT_NAME,
@@ -45,6 +45,7 @@ ENDPOINT_SLICE_VERSIONS = (
 )
 SERVICES = Resource("", "v1", "services")
 TIMEOUT = 30.0  # a load downloads the adapter first
+MIN_TOKEN_LENGTH = 16  # what the loader itself accepts (controllers.loader)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ async def ensure_loader_access(kube: Kube, inference_service: dict[str, Any]) ->
 
 
 async def loader_token(kube: Kube, namespace: str, inference_service: str) -> str:
-    """The token every replica's loader expects, from the Secret the operator made."""
+    """The token every replica's loader expects, from the Secret the operator made: one owned by this
+    base (its uid), holding a token of 16 characters or more. A Secret of that name made by someone
+    else is not used: its author would know the token."""
     name = loader_secret_name(inference_service)
     secret = await kube.get(SECRETS, namespace, name)
     value = ((secret or {}).get("data") or {}).get(LOADER_TOKEN_KEY)
@@ -80,7 +83,15 @@ async def loader_token(kube: Kube, namespace: str, inference_service: str) -> st
         raise client.LoraError(
             f"no Secret {namespace}/{name} with the loaders' token; the next pass makes it"
         )
-    return base64.b64decode(value).decode()
+    base = await kube.get(INFERENCE_SERVICES, namespace, inference_service) or {}
+    owners = {ref.get("uid") for ref in (secret or {}).get("metadata", {}).get("ownerReferences") or []}
+    token = base64.b64decode(value).decode()
+    if base.get("metadata", {}).get("uid") not in owners or len(token) < MIN_TOKEN_LENGTH:
+        raise client.LoraError(
+            f"Secret {namespace}/{name} was not made by the operator for this shared base (no owner"
+            " reference to it, or a short token): delete it, and the operator makes its own"
+        )
+    return token
 
 
 async def _client(kube: Kube, namespace: str, inference_service: str) -> httpx.AsyncClient:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from controllers.api.kinds import SECRETS
 from controllers.api.training_settings import BaseModelRef
 from controllers.builders.inferenceservice import ObjectRef
 from controllers.builders.loader_sidecar import loader_service
 from controllers.builders.shared_base import build_shared_base
+from controllers.clients.lora import LoraError
 from controllers.reconcile.lora import ensure_loader_access, loader_token, replicas
 from controllers.runtime.kube import Kube, load_configuration
 from devstack.controlplane import ControlPlane
@@ -26,6 +29,7 @@ from tests.runtime.storage_support import BASE_NAME, adapter_spec
 from tests.runtime.support import ISVCS, Cluster
 
 SERVICES = "/api/v1/namespaces/{ns}/services"
+SECRETS_PATH = "/api/v1/namespaces/{ns}/secrets"
 
 
 def token_secret(secret: dict[str, Any]) -> bool:
@@ -103,3 +107,36 @@ async def _scenario(control_plane: ControlPlane, isvc: dict[str, Any]) -> None:
         }
     finally:
         await kube.close()
+
+
+def test_a_loader_secret_planted_by_someone_else_is_not_used_until_deleted(
+    control_plane: ControlPlane,
+    runtime: LocalRuntime,
+    cluster: Cluster,
+    namespace: str,
+    models: dict[str, Any],
+) -> None:
+    spec = adapter_spec(models["base"], models["adapter-a"], "s3://b/a", account=None, shared="base")
+    manifest = build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
+    del manifest["metadata"]["ownerReferences"]  # as above: its member does not exist here
+    isvc = cluster.create(ISVCS, namespace, manifest)
+    planted = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "base-kaizen-loader"}}
+    cluster.create(SECRETS_PATH, namespace, {**planted, "stringData": {"token": "planted-token-0123456789"}})
+
+    async def scenario() -> tuple[str, str]:
+        kube = Kube(load_configuration(str(control_plane.kubeconfig)))
+        try:
+            await ensure_loader_access(kube, isvc)  # it exists: the operator leaves it alone
+            with pytest.raises(LoraError) as refused:
+                await loader_token(kube, namespace, "base")
+            await kube.delete(SECRETS, namespace, "base-kaizen-loader")
+            await ensure_loader_access(kube, isvc)
+            return str(refused.value), await loader_token(kube, namespace, "base")
+        finally:
+            await kube.close()
+
+    problem, token = asyncio.run(scenario())
+    assert "was not made by the operator for this shared base" in problem
+    assert "planted" not in problem
+    assert token != "planted-token-0123456789"
+    assert len(token) >= 32
