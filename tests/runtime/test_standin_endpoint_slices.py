@@ -55,6 +55,18 @@ async def _slices(kube: Kube, namespace: str) -> dict[str, list[tuple[str, int]]
     return {service: sorted(ports) for service, ports in by_service.items()}
 
 
+def _unowned_base(cluster: Cluster, namespace: str, models: dict[str, Any]) -> dict[str, Any]:
+    """The shared base "base" as the API server stored it, its weights in a bucket the stand-in cannot
+    read. Its member, ShadowModel "a", does not exist here: with the owner reference, the garbage
+    collector would delete the base (and all it owns) as soon as it knows the ShadowModel kind (after
+    any test that installed Kaizen's CRDs on this control plane)."""
+    spec = adapter_spec(models["base"], models["adapter-a"], "s3://b/a", account=None, shared="base")
+    spec = spec.model_copy(update={"base_model": BaseModelRef(name=BASE_NAME, uri="s3://weights/base")})
+    manifest = build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
+    del manifest["metadata"]["ownerReferences"]
+    return cluster.create(ISVCS, namespace, manifest)
+
+
 def test_services_selecting_the_predictor_pods_list_every_replica_on_their_own_port_names(
     control_plane: ControlPlane,
     runtime: LocalRuntime,
@@ -62,14 +74,7 @@ def test_services_selecting_the_predictor_pods_list_every_replica_on_their_own_p
     namespace: str,
     models: dict[str, Any],
 ) -> None:
-    spec = adapter_spec(models["base"], models["adapter-a"], "s3://b/a", account=None, shared="base")
-    spec = spec.model_copy(update={"base_model": BaseModelRef(name=BASE_NAME, uri="s3://weights/base")})
-    manifest = build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
-    # Its owner, ShadowModel "a", does not exist here: with the owner reference, the garbage collector
-    # deletes the base (and all it owns) as soon as it knows the ShadowModel kind (after any test that
-    # installed Kaizen's CRDs on this control plane).
-    del manifest["metadata"]["ownerReferences"]
-    isvc = cluster.create(ISVCS, namespace, manifest)
+    isvc = _unowned_base(cluster, namespace, models)
     cluster.create(
         SERVICES, namespace, _service("other-isvc", {"serving.kserve.io/inferenceservice": "other"})
     )
@@ -116,10 +121,7 @@ def test_a_loader_secret_planted_by_someone_else_is_not_used_until_deleted(
     namespace: str,
     models: dict[str, Any],
 ) -> None:
-    spec = adapter_spec(models["base"], models["adapter-a"], "s3://b/a", account=None, shared="base")
-    manifest = build_shared_base("base", namespace, [(ObjectRef("a", namespace, "u"), spec)])
-    del manifest["metadata"]["ownerReferences"]  # as above: its member does not exist here
-    isvc = cluster.create(ISVCS, namespace, manifest)
+    isvc = _unowned_base(cluster, namespace, models)
     planted = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "base-kaizen-loader"}}
     cluster.create(SECRETS_PATH, namespace, {**planted, "stringData": {"token": "planted-token-0123456789"}})
 
