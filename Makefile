@@ -77,6 +77,7 @@ fuzz: setup ## Schemathesis over the gateway's OpenAPI document with 200 example
 test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on any skip)
 	@bash hack/kube-assets.sh >/dev/null
 	@bash hack/postgres.sh
+	@bash hack/sandbox.sh
 	$(MAKE) --no-print-directory lint typecheck
 	$(PY) -m pytest
 
@@ -115,6 +116,11 @@ test-chart: setup ## Chart tier: lint/render/schema with the real Helm library, 
 .PHONY: test-trainer
 test-trainer: setup ## Trainer tier: a real local Ray head, real TRL + PEFT training through the Jobs API
 	$(PY) -m pytest tests/trainer
+
+.PHONY: test-checker
+test-checker: setup ## Checker tier: model-written programs graded in the bubblewrap sandbox (files, sockets, loops refused)
+	@bash hack/sandbox.sh
+	$(PY) -m pytest tests/checker
 
 .PHONY: test-runtime
 test-runtime: setup ## Runtime tier: the RayJob and InferenceService stand-ins against real processes
