@@ -21,6 +21,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from trainer import tiny_coder
+
 TINY_SCHEME = "tiny://"
 PAD, EOS = "<|pad|>", "<|eos|>"
 _FORMAT = 1  # bump when the build changes, so stale caches are never reused
@@ -40,6 +42,8 @@ class TinySpec:
     vocab: int
     max_positions: int = 512
     seed: int = 0
+    pretrain_steps: int = 0  # 0: random weights; otherwise steps on trainer.tiny_coder's corpus
+    pretrain_documents: int = 0
 
 
 PRESETS: dict[str, TinySpec] = {
@@ -47,6 +51,19 @@ PRESETS: dict[str, TinySpec] = {
     "kaizen-tiny": TinySpec(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=176, vocab=512),
     # The benchmark model: enough compute per step that framework overhead is measured, not noise.
     "kaizen-small": TinySpec(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=704, vocab=512),
+    # The loop's base: 0.85 M parameters pre-trained on the coder task (trainer.tiny_coder), a few minutes
+    # on one core, once per machine. It copies names but often ignores the language asked for.
+    "kaizen-coder": TinySpec(
+        hidden=128,
+        layers=4,
+        heads=4,
+        kv_heads=2,
+        intermediate=384,
+        vocab=512,
+        max_positions=128,
+        pretrain_steps=800,
+        pretrain_documents=12_000,
+    ),
 }
 
 # Mixed English and code, covering the words of devstack.synthetic's task and ordinary text.
@@ -86,8 +103,11 @@ def build_tokenizer(spec: TinySpec) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    lines = [line for line in _CORPUS.splitlines() if line.strip()]
-    tokenizer.train_from_iterator(lines * 4, trainer=trainer)
+    if spec.pretrain_steps:
+        tokenizer.train_from_iterator(tiny_coder.documents(2000, EOS), trainer=trainer)
+    else:
+        lines = [line for line in _CORPUS.splitlines() if line.strip()]
+        tokenizer.train_from_iterator(lines * 4, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token=PAD, eos_token=EOS)  # type: ignore[no-untyped-call]
 
 
@@ -109,8 +129,9 @@ def build_model(spec: TinySpec, vocab_size: int) -> LlamaForCausalLM:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        model.model.norm.weight.fill_(_LOGIT_SCALE)
+    if not spec.pretrain_steps:  # pre-training finds its own logit range
+        with torch.no_grad():
+            model.model.norm.weight.fill_(_LOGIT_SCALE)
     return model
 
 
@@ -123,6 +144,9 @@ def materialize(spec: TinySpec, folder: Path) -> Path:
     try:
         tokenizer = build_tokenizer(spec)
         model = build_model(spec, len(tokenizer))
+        if spec.pretrain_steps:
+            corpus = tiny_coder.documents(spec.pretrain_documents, EOS, spec.seed)
+            tiny_coder.pretrain(model, tokenizer, corpus, spec.pretrain_steps)
         tokenizer.save_pretrained(staging)
         # Not model.save_pretrained: under torch.distributed it writes only on global rank 0, and every
         # node's workers build their own copy. lm_head is tied to the embeddings and is left out.

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.checker import sandbox
+from trainer import tiny_coder
 
-LANGUAGES = ("javascript", "python")
+LANGUAGES = tiny_coder.ASKED  # the task asks only for languages this checker can run
 # Inputs an identity function must return unchanged; each is one test.
 TEST_INPUTS: tuple[Any, ...] = (0, 7, -3, 2.5, "kaizen", "", [1, 2], {"k": "v"}, True, None)
 _PROMPT = re.compile(r"Write (?P<name>[A-Za-z_][A-Za-z0-9_]{0,63}) in (?P<language>[a-z]+)\.")
@@ -37,7 +38,7 @@ class Task:
 
     @property
     def prompt(self) -> str:
-        return f"Write {self.name} in {self.language}.\n"
+        return tiny_coder.prompt(self.name, self.language)
 
     @classmethod
     def from_prompt(cls, prompt: str) -> Task | None:
