@@ -29,14 +29,18 @@ def test_the_corpus_is_deterministic_and_never_contains_a_held_out_name() -> Non
 
 def test_the_corpus_answers_in_the_asked_language_about_half_the_time() -> None:
     documents = parsed(tiny_coder.documents(4000, "<|eos|>"))
-    followed = sum(m["answer"] == tiny_coder.answer(m["name"], m["asked"]) for m in documents) / len(documents)
+    followed = sum(m["answer"] == tiny_coder.answer(m["name"], m["asked"]) for m in documents) / len(
+        documents
+    )
     expected = tiny_coder.FOLLOW + (1 - tiny_coder.FOLLOW) / len(tiny_coder.WRITTEN)  # 0.475
     assert abs(followed - expected) < 3 * (expected * (1 - expected) / len(documents)) ** 0.5
     assert {m["asked"] for m in documents} == set(tiny_coder.ASKED)
 
 
 def test_the_split_holds_out_about_a_third_of_all_names_on_both_sides_of_every_verb() -> None:
-    every = [f"{v}_{a}{b}" for v in tiny_coder.VERBS for a in tiny_coder.SYLLABLES for b in tiny_coder.SYLLABLES]
+    every = [
+        f"{v}_{a}{b}" for v in tiny_coder.VERBS for a in tiny_coder.SYLLABLES for b in tiny_coder.SYLLABLES
+    ]
     held = [name for name in every if tiny_coder.held_out(name)]
     assert abs(len(held) / len(every) - 1 / 3) < 0.02
     for verb in tiny_coder.VERBS:
