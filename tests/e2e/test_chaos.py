@@ -178,6 +178,15 @@ def _run_stream(
     agent = f"{policy}-{uuid.uuid4().hex[:6]}"
     spec = demo_policy(policy, agent, world.storage, min_pairs=1_000_000)
     spec["spec"]["rollout"]["minSamplesPerVariant"] = 20
+    # Keep every finished object: the checks afterwards count each run, RayJob and model the streams
+    # made (one per attempt, none twice), which the history limits' collection would hide.
+    keep = len(lifecycles) + 1
+    spec["spec"]["history"] = {
+        "succeededRunsLimit": keep,
+        "failedRunsLimit": keep,
+        "settledExperimentsLimit": keep,
+        "retiredModelsLimit": keep,
+    }
     world.apply(spec)
     population = Population(world.gateway.url, world.token, world.namespace, policy, agent, seed=1)
     assert population.post_pairs(16, seed=1) > 0
