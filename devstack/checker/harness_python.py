@@ -11,6 +11,7 @@ local names first, so an answer that rebinds builtins cannot change how results 
 import json
 import os
 import sys
+from typing import NoReturn
 
 VIOLATION = 86
 MARK = "KAIZEN-RESULT "
@@ -26,7 +27,7 @@ def main() -> None:
     with open("/task/answer.py", encoding="utf-8") as file:
         source = file.read()
 
-    def emit(result: dict) -> None:
+    def emit(result: dict[str, object]) -> NoReturn:
         write(1, (MARK + dumps(result) + "\n").encode())
         stop(0)
 
@@ -35,14 +36,14 @@ def main() -> None:
     except (SyntaxError, ValueError) as error:
         emit({"compiled": False, "error": f"{type(error).__name__}: {error}"[:300]})
 
-    def guard(event: str, args: tuple) -> None:
+    def guard(event: str, args: tuple[object, ...]) -> None:
         if event.startswith(refused):
             write(2, f"sandbox: {event} refused\n".encode())
             stop(VIOLATION)
 
     sys.addaudithook(guard)
-    namespace: dict = {"__name__": "answer"}
-    outputs: list = []
+    namespace: dict[str, object] = {"__name__": "answer"}
+    outputs: list[str] = []
     try:
         exec(code, namespace)
     except BaseException as error:  # the answer's own failure, reported as such

@@ -59,7 +59,7 @@ def load(base: Path, adapter: Path | None = None) -> tuple[PreTrainedModel, obje
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    model.eval()
+    model.train(False)
     return model, tokenizer
 
 
@@ -72,7 +72,7 @@ def sample(model: PreTrainedModel, tokenizer: object, prompts: Sequence[str], se
         for start in range(0, len(prompts), 64):
             encoded = tokenizer(list(prompts[start : start + 64]), return_tensors="pt", padding=True)  # type: ignore[operator]
             with torch.no_grad():
-                output = model.generate(
+                output = model.generate(  # type: ignore[operator]
                     **encoded,
                     max_new_tokens=32,
                     do_sample=True,
