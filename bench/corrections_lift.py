@@ -5,7 +5,7 @@ for training-side coder tasks at temperature 1; every answer the checker fails b
 (the prompt, the right answer a person would write, and the model's own wrong one). The same
 corrections then train one LoRA adapter per method with the trainer's own code (trainer.train.
 build_trainer, as a Ray worker runs it): SFT on the corrected answers, DPO (right over wrong), and DPO
-with TRL's SFT term on the chosen answer added (``loss_type=["sigmoid", "sft"]``). Each model,
+with an SFT term on the chosen answer (the policy's ``hyperparameters.sftWeight: 1.0``). Each model,
 and the base side by side in the same run, answers held-out tasks (names no corpus or task contains)
 and the checker grades every answer; pass rates carry Wilson 95 % intervals.
 
@@ -32,9 +32,9 @@ SIZES = {
 }
 GOAL_LIFT = 0.30  # the goal for the loop's final champion; one round of corrections should reach it
 METHODS: dict[str, dict[str, Any]] = {
-    "SFT": {"method": "SFT", "learning_rate": 2e-3, "overrides": None},
-    "DPO": {"method": "DPO", "learning_rate": 5e-4, "overrides": None},
-    "DPO+SFT": {"method": "DPO", "learning_rate": 2e-3, "overrides": {"loss_type": ["sigmoid", "sft"]}},
+    "SFT": {"method": "SFT", "learning_rate": 2e-3},
+    "DPO": {"method": "DPO", "learning_rate": 5e-4},
+    "DPO+SFT": {"method": "DPO", "learning_rate": 2e-3, "sft_weight": 1.0},  # the policy's sftWeight
 }
 
 
@@ -76,6 +76,7 @@ def train(base: Path, rows: list[dict[str, str]], name: str, folder: Path) -> Pa
             "hyperparameters": {
                 "epochs": 5,
                 "learning_rate": setting["learning_rate"],
+                "sft_weight": setting.get("sft_weight", 0.0),
                 "batch_size": 8,
                 "max_length": 128,
             },
@@ -84,7 +85,7 @@ def train(base: Path, rows: list[dict[str, str]], name: str, folder: Path) -> Pa
             "checkpointing": {"every_steps": 100_000},
         }
     )
-    trainer = build_trainer(config, snapshot, folder / "scratch", trl_overrides=setting["overrides"])
+    trainer = build_trainer(config, snapshot, folder / "scratch")
     trainer.train()
     trainer.model.save_pretrained(str(folder / "adapter"))
     return folder / "adapter"

@@ -73,6 +73,9 @@ class Hyperparameters(TrainerModel):
     epochs: int = Field(default=1, ge=1, le=100)
     learning_rate: float = Field(default=5.0e-5, gt=0.0, le=1.0)
     beta: float = Field(default=0.1, gt=0.0, le=10.0)
+    # Left out of the wire at 0 so that configs from before the field hash as they did: an upgraded
+    # operator then finds a run's RayJob and submission under the same names, and never makes a second.
+    sft_weight: float = Field(default=0.0, ge=0.0, le=10.0, exclude_if=lambda weight: weight == 0.0)
     batch_size: int = Field(default=4, ge=1, le=512, description="Per-worker batch size.")
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=512)
     max_length: int = Field(default=1024, ge=32, le=131072)

@@ -132,6 +132,12 @@ def passes_over_data(config: TrainerConfig, rows: int) -> float:
     return h.max_steps * per_step / max(rows, 1)
 
 
+def dpo_loss(config: TrainerConfig) -> dict[str, Any]:
+    """TRL's loss terms: plain DPO, or DPO plus an SFT term on the chosen answer (``sftWeight``)."""
+    weight = config.hyperparameters.sft_weight
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, weight]} if weight else {}
+
+
 def precompute_reference(config: TrainerConfig, rows: int) -> bool:
     """Precompute the reference log-probs once when the data is seen more than once: every later pass
     then skips the reference forward (bench/trainer_throughput.py measures it). With several workers
@@ -237,6 +243,7 @@ def build_trainer(
         method_args = {
             "beta": config.hyperparameters.beta,
             "precompute_ref_log_probs": precompute_reference(config, len(snapshot.train)),
+            **dpo_loss(config),
         }
     else:
         make_args, make_trainer, rows = SFTConfig, KaizenSFTTrainer, completion_rows(snapshot.train)

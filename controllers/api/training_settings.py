@@ -79,6 +79,14 @@ class Hyperparameters(KaizenModel):
         le=10.0,
         description="DPO temperature: how far the policy may move from the reference.",
     )
+    sft_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="DPO only: weight of a supervised term on the chosen answer added to the DPO loss "
+        "(TRL's loss_type sigmoid + sft, as in RPO); 0 is plain DPO. On small models and small batches "
+        "of corrections, plain DPO can lower the likelihood of both answers; 1.0 keeps the chosen one up.",
+    )
     batch_size: int = Field(default=4, ge=1, le=512, description="Per-worker batch size.")
     gradient_accumulation_steps: int = Field(
         default=1, ge=1, le=512, description="Micro-batches per optimiser step."

@@ -101,6 +101,8 @@ CASES = [
     bad(LP, "spec.training.lora.targetModules", ["q proj"], "spec.training.lora.targetModules[0]"),
     bad(LP, "spec.training.hyperparameters.epochs", 0),
     bad(LP, "spec.training.hyperparameters.learningRate", 0),
+    bad(LP, "spec.training.hyperparameters.sftWeight", -0.5),
+    bad(LP, "spec.training.hyperparameters.sftWeight", 11),
     bad(LP, "spec.training.hyperparameters.beta", 20),
     bad(LP, "spec.training.hyperparameters.batchSize", 1000),
     bad(LP, "spec.training.hyperparameters.maxLength", 16),

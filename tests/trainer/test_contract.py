@@ -46,6 +46,7 @@ def test_config_hash_is_stable_across_serialisation() -> None:
         {"lora": LoRA(rank=8)},
         {"hyperparameters": Hyperparameters(learning_rate=1e-4)},
         {"hyperparameters": Hyperparameters(seed=7)},
+        {"hyperparameters": Hyperparameters(sft_weight=1.0)},
         {"dataset": DatasetSpec(uri="s3://snapshots/abc", content_hash="sha256:" + "b" * 64)},
         {"scaling": Scaling(workers=4)},
         {"run_name": "coder-dpo-8"},
@@ -54,6 +55,27 @@ def test_config_hash_is_stable_across_serialisation() -> None:
 def test_any_change_to_the_config_changes_its_hash_and_run_name(change: dict[str, object]) -> None:
     assert config(**change).config_hash() != config().config_hash()
     assert config(**change).ray_run_name != config().ray_run_name
+
+
+def test_a_config_that_does_not_use_a_newer_field_hashes_as_it_did_before_it() -> None:
+    # The hash names a run's Ray submission and RayJob. Had sftWeight changed it, an operator upgraded
+    # while a run was in flight would submit that attempt a second time under a new name. This value
+    # is config()'s hash before sftWeight existed (commit 7920ff2).
+    assert config().config_hash() == "sha256:faea1bbccab15d9385e02aca4631d2be7cb6c2b4e12dc5a31336a7170819001c"
+    assert "sftWeight" not in config().to_wire()["hyperparameters"]
+    weighted = config(hyperparameters=Hyperparameters(sft_weight=0.5))
+    assert weighted.to_wire()["hyperparameters"]["sftWeight"] == 0.5
+    assert TrainerConfig.parse(json.dumps(weighted.to_wire())).hyperparameters.sft_weight == 0.5
+
+
+def test_the_policy_sft_weight_reaches_the_trainer() -> None:
+    training = TrainingSettings(
+        base_model=BaseModelRef(name="m", uri="s3://models/m"),
+        hyperparameters=ApiHyperparameters(sft_weight=1.0),
+        output_uri="s3://bucket/out",
+    )
+    built = trainer_config("coder-dpo-7", training, dataset_uri="s3://snapshots/abc", dataset_hash=None)
+    assert built.hyperparameters.sft_weight == 1.0
 
 
 def test_camel_case_on_the_wire_and_unknown_fields_ignored() -> None:

@@ -26,7 +26,7 @@ from trainer.data import (
     write_snapshot,
 )
 from trainer.evaluate import Scores, evaluate, metrics_from_scores
-from trainer.train import lora_config, passes_over_data, precompute_reference
+from trainer.train import build_trainer, dpo_loss, lora_config, passes_over_data, precompute_reference
 
 
 def test_snapshot_round_trips_and_its_hash_depends_only_on_rows(tmp_path: Path) -> None:
@@ -154,6 +154,20 @@ def test_an_untrained_adapter_changes_nothing(tmp_path: Path, model_cache: Path)
     assert metrics["reward_margin"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["preference_accuracy"] == metrics["baseline_preference_accuracy"]
     assert metrics["eval_pairs"] == 16
+
+
+def test_an_sft_weight_adds_trls_sft_term_to_the_dpo_loss(tmp_path: Path) -> None:
+    snapshot = synthetic.write(tmp_path / "s", Method.DPO, train=8, eval=2)
+    plain = tiny_config(tmp_path, "plain", Method.DPO, snapshot, workers=1)
+    weighted = plain.model_copy(update={"hyperparameters": Hyperparameters(sft_weight=0.5, batch_size=4)})
+    assert dpo_loss(plain) == {}
+    assert build_trainer(plain, snapshot, tmp_path / "p").args.loss_type == ["sigmoid"]
+    args = build_trainer(weighted, snapshot, tmp_path / "w").args
+    assert args.loss_type == ["sigmoid", "sft"]
+    assert args.loss_weights == [1.0, 0.5]
+    trainer = build_trainer(weighted.model_copy(update={"hyperparameters": Hyperparameters(
+        sft_weight=0.5, batch_size=4, max_steps=2)}), snapshot, tmp_path / "t")  # fmt: skip
+    assert trainer.train().global_step == 2  # TRL accepts the combination and trains with it
 
 
 def test_reference_is_precomputed_when_training_sees_the_data_more_than_once(tmp_path: Path) -> None:
