@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +87,6 @@ def _command(language: str) -> tuple[list[str], sandbox.Limits]:
     ]
     flags = ["--experimental-vm-modules", "--no-warnings"]
     return [*node, *flags, "/task/harness_javascript.js"], sandbox.Limits(memory_bytes=None)
-
-
-def interpreters_missing() -> list[str]:
-    """Interpreters the checker needs that this machine lacks (the sandbox binds only /usr)."""
-    return [path for path in ("/usr/bin/python3", "/usr/bin/node") if shutil.which(path) is None]
 
 
 def grade(task: Task, answer: str) -> Grade:
