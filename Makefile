@@ -95,9 +95,14 @@ bench: bench-deps ## Every benchmark at full size (minutes each)
 	@bash hack/postgres.sh
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+.PHONY: base-model
+base-model: setup ## Rebuild tiny://kaizen-coder, the loop's pre-trained base, in ~/.cache/kaizen/tiny (deterministic; ~3-8 min)
+	$(PY) -m trainer.tiny kaizen-coder
+
 .PHONY: up
 up: setup ## The main job on embedded defaults: the whole loop on this machine (train, serve, promote, roll back)
 	@bash hack/kube-assets.sh >/dev/null
+	@bash hack/sandbox.sh
 	.venv/bin/kaizen up
 
 .PHONY: down

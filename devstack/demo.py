@@ -1,9 +1,10 @@
-"""The story ``kaizen up`` tells on the embedded defaults: the loop turning once to a promotion, then a
-deliberately bad adapter rolled back — with live progress, on a tiny model that trains on CPU.
+"""The policies and the waiting of the story ``kaizen up`` tells on the embedded defaults (the turns
+themselves are ``devstack.loop``'s): live progress while a run trains, a model comes up and an
+experiment decides on the agents' traffic.
 
-The policy is a real LearningPolicy (the e2e tests apply the same one). What is synthetic is said
-plainly: the agents' pass rates per model come from ``Population.work``'s ``quality`` (a tiny model
-cannot really solve tasks), so "better" and "worse" adapters are a property of the simulated users.
+``demo_policy`` is the small DPO policy on ``tiny://kaizen-tiny`` that the e2e tests of the machinery
+apply; ``coder_policy`` is the story's, on ``tiny://kaizen-coder``, a base pre-trained to be imperfect
+at the coder task whose answers the checker runs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ def demo_policy(name: str, agent: str, storage: Storage, min_pairs: int) -> dict
             "rollout": {"steps": [50], "minSamplesPerVariant": 30, "maxDuration": "30m", "guardrails": []},
         },
     }
+
+
+def coder_policy(name: str, agent: str, storage: Storage, min_pairs: int) -> dict[str, Any]:
+    """The story's policy: ``demo_policy`` on ``tiny://kaizen-coder``, DPO with an SFT term on the
+    corrected answer (``sftWeight: 1``; plain DPO lowers both answers' likelihood on this base, see
+    bench/corrections_lift.py), 5 epochs at 2e-3."""
+    policy = demo_policy(name, agent, storage, min_pairs)
+    training = policy["spec"]["training"]
+    training["baseModel"] = {"name": "kaizen-coder", "uri": tiny.resolve("tiny://kaizen-coder").as_uri()}
+    training["hyperparameters"] = {
+        "epochs": 5, "learningRate": 0.002, "sftWeight": 1.0, "batchSize": 8, "maxLength": 128,
+    }  # fmt: skip
+    return policy
 
 
 @dataclass
@@ -131,12 +145,22 @@ class Story:
         return f"{kind} {name}: {condition.get('reason')} — {condition.get('message', '')}"[:160]
 
     def train_and_serve(self, run: str) -> None:
+        self.trained(run)
+        self.serve(run)
+
+    def trained(self, run: str) -> None:
+        """Wait until ``run`` trained (its adapter passed the offline gate or not) and say how it did."""
         self.wait(f"{run} trained", lambda: ready(self.kubectl.get("trainingrun", run)).get("status") == "True",
                   900, lambda: self.condition_line("trainingrun", run))  # fmt: skip
-        metrics = (self.kubectl.get("trainingrun", run) or {})["status"].get("metrics", {})
+        status = (self.kubectl.get("trainingrun", run) or {})["status"]
+        metrics, rows = status.get("metrics", {}), (status.get("dataset") or {}).get("trainRows")
         self.say(
-            f"  ✓ {run} trained: preference accuracy {metrics.get('preferenceAccuracy')}, {metrics.get('steps')} steps"
+            f"  ✓ {run} trained on {rows} pairs: preference accuracy {metrics.get('preferenceAccuracy', 0):.2f},"
+            f" {metrics.get('steps')} steps ({ready(self.kubectl.get('trainingrun', run)).get('reason')})"
         )
+
+    def serve(self, run: str) -> None:
+        """Wait until ``run``'s ShadowModel serves and its Experiment has the route."""
         self.wait(f"{run} serving", lambda: ready(self.kubectl.get("shadowmodel", run)).get("status") == "True",
                   300, lambda: self.condition_line("shadowmodel", run))  # fmt: skip
         endpoint = (self.kubectl.get("shadowmodel", run) or {})["status"].get("endpoint")
@@ -151,19 +175,19 @@ class Story:
         role = ((self.kubectl.get("shadowmodel", run) or {}).get("status") or {}).get("role")
         self.say(f"  ✓ InferenceService {run} removed; ShadowModel {run} stays as the record ({role})")
 
-    def experiment(self, run: str, quality: dict[str, float], rounds: int = 20) -> dict[str, Any]:
-        """Agents work in rounds until the Experiment decides; prints the statistics after each round."""
+    def experiment(self, run: str, rounds: int = 30) -> dict[str, Any]:
+        """Agents work in rounds (each answer run by the checker) until the Experiment decides; prints
+        each round's answers that passed, per model, and the experiment's statistics."""
         for _ in range(rounds):
-            served = self.agents.work(40, quality)
+            worked = self.agents.work(40)
             exp = self.kubectl.get("experiment", run) or {}
             status = exp.get("status") or {}
+            passed = ", ".join(f"{m} {worked.passed(m)}/{n}" for m, n in sorted(worked.served.items()))
             rows = ", ".join(
                 f"{v['name']} n={v.get('samples', 0)} mean={v.get('meanReward', 0) or 0:.2f} w={v.get('weight', 0)}%"
                 for v in status.get("variants", [])
             )
-            self.say(
-                f"    served {served} | {rows} | {status.get('decision')}: {status.get('decisionReason', '')[:90]}"
-            )
+            self.say(f"    passed {passed} | {rows} | {status.get('decision')}")
             if status.get("decision") in ("Promote", "RollBack", "Inconclusive"):
                 return exp
             time.sleep(1.5)  # the operator reads the store every second

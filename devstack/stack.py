@@ -101,6 +101,12 @@ def token_keys(state_dir: Path) -> Path:
     return keys
 
 
+def person_token(keys: Path, subject: str, namespace: str, role: Role = Role.REVIEWER) -> str:
+    """A day's token for a person of the demo (a reviewer by default), signed with the local key."""
+    keyring = auth.Keyring.from_env({"KAIZEN_TOKEN_KEYS_DIR": str(keys)})
+    return auth.issue(keyring, subject, 24 * 3600, role=role, namespaces=(namespace,))
+
+
 def agent_token(keys: Path, agent: str, namespace: str) -> str:
     """A week's agent token for the demo's synthetic agents, signed with the local key (never stored)."""
     keyring = auth.Keyring.from_env({"KAIZEN_TOKEN_KEYS_DIR": str(keys)})

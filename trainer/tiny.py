@@ -175,9 +175,20 @@ def resolve(uri: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m trainer.tiny <preset> <folder>", file=sys.stderr)
+    """``<preset> <folder>`` writes the preset there; ``<preset>`` alone rebuilds its cached copy
+    (``make base-model``)."""
+    if len(argv) not in (1, 2):
+        print(
+            "usage: python -m trainer.tiny <preset> [<folder>]  (no folder: rebuild the cache)",
+            file=sys.stderr,
+        )
         return 2
+    if len(argv) == 1:
+        cached = cache_dir() / f"{argv[0]}-v{_FORMAT}"
+        preset(TINY_SCHEME + argv[0])  # an unknown preset fails here, before anything is removed
+        shutil.rmtree(cached, ignore_errors=True)
+        print(resolve(TINY_SCHEME + argv[0]))
+        return 0
     folder = materialize(preset(TINY_SCHEME + argv[0]), Path(argv[1]))
     print(folder)
     return 0

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as transformers_logging
 
 from devstack.checker.grade import Task, grade
 from trainer import tiny_coder
@@ -52,13 +54,16 @@ def tasks(count: int, *, held: bool = True, seed: int = 0) -> list[Task]:
 
 def load(base: Path, adapter: Path | None = None) -> tuple[PreTrainedModel, object]:
     """The base model folder, with a PEFT adapter folder merged in when given."""
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per load would break the story's lines
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.padding_side = "left"  # generation continues each prompt from its last token
     model = AutoModelForCausalLM.from_pretrained(base)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        with warnings.catch_warnings():  # transformers' deprecation notices, raised inside peft
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     model.train(False)
     return model, tokenizer
 

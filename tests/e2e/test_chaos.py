@@ -206,7 +206,7 @@ def _run_stream(
         world.wait_until(f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
         champion = (reader.get("learningpolicies", policy).get("status") or {}).get("champion") or {}
         better = i % 3 == 0  # every third challenger wins; the others regress
-        quality = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
+        pass_rates = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
         deadline = time.monotonic() + 300
         act_at = rng.randrange(3) if rng.random() < INTERVENE else None  # after this many rounds
         for round_ in itertools.count():
@@ -215,7 +215,7 @@ def _run_stream(
             if round_ == act_at and (request := intervene(world, rng, name)) is not None:
                 asked.append(request)
             with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
-                agents.work(20, quality)
+                agents.scripted(20, pass_rates)
             decision = (reader.get("experiments", name).get("status") or {}).get("decision")
             if decision in ("Promote", "RollBack", "Inconclusive"):
                 decisions[name] = decision

@@ -27,7 +27,7 @@ def promote(world: World, agents: Population) -> dict[str, Any]:
     """Agents do better with the adapter than with the plain base model until the Experiment promotes
     it. After each round the decision gets a moment to land, so no round runs past it."""
     for _ in range(12):
-        agents.work(40, {"kaizen-tiny": 0.3, "drift-0001": GOOD})
+        agents.scripted(40, {"kaizen-tiny": 0.3, "drift-0001": GOOD})
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             exp = world.get("experiment", "drift-0001") or {}
@@ -73,7 +73,7 @@ def then_the_regression_is_recorded_and_routed_away(world: World, agents: Popula
     assert regressed["status"] == "True"
     assert regressed["message"].startswith("rolled back to variant champion (kaizen-tiny): drift-0001 ")
     assert regressed["message"].endswith("the champion regressed")
-    assert agents.work(20, {"kaizen-tiny": 0.3, "drift-0001": BAD}) == {"kaizen-tiny": 20}
+    assert agents.scripted(20, {"kaizen-tiny": 0.3, "drift-0001": BAD}) == {"kaizen-tiny": 20}
     route = world.route_config("drift")
     assert route.get("experiment") is None  # settled: its traffic is no longer counted
     assert {v["name"]: v["weight"] for v in route["variants"]} == {"champion": 100, "challenger": 0}
@@ -118,12 +118,12 @@ def test_a_promoted_adapter_that_regresses_is_rolled_back_to_the_previous_champi
     # And the adapter promoted over the plain base model, the policy's champion
     given_it_promoted_to_champion_and_watched(world, agents)
     # When agents keep doing as well with it as before, the watch sees no drift
-    assert agents.work(50, {"drift-0001": GOOD}) == {"drift-0001": 50}
+    assert agents.scripted(50, {"drift-0001": GOOD}) == {"drift-0001": 50}
     steady = world.wait_until("the watch to judge", lambda: drift(world, "NoDrift"), timeout=30)
     assert steady["status"] == "False"
     assert ((world.get("shadowmodel", "drift-0001") or {}).get("status") or {})["role"] == "Champion"
     # When their rewards with it drop well below its post-promotion baseline
-    agents.work(30, {"drift-0001": BAD})
+    agents.scripted(30, {"drift-0001": BAD})
     # Then the Experiment records the regression, and the route sends everything to the plain base
     # model again (still served by the adapter's deployment, which stays up while routed)
     then_the_regression_is_recorded_and_routed_away(world, agents)

@@ -118,7 +118,7 @@ def test_abort_sends_every_request_to_the_champion_within_two_seconds(
     # Then within 2 s the router gives the challenger nothing, and serves the champion alone
     print(f"\nabort: the challenger at 0 % {took:.2f}s after the request")
     assert took < 2.0, f"the route took {took:.2f}s"
-    assert agents.work(20, {BASE: 0.5, name: 0.5}) == {BASE: 20}
+    assert agents.scripted(20, {BASE: 0.5, name: 0.5}) == {BASE: 20}
     # and the CLI printed the operator's answer
     assert ok(answer[0]) == (f"experiment.kaizen.dev/{name} aborted: rolled back: all traffic on champion")
     # and the decision, the challenger's role, the record and the Event all say who and why
@@ -167,7 +167,7 @@ def then_it_is_rolled_back_once_with_every_effect(
     )
     assert (world.get("shadowmodel", name) or {})["status"]["role"] == "RolledBack"
     assert weights(world, policy).get("challenger", 0) == 0
-    assert agents.work(10, {BASE: 0.5, name: 0.5}) == {BASE: 10}
+    assert agents.scripted(10, {BASE: 0.5, name: 0.5}) == {BASE: 10}
     champion = ((world.get("learningpolicy", policy) or {}).get("status") or {}).get("champion") or {}
     assert champion.get("shadowModel") != name
     records = status(world, name)["interventions"]
@@ -217,7 +217,7 @@ def test_approve_promotes_a_winner_that_waits_for_a_person(
 
     # When agents do clearly better with the challenger, until the experiment waits for a person
     def awaiting() -> bool:
-        agents.work(20, {BASE: 0.3, name: 0.95})
+        agents.scripted(20, {BASE: 0.3, name: 0.95})
         conditions = status(world, name).get("conditions", [])
         return any(c["type"] == "Ready" and c["reason"] == "AwaitingApproval" for c in conditions)
 
@@ -271,7 +271,7 @@ def test_pause_holds_the_weights_and_resume_lets_the_experiment_decide(
 
     # When agents do clearly better with the challenger, with more than enough rewards to decide
     def counted() -> bool:
-        agents.work(20, {BASE: 0.3, name: 0.95})
+        agents.scripted(20, {BASE: 0.3, name: 0.95})
         rows = status(world, name).get("variants", [])
         return len(rows) == 2 and all(row.get("samples", 0) >= 40 for row in rows)
 

@@ -1,7 +1,10 @@
 """``kaizen up`` as a new user meets it: the whole story, then every command it prints, pasted as printed.
 
-One full run (2-4 minutes on two cores; the only test that runs ``kaizen up``): the stack starts, the
+One full run (6-10 minutes on two cores; the only test that runs ``kaizen up``): the stack starts, the
 story trains, promotes and rolls back, and the block printed at the end is read back from stdout.
+The story's outcome is the checker's, not the demo's: its table must show the corrected model
+clearly better than the base on held-out tasks and promoted, and the faulty tool's model past the
+offline gate yet rolled back.
 Each line runs in a fresh bash after the block's export line, from another folder, in an
 environment with no KAIZEN_* variable and no KUBECONFIG (what a user has after pasting the export
 line), and must exit 0 with output that says what the line promises. Then the local stack's
@@ -101,6 +104,41 @@ def check_output(command: str, stdout: str, folder: Path, gateway_url: str) -> N
         assert stdout.strip(), command
 
 
+def story_table(stdout: str) -> dict[str, dict[str, str]]:
+    """The rows of the table the story ends with, by model (cells are set apart by two spaces)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("MODEL  "))
+    header = [cell.strip() for cell in lines[start].split("  ") if cell.strip()]
+    rows = {}
+    for line in lines[start + 1 :]:
+        cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
+        if len(cells) != len(header):
+            break
+        rows[cells[0]] = dict(zip(header, cells, strict=True))
+    return rows
+
+
+def rate(cell: str) -> float:
+    """The pass rate of a cell like ``82.0% [76.1%, 86.7%] (164/200)``, from its counts."""
+    passed, total = cell.rsplit("(", 1)[1].rstrip(")").split("/")
+    assert int(total) >= 200, cell
+    return int(passed) / int(total)
+
+
+def then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(stdout: str) -> None:
+    rows = story_table(stdout)
+    assert set(rows) == {"kaizen-coder (base)", "coder-0001", "coder-0002"}, rows
+    pass_rate = next(h for h in rows["coder-0001"] if h.startswith("HELD-OUT"))
+    base, better, bad = (rows[m] for m in ("kaizen-coder (base)", "coder-0001", "coder-0002"))
+    assert better["DECISION"] == "Promote"
+    assert rate(better[pass_rate]) - rate(base[pass_rate]) >= 0.2, (base, better)
+    assert bad["DECISION"] == "RollBack"
+    assert bad["TRAINED ON"] == "faulty tool"
+    assert float(bad["OFFLINE GATE"].split()[-1]) >= 0.5, bad  # the gate alone would have let it in
+    assert rate(bad[pass_rate]) < rate(better[pass_rate]), (better, bad)
+    assert "set by the demo" not in stdout
+
+
 def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:
     export, *lines = printed_block(stdout)
     assert command_of(export).startswith("export KUBECONFIG=")
@@ -139,11 +177,12 @@ def test_kaizen_up_tells_the_story_and_every_command_it_prints_works(tmp_path: P
     folder.mkdir()
     up = subprocess.run(
         [*KAIZEN, "up", "--state-dir", str(state)],
-        capture_output=True, text=True, timeout=1500, cwd=tmp_path, env=user_environment(),
+        capture_output=True, text=True, timeout=2400, cwd=tmp_path, env=user_environment(),
     )  # fmt: skip
     try:
         assert up.returncode == 0, f"{up.stdout[-6000:]}\n{up.stderr[-4000:]}"
         assert "starting the operator" in up.stdout
+        then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(up.stdout)
         recorded = stack.load(state)
         assert recorded is not None
         ran = run_printed_block(up.stdout, folder, recorded.gateway_url)

@@ -1,6 +1,12 @@
 """The whole loop on one machine: pairs → TrainingRun (a real Ray job via the RayJob stand-in) →
 ShadowModel (a real model server via the InferenceService stand-in) → Experiment fed by traffic through
-the router → Promote; and a regressing challenger rolled back with the champion restored."""
+the router → Promote; and a regressing challenger rolled back with the champion restored.
+
+This test is about the machinery — who routes, records, decides and cleans up — so the agents' rewards
+are scripted per served model (``Population.scripted``) on the fast ``kaizen-tiny`` base. That
+training on corrections really makes the model better, and that a bad adapter is really caught, is
+shown with rewards from the checker running what the served model wrote: tests/e2e/test_kaizen_up.py
+(the demo's story) and bench/loop_outcome.py."""
 
 from __future__ import annotations
 
@@ -88,18 +94,18 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
     then_the_first_run_trains_and_passes_the_offline_gate(world, "coder-0001")
     # And its ShadowModel is served, and an Experiment against the plain base opens on the policy's route
     then_it_is_served_and_its_experiment_routed(world, "coder-0001", 300, "the Experiment routed")
-    # When agents do better with the adapter than with the plain base model
-    served = agents.work(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
+    # When agents (rewards scripted) do better with the adapter than with the plain base model
+    served = agents.scripted(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
     assert set(served) == {"kaizen-tiny", "coder-0001"}
     # Then the challenger is promoted and becomes the policy's champion
     then_it_is_promoted_to_the_policys_champion(world, "coder", "coder-0001")
-    # When a second adapter is trained and agents do worse with it
+    # When a second adapter is trained and agents (rewards scripted) do worse with it
     assert agents.post_pairs(96, seed=3) >= 60
     then_it_is_served_and_its_experiment_routed(world, "coder-0002", 900, "the second Experiment routed")
-    agents.work(160, {"coder-0001": 0.8, "coder-0002": 0.3})
+    agents.scripted(160, {"coder-0001": 0.8, "coder-0002": 0.3})
     # Then it is rolled back, with its evidence, and the champion serves every request again
     then_it_is_rolled_back_with_its_evidence(world, "coder-0002")
-    assert agents.work(40, {"coder-0001": 0.8, "coder-0002": 0.3}) == {"coder-0001": 40}
+    assert agents.scripted(40, {"coder-0001": 0.8, "coder-0002": 0.3}) == {"coder-0001": 40}
     # and the route belongs to the newest experiment (the decided first one no longer writes it),
     # which, settled, no longer counts the traffic
     route = world.route_config("coder")
