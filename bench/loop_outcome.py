@@ -22,7 +22,7 @@ from pathlib import Path
 
 from devstack import demo, loop, stack
 from devstack.agents import Population
-from devstack.checker.heldout import PassRate
+from devstack.checker.passrate import PassRate
 
 GOAL_LIFT = 0.30
 TASKS = 256  # answers corrected per turn

@@ -75,6 +75,7 @@ from controllers.decisions.experiments.decision_rule import Rule, Verdict, verdi
 from controllers.decisions.experiments.observations import AllocationEpoch, VariantObservations
 from controllers.decisions.experiments.sequential import SequenceState, extend, interval
 from controllers.decisions.experiments.srm import MISMATCH_P_VALUE, check_sample_ratio
+from devstack.checker.passrate import PassRate
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -397,11 +398,9 @@ def standard_error(rate: float, n: int) -> float:
     return math.sqrt(max(rate * (1 - rate), 0.0) / n)
 
 
-def wilson_upper(rate: float, n: int, z: float = 1.96) -> float:
-    """Upper end of the 95 % Wilson interval of a binomial proportion."""
-    centre = rate + z * z / (2 * n)
-    spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    return (centre + spread) / (1 + z * z / n)
+def wilson_upper(rate: float, n: int) -> float:
+    """Upper end of the 95 % Wilson interval of a proportion ``rate`` of ``n`` simulated experiments."""
+    return PassRate(round(rate * n), n).interval()[1]
 
 
 def quantile(values: Floats, q: float) -> float:

@@ -30,6 +30,7 @@ import httpx
 from devstack.agents import Answer, graded
 from devstack.checker import heldout
 from devstack.checker.grade import Task, grade
+from devstack.checker.passrate import PassRate
 from devstack.demo import Storage, Story
 from devstack.objectstore import REGION
 from trainer import tiny
@@ -43,7 +44,7 @@ class Row:
 
     model: str
     data: str  # "pre-trained", "corrections" or "faulty tool"
-    held_out: heldout.PassRate
+    held_out: PassRate
     gate: str = "-"
     decision: str = "-"
     evidence: str = ""
@@ -64,7 +65,7 @@ class Loop:
     def say(self) -> Callable[[str], None]:
         return self.story.say
 
-    def measure(self, adapter: Path | None = None) -> heldout.PassRate:
+    def measure(self, adapter: Path | None = None) -> PassRate:
         model, tokenizer = heldout.load(self.base, adapter)
         return heldout.pass_rate(model, tokenizer, heldout.tasks(self.held_out_tasks))
 

@@ -8,11 +8,9 @@ running it (``devstack.checker.grade``). The rate comes with a Wilson 95 % inter
 
 from __future__ import annotations
 
-import math
 import random
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,30 +18,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from devstack.checker.grade import Task, grade
+from devstack.checker.passrate import PassRate
 from trainer import tiny_coder
-
-
-@dataclass(frozen=True)
-class PassRate:
-    passed: int
-    tasks: int
-
-    @property
-    def rate(self) -> float:
-        return self.passed / self.tasks if self.tasks else 0.0
-
-    def interval(self, z: float = 1.96) -> tuple[float, float]:
-        """Wilson score interval: honest near 0 and 1, where the normal one is not."""
-        n, p = self.tasks, self.rate
-        if n == 0:
-            return 0.0, 1.0
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return max(0.0, centre - half), min(1.0, centre + half)
-
-    def __str__(self) -> str:
-        low, high = self.interval()
-        return f"{self.rate:.1%} [{low:.1%}, {high:.1%}] ({self.passed}/{self.tasks})"
 
 
 def tasks(count: int, *, held: bool = True, seed: int = 0) -> list[Task]:

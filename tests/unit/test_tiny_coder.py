@@ -7,6 +7,7 @@ import re
 
 from devstack.checker import heldout
 from devstack.checker.grade import LANGUAGES, Task
+from devstack.checker.passrate import PassRate
 from trainer import tiny_coder
 
 DOC = re.compile(r"Write (?P<name>\w+) in (?P<asked>\w+)\.\n(?P<answer>.*)<\|eos\|>", re.S)
@@ -64,10 +65,10 @@ def test_names_come_only_from_the_side_asked_for() -> None:
 
 def test_the_wilson_interval_stays_inside_zero_and_one_and_covers_the_rate() -> None:
     for passed, tasks in [(0, 200), (200, 200), (37, 200), (1, 3)]:
-        rate = heldout.PassRate(passed, tasks)
+        rate = PassRate(passed, tasks)
         low, high = rate.interval()
         assert 0.0 <= low <= rate.rate <= high <= 1.0
-    assert heldout.PassRate(0, 200).interval()[1] > 0.0  # zero successes is not zero uncertainty
-    low, high = heldout.PassRate(100, 200).interval()
+    assert PassRate(0, 200).interval()[1] > 0.0  # zero successes is not zero uncertainty
+    low, high = PassRate(100, 200).interval()
     assert abs(low - 0.431) < 0.002
     assert abs(high - 0.569) < 0.002
