@@ -72,7 +72,10 @@ def run(state: stack.StackState, plan: list[bool], started: float) -> int:
     print(f"base: held-out pass rate {base.held_out}", flush=True)
     promoted_worse = rolled_back_better = fell = 0
     for number, faulty in enumerate(plan, start=1):
-        print(f"turn {number}: {'a faulty tool' if faulty else 'people'} correct {TASKS} answers", flush=True)
+        who = (
+            "a faulty tool rewrites the champion's answers" if faulty else "people correct its failed answers"
+        )
+        print(f"turn {number}: {who} ({TASKS} tasks)", flush=True)
         row = turns.turn(TASKS, faulty=faulty)
         previous = champion
         if row.decision == "Promote":
