@@ -202,12 +202,14 @@ def _run_stream(
         # Generous: every step now goes through the object store (the snapshot's upload, the trainer's
         # read and publish, the model server's download), and an operator killed 1-6 s after it leads
         # may lose a snapshot's upload several times over; what is asserted is no duplicate, no orphan.
-        world.wait_until(f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=480)
+        # On two cores shared with other work a one-second Ray job took five minutes here: these are
+        # bounds on liveness, not on speed (`make chaos` reports the kills and the decisions).
+        world.wait_until(f"{name} serving", lambda n=name: reader.ready("shadowmodels", n), timeout=900)
         world.wait_until(f"experiment {name}", lambda n=name: reader.get("experiments", n), timeout=90)
         champion = (reader.get("learningpolicies", policy).get("status") or {}).get("champion") or {}
         better = i % 3 == 0  # every third challenger wins; the others regress
         pass_rates = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         act_at = rng.randrange(3) if rng.random() < INTERVENE else None  # after this many rounds
         for round_ in itertools.count():
             if time.monotonic() >= deadline or stop.is_set():
@@ -220,7 +222,7 @@ def _run_stream(
             if decision in ("Promote", "RollBack", "Inconclusive"):
                 decisions[name] = decision
                 break
-        assert name in decisions or stop.is_set(), f"{name} undecided after 300s"
+        assert name in decisions or stop.is_set(), f"{name} undecided after 600s"
     return decisions, asked
 
 
