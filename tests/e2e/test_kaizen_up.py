@@ -136,7 +136,6 @@ def then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(stdout: str
     assert bad["TRAINED ON"] == "faulty tool"
     assert float(bad["OFFLINE GATE"].split()[-1]) >= 0.5, bad  # the gate alone would have let it in
     assert rate(bad[pass_rate]) < rate(better[pass_rate]), (better, bad)
-    assert "set by the demo" not in stdout
 
 
 def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:
