@@ -119,7 +119,7 @@ def main() -> int:
     print(f"RESULT corrections_lift base_pass_rate={baseline.rate:.3f}")
     for name, rate in rates.items():
         print(f"RESULT corrections_lift {name.lower().replace('+', '_')}_pass_rate={rate.rate:.3f}")
-    print(f"RESULT corrections_lift best_lift_pp={lift:.3f} goal>={GOAL_LIFT} ({best})")
+    print(f"RESULT corrections_lift best_lift={lift:.3f} goal>={GOAL_LIFT} ({best})")
     print(
         f"corrections_lift: {time.monotonic() - started:.0f}s; goal {'met' if lift >= GOAL_LIFT else 'NOT met'}"
     )

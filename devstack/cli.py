@@ -130,10 +130,10 @@ def _story(state_dir: Path, kubectl: Any, agents: Any) -> None:
     storage = demo.stack_storage(state.object_store)
     started = _step("the base model, tiny://kaizen-coder (the first run pre-trains it here: minutes)")
     _done(started, str(tiny.resolve("tiny://kaizen-coder")))
-    policy = demo.coder_policy(demo.POLICY, "coder", storage, min_pairs=20)
+    policy = demo.coder_policy(demo.POLICY, "coder", storage, min_pairs=loop.MIN_PAIRS)
     kubectl("apply", "-f", "-", stdin=json.dumps(policy))
     reviewer = stack.person_token(Path(state.keys_dir), "demo-reviewer", demo.NAMESPACE)
-    turns = loop.Loop(story, storage, demo.POLICY, reviewer)
+    turns = loop.Loop(story, storage, demo.POLICY, reviewer, loop.MIN_PAIRS)
     _step("its held-out pass rate, by the checker")
     typer.echo(f"  {turns.start().held_out} on {turns.held_out_tasks} tasks no training set contains")
     _step(

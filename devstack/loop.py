@@ -35,6 +35,7 @@ from devstack.demo import Storage, Story
 from devstack.objectstore import REGION
 from trainer import tiny
 
+MIN_PAIRS = 20  # the story's trigger.minNewPairs: a turn's corrections start one run
 HELD_OUT = 200  # tasks per held-out measurement: the issue's floor, Wilson half-width ~7 points at 50 %
 
 
@@ -56,6 +57,7 @@ class Loop:
     storage: Storage
     policy: str
     reviewer_token: str  # a person's: rejecting pairs takes reviews/create
+    min_pairs: int  # the policy's trigger.minNewPairs: fewer new corrections start no run
     held_out_tasks: int = HELD_OUT
     base: Path = field(default_factory=lambda: tiny.resolve("tiny://kaizen-coder"))
     rows: list[Row] = field(default_factory=list)
@@ -65,9 +67,13 @@ class Loop:
     def say(self) -> Callable[[str], None]:
         return self.story.say
 
-    def measure(self, adapter: Path | None = None) -> PassRate:
-        model, tokenizer = heldout.load(self.base, adapter)
-        return heldout.pass_rate(model, tokenizer, heldout.tasks(self.held_out_tasks))
+    def measure(self, run: str | None = None) -> PassRate:
+        """The held-out pass rate of ``run``'s adapter (downloaded for the measurement and removed
+        after it), or of the base when no run is named."""
+        with tempfile.TemporaryDirectory(prefix="kaizen-adapter-") as folder:
+            adapter = self._download(run, Path(folder)) if run else None
+            model, tokenizer = heldout.load(self.base, adapter)
+            return heldout.pass_rate(model, tokenizer, heldout.tasks(self.held_out_tasks))
 
     def start(self) -> Row:
         """The base's row: the pass rate every turn is compared with."""
@@ -92,18 +98,28 @@ class Loop:
         posted = agents.correct(answers, faulty=faulty, key=f"{self.policy}-turn-{self.turns}")
         who = "a faulty tool rewrote" if faulty else "people corrected"
         self.say(f"  {len(answers)} answers, {failed} failed by the checker; {who} {posted} of them")
+        if posted < self.min_pairs:  # say so now rather than wait for a run the policy will not start
+            raise RuntimeError(
+                f"only {posted} new corrections, fewer than the policy's trigger.minNewPairs"
+                f" ({self.min_pairs}): no {run} will start; correct more answers or lower the trigger"
+            )
         if not self._trained(run):
-            return self._record(Row(run, _data(faulty), self.measure(self._adapter(run)), "not met", "-"))
+            self._review_after(run)
+            return self._record(Row(run, _data(faulty), self.measure(run), "not met", "-"))
         gate = self._gate(run)
         self.story.serve(run)
-        held = self.measure(self._adapter(run))
+        held = self.measure(run)
         self.say(f"  held-out pass rate of {run}: {held} (offline gate: {gate})")
         status = self.story.experiment(run)["status"]
         row = Row(run, _data(faulty), held, gate, status["decision"], _evidence(status))
         self.say(f"  ✓ {row.decision}: {status.get('decisionReason', '')}")
-        if row.decision == "RollBack" and faulty:
-            self.say(f"  a person reviews the queue: {self.reject_bad_pairs()} pairs rejected")
+        if row.decision == "RollBack":
+            self._review_after(run)
         return self._record(row)
+
+    def _review_after(self, run: str) -> None:
+        """After a rollback or a failed gate, a person reviews what the run trained on."""
+        self.say(f"  a person reviews the queue after {run}: {self.reject_bad_pairs()} pairs rejected")
 
     def _record(self, row: Row) -> Row:
         self.rows.append(row)
@@ -120,8 +136,9 @@ class Loop:
         metrics = (self.story.kubectl.get("trainingrun", run) or {})["status"].get("metrics", {})
         return f"preference accuracy {metrics.get('preferenceAccuracy', 0):.2f}"
 
-    def _adapter(self, run: str) -> Path:
-        """The run's adapter, downloaded from the object store with the policy's storage Secret."""
+    def _download(self, run: str, folder: Path) -> Path:
+        """The run's adapter, downloaded into ``folder`` from the object store with the policy's
+        storage Secret."""
         uri = (self.story.kubectl.get("trainingrun", run) or {})["status"]["adapter"]["uri"]
         secret = self.story.kubectl.get("secret", self.storage.access["secretRef"]) or {}
         keys = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
@@ -133,7 +150,6 @@ class Loop:
             secret=keys["AWS_SECRET_ACCESS_KEY"],
             client_kwargs={"endpoint_url": self.storage.access["endpoint"], "region_name": REGION},
         )
-        folder = Path(tempfile.mkdtemp(prefix=f"kaizen-{run}-"))
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             fs.get(f"{uri.removeprefix('s3://').rstrip('/')}/{name}", str(folder / name))
         return folder
@@ -141,7 +157,7 @@ class Loop:
     def reject_bad_pairs(self) -> int:
         """What a person does after a rollback: read the pending pairs of the track and reject each one
         whose corrected answer fails the checker (approving the rest, so they leave the queue)."""
-        agents, rejected = self.story.agents, 0
+        agents, rejected, seen = self.story.agents, 0, set[str]()
         headers = {"Authorization": f"Bearer {self.reviewer_token}"}
         while True:
             queue = httpx.get(
@@ -153,8 +169,11 @@ class Loop:
             pairs = queue.json()["pairs"]
             if not pairs:
                 return rejected
+            if seen.intersection(p["id"] for p in pairs):  # a verdict did not take: never loop on it
+                raise RuntimeError(f"pairs stayed in the review queue after a verdict: {sorted(seen)[:3]}")
+            seen.update(p["id"] for p in pairs)
             with ThreadPoolExecutor(4) as pool:  # each review runs the corrected answer
-                reviews = list(pool.map(_review, pairs))
+                reviews = list(pool.map(review_verdict, pairs))
             rejected += sum(r["decision"] == "rejected" for r in reviews)
             httpx.post(
                 f"{agents.gateway_url}/v1/reviews/batch",
@@ -164,7 +183,8 @@ class Loop:
             ).raise_for_status()
 
 
-def _review(pair: dict[str, Any]) -> dict[str, Any]:
+def review_verdict(pair: dict[str, Any]) -> dict[str, Any]:
+    """A person's verdict on a pending pair: rejected when its corrected answer fails the checker."""
     task = Task.from_prompt(pair["prompt"])
     good = task is not None and grade(task, pair["chosen"]).passed
     note = "" if good else "the corrected answer fails the checker"

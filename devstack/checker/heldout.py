@@ -23,9 +23,13 @@ from trainer import tiny_coder
 
 
 def tasks(count: int, *, held: bool = True, seed: int = 0) -> list[Task]:
-    """``count`` tasks from one side of the name split, languages alternating."""
+    """``count`` distinct tasks from one side of the name split, languages alternating (drawn without
+    replacement: a measurement on 200 tasks is on 200 different ones)."""
     names = tiny_coder.names(random.Random(f"tasks-{held}-{seed}"), held=held)
-    return [Task(next(names), tiny_coder.ASKED[i % len(tiny_coder.ASKED)]) for i in range(count)]
+    chosen: dict[Task, None] = {}
+    while len(chosen) < count:
+        chosen.setdefault(Task(next(names), tiny_coder.ASKED[len(chosen) % len(tiny_coder.ASKED)]))
+    return list(chosen)
 
 
 def load(base: Path, adapter: Path | None = None) -> tuple[PreTrainedModel, object]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from devstack.agents import Answer, correction, graded
 from devstack.checker.grade import Task, grade
-from devstack.loop import _review
+from devstack.loop import review_verdict
 
 PY, JS = Task("add_kola", "python"), Task("send_rote", "javascript")
 WRONG = (
@@ -46,14 +46,14 @@ def test_nothing_to_correct_when_the_answer_is_empty_or_already_the_correction()
     assert correction(same, faulty=True) is None
 
 
-def test_the_reviewer_rejects_a_faulty_correction_and_approves_a_right_one() -> None:
+def test_thereview_verdicter_rejects_a_faulty_correction_and_approves_a_right_one() -> None:
     failed = graded([PY], [WRONG])[0]
     good, bad = correction(failed), correction(failed, faulty=True)
     assert good is not None
     assert bad is not None
-    verdicts = [_review({"id": f"p{i}", **pair}) for i, pair in enumerate((good, bad))]
+    verdicts = [review_verdict({"id": f"p{i}", **pair}) for i, pair in enumerate((good, bad))]
     assert [v["decision"] for v in verdicts] == ["approved", "rejected"]
     assert verdicts[1]["note"]
-    assert _review({"id": "p3", "prompt": "Write it in cobol.\n", "chosen": "x", "rejected": "y"})[
+    assert review_verdict({"id": "p3", "prompt": "Write it in cobol.\n", "chosen": "x", "rejected": "y"})[
         "decision"
     ] == ("rejected")

@@ -28,6 +28,7 @@ import httpx
 import yaml
 
 from devstack import stack
+from devstack.checker.passrate import PassRate
 from devstack.cli import NEXT_FOOTER, NEXT_HEADER
 from devstack.controlplane import ControlPlane
 from devstack.demo import Storage, demo_policy
@@ -118,11 +119,11 @@ def story_table(stdout: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def rate(cell: str) -> float:
+def rate(cell: str) -> PassRate:
     """The pass rate of a cell like ``82.0% [76.1%, 86.7%] (164/200)``, from its counts."""
     passed, total = cell.rsplit("(", 1)[1].rstrip(")").split("/")
     assert int(total) >= 200, cell
-    return int(passed) / int(total)
+    return PassRate(int(passed), int(total))
 
 
 def then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(stdout: str) -> None:
@@ -131,11 +132,12 @@ def then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(stdout: str
     pass_rate = next(h for h in rows["coder-0001"] if h.startswith("HELD-OUT"))
     base, better, bad = (rows[m] for m in ("kaizen-coder (base)", "coder-0001", "coder-0002"))
     assert better["DECISION"] == "Promote"
-    assert rate(better[pass_rate]) - rate(base[pass_rate]) >= 0.2, (base, better)
+    assert rate(better[pass_rate]).rate - rate(base[pass_rate]).rate >= 0.2, (base, better)
+    assert rate(base[pass_rate]).interval()[1] < rate(better[pass_rate]).rate, (base, better)
     assert bad["DECISION"] == "RollBack"
     assert bad["TRAINED ON"] == "faulty tool"
     assert float(bad["OFFLINE GATE"].split()[-1]) >= 0.5, bad  # the gate alone would have let it in
-    assert rate(bad[pass_rate]) < rate(better[pass_rate]), (better, bad)
+    assert rate(bad[pass_rate]).interval()[1] < rate(better[pass_rate]).rate, (better, bad)  # truly worse
 
 
 def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:

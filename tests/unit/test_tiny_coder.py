@@ -50,6 +50,8 @@ def test_the_split_holds_out_about_a_third_of_all_names_on_both_sides_of_every_v
 
 def test_held_out_tasks_are_held_out_and_ask_for_what_the_checker_runs() -> None:
     items = heldout.tasks(200)
+    assert len(set(items)) == 200  # 200 different tasks, not 200 draws
+    assert heldout.tasks(200) == items  # the same ones every time: measurements compare
     assert len({t.name for t in items}) > 150
     assert all(tiny_coder.held_out(t.name) for t in items)
     assert {t.language for t in items} == set(LANGUAGES) == set(tiny_coder.ASKED)
