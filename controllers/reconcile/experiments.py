@@ -170,7 +170,7 @@ async def _blocked(
     if not lookup.unresolved:
         _set(status, [Want.unknown(READY, "WaitingForModels", lookup.waiting)], now)
         return
-    due = give_up_at(exp.spec, status.started_at, _created(body, now))
+    due = give_up_at(exp.spec, status.started_at, _created(body, now), lookup.unresolved)
     if now >= due:
         await _give_up(body, exp, lookup, out, deps, now)
         return

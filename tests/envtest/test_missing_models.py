@@ -141,7 +141,7 @@ def test_a_model_that_exists_but_does_not_serve_yet_is_waited_for_past_any_deadl
     assert out.events == []
 
 
-def test_an_experiment_naming_a_rolled_back_model_says_it_serves_no_more(
+def test_an_experiment_naming_a_rolled_back_model_says_it_serves_no_more_and_gives_up(
     control_plane: ControlPlane, namespace: str, gateway: GatewayProcess
 ) -> None:
     # Given an experiment whose challenger was rolled back elsewhere, its deployment still up
@@ -152,9 +152,13 @@ def test_an_experiment_naming_a_rolled_back_model_says_it_serves_no_more(
         await deps.kube.patch_status(kinds.SHADOW_MODELS, namespace, "old", patch)
         return await experiment_pass(deps, namespace, datetime.now(UTC))
 
-    said = ready(in_scenario(control_plane, gateway, scenario).status)
+    out = in_scenario(control_plane, gateway, scenario)
+    said = ready(out.status)
     assert (said["status"], said["reason"]) == ("False", "ShadowModelOutOfService")
     assert said["message"].startswith("spec.variants[1].shadowModel: ShadowModel 'old' is RolledBack")
+    # and, since a RolledBack model never serves again, it gives up at once instead of at maxDuration
+    assert out.status.decision.value == "Inconclusive"
+    assert "will not serve again" in said["message"]
 
 
 async def shadow_pass(deps: Dependencies, namespace: str, name: str) -> Outcome[ShadowModelStatus]:

@@ -57,6 +57,29 @@ def test_the_deadline_is_max_duration_after_the_traffic_started_or_else_after_cr
     assert give_up_at(spec(), started, CREATED) == started + timedelta(hours=2)
 
 
+def test_a_model_out_of_service_for_good_gives_up_at_once_and_a_missing_one_is_waited_for() -> None:
+    # A missing model may still be created: wait for maxDuration. A RolledBack one never serves again.
+    missing = not_found(1, "challenger", "coder-0002", "team-a")
+    rolled_back = out_of_service(0, "champion", "coder-0001", "RolledBack")
+    assert give_up_at(spec(), None, CREATED, [missing]) == CREATED + timedelta(hours=2)
+    assert give_up_at(spec(), None, CREATED, [rolled_back]) == CREATED
+    assert give_up_at(spec(), None, CREATED, [missing, rolled_back]) == CREATED
+    started = CREATED + timedelta(minutes=7)
+    assert give_up_at(spec(), started, CREATED, [rolled_back]) == started
+
+
+def test_giving_up_on_a_model_out_of_service_says_it_will_not_serve_again() -> None:
+    rolled_back = out_of_service(0, "champion", "coder-0001", "RolledBack")
+    end = give_up(spec(), ExperimentStatus(), [rolled_back], {"challenger"})
+    assert "will not serve again" in end.reason
+    assert "maxDuration" not in end.reason
+    assert end.weights == {}  # the champion does not serve: nothing is routed
+    missing = not_found(1, "challenger", "coder-0002", "team-a")
+    assert (
+        "still so after maxDuration 2h" in give_up(spec(), ExperimentStatus(), [missing], {"champion"}).reason
+    )
+
+
 def test_while_blocked_ready_is_false_and_says_what_to_do_and_when_it_gives_up() -> None:
     want = blocked([not_found(1, "challenger", "coder-0002", "team-a")], CREATED + timedelta(hours=2))
     assert (want.status, want.reason) == (ConditionStatus.FALSE, "ShadowModelNotFound")

@@ -2,14 +2,19 @@
 
 A variant names a ShadowModel. One that exists but does not serve yet (deploying) is waited for, as
 long as it takes. One that will not serve by itself is *unresolved*: no ShadowModel of that name
-(``ShadowModelNotFound``), or one already Retired or RolledBack (``ShadowModelOutOfService``). The
-experiment then says so (Ready False, naming the field) and waits until ``spec.rollout.maxDuration``
-has passed since its traffic started, or since it was created when none has flowed yet. Then it gives
-up: Inconclusive, traffic all on the champion when the champion serves, nothing routed when not.
+(``ShadowModelNotFound``), or one already Retired or RolledBack (``ShadowModelOutOfService``). A
+missing model can still be created, so the experiment says so (Ready False, naming the field) and
+waits until ``spec.rollout.maxDuration`` has passed since its traffic started, or since it was created
+when none has flowed yet. A Retired or RolledBack model never serves again, so when a variant names
+one there is nothing to wait for (the 200-lifecycle chaos run found an experiment
+opened for a champion that its drift watch rolled back a second later, stuck for 30 minutes). Either
+way it gives up: Inconclusive, traffic all on the champion when the champion serves, nothing routed
+when not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,9 +46,21 @@ def out_of_service(index: int, variant: str, name: str, role: str) -> Unresolved
     return Unresolved(variant, OUT_OF_SERVICE, f"{field}: ShadowModel {name!r} is {role} and serves no more")
 
 
-def give_up_at(spec: ExperimentSpec, started_at: datetime | None, created: datetime) -> datetime:
-    """``maxDuration`` after the traffic started, or after creation when none has flowed yet."""
-    return (started_at or created) + parse_duration(spec.rollout.max_duration)
+def for_good(unresolved: Sequence[Unresolved]) -> bool:
+    """A variant names a model that will never serve again: only a new Experiment helps."""
+    return any(u.reason == OUT_OF_SERVICE for u in unresolved)
+
+
+def give_up_at(
+    spec: ExperimentSpec,
+    started_at: datetime | None,
+    created: datetime,
+    unresolved: Sequence[Unresolved] = (),
+) -> datetime:
+    """``maxDuration`` after the traffic started, or after creation when none has flowed yet; at once
+    (that same start) when the unresolved models are out of service for good."""
+    start = started_at or created
+    return start if for_good(unresolved) else start + parse_duration(spec.rollout.max_duration)
 
 
 def _said(unresolved: list[Unresolved]) -> str:
@@ -78,9 +95,12 @@ def give_up(
     routed = champion is not None and champion in serving
     weights = {v.name: 100 if v.name == champion else 0 for v in spec.variants if v.name in serving}
     where = f"traffic on {champion}" if routed else "nothing routed (no serving champion)"
-    reason = (
-        f"{_said(unresolved)}; still so after maxDuration {spec.rollout.max_duration}: inconclusive, {where}"
+    when = (
+        "it will not serve again"
+        if for_good(unresolved)
+        else f"still so after maxDuration {spec.rollout.max_duration}"
     )
+    reason = f"{_said(unresolved)}; {when}: inconclusive, {where}"
     before = {row.name: row for row in status.variants}
     rows = [
         before.get(v.name, VariantStatus(name=v.name)).model_copy(
