@@ -78,6 +78,12 @@ class KaizenModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def created_at(metadata: dict[str, Any], default: datetime) -> datetime:
+    """An object's ``metadata.creationTimestamp`` (``default`` before the API server has set one)."""
+    stamp = metadata.get("creationTimestamp")
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else default
+
+
 def section(model: type[KaizenModel], description: str) -> Any:
     """A nested settings object that always exists, filled with its own defaults.
 

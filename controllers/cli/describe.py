@@ -2,7 +2,8 @@
 
 Reads the object and the core/v1 Events about it (``controllers.cli.kubeapi``); the page itself is
 ``controllers.cli.describing`` and ``describing_kinds`` (pure, and golden-tested). Without a name,
-every object of the kind in the namespace is described, like ``kubectl describe``.
+every object of the kind in the namespace (with ``-A``, in every namespace) is described, like
+``kubectl describe``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def describe(
             "--namespace", "-n", help="Namespace (default: the kubeconfig context's, else default)."
         ),
     ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Describe across every namespace.")
+    ] = False,
 ) -> None:
     """Describe Kaizen objects: settings, status, conditions, interventions, Events and what to run next."""
     try:
@@ -38,11 +42,13 @@ def describe(
         infos = printing.resolve(word)
         if name and len(infos) > 1:
             raise UsageError(f"a name needs one kind, not {word}")
+        if name and all_namespaces:
+            raise UsageError("a name cannot be looked up across all namespaces; give -n NAMESPACE")
         cluster = Cluster.connect()
-        where = namespace or default_namespace()
+        where = None if all_namespaces else (namespace or default_namespace())
         pages = []
         for info in infos:
-            objects = [cluster.get(info, where, name)] if name else cluster.objects(info, where)[0]
+            objects = [cluster.get(info, where, name)] if name and where else cluster.objects(info, where)[0]
             now = datetime.now(UTC)
             for obj in objects:
                 body = SECTIONS[info.kind](obj, now)

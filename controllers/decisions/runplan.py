@@ -103,6 +103,10 @@ class Step(StrEnum):
 SUCCEEDED = "Succeeded"
 GATE = "GatePassed"
 EMPTY = "the snapshot holds no trainable rows for this track"
+POLICY_NOT_FOUND = "PolicyNotFound"
+# How long a run waits for the LearningPolicy its policyRef names: long enough for a GitOps sync that
+# applies the run before its policy, short enough that a typo does not leave a run pending for ever.
+POLICY_GRACE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,32 @@ def next_step(status: TrainingRunStatus, job: JobState | None, retry: RetrySetti
     )
 
 
+@dataclass(frozen=True)
+class PolicyWait:
+    """A run whose policy does not exist: what its conditions say, and whether it has given up."""
+
+    conditions: tuple[Want, ...]
+    gave_up: bool
+
+
+def missing_policy(namespace: str, policy_ref: str, created: datetime, now: datetime) -> PolicyWait:
+    """Ready False naming the field while the run waits ``POLICY_GRACE`` from its creation for the
+    policy to appear; then it ends (Succeeded False too), having read nothing."""
+    due = created + POLICY_GRACE
+    missing = f"spec.policyRef: no LearningPolicy {policy_ref!r} in namespace {namespace!r}; nothing was read"
+    if now < due:
+        waiting = f"{missing}. Create it; without it this run ends at {due:%Y-%m-%dT%H:%M:%SZ}"
+        return PolicyWait((Want.false(READY, POLICY_NOT_FOUND, waiting),), gave_up=False)
+    ended = f"{missing}, still so {POLICY_GRACE.seconds // 60} minutes after the run was created: it ended"
+    return PolicyWait(
+        (
+            Want.false(READY, POLICY_NOT_FOUND, f"{ended}. Create the policy, then a new run"),
+            Want.false(SUCCEEDED, POLICY_NOT_FOUND, ended),
+        ),
+        gave_up=True,
+    )
+
+
 def logs_command(namespace: str, name: str) -> str:
     """What a person runs to read a run's trainer log (the latest attempt's; ``--attempt N`` for others)."""
     return f"kaizen logs trainingrun {name} -n {namespace}"
@@ -202,6 +232,8 @@ def retry_answer(status: TrainingRunStatus, newer: str = "") -> tuple[int, str]:
             "the run trained but its adapter missed the offline gate; the same data and settings would"
             f" train the same adapter: change the policy's gate or data and {policy_hint}"
         )
+    if status.dataset is None:
+        return 0, "the run never found its policy (spec.policyRef): create the policy, then a new run"
     if status.attempts == 0:
         return 0, f"{EMPTY}: nothing to retry; once the track has data, {policy_hint}"
     if newer:

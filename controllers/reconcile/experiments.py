@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from controllers.api import kinds
+from controllers.api.common import created_at
 from controllers.api.experiment import (
     DECISION_APPLIED,
     Decision,
@@ -170,7 +171,7 @@ async def _blocked(
     if not lookup.unresolved:
         _set(status, [Want.unknown(READY, "WaitingForModels", lookup.waiting)], now)
         return
-    due = give_up_at(exp.spec, status.started_at, _created(body, now), lookup.unresolved)
+    due = give_up_at(exp.spec, status.started_at, created_at(body["metadata"], now), lookup.unresolved)
     if now >= due:
         await _give_up(body, exp, lookup, out, deps, now)
         return
@@ -202,11 +203,6 @@ async def _give_up(
     routed = "traffic on the champion" if route is not None else "nothing routed"
     _set(status, [Want.true(DECISION_APPLIED, "Applied", f"gave up: {routed}"), end.ready], now)
     out.events.append(("Warning", Decision.INCONCLUSIVE.value, end.reason))
-
-
-def _created(body: dict[str, Any], now: datetime) -> datetime:
-    stamp = body["metadata"].get("creationTimestamp")
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else now
 
 
 async def _settled(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.api import kinds
-from controllers.api.common import parse_duration
+from controllers.api.common import created_at, parse_duration
 from controllers.api.intervention import Action, pending, recorded
 from controllers.api.learningpolicy import PairSources
 from controllers.api.serving_settings import ServingSettings
@@ -35,6 +35,7 @@ from controllers.decisions.runplan import (
     Next,
     Step,
     gate_verdict,
+    missing_policy,
     next_step,
     retry_answer,
     trained_condition,
@@ -148,12 +149,6 @@ def _set(out: Outcome[TrainingRunStatus], step: Next, now: datetime, *extra: Wan
     )
 
 
-def missing_policy(namespace: str, policy_ref: str) -> Want:
-    """A run whose policyRef names no LearningPolicy: nothing to snapshot until the policy exists."""
-    message = f"spec.policyRef: no LearningPolicy {policy_ref!r} in namespace {namespace!r}; nothing was read"
-    return Want.false(READY, "PolicyNotFound", message)
-
-
 async def snapshot(
     run: TrainingRun, meta: dict[str, Any], out: Outcome[TrainingRunStatus], deps: Dependencies, now: datetime
 ) -> Want | None:
@@ -164,10 +159,7 @@ async def snapshot(
     policy_ref = run.spec.policy_ref
     policy = await deps.kube.get(kinds.POLICIES, namespace, policy_ref) if policy_ref else None
     if policy_ref and policy is None:
-        stopped = missing_policy(namespace, policy_ref)
-        if not holds(out.status.conditions, stopped):  # one Event, not one per reconcile
-            out.events.append(("Warning", stopped.reason, stopped.message))
-        return stopped
+        return _wait_for_policy(meta, policy_ref, out, deps, now)
     flt = snapshot_filter(run, policy, now, namespace)
     training = run.spec.training
     options, _ = await storage.resolve(training.storage, training.output_uri, namespace, deps.kube)
@@ -180,6 +172,24 @@ async def snapshot(
     rows = f"{dataset.train_rows} train / {dataset.eval_rows} eval rows"
     out.events.append(("Normal", "Snapshotted", f"{rows}, {dataset.content_hash[:19]}"))
     return None
+
+
+def _wait_for_policy(
+    meta: dict[str, Any], policy_ref: str, out: Outcome[TrainingRunStatus], deps: Dependencies, now: datetime
+) -> Want:
+    """A run whose policy does not exist reads nothing; it waits, then ends (one Event each)."""
+    created = created_at(meta, now)
+    wait = missing_policy(meta["namespace"], policy_ref, created, now)
+    stopped, *rest = wait.conditions
+    if wait.gave_up:
+        out.status.completion_time = now
+        deps.metrics.training_runs.labels("Failed").inc()
+        out.status.conditions = merge(
+            out.status.conditions, rest, generation=out.status.observed_generation, now=now
+        )
+    if not holds(out.status.conditions, stopped):  # one Event per state, not one per reconcile
+        out.events.append(("Warning", stopped.reason, stopped.message))
+    return stopped
 
 
 def snapshot_filter(

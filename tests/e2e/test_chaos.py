@@ -3,11 +3,12 @@
 each time. Afterwards: one Ray submission per attempt, one InferenceService per served model, none
 left for rolled-back ones, no stuck finalizers, every object converged on its generation.
 
-A person on call acts too: now and then an Abort or a Promote lands on an experiment in flight (through
-the CLI's own ``ask``), at a random moment of its traffic, while the operator keeps dying. Afterwards
-each request is recorded exactly once, with one Event, and the decision agrees with its answer: an
-honoured Abort is the RollBack that names it, an honoured Promote the Promote that names it, and a
-declined one found the experiment already decided by its evidence.
+A person on call acts too: now and then an Abort, a Promote or a Pause (then, a round of traffic later,
+its Resume) lands on an experiment in flight (through the CLI's own ``ask``), at a random moment of its
+traffic, while the operator keeps dying. Afterwards each request is recorded exactly once, with one
+Event, and the decision agrees with its answer: an honoured Abort is the RollBack that names it, an
+honoured Promote the Promote that names it, an honoured Pause held the weights and was resumed before
+the evidence decided, and a declined one found the experiment already decided.
 
 The trainer is the fastjob stand-in (a real Ray job that publishes a real adapter in a second), so
 many lifecycles fit in minutes. ``KAIZEN_CHAOS_LIFECYCLES`` sets how many (CI: 20; `make chaos`: 200).
@@ -64,17 +65,19 @@ class Asked:
     request: Intervention
 
 
-def intervene(world: World, rng: random.Random, name: str) -> Asked | None:
-    """Abort or promote ``name`` as ``kaizen abort|promote`` would (without waiting for the answer);
-    None when the CLI would refuse it (the experiment was decided meanwhile)."""
-    action = rng.choice([Action.ABORT, Action.PROMOTE])
+def intervene(world: World, rng: random.Random, name: str, action: Action | None = None) -> Asked | None:
+    """Abort, promote or pause ``name`` (or the ``action`` given: the resume after a pause) as
+    ``kaizen abort|promote|pause|resume`` would, without waiting for the answer; None when the CLI would
+    refuse it now (the experiment was decided meanwhile, or the last request is not answered yet)."""
+    action = action or rng.choice([Action.ABORT, Action.PROMOTE, Action.PAUSE])
     request = Intervention(
         id=f"chaos-{action.value.lower()}-{name}", action=action, by=PERSON,
         at=datetime.now(UTC).replace(microsecond=0), reason=f"chaos {name}",
     )  # fmt: skip
+    held = {Action.PAUSE: {"paused": True}, Action.RESUME: {"paused": False}}.get(action)
     try:
         ask(
-            kinds.EXPERIMENTS, world.namespace, name, request,
+            kinds.EXPERIMENTS, world.namespace, name, request, spec=held,
             check=lambda body: refusal(action, experiment.INFO, body), wait=0,
         )  # fmt: skip
     except RequestError:
@@ -211,11 +214,16 @@ def _run_stream(
         pass_rates = {champion.get("shadowModel", "kaizen-tiny"): 0.5, name: 0.95 if better else 0.05}
         deadline = time.monotonic() + 600
         act_at = rng.randrange(3) if rng.random() < INTERVENE else None  # after this many rounds
+        paused = False  # a pause was written and its resume is not yet
         for round_ in itertools.count():
             if time.monotonic() >= deadline or stop.is_set():
                 break
             if round_ == act_at and (request := intervene(world, rng, name)) is not None:
                 asked.append(request)
+                paused = request.request.action == Action.PAUSE
+            elif paused and (request := intervene(world, rng, name, Action.RESUME)) is not None:
+                asked.append(request)  # a round of traffic after the pause (or as soon as it is answered)
+                paused = False
             with contextlib.suppress(httpx.HTTPError):  # a route between versions; agents retry
                 agents.scripted(20, pass_rates)
             decision = (reader.get("experiments", name).get("status") or {}).get("decision")
@@ -313,7 +321,7 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
         f"chaos-{chr(ord('a') + s)}": range(s + 1, LIFECYCLES + 1, STREAMS) for s in range(STREAMS)
     }  # lifecycle i belongs to stream (i - 1) % STREAMS: LIFECYCLES in all
     # When lifecycle after lifecycle runs in every stream while the operator is killed at random,
-    # and a person aborts or promotes some of the experiments in flight
+    # and a person aborts, promotes or pauses and resumes some of the experiments in flight
     decisions, asked, kills = when_the_streams_run_while_the_operator_is_killed_at_random(
         world, streams, tmp_path
     )
@@ -332,29 +340,42 @@ def test_operator_killed_at_random_through_lifecycles_leaves_no_duplicates_or_or
     )
 
 
+ENDS = {Action.ABORT: ("RollBack", "aborted"), Action.PROMOTE: ("Promote", "promoted")}
+HONOURED = {Action.PAUSE: "weights held at ", Action.RESUME: "resumed: "}
+
+
 def then_each_request_is_answered_once_and_the_decision_agrees(
     world: World, asked: list[Asked]
 ) -> Counter[str]:
-    """Every request recorded exactly once with one Event; an honoured one made the decision (naming
-    who and why), a declined one found the experiment decided by its evidence. Counts the answers."""
+    """Every request recorded exactly once with one Event. An honoured Abort or Promote made the
+    decision (naming who and why); an honoured Pause held the weights until its Resume, and the decision
+    came from the evidence after it; a declined request found the experiment decided. Counts the answers."""
     assert asked, "no request was written: the interventions did not run"
     answers: Counter[str] = Counter()
     named = Counter(e["metadata"]["name"] for e in world.items("events"))
+    honoured: set[tuple[str, Action]] = set()
     for one in asked:
         status = (world.get("experiment", one.experiment) or {}).get("status") or {}
         records = [r for r in status.get("interventions") or [] if r["id"] == one.request.id]
         assert len(records) == 1, f"{one.request.id}: {status.get('interventions')}"
-        outcome, reason = records[0]["outcome"], status["decisionReason"]
-        verb = "aborted" if one.request.action == Action.ABORT else "promoted"
+        action, outcome, reason = one.request.action, records[0]["outcome"], status["decisionReason"]
         if outcome.startswith("declined"):
-            answers[f"{one.request.action.value} declined"] += 1
+            answers[f"{action.value} declined"] += 1
             assert "already decided" in outcome, outcome
             assert not reason.startswith(("aborted by", "promoted by")), reason
-        else:
-            answers[f"{one.request.action.value} honoured"] += 1
-            assert status["decision"] == ("RollBack" if verb == "aborted" else "Promote"), status
+        elif action in ENDS:
+            answers[f"{action.value} honoured"] += 1
+            decision, verb = ENDS[action]
+            assert status["decision"] == decision, status
             assert reason == f"{verb} by {PERSON}: chaos {one.experiment}"
+        else:
+            answers[f"{action.value} honoured"] += 1
+            assert outcome.startswith(HONOURED[action]), outcome
+            assert not reason.startswith(("aborted by", "promoted by")), reason
+            honoured.add((one.experiment, action))
         assert named[f"{one.experiment}.{one.request.id}"] == 1, f"the Event of {one.request.id}"
+    for name, action in honoured:  # a paused experiment decides nothing until it is resumed
+        assert action != Action.PAUSE or (name, Action.RESUME) in honoured, f"{name} decided while paused"
     return answers
 
 

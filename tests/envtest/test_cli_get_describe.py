@@ -197,6 +197,13 @@ def test_describe_shows_status_conditions_interventions_events_and_the_next_comm
     run = squeezed(kaizen(control_plane, "describe", "trainingrun/coder-0001", "-n", applied).stdout)
     assert "Phase: Failed" in run
     assert f"kaizen retry trainingrun coder-0001 -n {applied}" in run
+    everywhere = kaizen(control_plane, "describe", "sm", "-A")  # every namespace, as kubectl describe -A
+    assert everywhere.exit_code == 0, everywhere.output
+    pages = squeezed(everywhere.stdout)
+    assert f"Name: coder-0001\nNamespace: {applied}\n" in pages, pages
+    named = kaizen(control_plane, "describe", "sm", "coder-0001", "-A")
+    assert named.exit_code == 1
+    assert "a name cannot be looked up across all namespaces; give -n NAMESPACE" in named.stderr
 
 
 def test_the_namespace_defaults_to_the_kubeconfig_context(

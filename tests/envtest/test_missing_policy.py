@@ -1,11 +1,13 @@
 """A TrainingRun's data is its namespace's, and its policy's: a run naming a LearningPolicy that does
-not exist reads nothing at all, and a hand-made run without a policy reads only its own namespace."""
+not exist reads nothing at all (and ends once the grace for the policy to appear is over), and a
+hand-made run without a policy reads only its own namespace."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.api.trainingrun import TrainingRun, TrainingRunStatus
+from controllers.decisions.runplan import POLICY_GRACE
 from controllers.reconcile import runs
 from controllers.reconcile.outcome import Outcome
 from controllers.store import ingest
@@ -71,17 +74,28 @@ def test_a_run_whose_policy_does_not_exist_reads_nothing(
         control_plane, namespace, "orphan", {"policyRef": "nope", "training": _training(tmp_path / "out")}
     )
 
+    created = datetime.fromisoformat(body["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+
     async def reconcile() -> Any:
         operator = operator_for(control_plane, namespace, engine, factory, tmp_path)
         try:
-            first = await runs.reconcile(body, TrainingRun.model_validate(body), operator.deps)
-            again = {**body, "status": first.status.to_wire()}
-            second = await runs.reconcile(again, TrainingRun.model_validate(again), operator.deps)
-            return first, second
+            passes, current = [], body
+            # twice within the grace, then at its end, then after it
+            for at in (
+                created,
+                created + timedelta(minutes=1),
+                created + POLICY_GRACE,
+                created + 2 * POLICY_GRACE,
+            ):
+                deps = dataclasses.replace(operator.deps, clock=lambda at=at: at)
+                done = await runs.reconcile(current, TrainingRun.model_validate(current), deps)
+                passes.append(done)
+                current = {**current, "status": done.status.to_wire()}
+            return passes
         finally:
             await close(operator)
 
-    first, second = asyncio.run(reconcile())
+    first, second, ended, after = asyncio.run(reconcile())
     # Then it is not Ready, saying which field is wrong, and it exported nothing
     status = first.status.to_wire()
     ready = condition(status, "Ready")
@@ -91,12 +105,26 @@ def test_a_run_whose_policy_does_not_exist_reads_nothing(
     assert "nope" in ready["message"]
     assert "dataset" not in status
     assert "completionTime" not in status  # it waits: the policy may yet be created
+    assert f"this run ends at {created + POLICY_GRACE:%Y-%m-%dT%H:%M:%SZ}" in ready["message"]
     assert not (tmp_path / "out").exists()
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(DatasetSnapshot)) == 0
     # one Warning, not one per reconcile
     assert [e[1] for e in first.events] == ["PolicyNotFound"]
     assert second.events == []
+    # Then, the grace over, it ends having read nothing: one more Warning, and nothing after
+    final = ended.status.to_wire()
+    assert final["completionTime"]
+    assert (condition(final, "Ready")["reason"], condition(final, "Succeeded")["status"]) == (
+        "PolicyNotFound",
+        "False",
+    )
+    assert "it ended. Create the policy, then a new run" in condition(final, "Ready")["message"]
+    assert [(e[0], e[1]) for e in ended.events] == [("Warning", "PolicyNotFound")]
+    assert after.events == []
+    assert after.status.to_wire()["completionTime"] == final["completionTime"]
+    assert "dataset" not in final
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_without_a_policy_reads_only_its_own_namespace(

@@ -12,11 +12,13 @@ from controllers.decisions.answers import event, is_declined
 from controllers.decisions.conditions import Want, merge
 from controllers.decisions.runplan import (
     GATE,
+    POLICY_GRACE,
     SUCCEEDED,
     JobPhase,
     JobState,
     Step,
     logs_command,
+    missing_policy,
     next_step,
     retry_answer,
 )
@@ -94,6 +96,32 @@ def test_a_retry_cannot_fix_an_empty_snapshot() -> None:
     attempt, why = retry_answer(status)
     assert attempt == 0
     assert why.startswith("the snapshot holds no trainable rows")
+
+
+def test_a_run_naming_no_policy_waits_the_grace_then_ends_and_a_retry_points_to_the_policy() -> None:
+    created = NOW - timedelta(minutes=3)
+    waiting = missing_policy("team-a", "coder", created, NOW)
+    assert not waiting.gave_up
+    (ready,) = waiting.conditions
+    assert (ready.status.value, ready.reason) == ("False", "PolicyNotFound")
+    due = created + POLICY_GRACE
+    assert ready.message == (
+        "spec.policyRef: no LearningPolicy 'coder' in namespace 'team-a'; nothing was read."
+        f" Create it; without it this run ends at {due:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    assert missing_policy("team-a", "coder", created, due - timedelta(seconds=1)).conditions == (ready,)
+    ended = missing_policy("team-a", "coder", created, due)
+    assert ended.gave_up
+    assert [(w.type, w.status.value, w.reason) for w in ended.conditions] == [
+        ("Ready", "False", "PolicyNotFound"),
+        (SUCCEEDED, "False", "PolicyNotFound"),
+    ]
+    assert ended.conditions[0].message.endswith("it ended. Create the policy, then a new run")
+    status = TrainingRunStatus(completion_time=due)
+    status.conditions = merge([], list(ended.conditions), generation=1, now=due)
+    attempt, why = retry_answer(status)
+    assert attempt == 0
+    assert why == "the run never found its policy (spec.policyRef): create the policy, then a new run"
 
 
 def test_a_retry_is_declined_once_the_policy_started_a_newer_run() -> None:
