@@ -15,6 +15,7 @@ from sqlalchemy import inspect, text
 
 from controllers.store import migrate
 from controllers.store.db import make_engine
+from controllers.store import review_models  # noqa: F401  (its tables join Base's metadata)
 from controllers.store.models import Base
 
 
