@@ -21,7 +21,7 @@ from sqlalchemy.types import String, Text
 
 from controllers.store.models import ID, NAMESPACE, Base, UTCDateTime
 
-REVIEWER = String(255)  # an authenticated subject (a token's subject or a ServiceAccount's name)
+REVIEWER = String(320)  # the caller's scope: "kaizen:" or "k8s:" and its authenticated subject
 
 
 def _pair_of(table: str) -> ForeignKeyConstraint:

@@ -190,11 +190,11 @@ def reserve_next(
 
 
 def release(session: Session, namespace: str, reviewer: str, pair_id: str, now: datetime) -> bool:
-    """Give back (skip) the reviewer's reservation of an item; False when they held none. The slot
+    """Give back (skip) the reviewer's reservation of an item; False when they held no live one. The slot
     is free for the next reviewer at once; this reviewer is not offered the item again."""
     statement = update(ReviewSlot).where(
         ReviewSlot.namespace == namespace, ReviewSlot.pair_id == pair_id,
-        ReviewSlot.reviewer == reviewer, ReviewSlot.done.is_(False),
+        ReviewSlot.reviewer == reviewer, ReviewSlot.done.is_(False), ReviewSlot.expires_at > now,
     )  # fmt: skip
     # Expired before it was reserved: free for the next reviewer as a lapsed reservation is, and the
     # mark of a skip (``_candidates`` does not offer the item to this reviewer again).
