@@ -21,7 +21,7 @@ from controllers.api.common import (
 )
 from controllers.api.intervention import Intervention, interventions_field
 from controllers.api.kindinfo import READY_COLUMN, REASON_COLUMN, KindInfo, PrinterColumn
-from controllers.api.policy_settings import HistoryLimits, RewardWeights
+from controllers.api.policy_settings import HistoryLimits, ReviewSettings, RewardWeights
 from controllers.api.serving_settings import RolloutSettings, ServingSettings
 from controllers.api.training_settings import DataSettings, JudgeSettings, OfflineGate, TrainingSettings
 
@@ -128,6 +128,7 @@ class LearningPolicySpec(KaizenModel):
         HistoryLimits,
         "How many finished TrainingRuns, settled Experiments and retired ShadowModels are kept.",
     )
+    review: ReviewSettings = section(ReviewSettings, "How people review this track's pairs.")
     paused: bool = Field(default=False, description="Stop starting new TrainingRuns; running work continues.")
 
 

@@ -90,3 +90,22 @@ class HistoryLimits(KaizenModel):
         le=1000,
         description="Retired and RolledBack ShadowModels to keep whose deployment is already taken down.",
     )
+
+
+class ReviewSettings(KaizenModel):
+    """How people review this track's pairs in the workbench (``POST /v1/review/reservations``). The
+    operator syncs these into the store with the reward weights; the most specific policy matching a
+    pair's track decides for it."""
+
+    reviewers_per_item: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="How many reviewers must judge each pair; it leaves the queue with that many verdicts "
+        "and is approved when a strict majority prefers its chosen answer.",
+    )
+    guidelines: str = Field(
+        default="",
+        max_length=8192,
+        description="Guidelines shown to reviewers beside each item (plain text).",
+    )

@@ -23,7 +23,16 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import auth, health_api, ingest_api, policies_api, proxy_docs, review_api, routes_api
+from controllers.gateway import (
+    auth,
+    health_api,
+    ingest_api,
+    policies_api,
+    proxy_docs,
+    reservations_api,
+    review_api,
+    routes_api,
+)
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
 from controllers.gateway.experiments_api import router as experiments_router
@@ -41,6 +50,7 @@ __all__ = ["GatewaySettings", "Metrics", "create_app"]
 ROUTERS = (
     ingest_api.router,
     review_api.router,
+    reservations_api.router,
     policies_api.router,
     routes_api.router,
     health_api.router,

@@ -29,6 +29,7 @@ from controllers.gateway.router_state import RouterState
 ALLOWED_HOSTS_ENV = "KAIZEN_ROUTE_ALLOWED_HOSTS"
 MAX_BODY_ENV = "KAIZEN_MAX_BODY_BYTES"
 PROXY_MAX_BODY_ENV = "KAIZEN_PROXY_MAX_BODY_BYTES"
+REVIEW_TTL_ENV = "KAIZEN_REVIEW_TTL_SECONDS"
 
 
 def _env_flag(name: str) -> bool:
@@ -67,6 +68,8 @@ class GatewaySettings:
     proxy_max_body_bytes: int = field(
         default_factory=lambda: int(os.environ.get(PROXY_MAX_BODY_ENV, 8 * 1024 * 1024))
     )
+    # How long a reviewer holds a reserved item before it returns to the queue.
+    review_ttl_seconds: int = field(default_factory=lambda: int(os.environ.get(REVIEW_TTL_ENV, 300)))
 
     def __post_init__(self) -> None:
         if self.keyring is None:
@@ -85,9 +88,10 @@ class GatewaySettings:
         for env_name, value in (
             (MAX_BODY_ENV, self.max_body_bytes),
             (PROXY_MAX_BODY_ENV, self.proxy_max_body_bytes),
+            (REVIEW_TTL_ENV, self.review_ttl_seconds),
         ):
             if value < 1:
-                raise ValueError(f"{env_name} must be a positive number of bytes, not {value}")
+                raise ValueError(f"{env_name} must be a positive number, not {value}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``PUT /v1/policies/{namespace}/{name}``: a LearningPolicy's reward weights, synced into the store.
+"""``PUT /v1/policies/{namespace}/{name}``: a LearningPolicy's reward weights and review settings
+(``spec.review``: reviewers per item, guidelines), synced into the store.
 
 The store keeps each policy's matching and weights beside the runs they score, so a change
 recomputes at once the stored rewards of the runs it matches, before or after (the answer says how
@@ -9,6 +10,7 @@ namespace: the operator's identity, or an admin's.
 """
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -22,6 +24,7 @@ from controllers.gateway.errors import ApiError
 from controllers.gateway.schemas import PolicyIn
 from controllers.gateway.writes import idempotent_write
 from controllers.store import policies
+from controllers.store.review_stats import upsert_review_settings
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -53,6 +56,10 @@ async def put_policy(
     def write(session: Session) -> dict[str, Any]:
         recomputed = policies.upsert_policy(
             session, namespace, name, policy.agent, policy.role, policy.task_family, weights
+        )
+        review = policy.review
+        upsert_review_settings(
+            session, namespace, name, review.reviewers_per_item, review.guidelines, datetime.now(UTC)
         )
         return {"namespace": namespace, "name": name, "rewardsRecomputed": recomputed}
 

@@ -247,13 +247,22 @@ class RewardWeightsIn(Strict):
         return self
 
 
+class ReviewSettingsIn(Strict):
+    """A LearningPolicy's ``spec.review``: reviewers per item and the guidelines shown beside each."""
+
+    reviewers_per_item: int = Field(default=1, ge=1, le=10)
+    guidelines: Annotated[str, StringConstraints(max_length=8192)] = ""
+
+
 class PolicyIn(Strict):
-    """A learning track's matching and reward weights (the operator syncs these from LearningPolicy)."""
+    """A learning track's matching, reward weights and review settings (the operator syncs these
+    from LearningPolicy)."""
 
     agent: Label = ""
     role: Label = ""
     task_family: Label = ""
     reward: RewardWeightsIn = Field(default_factory=RewardWeightsIn)
+    review: ReviewSettingsIn = Field(default_factory=ReviewSettingsIn)
 
 
 class WriteResponse(BaseModel):

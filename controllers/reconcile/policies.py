@@ -35,6 +35,7 @@ from controllers.reconcile.outcome import Outcome
 from controllers.store.db import transaction
 from controllers.store.health import TrackHealth, track_health
 from controllers.store.policies import upsert_policy
+from controllers.store.review_stats import upsert_review_settings
 
 
 def run_number(policy: str, name: str) -> int:
@@ -155,6 +156,9 @@ def _rewards_and_count(window: Window, deps: Dependencies) -> TrackHealth:
         upsert_policy(
             session, window.namespace, window.name, track.agent or "", track.role or "", track.task_family or "",
             spec.reward.to_wire(),
+        )  # fmt: skip
+        upsert_review_settings(
+            session, window.namespace, window.name, spec.review.reviewers_per_item, spec.review.guidelines, window.now,
         )  # fmt: skip
     return _count(window, deps)
 

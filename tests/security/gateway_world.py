@@ -24,6 +24,7 @@ from controllers.decisions.access import API_GROUP, Action
 from controllers.gateway import auth
 from controllers.store.experiments import record_assignments
 from controllers.store.models import Annotation, Feedback, IdempotencyKey, Policy, PreferencePair, Route, Run
+from controllers.store.review_models import ReviewSettings, ReviewSlot, ReviewVerdict
 from devstack import identities
 from devstack.controlplane import ControlPlane
 from devstack.gateway import GatewayProcess
@@ -123,6 +124,10 @@ class World:
         ]
         ids = self._ok("POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": pairs})["ids"]
         self.pairs = dict(zip(IDENTITIES, ids, strict=True))
+        queue = [
+            {"agent": AGENT, "prompt": f"queue {i}", "chosen": "good", "rejected": "bad"} for i in range(12)
+        ]
+        self._ok("POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": queue})  # for the blind review
         self._ok("PUT", f"/v1/routes/{NAMESPACE}/seeded", route(NAMESPACE, "seeded", self.upstream_base))
         with Session(self.engine) as session, session.begin():
             record_assignments(session, [served(NAMESPACE, REQUEST), served(ELSEWHERE, REQUEST_ELSEWHERE)])
@@ -142,7 +147,18 @@ class World:
         with self.engine.connect() as connection:
             counts = {
                 model.__tablename__: connection.execute(select(func.count()).select_from(model)).scalar_one()
-                for model in (Run, Feedback, PreferencePair, Annotation, Policy, Route, IdempotencyKey)
+                for model in (
+                    Run,
+                    Feedback,
+                    PreferencePair,
+                    Annotation,
+                    Policy,
+                    Route,
+                    IdempotencyKey,
+                    ReviewSlot,
+                    ReviewVerdict,
+                    ReviewSettings,
+                )
             }
             counts["reviewed"] = connection.execute(
                 text("SELECT count(*) FROM preference_pairs WHERE review_state != 'pending'")

@@ -70,6 +70,18 @@ def _review(world: World, caller: str) -> dict[str, Any]:
     return {"namespace": NAMESPACE, "reviews": [review]}
 
 
+def _reserved(world: World, caller: str) -> str:
+    """A pair the caller holds a reservation of (reserved now, as the caller), or a stand-in id when
+    the caller may not reserve: then the call under test is refused before any pair is looked at."""
+    answer = world.call("POST", "/v1/review/reservations", caller, {"namespace": NAMESPACE})
+    reservation = answer.json().get("reservation") if answer.status_code == 200 else None
+    return str(reservation["pairId"]) if reservation else "not-reserved"
+
+
+def _verdict(world: World, caller: str) -> dict[str, Any]:
+    return {"namespace": NAMESPACE, "pairId": _reserved(world, caller), "verdict": "left", "tags": ["style"]}
+
+
 def _policy(world: World, caller: str) -> dict[str, Any]:
     return {"agent": AGENT, "reward": {"testsPassed": 0.5}}
 
@@ -99,6 +111,25 @@ CALLS = [
         frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
     ),
     Call("reviews", "POST", lambda w, c: "/v1/reviews/batch", _review, frozenset({"reviewer", *EVERYONE_GRANTED})),
+    Call(
+        # writes=False: a caller who already holds an item gets it again, which writes nothing
+        "review-reserve", "POST", lambda w, c: "/v1/review/reservations", lambda w, c: {"namespace": NAMESPACE},
+        frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
+        "review-release", "DELETE", lambda w, c: f"/v1/review/reservations/{_reserved(w, c)}?namespace={NAMESPACE}",
+        # writes=False: a skip changes the held slot's expiry, not any table's row count
+        lambda w, c: None, frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call("review-verdict", "POST", lambda w, c: "/v1/review/verdicts", _verdict, frozenset({"reviewer", *EVERYONE_GRANTED})),
+    Call(
+        "review-progress", "GET", lambda w, c: f"/v1/review/progress?namespace={NAMESPACE}", lambda w, c: None,
+        frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
+        "review-agreement", "GET", lambda w, c: f"/v1/review/agreement?namespace={NAMESPACE}", lambda w, c: None,
+        frozenset({"reviewer", *EVERYONE_GRANTED}), writes=False,
+    ),
     Call(
         "policies", "PUT", lambda w, c: f"/v1/policies/{NAMESPACE}/policy-{c}", _policy,
         frozenset({"operator", *EVERYONE_GRANTED}),

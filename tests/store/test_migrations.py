@@ -13,7 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from controllers.store import migrate
+from controllers.store import (
+    migrate,
+    review_models,  # noqa: F401  (its tables join Base's metadata)
+)
 from controllers.store.db import make_engine
 from controllers.store.models import Base
 

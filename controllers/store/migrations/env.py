@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from controllers.store import review_models  # noqa: F401  (its tables join Base's metadata)
 from controllers.store.models import Base
 
 connection = context.config.attributes["connection"]
