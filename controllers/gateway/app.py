@@ -23,7 +23,17 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.gateway import auth, health_api, ingest_api, policies_api, proxy_docs, review_api, routes_api
+from controllers.gateway import (
+    auth,
+    health_api,
+    ingest_api,
+    loop_api,
+    policies_api,
+    proxy_docs,
+    review_api,
+    routes_api,
+    ui_api,
+)
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
 from controllers.gateway.experiments_api import router as experiments_router
@@ -45,6 +55,8 @@ ROUTERS = (
     routes_api.router,
     health_api.router,
     experiments_router,
+    loop_api.router,
+    ui_api.router,
 )
 
 
