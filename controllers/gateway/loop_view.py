@@ -6,7 +6,8 @@ experiment the policy's route carried is told by the report's own code (``report
 ``report.summarize`` over ``store.experiment_series``), with the report's defaults where the
 Experiment object would say otherwise (alpha and minimum detectable effect 0.05: the gateway does
 not read Kubernetes objects). The champion of an experiment is the route's while the route carries
-it, else the variant that had most of its first requests (a rollout starts on the champion).
+it, else the variant that had most of its first requests (a rollout starts on the champion); the
+lineage lists the latter per experiment, then the route's champion now.
 ``decidedAt`` marks the first snapshot whose confidence sequence excludes zero for some challenger:
 the statistical decision point. Nothing here holds a prompt or an output: aggregates only.
 """
@@ -100,17 +101,22 @@ def _route(route: RouteConfig | None) -> dict[str, Any] | None:
 def _lineage(route: RouteConfig | None, experiments: list[dict[str, Any]]) -> list[str]:
     """The champions in the order experiments ran against them, then the route's current one."""
     chain: list[str] = []
-    for name in [e["champion"] for e in experiments] + ([route.champion.name] if route else []):
+    for name in [e.get("startedWith") for e in experiments] + ([route.champion.name] if route else []):
         if name and (not chain or chain[-1] != name):
             chain.append(name)
     return chain
 
 
+def _started_with(series: Series) -> str:
+    """The variant that served most of the experiment's first requests: the champion it began against."""
+    first = next((shares for shares in series.traffic if sum(shares.values()) > 0), {})
+    return max(sorted(first), key=lambda variant: first[variant], default=series.stream.names[0])
+
+
 def _champion(series: Series, key: str, route: RouteConfig | None) -> str:
     if route is not None and route.experiment == key:
         return route.champion.name
-    first = next((shares for shares in series.traffic if sum(shares.values()) > 0), {})
-    return max(sorted(first), key=lambda variant: first[variant], default=series.stream.names[0])
+    return _started_with(series)
 
 
 def _experiment(session: Session, key: str, route: RouteConfig | None) -> dict[str, Any]:
@@ -125,6 +131,7 @@ def _experiment(session: Session, key: str, route: RouteConfig | None) -> dict[s
     rows = summarize(series, champion, told, weights)
     answer.update(
         champion=champion,
+        startedWith=_started_with(series),
         alpha=ALPHA,
         variants=[
             {

@@ -57,6 +57,14 @@ def _path(points: Points, low: float, high: float) -> str:
     return " ".join(steps)
 
 
+def _dots(points: Points, low: float, high: float, colour: str) -> str:
+    """A dot per value, so that a lone value (a gap on both sides) still shows."""
+    return "".join(
+        f'<circle class="dot {colour}" cx="{x}" cy="{y}" r="3"/>'
+        for x, y in (_xy(i, len(points), v, low, high) for i, v in enumerate(points) if v is not None)
+    )
+
+
 def _band(chart: Chart, low: float, high: float) -> str:
     count = len(chart.band)
     upper = [(i, hi) for i, (_, hi) in enumerate(chart.band) if hi is not None]
@@ -98,7 +106,7 @@ def draw(chart: Chart, ident: str) -> str:
     low, high = _range(chart)
     count = max([len(points) for points in chart.lines.values()] + [len(chart.band), 1])
     lines = "".join(
-        f'<path class="line s{i % 8}" d="{_path(points, low, high)}"/>'
+        f'<path class="line s{i % 8}" d="{_path(points, low, high)}"/>{_dots(points, low, high, f"s{i % 8}")}'
         for i, points in enumerate(chart.lines.values())
     )
     return (

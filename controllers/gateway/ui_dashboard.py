@@ -123,7 +123,8 @@ def _charts(experiment: dict[str, Any], ident: str) -> str:
                 marker,
             )
         )
-    names = sorted({name for shares in line["traffic"] for name in shares})
+    seen = {name for shares in line["traffic"] for name in shares}
+    names = [name for name in line["means"] if name in seen] + sorted(seen - set(line["means"]))
     traffic = {name: [shares.get(name) for shares in line["traffic"]] for name in names}
     charts.append(
         Chart(

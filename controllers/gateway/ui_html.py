@@ -42,6 +42,7 @@ def page(title: str, body: str, person: Principal | None = None, status: int = 2
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{text(title)} · Kaizen</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/static/ui.css">
 <script src="/ui/static/ui.js"></script>
 </head>
