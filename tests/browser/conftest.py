@@ -64,7 +64,7 @@ def browser(playwright: Playwright, axe_script: str) -> Iterator[Browser]:
 @pytest.fixture
 def gateway(store_url: str, tmp_path: Path) -> Iterator[GatewayProcess]:
     process = GatewayProcess(store_url, SECRET, tmp_path / "gateway.log")
-    process.start()
+    process.start(timeout=120)  # importing the app takes seconds, many more on a busy machine
     try:
         yield process
     finally:
