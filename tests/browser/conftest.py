@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from controllers.api.identity import Role
 from controllers.gateway import auth
@@ -25,6 +25,9 @@ from tests.schemas import ROOT
 
 SECRET = "browser-tier-secret-0123456789"
 CHROMIUM = "/usr/bin/chromium"
+# How long an expectation keeps retrying: a few of the dashboard's 2-second polls, each a query the
+# gateway answers in well under a second on an idle machine and in several on a loaded one.
+expect.set_options(timeout=30_000)
 
 
 def token(role: Role, subject: str = "rita", namespaces: tuple[str, ...] = ("team",), ttl: int = 3600) -> str:
