@@ -24,7 +24,9 @@ WEIGHTS = {"champion": 80, "challenger": 20}
 
 
 def write(url: str, method: str, path: str, body: dict[str, Any], key: str) -> None:
-    answer = httpx.request(method, f"{url}{path}", json=body, headers={**bearer(), "Idempotency-Key": key})
+    answer = httpx.request(
+        method, f"{url}{path}", json=body, headers={**bearer(), "Idempotency-Key": key}, timeout=60
+    )
     assert answer.status_code == 200, answer.text
 
 

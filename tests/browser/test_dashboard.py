@@ -31,7 +31,7 @@ FIGURES = {
 
 
 def api(gateway: GatewayProcess, path: str) -> dict[str, Any]:
-    answer = httpx.get(f"{gateway.url}{path}", headers=bearer())
+    answer = httpx.get(f"{gateway.url}{path}", headers=bearer(), timeout=60)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found

@@ -78,7 +78,9 @@ def test_a_sign_in_from_another_origin_is_refused_and_the_api_still_takes_bearer
     )
     assert forged.status_code == 403
     assert "set-cookie" not in forged.headers
-    own = httpx.post(f"{gateway.url}/ui/sign-in", data={"token": reviewer}, headers={"Origin": gateway.url})
+    own = httpx.post(
+        f"{gateway.url}/ui/sign-in", data={"token": reviewer}, headers={"Origin": gateway.url}, timeout=60
+    )
     assert own.status_code == 303
     assert "HttpOnly" in own.headers["set-cookie"]
     assert "script-src 'self'" in own.headers["content-security-policy"]
