@@ -78,6 +78,7 @@ test: setup ## Everything CI runs: lint, typecheck and every test tier (fails on
 	@bash hack/kube-assets.sh >/dev/null
 	@bash hack/postgres.sh
 	@bash hack/sandbox.sh
+	@bash hack/browser.sh >/dev/null
 	$(MAKE) --no-print-directory lint typecheck
 	$(PY) -m pytest
 
@@ -121,6 +122,18 @@ test-chart: setup ## Chart tier: lint/render/schema with the real Helm library, 
 .PHONY: test-trainer
 test-trainer: setup ## Trainer tier: a real local Ray head, real TRL + PEFT training through the Jobs API
 	$(PY) -m pytest tests/trainer
+
+.PHONY: test-browser
+test-browser: setup ## Browser tier: Playwright drives Debian's Chromium against a gateway process per store (axe-core, keyboard, light and dark)
+	@bash hack/postgres.sh
+	@bash hack/browser.sh >/dev/null
+	$(PY) -m pytest tests/browser
+
+.PHONY: screenshots
+screenshots: setup ## Rewrite docs/screenshots/ (each page, light and dark) from a gateway with sample data
+	@bash hack/postgres.sh
+	@bash hack/browser.sh >/dev/null
+	KAIZEN_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots.py
 
 .PHONY: test-checker
 test-checker: setup ## Checker tier: model-written programs graded in the bubblewrap sandbox (files, sockets, loops refused)

@@ -69,6 +69,10 @@ def up(
         typer.echo(kubectl("get", "learningpolicies,trainingruns,shadowmodels,experiments"))
     except RuntimeError as error:  # nothing applied yet (--no-story), or discovery still catching up
         typer.echo(f"(no Kaizen objects to show yet: {error})")
+    typer.echo(
+        f"Loop dashboard: {state.gateway_url}/ui/loop/{demo.NAMESPACE}/{demo.POLICY} "
+        "(sign in with the reviewer token the `kaizen token create` line below prints)"
+    )
     typer.echo(f"Finished in {time.monotonic() - started_all:.0f}s. {NEXT_HEADER}")
     lines = next_commands(state_dir, state.kubeconfig, story)
     width = max(len(command) for command, _ in lines[1:])  # the export line is longer: unpadded

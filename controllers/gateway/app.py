@@ -27,11 +27,13 @@ from controllers.gateway import (
     auth,
     health_api,
     ingest_api,
+    loop_api,
     policies_api,
     proxy_docs,
     reservations_api,
     review_api,
     routes_api,
+    ui_api,
 )
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
@@ -55,6 +57,8 @@ ROUTERS = (
     routes_api.router,
     health_api.router,
     experiments_router,
+    loop_api.router,
+    ui_api.router,
 )
 
 

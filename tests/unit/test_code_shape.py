@@ -1,6 +1,7 @@
 """Modules one can read in one sitting and functions that fit on a screen (docs/architecture.md).
 
-Production code (controllers/, trainer/, operator/): no module over 300 lines, no function over 60.
+Production code (controllers/, trainer/, operator/): no module over 300 lines, no function over 60;
+the scripts and stylesheets shipped with it (the gateway's pages) no longer than a module either.
 The development stack (devstack/) keeps the function limit. Migrations are generated-then-edited
 history and are left out.
 """
@@ -55,3 +56,17 @@ def test_no_production_module_is_over_300_lines() -> None:
 def test_no_function_is_over_60_lines() -> None:
     over = [entry for path in sources(*PRODUCTION, "devstack") for entry in long_functions(path)]
     assert not over, "extract well-named steps from: " + ", ".join(over)
+
+
+def test_shipped_scripts_and_stylesheets_are_as_short_as_modules() -> None:
+    """The pages' hand-written assets (controllers/gateway/ui_static/) are held to the module limit too."""
+    assets = [
+        path for folder in PRODUCTION for ext in ("js", "css") for path in (ROOT / folder).rglob(f"*.{ext}")
+    ]
+    assert any(path.name == "ui.js" for path in assets), "the scan found no page script: did it move?"
+    over = [
+        f"{path.relative_to(ROOT)} ({lines} lines)"
+        for path in assets
+        if (lines := len(path.read_text().splitlines())) > MODULE_LINES
+    ]
+    assert not over, "split these: " + ", ".join(over)
