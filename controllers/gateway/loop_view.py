@@ -107,13 +107,15 @@ def _lineage(route: RouteConfig | None, experiments: list[dict[str, Any]]) -> li
     return chain
 
 
-def _started_with(series: Series) -> str:
-    """The variant that served most of the experiment's first requests: the champion it began against."""
+def _started_with(series: Series) -> str | None:
+    """The variant that served most of the experiment's first requests: the champion it began against
+    (None when no request has been served and no reward recorded yet)."""
     first = next((shares for shares in series.traffic if sum(shares.values()) > 0), {})
-    return max(sorted(first), key=lambda variant: first[variant], default=series.stream.names[0])
+    rewarded = series.stream.names[0] if series.stream.names else None
+    return max(sorted(first), key=lambda variant: first[variant], default=rewarded)
 
 
-def _champion(series: Series, key: str, route: RouteConfig | None) -> str:
+def _champion(series: Series, key: str, route: RouteConfig | None) -> str | None:
     if route is not None and route.experiment == key:
         return route.champion.name
     return _started_with(series)
@@ -126,6 +128,8 @@ def _experiment(session: Session, key: str, route: RouteConfig | None) -> dict[s
     if series is None:
         return answer
     champion = _champion(series, key, route)
+    if champion is None:  # recorded, but nothing served or rewarded yet: no story to tell
+        return answer
     told = story(series, champion, alpha=ALPHA, min_detectable_effect=MIN_DETECTABLE_EFFECT)
     weights = {v.name: v.weight for v in route.variants} if route is not None and carried else None
     rows = summarize(series, champion, told, weights)

@@ -129,6 +129,7 @@ class World:
         ]
         self._ok("POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": queue})  # for the blind review
         self._ok("PUT", f"/v1/routes/{NAMESPACE}/seeded", route(NAMESPACE, "seeded", self.upstream_base))
+        self._ok("PUT", f"/v1/policies/{NAMESPACE}/seeded", {"agent": AGENT})  # the loop dashboard's policy
         with Session(self.engine) as session, session.begin():
             record_assignments(session, [served(NAMESPACE, REQUEST), served(ELSEWHERE, REQUEST_ELSEWHERE)])
 

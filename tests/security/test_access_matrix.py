@@ -147,6 +147,10 @@ CALLS = [
         lambda w, c: None, frozenset({"reviewer", "operator", *EVERYONE_GRANTED}), writes=False,
     ),
     Call(
+        "loop", "GET", lambda w, c: f"/v1/loop/{NAMESPACE}/seeded",
+        lambda w, c: None, frozenset({"reviewer", "operator", *EVERYONE_GRANTED}), writes=False,
+    ),
+    Call(
         "proxy", "POST", lambda w, c: f"/openai/{NAMESPACE}/seeded/v1/chat/completions", _chat,
         frozenset({"agent", *EVERYONE_GRANTED}), writes=False,
     ),
