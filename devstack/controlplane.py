@@ -296,6 +296,10 @@ class ControlPlane:
             "--allow-privileged=true",
             # The master Endpoints reconciler refuses loopback addresses and would log that every 10 s.
             "--endpoint-reconciler-type=none",
+            # Events live an hour by default. `make chaos` runs for over an hour and then checks the
+            # Event of every request a person made from the first minute on; an Event that expired
+            # would read as one never posted (the 200-lifecycle run failed so at lifecycle 4).
+            "--event-ttl=12h",
             "--v=1",
         ]
 
