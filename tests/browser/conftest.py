@@ -49,13 +49,16 @@ def axe_script() -> str:
     return Path(found).read_text()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio event loop running in the main
+# thread while it is open, and every later tier that calls asyncio.run() would fail ("cannot be
+# called from a running event loop"). Closed once this folder's tests are done, it leaves none.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright, axe_script: str) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     try:
