@@ -55,6 +55,7 @@ STREAMS = int(os.environ.get("KAIZEN_CHAOS_STREAMS", "4"))
 KAIZEN = "/apis/kaizen.dev/v1alpha1"
 INTERVENE = 0.3  # the share of experiments a person acts on
 PERSON = "chaos-on-call"
+ACTIONS = (Action.PAUSE, Action.ABORT, Action.PROMOTE)  # what a person does to an experiment in flight
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def intervene(world: World, rng: random.Random, name: str, action: Action | None
     """Abort, promote or pause ``name`` (or the ``action`` given: the resume after a pause) as
     ``kaizen abort|promote|pause|resume`` would, without waiting for the answer; None when the CLI would
     refuse it now (the experiment was decided meanwhile, or the last request is not answered yet)."""
-    action = action or rng.choice([Action.ABORT, Action.PROMOTE, Action.PAUSE])
+    action = action or ACTIONS[rng.randrange(len(ACTIONS))]
     request = Intervention(
         id=f"chaos-{action.value.lower()}-{name}", action=action, by=PERSON,
         at=datetime.now(UTC).replace(microsecond=0), reason=f"chaos {name}",
