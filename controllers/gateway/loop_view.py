@@ -3,13 +3,17 @@
 The dashboard must show the figures the API and ``kaizen experiment report`` give, so both read this
 one function. Data inflow, pairs by source and the review backlog are counted by ``store.loop``; each
 experiment the policy's route carried is told by the report's own code (``report.story`` and
-``report.summarize`` over ``store.experiment_series``), with the report's defaults where the
-Experiment object would say otherwise (alpha and minimum detectable effect 0.05: the gateway does
-not read Kubernetes objects). The champion of an experiment is the route's while the route carries
-it, else the variant that had most of its first requests (a rollout starts on the champion); the
-lineage lists the latter per experiment, then the route's champion now.
-``decidedAt`` marks the first snapshot whose confidence sequence excludes zero for some challenger:
-the statistical decision point. Nothing here holds a prompt or an output: aggregates only.
+``report.summarize`` over ``store.experiment_series``) with the Experiment's own champion, alpha and
+minimum detectable effect, read from the operator's summary of it (``loop_objects_view``; the
+gateway does not read Kubernetes). Before the operator has summarised it, the report's defaults
+stand in (0.05 and 0.05) and the champion is the route's while the route carries the experiment,
+else the variant that had most of its first requests (a rollout starts on the champion).
+``object`` is that summary: the Experiment's decision, when and why, its status rows (the table the
+report prints once decided) and its drift watch. ``decidedAt`` marks the first snapshot whose
+confidence sequence excludes zero for some challenger: the statistical decision point, which the
+Experiment acts on at its next look. ``trainingRuns`` and ``policyStatus`` (champion and lineage
+with the TrainingRun behind each) are the operator's summaries too; ``lineage`` lists each
+experiment's first champion, then the route's now. Nothing here holds a prompt or an output.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from controllers.api.routes import RouteConfig, experiment_key
 from controllers.decisions.experiments.report import Series, Story, story, summarize
+from controllers.gateway import loop_objects_view
 from controllers.store.experiment_series import experiment_series
 from controllers.store.experiments import get_route
 from controllers.store.loop import (
@@ -36,10 +41,6 @@ from controllers.store.loop import (
 ALPHA = 0.05
 MIN_DETECTABLE_EFFECT = 0.05
 BUCKETS = 24
-NOT_AT_THE_GATEWAY = (
-    "Training runs and the champion's promotion history are Kubernetes objects (TrainingRun, "
-    "LearningPolicy status); the gateway does not read them: kubectl kaizen get trainingruns -n {ns}"
-)
 
 
 def loop_view(session: Session, namespace: str, name: str) -> dict[str, Any] | None:
@@ -52,9 +53,12 @@ def loop_view(session: Session, namespace: str, name: str) -> dict[str, Any] | N
     route = found[0] if found else None
     flow = inflow(session, track, datetime.now(UTC))
     pairs = pairs_by_source(session, track)
+    objects = loop_objects_view.experiments(session, namespace, name)
     experiments = [
-        _experiment(session, key, route) for key in _keys(route, route_experiments(session, namespace, name))
+        _experiment(session, key, route, objects.get(key))
+        for key in _keys(route, route_experiments(session, namespace, name))
     ]
+    recorded = loop_objects_view.policy_status(session, namespace, name)
     return {
         "namespace": namespace,
         "name": name,
@@ -76,8 +80,9 @@ def loop_view(session: Session, namespace: str, name: str) -> dict[str, Any] | N
         },
         "route": _route(route),
         "lineage": _lineage(route, experiments),
+        "policyStatus": recorded,
+        "trainingRuns": loop_objects_view.training_runs(session, namespace, name),
         "experiments": experiments,
-        "notAvailable": NOT_AT_THE_GATEWAY.format(ns=namespace),
     }
 
 
@@ -115,28 +120,39 @@ def _started_with(series: Series) -> str | None:
     return max(sorted(first), key=lambda variant: first[variant], default=rewarded)
 
 
-def _champion(series: Series, key: str, route: RouteConfig | None) -> str | None:
+def _champion(
+    series: Series, key: str, route: RouteConfig | None, found: dict[str, Any] | None
+) -> str | None:
+    if found is not None and found.get("champion"):
+        return str(found["champion"])  # the Experiment's own spec, as the report reads it
     if route is not None and route.experiment == key:
         return route.champion.name
     return _started_with(series)
 
 
-def _experiment(session: Session, key: str, route: RouteConfig | None) -> dict[str, Any]:
+def _experiment(
+    session: Session, key: str, route: RouteConfig | None, found: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One experiment's story from its traffic; ``found``: the operator's summary of the Experiment."""
     series = experiment_series(session, key, buckets=BUCKETS)
     carried = route is not None and route.experiment == key
-    answer: dict[str, Any] = {"experiment": key, "current": carried, "champion": None, "variants": []}
+    answer: dict[str, Any] = {
+        "experiment": key, "current": carried, "champion": None, "variants": [], "object": found,
+    }  # fmt: skip
     if series is None:
         return answer
-    champion = _champion(series, key, route)
+    champion = _champion(series, key, route, found)
     if champion is None:  # recorded, but nothing served or rewarded yet: no story to tell
         return answer
-    told = story(series, champion, alpha=ALPHA, min_detectable_effect=MIN_DETECTABLE_EFFECT)
+    alpha = float((found or {}).get("alpha") or ALPHA)
+    effect = float((found or {}).get("minDetectableEffect") or MIN_DETECTABLE_EFFECT)
+    told = story(series, champion, alpha=alpha, min_detectable_effect=effect)
     weights = {v.name: v.weight for v in route.variants} if route is not None and carried else None
     rows = summarize(series, champion, told, weights)
     answer.update(
         champion=champion,
         startedWith=_started_with(series),
-        alpha=ALPHA,
+        alpha=alpha,
         variants=[
             {
                 "variant": row.variant,

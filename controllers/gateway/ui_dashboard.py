@@ -9,21 +9,12 @@ header cells with scopes; each chart says in its caption what it draws.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from controllers.gateway.ui_charts import Chart, draw
-from controllers.gateway.ui_html import text
-
-
-def number(value: object) -> str:
-    """The page's one way of writing a figure: integers as they are, others to 3 decimals, '—' for none."""
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return text(value)
+from controllers.gateway.ui_html import number, text
+from controllers.gateway.ui_training import champions, training_runs
 
 
 def _figure(label: str, key: str, value: object) -> str:
@@ -78,7 +69,8 @@ def _route(view: dict[str, Any]) -> str:
     return (
         '<section aria-labelledby="route-h"><h2 id="route-h">Champion and training</h2>'
         f'{serving}<h3>Champion lineage</h3><ol class="lineage" data-figure="lineage">{chain}</ol>'
-        f'<h3>Training runs</h3><p class="note">{text(view["notAvailable"])}</p></section>'
+        f"<h3>Champion history</h3>{champions(view['policyStatus'])}"
+        f"<h3>Training runs</h3>{training_runs(view['trainingRuns'])}</section>"
     )
 
 
@@ -96,13 +88,31 @@ def _variants(experiment: dict[str, Any]) -> str:
         f'<th scope="col">{label}</th>'
         for label in ("Variant", "Role", "Weight %", "Rewards", "Mean reward", "Lower", "Upper")
     )
-    return f"<table><caption>Per variant, as kaizen experiment report prints it</caption><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<table><caption>Per variant, from the traffic recorded up to now (what kaizen experiment report computes before a decision)</caption><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _marker(experiment: dict[str, Any]) -> int | None:
+    """Where the charts mark the decision: the snapshot at the Experiment's own decision when it has
+    decided, else the snapshot where the confidence sequence first excluded zero."""
+    times = [_when(t) for t in experiment["timeline"]["times"]]
+    decided = _when((experiment.get("object") or {}).get("decidedAt"))
+    if decided is not None:
+        before = [i for i, t in enumerate(times) if t is not None and t <= decided]
+        return before[-1] if before else None
+    evidence = _when(experiment["decidedAt"])
+    return times.index(evidence) if evidence in times else None
 
 
 def _charts(experiment: dict[str, Any], ident: str) -> str:
     line = experiment["timeline"]
-    times = line["times"]
-    marker = times.index(experiment["decidedAt"]) if experiment["decidedAt"] in times else None
+    marker = _marker(experiment)
     charts = [
         Chart(
             "Reward over time per model",
@@ -139,11 +149,53 @@ def _charts(experiment: dict[str, Any], ident: str) -> str:
     return "".join(draw(chart, f"{ident}-c{i}") for i, chart in enumerate(charts))
 
 
+STATUS_COLUMNS = (
+    ("Weight %", "weight"),
+    ("Rewards", "samples"),
+    ("Mean reward", "meanReward"),
+    ("Lower", "confidenceLower"),
+    ("Upper", "confidenceUpper"),
+)
+
+
+def _status_rows(found: dict[str, Any]) -> str:
+    """A decided Experiment's own rows: the table ``kaizen experiment report`` prints for it."""
+    heads = "".join(f'<th scope="col">{label}</th>' for label, _ in STATUS_COLUMNS)
+    rows = "".join(
+        f'<tr data-status-variant="{text(row["name"])}"><th scope="row">{text(row["name"])}</th>'
+        + "".join(f'<td data-field="{key}">{number(row.get(key))}</td>' for _, key in STATUS_COLUMNS)
+        + "</tr>"
+        for row in found["variants"]
+    )
+    return (
+        "<table><caption>At the decision: the Experiment's status, as kaizen experiment report prints it"
+        f'</caption><thead><tr><th scope="col">Variant</th>{heads}</tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
+def _decision(found: dict[str, Any] | None) -> str:
+    """The Experiment's own decision and drift watch, from the operator's summary of it."""
+    if found is None:
+        return '<p><span data-figure="decision">Not recorded</span>: the operator has not summarised this Experiment yet.</p>'
+    when = found.get("decidedAt")
+    at = f' at <time data-figure="objectDecidedAt">{text(when)}</time>' if when else ""
+    said = f'<p>Decision: <strong data-figure="decision">{text(found["decision"])}</strong>{at}. {text(found.get("reason") or "")}</p>'
+    drift = found.get("drift")
+    watch = (
+        f'<p>Drift watch: <strong data-figure="drift">{text(drift["stage"])}</strong>. {text(drift["message"])}</p>'
+        if drift
+        else '<p>Drift watch: <span data-figure="drift">none</span> (only a promoted champion is watched).</p>'
+    )
+    table = _status_rows(found) if when and found.get("variants") else ""
+    return said + watch + table
+
+
 def _experiment(experiment: dict[str, Any], index: int) -> str:
     ident = f"exp{index}"
     heading = f'<h3 id="{ident}-h">{text(experiment["experiment"])}{" (running on the route)" if experiment["current"] else ""}</h3>'
+    decision = _decision(experiment.get("object"))
     if not experiment["variants"]:
-        return f'<article aria-labelledby="{ident}-h">{heading}<p>No request recorded yet.</p></article>'
+        return f'<article aria-labelledby="{ident}-h">{heading}{decision}<p>No request recorded yet.</p></article>'
     decided = experiment["decidedAt"]
     verdict = (
         f'The confidence sequence excluded zero at <time data-figure="decidedAt">{text(decided)}</time>.'
@@ -152,7 +204,7 @@ def _experiment(experiment: dict[str, Any], index: int) -> str:
     )
     return (
         f'<article class="experiment" aria-labelledby="{ident}-h" data-experiment="{text(experiment["experiment"])}">'
-        f"{heading}<p>Champion {text(experiment['champion'])}; alpha {number(experiment['alpha'])}. {verdict}</p>"
+        f"{heading}{decision}<p>Champion {text(experiment['champion'])}; alpha {number(experiment['alpha'])}. {verdict}</p>"
         f"{_variants(experiment)}{_charts(experiment, ident)}</article>"
     )
 

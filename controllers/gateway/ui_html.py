@@ -23,6 +23,17 @@ def text(value: object) -> str:
     return escape(scrub(str(value)), quote=True)
 
 
+def number(value: object) -> str:
+    """The page's one way of writing a figure: integers as they are, others to 3 decimals, '—' for none."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return text(value)
+
+
 def _who(person: Principal | None) -> str:
     if person is None:
         return ""

@@ -18,6 +18,7 @@ from controllers.api.intervention import pending, recorded, requested
 from controllers.api.kindinfo import KindInfo, Resource
 from controllers.decisions import answers, validation
 from controllers.decisions.conditions import READY, Want, merge
+from controllers.reconcile import loop_mirror
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime import events
 from controllers.runtime.kube import without_empty_strings
@@ -88,7 +89,9 @@ async def handle(kind: Kind, raw: dict[str, Any], deps: Dependencies, old_spec: 
             deps.metrics.errors.labels(kind.name).inc()
             raise
         await post_events(raw, outcome, deps)
-        await _write_status(kind, raw, outcome.status.to_wire(), deps)
+        status = outcome.status.to_wire()
+        await loop_mirror.mirror(kind.name, raw, status, deps)
+        await _write_status(kind, raw, status, deps)
 
 
 async def post_events(raw: dict[str, Any], outcome: Outcome, deps: Dependencies) -> None:

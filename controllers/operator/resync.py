@@ -21,6 +21,7 @@ import logging
 import random
 
 from controllers.operator.dispatch import Kind, handle
+from controllers.reconcile import loop_mirror
 from controllers.reconcile.deps import Dependencies
 from controllers.runtime.index import Entry, Index
 
@@ -37,9 +38,20 @@ async def resync(kind: Kind, deps: Dependencies, namespaces: list[str], concurre
         while True:
             started = clock()
             await one_pass(kind, deps, index, concurrency, due)
+            await _prune_mirror(kind, deps, index, namespaces, clock())
             await asyncio.sleep(max(0.05, kind.interval - (clock() - started)))
     finally:
         follower.cancel()
+
+
+async def _prune_mirror(
+    kind: Kind, deps: Dependencies, index: Index, namespaces: list[str], now: float
+) -> None:
+    live = {entry.uid for entry in index.entries.values()}
+    try:
+        await loop_mirror.prune(kind.name, live, namespaces, deps, now)
+    except Exception as error:  # the store is away: the next pass prunes
+        log.warning("%s: pruning the dashboard's summaries: %s", kind.name, error)
 
 
 async def one_pass(

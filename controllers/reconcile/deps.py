@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.builders.loader_sidecar import LOADER_IMAGE
 from controllers.clients.router import RouterClient
-from controllers.reconcile.memory import Memory, StorageVerdict
+from controllers.reconcile.memory import Memory, MirrorMemory, StorageVerdict
 from controllers.runtime.kube import Kube
 from controllers.runtime.metrics import OperatorMetrics
 from controllers.runtime.pacing import Urgency
@@ -73,6 +73,8 @@ class Dependencies:
     mining_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     # Kopf's change handlers go before the resync loops' work (controllers.runtime.pacing).
     urgency: Urgency = field(default_factory=Urgency)
+    # What the loop dashboard's summaries last said, so each is written only when it changes.
+    mirror: MirrorMemory = field(default_factory=MirrorMemory)
 
     def lock(self, uid: str) -> asyncio.Lock:
         lock = self.locks.get(uid)

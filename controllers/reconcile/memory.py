@@ -28,3 +28,11 @@ class StorageVerdict:
     key: tuple[int, str]
     want: Any  # None: the operator can write there; else the Ready condition (a conditions.Want)
     until: datetime
+
+
+@dataclass
+class MirrorMemory:
+    """What the operator last wrote of each object's dashboard summary (controllers.reconcile.loop_mirror)."""
+
+    written: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, uid) -> summary digest
+    pruned_at: dict[str, float] = field(default_factory=dict)  # kind -> monotonic time of the last prune

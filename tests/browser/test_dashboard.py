@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from controllers.gateway.ui_dashboard import number
+from controllers.gateway.ui_html import number
 from devstack.gateway import GatewayProcess
 from tests.browser import seed
 from tests.browser.conftest import bearer, sign_in

@@ -13,9 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from controllers.store import (
+from controllers.store import (  # noqa: F401  (loop_objects and review_models: their tables join Base's metadata)
+    loop_objects,
     migrate,
-    review_models,  # noqa: F401  (its tables join Base's metadata)
+    review_models,
 )
 from controllers.store.db import make_engine
 from controllers.store.models import Base

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from controllers.store import review_models  # noqa: F401  (its tables join Base's metadata)
+from controllers.store import (  # noqa: F401  (their tables join Base's metadata)
+    loop_objects,
+    review_models,
+)
 from controllers.store.models import Base
 
 connection = context.config.attributes["connection"]
