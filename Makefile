@@ -149,6 +149,7 @@ test-runtime: setup ## Runtime tier: the RayJob and InferenceService stand-ins a
 test-e2e: setup ## E2E tier: the operator as a process through the whole loop, replicas, chaos (20 lifecycles)
 	@bash hack/kube-assets.sh >/dev/null
 	@bash hack/postgres.sh >/dev/null
+	@bash hack/browser.sh >/dev/null
 	$(PY) -m pytest tests/e2e
 
 .PHONY: chaos

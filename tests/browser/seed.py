@@ -15,6 +15,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from controllers.api.routes import allocation_text
+from controllers.decisions.loop_summary import summarize
+from controllers.store import loop_objects
 from controllers.store.db import make_engine
 from controllers.store.experiments import record_assignments
 from tests.browser.conftest import bearer
@@ -106,3 +108,50 @@ def seed_loop(url: str, store_url: str, requests: int = 40) -> None:
         for i in range(3)
     ]
     write(url, "POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": pairs}, "pairs-1")
+
+
+def operator_summary(
+    store_url: str, kind: str, name: str, spec: dict[str, Any], status: dict[str, Any]
+) -> None:
+    """What the operator leaves in the store just before it writes an object's status
+    (``controllers.reconcile.loop_mirror``): there is no operator in this tier."""
+    raw = {"metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}"}, "spec": spec}
+    summary = summarize(kind, raw, status)
+    assert summary is not None
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        loop_objects.upsert(session, summary, datetime.now(UTC))
+    engine.dispose()
+
+
+EXPERIMENT_SPEC = {
+    "policyRef": POLICY,
+    "rollout": {"alpha": 0.05, "minDetectableEffect": 0.05},
+    "variants": [{"name": "champion", "role": "Champion"}, {"name": "challenger", "role": "Challenger"}],
+}
+
+
+def training_run(store_url: str, name: str = "coder-0001") -> None:
+    spec = {"policyRef": POLICY, "trigger": "NewData", "training": {"method": "DPO"}}
+    status = {
+        "attempts": 1,
+        "startTime": "2026-12-01T09:00:00Z",
+        "completionTime": "2026-12-01T09:20:00Z",
+        "dataset": {"trainRows": 86, "evalRows": 10},
+        "metrics": {"trainLoss": 0.412, "evalLoss": 0.5, "preferenceAccuracy": 0.8, "steps": 24},
+        "shadowModel": name,
+        "conditions": [
+            {
+                "type": "Succeeded",
+                "status": "True",
+                "reason": "Trained",
+                "message": "trained",
+                "lastTransitionTime": "2026-12-01T09:20:00Z",
+            }
+        ],
+    }
+    operator_summary(store_url, "TrainingRun", name, spec, status)
+
+
+def experiment_status(store_url: str, status: dict[str, Any]) -> None:
+    operator_summary(store_url, "Experiment", EXPERIMENT.split("/")[1], EXPERIMENT_SPEC, status)

@@ -45,6 +45,7 @@ def test_the_dashboard_shows_the_numbers_of_the_api_and_the_report(
     page: Page, gateway: GatewayProcess, store_url: str
 ) -> None:
     seed.seed_loop(gateway.url, store_url)
+    seed.training_run(store_url)
     view = loop(gateway)
     sign_in(page)
     page.get_by_role("link", name=f"{seed.NAMESPACE}/{seed.POLICY}").click()
@@ -69,6 +70,13 @@ def test_the_dashboard_shows_the_numbers_of_the_api_and_the_report(
     decided = experiment["decidedAt"]
     expect(page.locator('[data-figure="decidedAt"]')).to_have_text(decided or "No decision yet")
     expect(page.locator("figure.chart svg")).to_have_count(3)
+    (run,) = view["trainingRuns"]
+    row = page.locator(f'tr[data-run="{run["name"]}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("Succeeded")
+    for key in ("trainLoss", "evalLoss", "preferenceAccuracy", "steps"):
+        expect(row.locator(f'[data-field="{key}"]')).to_have_text(number(run["metrics"][key]))
+    expect(row.locator('[data-field="trainRows"]')).to_have_text(number(run["trainRows"]))
+    expect(page.locator('[data-figure="decision"]')).to_have_text("Not recorded")  # no Experiment summary yet
 
 
 def test_the_dashboard_follows_new_data_and_a_decision_without_a_reload(
@@ -95,5 +103,22 @@ def test_the_dashboard_follows_new_data_and_a_decision_without_a_reload(
     seed.route(gateway.url, {"champion": 0, "challenger": 100}, champion="challenger", key="route-2")
     expect(page.locator('[data-figure="champion"]')).to_have_text("challenger")
     expect(page.locator('[data-figure="lineage"] li')).to_have_text(["champion", "challenger"])
+    # and the operator records the Experiment's own decision, its drift watch and the run behind it
+    decided_at = loop(gateway)["experiments"][0]["timeline"]["times"][-1]
+    rows = [{"name": v["variant"], "weight": v["weight"], "samples": v["samples"], "meanReward": v["meanReward"]}
+            for v in loop(gateway)["experiments"][0]["variants"]]  # fmt: skip
+    seed.experiment_status(store_url, {"decision": "Promote", "decidedAt": decided_at, "variants": rows,
+        "decisionReason": "challenger better by 0.4",
+        "conditions": [{"type": "Drift", "status": "False", "reason": "WaitingForTraffic",
+                        "message": "waiting for 40 rewards", "lastTransitionTime": decided_at}]})  # fmt: skip
+    seed.training_run(store_url)
+    expect(page.locator('[data-figure="decision"]')).to_have_text("Promote")
+    expect(page.locator('[data-figure="objectDecidedAt"]')).to_have_text(decided_at)
+    expect(page.locator('[data-figure="drift"]')).to_have_text("WaitingForTraffic")
+    for row in rows:
+        cells = page.locator(f'tr[data-status-variant="{row["name"]}"]')
+        expect(cells.locator('[data-field="samples"]')).to_have_text(number(row["samples"]))
+        expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(row["meanReward"]))
+    expect(page.locator('tr[data-run="coder-0001"] [data-field="state"]')).to_have_text("Succeeded")
     expect(page.locator("#live")).to_contain_text("updated at")
     assert page.evaluate("window.notReloaded") is True

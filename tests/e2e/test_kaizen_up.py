@@ -26,13 +26,16 @@ from pathlib import Path
 
 import httpx
 import yaml
+from playwright.sync_api import expect
 
+from controllers.gateway.ui_html import number
 from devstack import stack
 from devstack.checker.passrate import PassRate
 from devstack.cli import NEXT_FOOTER, NEXT_HEADER
 from devstack.controlplane import ControlPlane
 from devstack.demo import Storage, demo_policy
 from devstack.processes import pid_alive
+from tests.e2e.dashboard import dashboard, experiment_card
 
 KAIZEN = [sys.executable, "-m", "controllers.cli.main"]
 
@@ -140,10 +143,12 @@ def then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(stdout: str
     assert rate(bad[pass_rate]).interval()[1] < rate(better[pass_rate]).rate, (better, bad)  # truly worse
 
 
-def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:
+def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> dict[str, str]:
+    """Each printed line run as pasted; what each printed, by command."""
     export, *lines = printed_block(stdout)
     assert command_of(export).startswith("export KUBECONFIG=")
     env = user_environment()
+    printed = {}
     for line in lines:
         pasted = subprocess.run(
             ["bash", "-c", f"{export}\n{line}"],
@@ -151,7 +156,45 @@ def run_printed_block(stdout: str, folder: Path, gateway_url: str) -> list[str]:
         )  # fmt: skip
         assert pasted.returncode == 0, f"{line}\n{pasted.stdout[-3000:]}\n{pasted.stderr[-3000:]}"
         check_output(command_of(line), pasted.stdout, folder, gateway_url)
-    return [command_of(line) for line in lines]
+        printed[command_of(line)] = pasted.stdout
+    return printed
+
+
+def report_rows(stdout: str) -> dict[str, list[str]]:
+    """``kaizen experiment report``'s table: each variant's cells (VARIANT ROLE WEIGHT SAMPLES MEAN ...)."""
+    header, *rows = stdout.split("\n\n")[0].splitlines()
+    assert header.split()[:5] == ["VARIANT", "ROLE", "WEIGHT", "SAMPLES", "MEAN"], header
+    return {row.split()[0]: row.split() for row in rows}
+
+
+def the_dashboard_shows_the_storys_figures(gateway_url: str, printed: dict[str, str]) -> None:
+    """The page a reviewer opens with the printed token: each experiment's decision, and its rows
+    equal to the loop API's and to what ``kaizen experiment report`` printed."""
+    token = next(out for command, out in printed.items() if command.startswith("kaizen token create")).strip()
+    report = next(out for command, out in printed.items() if command.startswith("kaizen experiment report"))
+    view = httpx.get(
+        f"{gateway_url}/v1/loop/default/coder", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).json()
+    with dashboard(gateway_url, token, "default", "coder") as page:
+        for name, decision in (("coder-0001", "Promote"), ("coder-0002", "RollBack")):
+            shown = next(e for e in view["experiments"] if e["experiment"] == f"default/{name}")
+            assert shown["object"]["decision"] == decision, shown["object"]
+            card = experiment_card(page, "default", name)
+            expect(card.locator('[data-figure="decision"]')).to_have_text(decision)
+            for row in shown["object"]["variants"]:
+                cells = card.locator(f'tr[data-status-variant="{row["name"]}"]')
+                expect(cells.locator('[data-field="samples"]')).to_have_text(number(row["samples"]))
+                expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(row.get("meanReward")))
+                if name == "coder-0002":  # the report the block printed
+                    cells_of = report_rows(report)[row["name"]]
+                    assert (cells_of[3], cells_of[4]) == (str(row["samples"]), number(row.get("meanReward")))
+        runs = {run["name"]: run for run in view["trainingRuns"]}
+        assert {"coder-0001", "coder-0002"} <= set(runs), runs
+        for name in ("coder-0001", "coder-0002"):
+            accuracy = runs[name]["metrics"]["preferenceAccuracy"]
+            expect(page.locator(f'tr[data-run="{name}"] [data-field="preferenceAccuracy"]')).to_have_text(
+                number(accuracy)
+            )
 
 
 def a_new_namespace_is_watched(state: Path, tmp_path: Path) -> None:
@@ -186,8 +229,9 @@ def test_kaizen_up_tells_the_story_and_every_command_it_prints_works(tmp_path: P
         then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(up.stdout)
         recorded = stack.load(state)
         assert recorded is not None
-        ran = run_printed_block(up.stdout, folder, recorded.gateway_url)
-        assert any(command.startswith("kaizen experiment report") for command in ran), ran
+        printed = run_printed_block(up.stdout, folder, recorded.gateway_url)
+        assert any(command.startswith("kaizen experiment report") for command in printed), printed
+        the_dashboard_shows_the_storys_figures(recorded.gateway_url, printed)
         a_new_namespace_is_watched(state, tmp_path)
         key = Path(recorded.keys_dir) / "default"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600

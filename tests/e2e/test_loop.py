@@ -14,10 +14,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
+from playwright.sync_api import Page, expect
+
+from controllers.api.identity import Role
+from controllers.gateway import auth
+from controllers.gateway.ui_html import number
 from devstack.agents import Population
 from devstack.demo import demo_policy, routed
 from devstack.runtime import LocalRuntime
-from tests.e2e.conftest import World
+from tests.e2e.conftest import SECRET, World
+from tests.e2e.dashboard import DECISION_TIMEOUT_MS, dashboard, experiment_card, not_reloaded
 
 
 def decided(world: World, name: str) -> dict[str, Any] | None:
@@ -65,6 +72,31 @@ def then_it_is_promoted_to_the_policys_champion(world: World, policy_name: str, 
     assert shadow["status"]["endpoint"]
 
 
+def then_the_open_dashboard_shows_what_the_operator_recorded(world: World, page: Page, name: str) -> None:
+    card = experiment_card(page, world.namespace, name)
+    expect(card.locator('[data-figure="decision"]')).to_have_text("Promote", timeout=DECISION_TIMEOUT_MS)
+    status = (world.get("experiment", name) or {})["status"]
+    expect(card.locator('[data-figure="objectDecidedAt"]')).to_have_text(status["decidedAt"])
+    for row in status["variants"]:  # the Experiment's own rows: what kaizen experiment report prints
+        cells = card.locator(f'tr[data-status-variant="{row["name"]}"]')
+        expect(cells.locator('[data-field="samples"]')).to_have_text(number(row.get("samples", 0)))
+        expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(row.get("meanReward")))
+    run = (world.get("trainingrun", name) or {})["status"]
+    cells = page.locator(f'tr[data-run="{name}"]')
+    expect(cells.locator('[data-field="state"]')).to_have_text("Succeeded")
+    accuracy = run["metrics"]["preferenceAccuracy"]
+    expect(cells.locator('[data-field="preferenceAccuracy"]')).to_have_text(number(accuracy))
+    expect(cells.locator('[data-field="trainRows"]')).to_have_text(number(run["dataset"]["trainRows"]))
+    expect(page.locator(f'tr[data-model="{name}"] [data-field="trainingRun"]')).to_have_text(name)
+    view = httpx.get(
+        f"{world.gateway.url}/v1/loop/{world.namespace}/coder",
+        headers={"Authorization": f"Bearer {world.token}"},
+    ).json()
+    shown = next(e for e in view["experiments"] if e["experiment"] == f"{world.namespace}/{name}")
+    assert shown["object"]["decision"] == "Promote"
+    assert not_reloaded(page)
+
+
 def then_it_is_rolled_back_with_its_evidence(world: World, name: str) -> None:
     exp = world.wait_until(f"a decision on {name}", lambda: decided(world, name), timeout=120)
     assert exp["status"]["decision"] == "RollBack", exp["status"]["decisionReason"]
@@ -94,11 +126,16 @@ def test_full_loop_trains_serves_experiments_and_promotes_then_rolls_back_a_regr
     then_the_first_run_trains_and_passes_the_offline_gate(world, "coder-0001")
     # And its ShadowModel is served, and an Experiment against the plain base opens on the policy's route
     then_it_is_served_and_its_experiment_routed(world, "coder-0001", 300, "the Experiment routed")
-    # When agents (rewards scripted) do better with the adapter than with the plain base model
-    served = agents.scripted(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
-    assert set(served) == {"kaizen-tiny", "coder-0001"}
-    # Then the challenger is promoted and becomes the policy's champion
-    then_it_is_promoted_to_the_policys_champion(world, "coder", "coder-0001")
+    # And a reviewer opens the policy's loop dashboard and leaves it open
+    reviewer = auth.issue(SECRET, "rita", 3600, role=Role.REVIEWER, namespaces=[world.namespace])
+    with dashboard(world.gateway.url, reviewer, world.namespace, "coder") as page:
+        # When agents (rewards scripted) do better with the adapter than with the plain base model
+        served = agents.scripted(160, {"kaizen-tiny": 0.4, "coder-0001": 0.8})
+        assert set(served) == {"kaizen-tiny", "coder-0001"}
+        # Then the challenger is promoted and becomes the policy's champion
+        then_it_is_promoted_to_the_policys_champion(world, "coder", "coder-0001")
+        # and the open page shows the decision, the run behind it and the new champion, unreloaded
+        then_the_open_dashboard_shows_what_the_operator_recorded(world, page, "coder-0001")
     # When a second adapter is trained and agents (rewards scripted) do worse with it
     assert agents.post_pairs(96, seed=3) >= 60
     then_it_is_served_and_its_experiment_routed(world, "coder-0002", 900, "the second Experiment routed")

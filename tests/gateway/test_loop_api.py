@@ -8,10 +8,17 @@ counts the track's runs, feedback and pairs without carrying any of their text.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from controllers.api.identity import Role
+from controllers.decisions.loop_summary import summarize
 from controllers.gateway import auth
+from controllers.store import loop_objects
+from controllers.store.db import make_engine
 from tests.gateway.conftest import SECRET
 
 
@@ -53,3 +60,42 @@ def test_the_loop_is_counted_for_the_track_and_read_by_people_of_its_namespace(c
     missing = client.get("/v1/loop/team/nobody", headers=bearer(Role.REVIEWER))
     assert missing.status_code == 404
     assert "team/nobody" in missing.json()["error"]
+
+
+def mirror(store_url: str, kind: str, name: str, spec: dict[str, Any], status: dict[str, Any]) -> None:
+    """What the operator does just before writing an object's status (``reconcile.loop_mirror``)."""
+    summary = summarize(
+        kind, {"metadata": {"name": name, "namespace": "team", "uid": f"u-{name}"}, "spec": spec}, status
+    )
+    assert summary is not None
+    engine = make_engine(store_url)
+    with Session(engine) as session, session.begin():
+        loop_objects.upsert(session, summary, datetime.now(UTC))
+    engine.dispose()
+
+
+def test_the_kubernetes_side_comes_from_the_operators_summaries(client: TestClient, store_url: str) -> None:
+    write(client, "PUT", "/v1/policies/team/coder", {"agent": "coder"}, "p")
+    before = client.get("/v1/loop/team/coder", headers=bearer(Role.REVIEWER)).json()
+    assert (before["trainingRuns"], before["policyStatus"]) == ([], None)
+    run_spec = {"policyRef": "coder", "trigger": "NewData", "training": {"method": "DPO"}}
+    for name, start in (("coder-0001", "2026-12-01T09:00:00Z"), ("coder-0002", "2026-12-02T09:00:00Z")):
+        mirror(store_url, "TrainingRun", name, run_spec, {"attempts": 1, "startTime": start,
+               "metrics": {"preferenceAccuracy": 0.75}})  # fmt: skip
+    mirror(store_url, "LearningPolicy", "coder", {}, {"champion": {"shadowModel": "coder-0001", "since": "2026-12-01T10:00:00Z"},
+           "lineage": [{"shadowModel": "coder-0001", "trainingRun": "coder-0001", "promotedAt": "2026-12-01T10:00:00Z"}]})  # fmt: skip
+    mirror(
+        store_url,
+        "LearningPolicy",
+        "other",
+        {},
+        {"champion": {"shadowModel": "x", "since": "2026-12-01T10:00:00Z"}},
+    )
+    body = client.get("/v1/loop/team/coder", headers=bearer(Role.REVIEWER)).json()
+    assert [run["name"] for run in body["trainingRuns"]] == ["coder-0002", "coder-0001"]  # newest first
+    assert body["trainingRuns"][0]["metrics"] == {"preferenceAccuracy": 0.75}
+    assert body["trainingRuns"][0]["state"] == "Running"
+    assert body["policyStatus"]["champion"] == "coder-0001"
+    assert body["policyStatus"]["lineage"][0]["trainingRun"] == "coder-0001"
+    elsewhere = client.get("/v1/loop/team/coder", headers=bearer(Role.REVIEWER, "elsewhere"))
+    assert elsewhere.status_code == 403  # the summaries are read under the same access as the rest

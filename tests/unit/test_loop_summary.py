@@ -42,7 +42,7 @@ def test_a_training_run_is_summarised_with_its_state_and_metrics_under_its_polic
     assert body["metrics"] == {"trainLoss": 0.41, "preferenceAccuracy": 0.8, "steps": 12}
     assert (body["trainRows"], body["evalRows"], body["shadowModel"]) == (90, 10, "coder-0001")
     assert (body["trigger"], body["method"]) == ("NewData", "DPO")
-    assert "uri" not in str(body) and "s3://" not in str(body)  # where data lives is not the page's
+    assert "s3://" not in str(body)  # where data lives is not the page's
 
 
 def test_a_run_is_pending_then_running_then_failed_by_its_own_conditions() -> None:
@@ -85,16 +85,18 @@ def test_an_experiment_carries_its_decision_drift_watch_and_the_reports_inputs()
                 "pValue": 0.001,
                 "latencyP95Ms": 12.0,
             }
-        ],  # fmt: skip
+        ],
         "conditions": [condition("Drift", "False", "NoDrift", "watching 40 rewards")],
     }
     found = summarize("Experiment", obj("coder-0001", spec), status)
-    assert found is not None and found.policy == "coder"
+    assert found is not None
+    assert found.policy == "coder"
     body = found.body
     assert (body["decision"], body["decidedAt"]) == ("Promote", "2026-12-01T11:00:00Z")
     assert len(body["reason"]) == MESSAGE_CHARS
     assert (body["champion"], body["alpha"], body["minDetectableEffect"]) == ("base", 0.01, 0.1)
-    assert body["variants"][0]["meanReward"] == 0.8 and "latencyP95Ms" not in body["variants"][0]
+    assert body["variants"][0]["meanReward"] == 0.8
+    assert "latencyP95Ms" not in body["variants"][0]
     assert body["drift"] == {
         "stage": "NoDrift",
         "message": "watching 40 rewards",
@@ -122,10 +124,11 @@ def test_a_policy_keeps_its_champion_and_lineage_with_the_run_behind_each() -> N
                 "retiredAt": "2026-12-02T00:00:00Z",
                 "reason": "superseded",
             },
-        ],  # fmt: skip
+        ],
     }
     found = summarize("LearningPolicy", obj("coder", {"track": {"agent": "coder"}}), status)
-    assert found is not None and found.policy == "coder"
+    assert found is not None
+    assert found.policy == "coder"
     assert found.body["champion"] == "coder-0002"
     assert [e["trainingRun"] for e in found.body["lineage"]] == ["coder-0002", "coder-0001"]
     assert found.body["lineage"][1]["reason"] == "superseded"
@@ -135,6 +138,8 @@ def test_the_digest_changes_exactly_when_what_the_page_shows_changes() -> None:
     first = summarize("TrainingRun", obj("r", RUN_SPEC), {"attempts": 1})
     same = summarize("TrainingRun", obj("r", RUN_SPEC), {"attempts": 1, "submissionId": "other"})
     later = summarize("TrainingRun", obj("r", RUN_SPEC), {"attempts": 2})
-    assert first is not None and same is not None and later is not None
+    assert first is not None
+    assert same is not None
+    assert later is not None
     assert first.digest == same.digest  # a field the page does not show
     assert first.digest != later.digest
