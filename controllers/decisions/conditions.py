@@ -41,9 +41,14 @@ class Want:
 def merge(
     current: Iterable[Condition], wanted: Iterable[Want], *, generation: int, now: datetime
 ) -> list[Condition]:
-    """The new condition list: wanted types replaced or added, other types kept, Ready first."""
+    """The new condition list: wanted types replaced or added, other types kept, Ready first.
+
+    When ``wanted`` names a type twice the last one wins, compared with ``current``: a step's
+    "Ready Unknown" followed by what stopped it ("Ready False") is one state, not two transitions
+    (else lastTransitionTime moved on every reconcile, and with it a status write)."""
     by_type = {c.type: c for c in current}
-    for want in wanted:
+    last_word = {want.type: want for want in wanted}
+    for want in last_word.values():
         old = by_type.get(want.type)
         transitioned = old is None or old.status != want.status
         by_type[want.type] = Condition(

@@ -250,6 +250,17 @@ def test_conditions_keep_their_transition_time_while_the_status_holds() -> None:
     assert flipped[0].status == ConditionStatus.TRUE
 
 
+def test_a_type_wanted_twice_is_one_state_compared_with_the_current_one() -> None:
+    # A run waiting for its policy: the step says "Ready Unknown", what stopped it "Ready False".
+    waiting = [Want.unknown("Ready", "Snapshotting"), Want.false("Ready", "PolicyNotFound", "m")]
+    first = merge([], waiting, generation=1, now=NOW)
+    later = NOW + timedelta(seconds=5)
+    again = merge(first, waiting, generation=1, now=later)
+    assert [(c.status, c.reason) for c in again] == [(ConditionStatus.FALSE, "PolicyNotFound")]
+    assert again[0].last_transition_time == NOW  # not a False -> Unknown -> False round trip
+    assert again == first
+
+
 def test_status_patch_sends_only_changes_and_clears_removed_keys() -> None:
     old = {"attempts": 1, "submissionId": "x", "metrics": {"steps": 3}}
     new = {"attempts": 2, "submissionId": "x"}
