@@ -96,7 +96,8 @@ def runs(url: str, first: int, count: int, key: str) -> None:
     write(url, "POST", "/v1/runs/batch", body, key)
 
 
-def seed_loop(url: str, store_url: str, requests: int = 40) -> None:
+def seed_loop(url: str, store_url: str, requests: int = 40, operator: bool = True) -> None:
+    """The gateway's side of a loop and, with ``operator``, the operator's summaries of its objects."""
     write(url, "PUT", f"/v1/policies/{NAMESPACE}/{POLICY}", {"agent": "coder"}, "policy-1")
     route(url, WEIGHTS)
     served(store_url, 0, requests)
@@ -108,6 +109,10 @@ def seed_loop(url: str, store_url: str, requests: int = 40) -> None:
         for i in range(3)
     ]
     write(url, "POST", "/v1/pairs/batch", {"namespace": NAMESPACE, "pairs": pairs}, "pairs-1")
+    if operator:
+        training_run(store_url)
+        policy_status(store_url)
+        experiment_status(store_url, {"decision": "Continue", "challengerWeight": 20})
 
 
 def operator_summary(
@@ -155,3 +160,15 @@ def training_run(store_url: str, name: str = "coder-0001") -> None:
 
 def experiment_status(store_url: str, status: dict[str, Any]) -> None:
     operator_summary(store_url, "Experiment", EXPERIMENT.split("/")[1], EXPERIMENT_SPEC, status)
+
+
+def policy_status(store_url: str) -> None:
+    when = "2026-12-01T10:00:00Z"
+    status = {
+        "champion": {"shadowModel": "coder-0001", "since": when},
+        "lastTrainingRun": "coder-0001",
+        "lineage": [{"shadowModel": "coder-0001", "trainingRun": "coder-0001", "promotedAt": when}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Watching",
+                        "message": "champion coder-0001; 3 new approved pairs of 60", "lastTransitionTime": when}],
+    }  # fmt: skip
+    operator_summary(store_url, "LearningPolicy", POLICY, {}, status)

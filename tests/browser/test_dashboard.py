@@ -45,7 +45,6 @@ def test_the_dashboard_shows_the_numbers_of_the_api_and_the_report(
     page: Page, gateway: GatewayProcess, store_url: str
 ) -> None:
     seed.seed_loop(gateway.url, store_url)
-    seed.training_run(store_url)
     view = loop(gateway)
     sign_in(page)
     page.get_by_role("link", name=f"{seed.NAMESPACE}/{seed.POLICY}").click()
@@ -76,16 +75,21 @@ def test_the_dashboard_shows_the_numbers_of_the_api_and_the_report(
     for key in ("trainLoss", "evalLoss", "preferenceAccuracy", "steps"):
         expect(row.locator(f'[data-field="{key}"]')).to_have_text(number(run["metrics"][key]))
     expect(row.locator('[data-field="trainRows"]')).to_have_text(number(run["trainRows"]))
-    expect(page.locator('[data-figure="decision"]')).to_have_text("Not recorded")  # no Experiment summary yet
+    expect(page.locator('[data-figure="decision"]')).to_have_text(experiment["object"]["decision"])
+    expect(page.locator('[data-figure="drift"]')).to_have_text("none")
+    for entry in view["policyStatus"]["lineage"]:
+        champion = page.locator(f'tr[data-model="{entry["shadowModel"]}"]')
+        expect(champion.locator('[data-field="trainingRun"]')).to_have_text(entry["trainingRun"])
 
 
 def test_the_dashboard_follows_new_data_and_a_decision_without_a_reload(
     page: Page, gateway: GatewayProcess, store_url: str
 ) -> None:
-    seed.seed_loop(gateway.url, store_url, requests=10)
+    seed.seed_loop(gateway.url, store_url, requests=10, operator=False)
     sign_in(page)
     page.goto(DASHBOARD)
     expect(page.locator('[data-figure="runs"]')).to_have_text("10")
+    expect(page.locator('[data-figure="decision"]')).to_have_text("Not recorded")  # no operator yet
     page.evaluate("window.notReloaded = true")
     seed.served(store_url, 10, 30)
     seed.runs(gateway.url, 10, 30, "runs-2")
