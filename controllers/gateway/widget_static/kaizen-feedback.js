@@ -49,8 +49,8 @@ textarea { min-height: 4rem; padding: .4rem; resize: vertical; }
   const TEMPLATE = `<style>${STYLE}</style>
 <form novalidate>
   <fieldset class="thumbs"><legend>Was this answer helpful?</legend>
-    <button type="button" data-thumbs="1" aria-pressed="false">👍 Helpful</button>
-    <button type="button" data-thumbs="-1" aria-pressed="false">👎 Not helpful</button>
+    <button type="button" data-thumbs="1" aria-pressed="false"><span aria-hidden="true">👍</span> Helpful</button>
+    <button type="button" data-thumbs="-1" aria-pressed="false"><span aria-hidden="true">👎</span> Not helpful</button>
   </fieldset>
   <fieldset class="stars"><legend>Rating</legend>
     ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${n}">${n}</label>`).join("")}
