@@ -29,6 +29,7 @@ from controllers.gateway import auth
 from controllers.store.db import make_engine
 from controllers.store.models import Feedback
 from devstack.gateway import GatewayProcess
+from devstack.ports import free_port
 from tests.browser import seed
 from tests.browser.conftest import SECRET, bearer, new_context, serious_violations
 
@@ -235,3 +236,23 @@ def test_the_widget_has_no_serious_accessibility_violation_in_either_theme(
     expect(status(page)).to_have_text("Thanks — recorded.")
     found["recorded"] = serious_violations(page)
     assert found == {name: [] for name in found}
+
+
+def test_a_gateway_whose_store_is_down_makes_the_widget_say_try_again_later(
+    browser: Browser, axe_script: str, sites: tuple[Site, Site], tmp_path: Path
+) -> None:
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/kaizen"  # nothing listens there
+    down = GatewayProcess(
+        nowhere, SECRET, tmp_path / "gateway.log", env={"KAIZEN_WIDGET_ORIGINS": sites[0].origin}
+    )
+    down.start(timeout=120)
+    context = new_context(browser, down, axe_script, "light")
+    try:
+        page = context.new_page()
+        page.goto(sites[0].page(down, feedback_token()))
+        page.get_by_role("button", name="Not helpful").click()
+        page.get_by_role("button", name="Send feedback").click()
+        expect(status(page)).to_have_text("The feedback service is busy right now; please try again later.")
+    finally:
+        context.close()
+        down.stop()
