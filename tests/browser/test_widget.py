@@ -164,6 +164,12 @@ def test_a_visitor_rates_an_answer_and_a_double_submit_writes_once(
     expect(status(page)).to_have_text("Thanks — recorded.")
     assert counted(widget_gateway) == 1
     assert stored(store_url) == [(REQUEST, 1, 4, "Use sum() with a generator expression.")]
+    # The page reuses the element for its next answer: nothing of the last one is carried over.
+    page.locator("kaizen-feedback").evaluate("element => element.setAttribute('request-id', 'answer-2')")
+    expect(helpful).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_role("radio", name="4")).not_to_be_checked()
+    expect(page.get_by_label("Correction (optional)")).to_have_value("")
+    expect(status(page)).to_have_text("")
 
 
 @pytest.mark.parametrize("scheme", ["dark"])

@@ -114,6 +114,18 @@ textarea { min-height: 4rem; padding: .4rem; resize: vertical; }
       });
     }
 
+    // A page that reuses the element for the next answer changes its id: start over, nothing carried.
+    static get observedAttributes() {
+      return ["request-id", "run-id"];
+    }
+
+    attributeChangedCallback(_name, before, after) {
+      if (before === null || before === after) return;
+      this.form.reset();
+      if (this.thumbs !== null) this.choose(this.thumbs);
+      this.say("", false);
+    }
+
     choose(value) {
       this.thumbs = this.thumbs === value ? null : value; // a second press takes the vote back
       for (const button of this.shadowRoot.querySelectorAll("[data-thumbs]")) {
