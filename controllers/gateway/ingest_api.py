@@ -8,9 +8,9 @@ Who may write: ``experience/create`` for each agent a run or pair names (and for
 flag an agent's runs for review), ``feedback/create`` for feedback and corrections on each agent
 whose runs they name, in the batch's namespace (``controllers.decisions.access``). Feedback that
 names a request the router recorded and no run names yet rates the request
-(``controllers.store.request_feedback``): it needs ``routes/use`` on the route that served it. A
-feedback token (the widget's) asks ``feedback/create`` on that route instead. A
-refused batch is a 403 naming the agent, route or namespace, and nothing of it is written.
+(``controllers.store.request_feedback``): it needs ``routes/use`` on the route that served it (a
+feedback token, the widget's, which may not use routes, asks ``feedback/create`` on the route's name
+instead). A refused batch is a 403 naming the agent, route or namespace, and nothing of it is written.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
