@@ -47,7 +47,7 @@ def cluster_role(role: Role) -> dict[str, Any]:
 
 
 def install_gateway_roles(plane: ControlPlane) -> None:
-    documents = [cluster_role(role) for role in (Role.AGENT, Role.REVIEWER, Role.OPERATOR)]
+    documents = [cluster_role(role) for role in (Role.AGENT, Role.REVIEWER, Role.OPERATOR, Role.FEEDBACK)]
     plane.kubectl(
         "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
     )

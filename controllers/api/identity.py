@@ -19,6 +19,9 @@ class Role(StrEnum):
     REVIEWER = "reviewer"  # reads the review queue of its namespaces; posts reviews and corrections
     OPERATOR = "operator"  # writes routes and policies
     ADMIN = "admin"  # everything
+    # Only rates its agents' answers: the embeddable widget's token, readable by anyone who opens the
+    # page it sits in, so it must be worth nothing else (no reads, no runs, no routes).
+    FEEDBACK = "feedback"
 
 
 @dataclass(frozen=True)

@@ -65,16 +65,26 @@ def _keyring(keys_dir: Path | None, key_id: str | None) -> Keyring:
 
 @token_app.command("create")
 def token_create(
-    subject: Annotated[str, typer.Option(help="Who the token is for, e.g. agent-coder or alice.")],
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            help="Who the token is for, e.g. agent-coder or alice (a feedback token: widget-<agent>)."
+        ),
+    ] = None,
     ttl: Annotated[str, typer.Option(help="Lifetime: 3600s, 12h, 30d.")] = "30d",
-    role: Annotated[str, typer.Option(help="agent, reviewer, operator or admin.")] = "agent",
+    role: Annotated[
+        str, typer.Option(help="agent, reviewer, operator, admin, or feedback (the embeddable widget's).")
+    ] = "agent",
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="A namespace it may act in (repeat; '*' for all)."),
     ] = None,
     agent: Annotated[
         list[str] | None,
-        typer.Option(help="An agent an agent token may write for (repeat); default: the subject."),
+        typer.Option(
+            help="An agent an agent token may write for, or a feedback token may rate (and the route whose"
+            " requests it may rate); repeat. Default for an agent token: the subject."
+        ),
     ] = None,
     key_id: Annotated[str | None, typer.Option(help="Sign with this key of KAIZEN_TOKEN_KEYS_DIR.")] = None,
     keys_dir: KeysDir = None,
@@ -82,7 +92,8 @@ def token_create(
     """Print a bearer token signed with the gateway's key (KAIZEN_TOKEN_SECRET or KAIZEN_TOKEN_KEYS_DIR).
 
     With no --role the token is an agent token for the one agent named by --subject, in namespace
-    "default" unless --namespace says otherwise.
+    "default" unless --namespace says otherwise. A feedback token (``--role feedback``) may only post
+    feedback on the --agent it names; it is meant to sit in a web page, so give it a short --ttl.
     """
     from controllers.api.identity import Role
     from controllers.gateway import auth
@@ -92,6 +103,11 @@ def token_create(
         chosen = Role(role)
     except ValueError as error:
         raise _fail(f"--role {role!r}: roles are {', '.join(r.value for r in Role)}") from error
+    if subject is None and chosen is not Role.FEEDBACK:
+        raise _fail("--subject is required: who the token is for, e.g. agent-coder or alice")
+    if chosen is Role.FEEDBACK and not agent:
+        raise _fail("a feedback token names the agents whose answers it may rate: pass --agent")
+    subject = subject or f"widget-{(agent or ['?'])[0]}"
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if not ttl[:-1].isdigit() or ttl[-1] not in units:
         raise _fail("--ttl must look like 3600s, 90m, 12h or 30d")

@@ -54,10 +54,23 @@ GRANTS: dict[Role, frozenset[Action]] = {
         {Action.READ_ROUTES, Action.WRITE_ROUTES, Action.WRITE_POLICIES, Action.READ_EXPERIMENTS}
     ),
     Role.ADMIN: frozenset(Action),
+    Role.FEEDBACK: frozenset({Action.WRITE_FEEDBACK}),
 }
 
-# Actions whose object is an agent: an agent token may take them only for its own agents.
+# Actions whose object is an agent: an agent (or feedback) token may take them only for its own agents.
 AGENT_SCOPED = frozenset({Action.WRITE_EXPERIENCE, Action.WRITE_FEEDBACK})
+# Roles whose token names the agents it acts for (``Principal.agents``); the others act for any agent.
+SCOPED_ROLES = frozenset({Role.AGENT, Role.FEEDBACK})
+
+
+def request_rating_action(principal: Principal) -> Action:
+    """What rating a request no run names yet (it names a route, no agent) asks for on that route.
+
+    Whoever may use a route may rate what it served (``routes/use``). A feedback token may not call
+    routes (it sits in a public page: it must not spend model calls), so it asks ``feedback/create``
+    on the route's name instead, which its agent list must name (``kaizen token create --role
+    feedback --agent <agent> --agent <route>``)."""
+    return Action.WRITE_FEEDBACK if principal.role is Role.FEEDBACK else Action.CALL_ROUTES
 
 
 def role_refusal(
@@ -73,12 +86,13 @@ def role_refusal(
     if not principal.covers_namespace(namespace):
         return f"{principal.subject} may not act in namespace {namespace!r} (its token covers {_listed(principal.namespaces)})"
     if (
-        role is Role.AGENT
+        role in SCOPED_ROLES
         and action in AGENT_SCOPED
         and agent is not None
         and not principal.covers_agent(agent)
     ):
-        return f"{principal.subject} may not write for agent {agent!r} (its token covers {_listed(principal.agents)})"
+        what = f"rate answers of {agent!r}" if role is Role.FEEDBACK else f"write for agent {agent!r}"
+        return f"{principal.subject} may not {what} (its token covers {_listed(principal.agents)})"
     return None
 
 

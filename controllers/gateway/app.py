@@ -34,6 +34,7 @@ from controllers.gateway import (
     review_api,
     routes_api,
     ui_api,
+    widget,
 )
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
@@ -59,6 +60,7 @@ ROUTERS = (
     experiments_router,
     loop_api.router,
     ui_api.router,
+    widget.router,
 )
 
 
@@ -114,6 +116,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(
         RequireIdentity, authenticator=authenticator, retry_after_seconds=settings.retry_after_seconds
     )
+    # Outside the guard: a preflight has no token, and a 401 must reach the widget's page readable.
+    app.add_middleware(widget.FeedbackCors, origins=settings.widget_origins)
     routes_api.mount_proxy(app, Proxy(router_state, authenticator))
     proxy_docs.document(app)  # ProxyDispatch answers /openai/ before FastAPI: describe it in the document
     return app

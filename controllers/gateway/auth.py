@@ -180,6 +180,9 @@ def issue(
     keyring = _keyring(keys)
     scope_agents = tuple(agents) if agents is not None else ((subject,) if role is Role.AGENT else ())
     scope_namespaces = tuple(namespaces)
+    if role is Role.FEEDBACK and not scope_agents:
+        # Unscoped, it would rate nothing; and a public page's token should never silently cover all.
+        raise ValueError("a feedback token names the agents (and routes) whose answers it may rate")
     if not scope_namespaces or len(scope_namespaces) > NAME_LIST_LIMIT or len(scope_agents) > NAME_LIST_LIMIT:
         raise ValueError(
             f"a token names 1 to {NAME_LIST_LIMIT} namespaces and at most {NAME_LIST_LIMIT} agents"

@@ -25,6 +25,7 @@ from controllers.gateway.errors import ApiError
 from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden
 from controllers.gateway.metrics import Metrics
 from controllers.gateway.router_state import RouterState
+from controllers.gateway.widget import ORIGINS_ENV, parse_origins
 
 ALLOWED_HOSTS_ENV = "KAIZEN_ROUTE_ALLOWED_HOSTS"
 MAX_BODY_ENV = "KAIZEN_MAX_BODY_BYTES"
@@ -70,6 +71,10 @@ class GatewaySettings:
     )
     # How long a reviewer holds a reserved item before it returns to the queue.
     review_ttl_seconds: int = field(default_factory=lambda: int(os.environ.get(REVIEW_TTL_ENV, 300)))
+    # Origins whose pages may post feedback with the embeddable widget (exact, comma-separated); none by default.
+    widget_origins: tuple[str, ...] = field(
+        default_factory=lambda: parse_origins(os.environ.get(ORIGINS_ENV, ""))
+    )
 
     def __post_init__(self) -> None:
         if self.keyring is None:

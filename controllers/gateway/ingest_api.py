@@ -8,8 +8,9 @@ Who may write: ``experience/create`` for each agent a run or pair names (and for
 flag an agent's runs for review), ``feedback/create`` for feedback and corrections on each agent
 whose runs they name, in the batch's namespace (``controllers.decisions.access``). Feedback that
 names a request the router recorded and no run names yet rates the request
-(``controllers.store.request_feedback``): it needs ``routes/use`` on the route that served it. A
-refused batch is a 403 naming the agent, route or namespace, and nothing of it is written.
+(``controllers.store.request_feedback``): it needs ``routes/use`` on the route that served it (a
+feedback token, the widget's, which may not use routes, asks ``feedback/create`` on the route's name
+instead). A refused batch is a 403 naming the agent, route or namespace, and nothing of it is written.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from controllers.api.identity import Principal
-from controllers.decisions.access import Action
+from controllers.decisions.access import Action, request_rating_action
 from controllers.gateway import batches
 from controllers.gateway.context import Caller, Gateway, Key, Shared, authorize, home_namespace
 from controllers.gateway.schemas import (
@@ -106,8 +107,8 @@ async def ingest_feedback(batch: FeedbackBatch, caller: Caller, key: Key, shared
     await authorize(shared, caller, Action.WRITE_FEEDBACK, namespace)
     allowed = await _feedback_targets(shared, namespace, batch.feedback)
     await _may_write(shared, caller, Action.WRITE_FEEDBACK, namespace, set(allowed.agents))
-    for route in sorted(allowed.routes):  # a request no run names yet: whoever may use its route
-        await authorize(shared, caller, Action.CALL_ROUTES, namespace, route)
+    for route in sorted(allowed.routes):  # a request no run names yet: whoever may use (or rate) its route
+        await authorize(shared, caller, request_rating_action(caller), namespace, route)
 
     def write(session: Session, now: datetime) -> dict[str, Any]:
         return batches.write_feedback(

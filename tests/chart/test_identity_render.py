@@ -141,18 +141,20 @@ def rules_as_actions(role: dict[str, Any]) -> set[str]:
 
 
 @pytest.mark.parametrize("value_set", ["default", "namespaced", "embedded"])
-def test_the_three_gateway_roles_grant_exactly_their_roles_actions(value_set: str) -> None:
+def test_the_gateway_roles_grant_exactly_their_roles_actions(value_set: str) -> None:
     objects = render(ci_values(value_set))
     roles = {
         r["metadata"]["name"]: r
         for r in find(objects, "ClusterRole")
         if r["metadata"]["name"].startswith(GATEWAY)
     }
-    assert set(roles) == {f"{GATEWAY}-agent", f"{GATEWAY}-reviewer", f"{GATEWAY}-operator"}
+    # Every role but admin (which is "everything", never bound as a role) has its ClusterRole.
+    assert set(roles) == {f"{GATEWAY}-{role.value}" for role in Role if role is not Role.ADMIN}
     expected = {
         "agent": {"experience/create", "feedback/create", "routes/use"},
         "reviewer": {"reviews/list", "reviews/create", "feedback/create", "experiments/get"},
         "operator": {"routes/get", "routes/update", "policies/update", "experiments/get"},
+        "feedback": {"feedback/create"},
     }
     for name, actions in expected.items():
         role = roles[f"{GATEWAY}-{name}"]
@@ -175,7 +177,7 @@ def test_aggregation_into_the_built_in_roles_is_opt_in() -> None:
         "rbac.authorization.k8s.io/aggregate-to-edit",
         "rbac.authorization.k8s.io/aggregate-to-admin",
     )
-    for role in ("agent", "reviewer"):
+    for role in ("agent", "reviewer", "feedback"):
         assert labels[f"{GATEWAY}-{role}"][edit] == labels[f"{GATEWAY}-{role}"][admin] == "true"
     assert edit not in labels[f"{GATEWAY}-operator"]  # repointing routes stays with namespace admins
     assert labels[f"{GATEWAY}-operator"][admin] == "true"
@@ -271,3 +273,14 @@ def test_the_route_allowlist_and_body_limits_reach_the_gateway_and_the_gateway_a
         max_body_bytes=int(variables["KAIZEN_MAX_BODY_BYTES"]),
     )
     assert parsed.max_body_bytes == 65536
+
+
+def test_the_widget_origins_reach_the_gateway_and_the_gateway_accepts_them() -> None:
+    from controllers.gateway.widget import parse_origins
+
+    origins = ["https://app.example.com", "http://127.0.0.1:8080"]
+    values = merged(ci_values("default"), {"gateway": {"widgetOrigins": origins}})
+    variables = env(container(pod(render(values), GATEWAY), "gateway"))
+    assert parse_origins(variables["KAIZEN_WIDGET_ORIGINS"]) == tuple(origins)
+    defaults = env(container(pod(render(ci_values("default")), GATEWAY), "gateway"))
+    assert "KAIZEN_WIDGET_ORIGINS" not in defaults  # none: no cross-origin access

@@ -93,7 +93,13 @@ def test_namespaced_release_puts_roles_only_in_the_watched_namespaces(
     gateway = f"{NAMESPACED_RELEASE}-gateway"
     assert sorted(cluster_roles.stdout.split()) == sorted(
         f"clusterrole.rbac.authorization.k8s.io/{role}"
-        for role in (f"{name}-crd-reader", f"{gateway}-agent", f"{gateway}-reviewer", f"{gateway}-operator")
+        for role in (
+            f"{name}-crd-reader",
+            f"{gateway}-agent",
+            f"{gateway}-reviewer",
+            f"{gateway}-operator",
+            f"{gateway}-feedback",
+        )
     )
     # The operator's only cluster-wide binding reads CRDs; the gateway's may review tokens and access.
     bindings = chart_plane.kubectl(

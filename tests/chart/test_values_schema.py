@@ -25,6 +25,11 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
     "port out of range": ({"gateway": {"service": {"port": 70000}}}, "at '/gateway/service/port': maximum"),
     "malformed digest": ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+    "wildcard widget origin": ({"gateway": {"widgetOrigins": ["*"]}}, "at '/gateway/widgetOrigins/0'"),
+    "widget origin with a path": (
+        {"gateway": {"widgetOrigins": ["https://app.example.com/"]}},
+        "at '/gateway/widgetOrigins/0'",
+    ),
 }
 
 

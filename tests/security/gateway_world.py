@@ -2,7 +2,8 @@
 
 ``identities`` mints one credential per kind of caller: none, an expired Kaizen token, a token signed
 with the wrong key, an agent of team-a, the same agent in team-b, a team-a reviewer, the operator
-role, and two ServiceAccounts of team-a whose tokens the API server minted for the gateway's audience.
+role, two feedback tokens (the embeddable widget's: one for the agent and its route, one for
+another agent), and two ServiceAccounts of team-a whose tokens the API server minted for the gateway's audience.
 One is bound to every gateway verb in team-a and the other to nothing. The gateway checks the
 ServiceAccounts with real TokenReviews and SubjectAccessReviews.
 """
@@ -36,7 +37,10 @@ AGENT = "coder"
 # may rate them by their request id alone.
 REQUEST, REQUEST_ELSEWHERE = "seed-request", "seed-request-elsewhere"
 UNAUTHENTICATED = ("none", "expired", "wrong-key")
-IDENTITIES = (*UNAUTHENTICATED, "agent", "agent-elsewhere", "reviewer", "operator", "sa-granted", "sa-plain")
+IDENTITIES = (
+    *UNAUTHENTICATED, "agent", "agent-elsewhere", "reviewer", "operator", "sa-granted", "sa-plain",
+    "feedback", "feedback-other",
+)  # fmt: skip
 
 
 def everything_role() -> dict[str, Any]:
@@ -85,6 +89,13 @@ def identities_for(plane: ControlPlane) -> dict[str, dict[str, str]]:
         "agent-elsewhere": auth.issue(SECRET, AGENT, 3600, namespaces=[ELSEWHERE]),
         "reviewer": auth.issue(SECRET, "rita", 3600, role=Role.REVIEWER, namespaces=[NAMESPACE]),
         "operator": auth.issue(SECRET, "kaizen-operator", 3600, role=Role.OPERATOR, namespaces=["*"]),
+        # The widget's: rates the agent's answers and the requests its route served; and one for another agent.
+        "feedback": auth.issue(
+            SECRET, "widget-coder", 3600, role=Role.FEEDBACK, namespaces=[NAMESPACE], agents=[AGENT, "seeded"]
+        ),
+        "feedback-other": auth.issue(
+            SECRET, "widget-other", 3600, role=Role.FEEDBACK, namespaces=[NAMESPACE], agents=["someone-else"]
+        ),
         "sa-granted": granted,
         "sa-plain": plain,
     }

@@ -4,9 +4,11 @@ The table below is written from the trust model in docs/security.md, not from th
 agents write their own agent's experience, call their namespace's routes and rate the requests those
 routes served (by the request id alone, before any run names it), reviewers read the queue and post
 reviews and corrections, the operator writes routes and policies, reviewers and the operator read an
-experiment's series (aggregates, no prompts) for the report, and a ServiceAccount may do what Kubernetes RBAC grants it. Each allowed call must work. Each refused call must be a 401
-(no identity) or a 403 (the wrong one) whose message says why, and must leave every table as it
-was.
+experiment's series (aggregates, no prompts) for the report, a feedback token (the embeddable
+widget's, public by nature) posts feedback on its own agent's answers and on the requests of the
+routes it names and nothing else, and a ServiceAccount may do what Kubernetes RBAC grants it. Each
+allowed call must work. Each refused call must be a 401 (no identity) or a 403 (the wrong one) whose
+message says why, and must leave every table as it was.
 """
 
 from __future__ import annotations
@@ -95,11 +97,11 @@ CALLS = [
     Call("runs", "POST", lambda w, c: "/v1/runs/batch", _run, frozenset({"agent", *EVERYONE_GRANTED})),
     Call(
         "feedback", "POST", lambda w, c: "/v1/feedback/batch", _feedback,
-        frozenset({"agent", "reviewer", *EVERYONE_GRANTED}),
+        frozenset({"agent", "reviewer", "feedback", *EVERYONE_GRANTED}),
     ),
     Call(
         "request-feedback", "POST", lambda w, c: "/v1/feedback/batch", _request_feedback,
-        frozenset({"agent", *EVERYONE_GRANTED}),
+        frozenset({"agent", "feedback", *EVERYONE_GRANTED}),
     ),
     Call("pairs", "POST", lambda w, c: "/v1/pairs/batch", _pair, frozenset({"agent", *EVERYONE_GRANTED})),
     Call(

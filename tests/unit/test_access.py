@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from controllers.api.identity import ANY, Principal, Role
-from controllers.decisions.access import Action, rbac_attributes, role_refusal
+from controllers.decisions.access import Action, rbac_attributes, request_rating_action, role_refusal
 
 AGENT = Principal("coder", Role.AGENT, ("team-a",), ("coder",))
 REVIEWER = Principal("rita", Role.REVIEWER, ("team-a",))
 OPERATOR = Principal("op", Role.OPERATOR, (ANY,))
 ADMIN = Principal("root", Role.ADMIN, ("team-a",))
+WIDGET = Principal("widget-coder", Role.FEEDBACK, ("team-a",), ("coder", "coder-route"))
 
 # (principal, action, namespace, agent, allowed) written from the trust model, not from GRANTS.
 CASES = [
@@ -41,6 +42,19 @@ CASES = [
     (AGENT, Action.READ_EXPERIMENTS, "team-a", None, False),  # agents never read back
     (ADMIN, Action.WRITE_EXPERIENCE, "team-a", "anyone", True),
     (ADMIN, Action.WRITE_ROUTES, "team-b", None, False),  # an admin of team-a only
+    # The widget's token is public (it sits in a web page): it rates its own agents' answers, nothing else.
+    (WIDGET, Action.WRITE_FEEDBACK, "team-a", "coder", True),
+    (WIDGET, Action.WRITE_FEEDBACK, "team-a", "coder-route", True),  # a request its route served
+    (WIDGET, Action.WRITE_FEEDBACK, "team-a", "reviewer-bot", False),  # another agent's answers
+    (WIDGET, Action.WRITE_FEEDBACK, "team-b", "coder", False),
+    (WIDGET, Action.WRITE_EXPERIENCE, "team-a", "coder", False),  # no runs or pairs
+    (WIDGET, Action.CALL_ROUTES, "team-a", None, False),  # no model calls on someone else's bill
+    (WIDGET, Action.READ_REVIEWS, "team-a", None, False),
+    (WIDGET, Action.WRITE_REVIEWS, "team-a", None, False),
+    (WIDGET, Action.READ_ROUTES, "team-a", None, False),
+    (WIDGET, Action.WRITE_ROUTES, "team-a", None, False),
+    (WIDGET, Action.WRITE_POLICIES, "team-a", None, False),
+    (WIDGET, Action.READ_EXPERIMENTS, "team-a", None, False),
 ]
 
 
@@ -95,3 +109,9 @@ def test_the_guard_authorizes_from_the_path_only_what_the_path_decides(
     from controllers.gateway.guard import path_action
 
     assert path_action(method, path) == expected
+
+
+def test_rating_a_request_asks_a_feedback_token_for_feedback_on_the_route_and_others_for_its_use() -> None:
+    assert request_rating_action(WIDGET) is Action.WRITE_FEEDBACK
+    assert request_rating_action(AGENT) is Action.CALL_ROUTES
+    assert request_rating_action(REVIEWER) is Action.CALL_ROUTES  # unchanged: reviewers never could

@@ -49,6 +49,21 @@ def test_a_token_with_no_role_is_for_one_agent_and_bad_flags_say_what_to_do() ->
     assert "signature" in forged.output or "malformed" in forged.output
 
 
+def test_a_feedback_token_names_its_agents_and_needs_no_subject() -> None:
+    env = {"KAIZEN_TOKEN_SECRET": "k", "KAIZEN_TOKEN_KEYS_DIR": ""}
+    args = ["token", "create", "--role", "feedback", "--agent", "coder", "-n", "team-a", "--ttl", "7d"]
+    created = runner.invoke(app, args, env=env)
+    assert created.exit_code == 0, created.output
+    claims = json.loads(runner.invoke(app, ["token", "inspect", created.output.strip()], env=env).output)
+    assert (claims["role"], claims["subject"], claims["agents"]) == ("feedback", "widget-coder", ["coder"])
+    unscoped = runner.invoke(app, ["token", "create", "--role", "feedback", "-n", "team-a"], env=env)
+    assert unscoped.exit_code == 1
+    assert "pass --agent" in unscoped.output
+    nobody = runner.invoke(app, ["token", "create", "--role", "reviewer"], env=env)
+    assert nobody.exit_code == 1
+    assert "--subject is required" in nobody.output
+
+
 def test_after_kaizen_up_the_local_stacks_key_is_used_without_flags(tmp_path: Path) -> None:
     from controllers.cli import localstack
 

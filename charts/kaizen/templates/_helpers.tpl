@@ -147,6 +147,10 @@ sqlite:////var/lib/kaizen/kaizen.db
 - name: KAIZEN_ROUTE_ALLOWED_HOSTS
   value: {{ join "," . | quote }}
 {{- end }}
+{{- with .Values.gateway.widgetOrigins }}
+- name: KAIZEN_WIDGET_ORIGINS
+  value: {{ join "," . | quote }}
+{{- end }}
 - name: KAIZEN_MAX_BODY_BYTES
   value: {{ .Values.gateway.maxBodyBytes | int64 | toString | quote }}
 - name: KAIZEN_PROXY_MAX_BODY_BYTES

@@ -83,6 +83,11 @@ one ClusterRole per role: pass (dict "root" $ "role" "agent"). */}}
 - apiGroups: [gateway.kaizen.dev]
   resources: [experiments]
   verbs: [get]
+{{- else if eq .role "feedback" -}}
+# Post feedback on its agents' answers, nothing else: the role of the embeddable widget's token.
+- apiGroups: [gateway.kaizen.dev]
+  resources: [feedback]
+  verbs: [create]
 {{- else if eq .role "operator" -}}
 # Read and write routes (where traffic goes) and the policies' reward settings; read experiments' series.
 - apiGroups: [gateway.kaizen.dev]
