@@ -55,7 +55,7 @@ def refusal_for_people(principal: Principal) -> str | None:
     """Why ``principal`` may not open the pages; None when it may."""
     if principal.from_kubernetes or principal.role in PEOPLE:
         return None
-    return f"{principal.subject} holds an {principal.role} token; these pages need {NEEDED}"
+    return f"{principal.subject} holds a token of role {principal.role}; these pages need {NEEDED}"
 
 
 async def sign_in_with(authenticator: Authenticator, token: str) -> Principal:
