@@ -34,6 +34,7 @@ from controllers.gateway import (
     review_api,
     routes_api,
     ui_api,
+    ui_review,
 )
 from controllers.gateway.context import Gateway, GatewaySettings
 from controllers.gateway.errors import install_error_handlers
@@ -59,6 +60,7 @@ ROUTERS = (
     experiments_router,
     loop_api.router,
     ui_api.router,
+    ui_review.router,
 )
 
 
