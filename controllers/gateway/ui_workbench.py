@@ -164,7 +164,7 @@ def figures(progress: dict[str, Any], tracks: list[dict[str, Any]]) -> str:
 <dl class="figures">{dl}</dl></section>
 <section class="card" aria-labelledby="agreement-h"><h2 id="agreement-h">Agreement</h2>
 <table><caption>Per track: Krippendorff's alpha between reviewers; people agreeing with the LLM judge</caption>
-<thead><tr><th scope="col">Track</th><th scope="col">Items</th><th scope="col">Alpha</th>
+<thead><tr><th scope="col">Track</th><th scope="col">Judged items</th><th scope="col">Alpha</th>
 <th scope="col">Judge vs people</th></tr></thead><tbody>{rows}</tbody></table></section>"""
 
 

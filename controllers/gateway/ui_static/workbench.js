@@ -109,6 +109,7 @@
     call("POST", "/ui/review/reservations", { namespace: namespace(), policy: policy() })
       .then(function (found) {
         render(found.reservation);
+        refreshFigures(); // the reservation just made counts as reserved
         if (focusPair && found.reservation) { pair.focus(); }
         if (!found.reservation && focusPair) { byId("again").focus(); }
       })
