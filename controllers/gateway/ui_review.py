@@ -26,7 +26,7 @@ from controllers.gateway.identity import AuthUnavailable, Forbidden
 from controllers.gateway.reservations_api import PairId, Policy
 from controllers.gateway.review_api import Namespace
 from controllers.gateway.review_schemas import ReserveIn, VerdictBody
-from controllers.gateway.ui_html import refused_page
+from controllers.gateway.ui_html import not_found_page, refused_page
 from controllers.gateway.ui_session import current_person, same_origin, secure
 from controllers.gateway.ui_workbench import Queue, figures, queues_page, workbench_page
 from controllers.store.db import transaction
@@ -103,7 +103,7 @@ async def workbench(
     try:
         shown = await _figures(shared, person, namespace, policy)
     except ApiError as error:  # a policy the namespace does not have
-        return refused_page(error.message, status=error.status)
+        return not_found_page(error.message, person)
     return workbench_page(namespace, policy, shown, person)
 
 
