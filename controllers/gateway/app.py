@@ -34,6 +34,7 @@ from controllers.gateway import (
     review_api,
     routes_api,
     ui_api,
+    ui_review,
     widget,
 )
 from controllers.gateway.context import Gateway, GatewaySettings
@@ -61,6 +62,7 @@ ROUTERS = (
     loop_api.router,
     ui_api.router,
     widget.router,
+    ui_review.router,
 )
 
 

@@ -38,7 +38,11 @@ from controllers.store.db import transaction
 from controllers.store.loop import list_policies
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-ASSETS = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
+ASSETS = {
+    "ui.css": "text/css; charset=utf-8",
+    "ui.js": "text/javascript; charset=utf-8",
+    "workbench.js": "text/javascript; charset=utf-8",  # the reviewer's workbench (ui_review)
+}
 MAX_FORM_BYTES = 16 * 1024
 CROSS_SITE = "refused: this request did not come from the gateway's own pages (Origin differs)"
 

@@ -39,6 +39,7 @@ def _who(person: Principal | None) -> str:
         return ""
     role = person.role.value if person.role is not None else "Kubernetes identity"
     return (
+        '<a href="/ui/review">Review</a>'
         f'<p class="who">Signed in as <strong>{text(person.subject)}</strong> ({text(role)})</p>'
         '<form method="post" action="/ui/sign-out" class="inline">'
         '<button type="submit">Sign out</button></form>'
@@ -115,5 +116,9 @@ def index_page(policies: list[tuple[str, str]], person: Principal) -> HTMLRespon
 <h2 id="policies-h">Learning policies</h2>
 <p>Each policy's loop dashboard: data coming in, preference pairs, experiments and their decisions.</p>
 {listing}
+</section>
+<section aria-labelledby="review-h">
+<h2 id="review-h">Review</h2>
+<p><a href="/ui/review">Review workbench</a>: judge pairs of answers side by side, blind, by keyboard.</p>
 </section>"""
     return page("Kaizen", body, person)

@@ -1,6 +1,7 @@
 """Every page passes axe-core (no serious or critical violation) in light and dark, and a keyboard alone
 reaches every control, sees where the focus is, skips to the content and switches the theme (which is
-remembered across a reload)."""
+remembered across a reload). The review workbench too: with a pair, its shortcut dialog open, and a
+verdict announced."""
 
 from __future__ import annotations
 
@@ -109,3 +110,42 @@ def test_the_keyboard_alone_reaches_every_control_and_switches_the_theme(
     page.get_by_role("button", name="Sign out").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_label("Kaizen token")).to_be_visible()
+
+
+WORKBENCH = f"/ui/review?namespace={seed.NAMESPACE}&policy={seed.POLICY}"
+VISIBLE_CONTROLS = f"""() => Array.from(document.querySelectorAll("{CONTROLS}"))
+    .filter(e => e.checkVisibility())
+    .map(e => e.tagName + '|' + (e.getAttribute('href') || e.id || e.textContent.trim()))"""
+
+
+def test_the_workbench_passes_axe_in_either_theme_and_works_by_keyboard(
+    browser: Browser, gateway: GatewayProcess, store_url: str, axe_script: str, scheme: str
+) -> None:
+    seed.seed_loop(gateway.url, store_url)
+    context = new_context(browser, gateway, axe_script, scheme)
+    try:
+        page = context.new_page()
+        sign_in(page)
+        page.goto("/ui/review")
+        found = {"queues": serious_violations(page)}
+        page.goto(WORKBENCH)
+        expect(page.locator("#pair")).to_have_attribute("data-state", "ready")
+        found["pair"] = serious_violations(page)
+        listed = page.evaluate(VISIBLE_CONTROLS)  # the reason tags' checkboxes share one description
+        wanted = set(listed)
+        reached = set(tab_through(page, len(listed) + 1))
+        assert wanted <= reached, f"Tab never reaches {sorted(wanted - reached)}"
+        page.get_by_role("button", name="A is better").focus()
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+        page.keyboard.press("?")
+        expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+        expect(page.get_by_role("button", name="Close")).to_be_focused()
+        found["help"] = serious_violations(page)
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name="Keyboard shortcuts")).to_be_focused()
+        page.keyboard.press("t")
+        expect(page.get_by_role("status")).to_have_text("Saved: Tie.")
+        found["saved"] = serious_violations(page)
+    finally:
+        context.close()
+    assert found == {name: [] for name in found}
