@@ -70,8 +70,9 @@ def up(
     except RuntimeError as error:  # nothing applied yet (--no-story), or discovery still catching up
         typer.echo(f"(no Kaizen objects to show yet: {error})")
     typer.echo(
-        f"Loop dashboard: {state.gateway_url}/ui/loop/{demo.NAMESPACE}/{demo.POLICY} "
-        "(sign in with the reviewer token the `kaizen token create` line below prints)"
+        f"Loop dashboard: {state.gateway_url}/ui/loop/{demo.NAMESPACE}/{demo.POLICY} and review "
+        f"workbench: {state.gateway_url}/ui/review (sign in with the reviewer token the "
+        "`kaizen token create` line below prints)"
     )
     typer.echo(f"Finished in {time.monotonic() - started_all:.0f}s. {NEXT_HEADER}")
     lines = next_commands(state_dir, state.kubeconfig, story)

@@ -229,6 +229,9 @@ def test_kaizen_up_tells_the_story_and_every_command_it_prints_works(tmp_path: P
         then_the_checker_says_the_loop_helped_and_kept_the_bad_model_out(up.stdout)
         recorded = stack.load(state)
         assert recorded is not None
+        # the pages, and how to sign in to them, are printed
+        assert f"{recorded.gateway_url}/ui/loop/default/coder and review" in up.stdout
+        assert f"{recorded.gateway_url}/ui/review (sign in with the reviewer token" in up.stdout
         printed = run_printed_block(up.stdout, folder, recorded.gateway_url)
         assert any(command.startswith("kaizen experiment report") for command in printed), printed
         the_dashboard_shows_the_storys_figures(recorded.gateway_url, printed)
