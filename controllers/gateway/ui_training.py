@@ -44,10 +44,12 @@ def training_runs(runs: list[dict[str, Any]]) -> str:
         return "<p>No TrainingRun of this policy has been reported by the operator yet.</p>"
     heads = "".join(f'<th scope="col">{label}</th>' for label, _ in RUN_COLUMNS)
     rows = "".join(_run_row(run) for run in runs)
+    # Twelve columns are wider than the page: the table scrolls in a region a keyboard can focus.
     return (
+        '<div class="scroll" role="region" aria-label="Training runs" tabindex="0">'
         '<table data-figure="trainingRuns"><caption>The newest TrainingRuns of this policy, newest first, with the '
         "trainer's metrics (held-out split), as the operator last recorded them</caption>"
-        f'<thead><tr><th scope="col">TrainingRun</th>{heads}</tr></thead><tbody>{rows}</tbody></table>'
+        f'<thead><tr><th scope="col">TrainingRun</th>{heads}</tr></thead><tbody>{rows}</tbody></table></div>'
     )
 
 
