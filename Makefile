@@ -133,7 +133,7 @@ test-browser: setup ## Browser tier: Playwright drives Debian's Chromium against
 screenshots: setup ## Rewrite docs/screenshots/ (each page, light and dark) from a gateway with sample data
 	@bash hack/postgres.sh
 	@bash hack/browser.sh >/dev/null
-	KAIZEN_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots.py
+	KAIZEN_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots.py tests/browser/test_widget.py -k photographed
 
 .PHONY: test-checker
 test-checker: setup ## Checker tier: model-written programs graded in the bubblewrap sandbox (files, sockets, loops refused)

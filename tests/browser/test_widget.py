@@ -11,6 +11,7 @@ returns).
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -262,3 +263,20 @@ def test_a_gateway_whose_store_is_down_makes_the_widget_say_try_again_later(
     finally:
         context.close()
         down.stop()
+
+
+@pytest.mark.parametrize("empty_url", ["sqlite"], indirect=True)
+def test_the_widget_is_photographed_in_light_and_dark(
+    page: Page, widget_gateway: GatewayProcess, sites: tuple[Site, Site], scheme: str, tmp_path: Path
+) -> None:
+    """Into ``KAIZEN_SCREENSHOTS`` (``make screenshots``: docs/screenshots, shown in the README)."""
+    folder = Path(os.environ.get("KAIZEN_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 640, "height": 400})
+    page.goto(sites[0].page(widget_gateway, feedback_token()))
+    page.get_by_role("button", name="Helpful", exact=True).click()
+    page.get_by_role("radio", name="4").check()
+    expect(page.get_by_role("button", name="Send feedback")).to_be_enabled()
+    path = folder / f"widget-{scheme}.png"
+    page.locator("kaizen-feedback").screenshot(path=path)
+    assert path.stat().st_size > 3_000

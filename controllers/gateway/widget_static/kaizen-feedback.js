@@ -35,6 +35,7 @@ legend { padding: 0 0 .3rem; font-weight: 600; }
 button, textarea { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--border);
   border-radius: var(--radius); }
 button { padding: .3rem .7rem; cursor: pointer; }
+button svg { vertical-align: -3px; }
 button[aria-pressed="true"], button[type="submit"] { background: var(--accent); color: var(--on-accent);
   border-color: var(--accent); }
 button:disabled { opacity: .75; cursor: progress; }
@@ -46,11 +47,16 @@ textarea { min-height: 4rem; padding: .4rem; resize: vertical; }
 [role="status"] { min-height: 1.3em; margin: 0; }
 [role="status"].error { color: var(--error); }`;
 
+  // Drawn here rather than an emoji: a system without an emoji font shows an empty box instead.
+  const THUMB = (turn) => `<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">` +
+    `<path fill="currentColor" transform="rotate(${turn} 12 12)" d="M3 10h4v11H3z` +
+    `M9 10l4-8c1.5 0 2.5 1 2.2 2.6L14.6 9H20a2 2 0 0 1 2 2.3l-1.4 8A2 2 0 0 1 18.6 21H9z"/></svg>`;
+
   const TEMPLATE = `<style>${STYLE}</style>
 <form novalidate>
   <fieldset class="thumbs"><legend>Was this answer helpful?</legend>
-    <button type="button" data-thumbs="1" aria-pressed="false"><span aria-hidden="true">👍</span> Helpful</button>
-    <button type="button" data-thumbs="-1" aria-pressed="false"><span aria-hidden="true">👎</span> Not helpful</button>
+    <button type="button" data-thumbs="1" aria-pressed="false">${THUMB(0)} Helpful</button>
+    <button type="button" data-thumbs="-1" aria-pressed="false">${THUMB(180)} Not helpful</button>
   </fieldset>
   <fieldset class="stars"><legend>Rating</legend>
     ${[1, 2, 3, 4, 5].map((n) => `<label><input type="radio" name="rating" value="${n}">${n}</label>`).join("")}
