@@ -26,6 +26,7 @@ from controllers.reconcile.deps import Dependencies, Settings
 from controllers.runtime.index import Index
 from controllers.runtime.kube import Kube, load_configuration
 from controllers.runtime.metrics import OperatorMetrics
+from controllers.store import migrate
 from controllers.store.db import make_engine, session_factory
 from devstack.controlplane import ControlPlane
 
@@ -144,8 +145,11 @@ async def _scenario(plane: ControlPlane, namespace: str, tmp_path: Path) -> None
 
 @asynccontextmanager
 async def operator_dependencies(plane: ControlPlane, tmp_path: Path) -> AsyncIterator[Dependencies]:
-    """The operator's dependencies on the control plane and a SQLite store; closed afterwards."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    """The operator's dependencies on the control plane and a migrated SQLite store (as the chart's
+    migration Job leaves it: the operator writes its dashboard summaries there); closed afterwards."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
     settings = Settings(database_url=str(engine.url), data_root=tmp_path, gateway_url="http://127.0.0.1:9")
     kube = Kube(load_configuration(str(plane.kubeconfig)))
     deps = Dependencies(
