@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
@@ -46,3 +47,9 @@ def experiment_card(page: Page, namespace: str, name: str) -> Locator:
 
 def not_reloaded(page: Page) -> bool:
     return page.evaluate("window.notReloaded === true") is True
+
+
+def real(value: Any) -> float | None:
+    """A float field as the page writes it (three decimals): JSON may carry 1.0 as 1 (the API server
+    does), which the page's format would write as an integer."""
+    return None if value is None else float(value)

@@ -35,7 +35,7 @@ from devstack.cli import NEXT_FOOTER, NEXT_HEADER
 from devstack.controlplane import ControlPlane
 from devstack.demo import Storage, demo_policy
 from devstack.processes import pid_alive
-from tests.e2e.dashboard import dashboard, experiment_card
+from tests.e2e.dashboard import dashboard, experiment_card, real
 
 KAIZEN = [sys.executable, "-m", "controllers.cli.main"]
 
@@ -184,16 +184,21 @@ def the_dashboard_shows_the_storys_figures(gateway_url: str, printed: dict[str, 
             for row in shown["object"]["variants"]:
                 cells = card.locator(f'tr[data-status-variant="{row["name"]}"]')
                 expect(cells.locator('[data-field="samples"]')).to_have_text(number(row["samples"]))
-                expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(row.get("meanReward")))
+                expect(cells.locator('[data-field="meanReward"]')).to_have_text(
+                    number(real(row.get("meanReward")))
+                )
                 if name == "coder-0002":  # the report the block printed
                     cells_of = report_rows(report)[row["name"]]
-                    assert (cells_of[3], cells_of[4]) == (str(row["samples"]), number(row.get("meanReward")))
+                    assert (cells_of[3], cells_of[4]) == (
+                        str(row["samples"]),
+                        number(real(row.get("meanReward"))),
+                    )
         runs = {run["name"]: run for run in view["trainingRuns"]}
         assert {"coder-0001", "coder-0002"} <= set(runs), runs
         for name in ("coder-0001", "coder-0002"):
             accuracy = runs[name]["metrics"]["preferenceAccuracy"]
             expect(page.locator(f'tr[data-run="{name}"] [data-field="preferenceAccuracy"]')).to_have_text(
-                number(accuracy)
+                number(real(accuracy))
             )
 
 

@@ -24,7 +24,7 @@ from devstack.agents import Population
 from devstack.demo import demo_policy, routed
 from devstack.runtime import LocalRuntime
 from tests.e2e.conftest import SECRET, World
-from tests.e2e.dashboard import DECISION_TIMEOUT_MS, dashboard, experiment_card, not_reloaded
+from tests.e2e.dashboard import DECISION_TIMEOUT_MS, dashboard, experiment_card, not_reloaded, real
 
 
 def decided(world: World, name: str) -> dict[str, Any] | None:
@@ -80,12 +80,12 @@ def then_the_open_dashboard_shows_what_the_operator_recorded(world: World, page:
     for row in status["variants"]:  # the Experiment's own rows: what kaizen experiment report prints
         cells = card.locator(f'tr[data-status-variant="{row["name"]}"]')
         expect(cells.locator('[data-field="samples"]')).to_have_text(number(row.get("samples", 0)))
-        expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(row.get("meanReward")))
+        expect(cells.locator('[data-field="meanReward"]')).to_have_text(number(real(row.get("meanReward"))))
     run = (world.get("trainingrun", name) or {})["status"]
     cells = page.locator(f'tr[data-run="{name}"]')
     expect(cells.locator('[data-field="state"]')).to_have_text("Succeeded")
     accuracy = run["metrics"]["preferenceAccuracy"]
-    expect(cells.locator('[data-field="preferenceAccuracy"]')).to_have_text(number(accuracy))
+    expect(cells.locator('[data-field="preferenceAccuracy"]')).to_have_text(number(real(accuracy)))
     expect(cells.locator('[data-field="trainRows"]')).to_have_text(number(run["dataset"]["trainRows"]))
     expect(page.locator(f'tr[data-model="{name}"] [data-field="trainingRun"]')).to_have_text(name)
     view = httpx.get(
