@@ -26,12 +26,14 @@ from tests.e2e.conftest import World
 from tests.e2e.test_failures import use_fast_trainer
 
 
-def hand_made_run(world: World, name: str, agent: str, storage: Storage, max_attempts: int) -> None:
+def hand_made_run(
+    world: World, name: str, agent: str, storage: Storage, max_attempts: int, backoff: str = "1s"
+) -> None:
     """A TrainingRun by hand on the demo policy's training settings, kept where ``storage`` says."""
     training = demo_policy("unused", agent, storage, min_pairs=1)["spec"]["training"]
     run = {"apiVersion": kinds.API_VERSION, "kind": "TrainingRun", "metadata": {"name": name}}
     world.apply(
-        {**run, "spec": {"training": training, "retry": {"maxAttempts": max_attempts, "backoff": "1s"}}}
+        {**run, "spec": {"training": training, "retry": {"maxAttempts": max_attempts, "backoff": backoff}}}
     )
 
 
@@ -65,15 +67,18 @@ def test_an_object_store_outage_during_a_run_costs_an_attempt_not_the_run(
     object_store: ObjectStore,
     fast_python: Path,
 ) -> None:
-    # Given a run in the bucket, whose first attempt has just been handed to Ray
+    # Given a run in the bucket, whose first attempt has just been handed to Ray. Its backoff (20 s)
+    # outlasts what is left of the outage once attempt 1 has failed (at most 10 s): with a shorter
+    # one, attempt 2 could start inside the outage and fail as well (a CI run saw 3 attempts).
     use_fast_trainer(world, fast_python)
     agent = f"outage-{uuid.uuid4().hex[:6]}"
     assert Population(world.gateway.url, world.token, world.namespace, "x", agent).post_pairs(8, seed=4) > 0
-    hand_made_run(world, "outage", agent, world.storage, max_attempts=3)
+    hand_made_run(world, "outage", agent, world.storage, max_attempts=3, backoff="20s")
     world.wait_until("attempt 1's RayJob", lambda: attempt_rayjob(world, "outage", 1), timeout=120)
     # When the store refuses every connection for at least 10 s, until that attempt has failed
     with object_store.outage(10):
         world.wait_until("attempt 1 to fail", lambda: attempt_failed(world, "outage", 1), timeout=120)
+        assert attempt_rayjob(world, "outage", 2) is None, "attempt 2 started before its backoff"
     # Then the next attempt finds the store again and the run succeeds: one job per attempt, no more
     world.wait_until(
         "outage to succeed",
