@@ -32,7 +32,7 @@ from controllers.builders.inferenceservice import (
 from controllers.builders.loader_sidecar import loader_secret
 from controllers.builders.shared_base import build_shared_base
 from devstack.processes import pid_alive
-from devstack.runtime import LocalRuntime
+from devstack.runtime import LocalRuntime, endpoints
 from tests.runtime.support import ISVCS, SECRETS, SHADOW_MODELS, Cluster, condition, port_open, wait_for
 from tests.trainer.upstream import inferenceservice_schema, pruned_fields, schema_errors
 from trainer.outputs import sha256_file
@@ -82,6 +82,17 @@ def _ready(cluster: Cluster, namespace: str, name: str, generation: int = 1) -> 
     up_to_date = (status.get("modelStatus") or {}).get("transitionStatus") == "UpToDate"
     fresh = status.get("observedGeneration", 0) >= generation
     return found if condition(found, "Ready") == "True" and up_to_date and fresh else None
+
+
+ENDPOINT_SLICES = "/apis/discovery.k8s.io/v1beta1/namespaces/{ns}/endpointslices"
+
+
+def _replica_slices(cluster: Cluster, namespace: str, isvc: str) -> list[str]:
+    """The names of the EndpointSlices the stand-in published for ``isvc``'s replicas."""
+    selector = f"{endpoints.REPLICAS_OF}={isvc}"
+    response = cluster.http.get(ENDPOINT_SLICES.format(ns=namespace), params={"labelSelector": selector})
+    response.raise_for_status()
+    return sorted(item["metadata"]["name"] for item in response.json()["items"])
 
 
 def _state(runtime: LocalRuntime) -> dict[str, Any]:
@@ -281,12 +292,27 @@ def test_a_restarted_stand_in_adopts_running_servers_instead_of_starting_more(
 
     first.kill()
     assert pid_alive(before["pid"]), "servers outlive a crashed runtime, as pods outlive their controller"
+    # The replica's EndpointSlices are taken away while no runtime runs: the second one publishes
+    # them again only from a pass that found coder-a's server healthy, which is what is checked here.
+    slices = _replica_slices(cluster, namespace, "coder-a")
+    assert slices, "a Ready InferenceService has its replica's EndpointSlices"
+    for name in slices:
+        cluster.delete(ENDPOINT_SLICES, namespace, name)
+    assert _replica_slices(cluster, namespace, "coder-a") == []
     second = runtime_factory().start()
-    time.sleep(3)  # a few reconcile rounds
+    assert (
+        wait_for(
+            "the second runtime's pass over coder-a", lambda: _replica_slices(cluster, namespace, "coder-a")
+        )
+        == slices
+    ), "the adopted server keeps its identity, so its slices keep their names"
 
     [after] = _state(second)[f"{namespace}/coder-a"]["instances"]
     assert after == before
-    assert _ready(cluster, namespace, "coder-a")["status"]["url"] == isvc["status"]["url"]  # type: ignore[index]
+    adopted = wait_for(
+        "coder-a Ready under the second runtime", lambda: _ready(cluster, namespace, "coder-a")
+    )
+    assert adopted["status"]["url"] == isvc["status"]["url"]
     assert _chat(endpoint_url(isvc["status"]["url"]), "coder-a").status_code == 200
 
 
