@@ -5,8 +5,9 @@ and the operator answers it, recording who asked, when, why and what it did in s
 an Event. A retry grants a run whose job failed for good one more attempt (the next deterministic
 submission id, so never a second job for one request); train sets the policy's ``kaizen.dev/train-now``
 trigger to the request's id, and the operator answers with the run it started, or why none (paused,
-over the GPU budget, a run still in progress; the cooldown holds only automatic triggers). ``--wait``
-then follows the run until it ends, and the exit status says how it ended.
+over the GPU budget, a run still in progress; the cooldown holds only automatic triggers). The command
+waits ``--timeout`` seconds for that answer; ``--wait`` then follows the run until it ends, and the exit
+status says how it ended.
 
 ``logs`` prints the trainer's log of one attempt from wherever it ran (controllers.cli.trainlogs).
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controllers.cli.kubeapi import default_namespace
+from controllers.cli.requests import WAIT_SECONDS
 
 if TYPE_CHECKING:
     from controllers.api.intervention import Action
@@ -32,6 +34,10 @@ Reason = Annotated[str, typer.Option("--reason", help="Why, in your words: recor
 Wait = Annotated[
     bool, typer.Option("--wait", help="Then follow the run until it ends; exit 1 unless it succeeded.")
 ]
+Timeout = Annotated[
+    float,
+    typer.Option("--timeout", min=0, help="Seconds to wait for the operator's answer to the request."),
+]
 FOLLOW_POLL = 2.0
 
 
@@ -40,7 +46,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _ask(info: KindInfo, namespace: str, name: str, action: Action, reason: str, train: bool) -> str:
+def _ask(
+    info: KindInfo, namespace: str, name: str, action: Action, reason: str, train: bool, timeout: float
+) -> str:
     """Write the request, wait for the operator's answer, and return it (exit 1 when declined or unanswered)."""
     from controllers.api import kinds
     from controllers.cli.requests import RequestError, ask, current_user, new_request
@@ -49,13 +57,14 @@ def _ask(info: KindInfo, namespace: str, name: str, action: Action, reason: str,
     request = new_request(action, reason, current_user())
     extra = {kinds.TRAIN_NOW: request.id} if train else None
     try:
-        answer = ask(info.resource, namespace, name, request, annotations=extra)
+        answer = ask(info.resource, namespace, name, request, annotations=extra, wait=timeout)
     except RequestError as refused:
         raise _fail(str(refused)) from refused
     target = f"{info.kind.lower()}/{name}"
     if not answer.outcome:
         raise _fail(
-            f"{target}: the operator has not answered {request.action.value} {request.id} yet; it stays"
+            f"{target}: the operator has not answered {request.action.value} {request.id} within"
+            f" {timeout:g}s; it stays"
             f" pending and is acted on when the operator runs (is it? `kubectl get pods -A -l"
             f" app.kubernetes.io/name=kaizen`). Follow it with: kubectl get {info.plural} {name} -n {namespace}"
         )
@@ -96,6 +105,7 @@ def retry_trainingrun(
     namespace: Namespace = None,
     reason: Reason = "",
     wait: Wait = False,
+    timeout: Timeout = WAIT_SECONDS,
 ) -> None:
     """Give a TrainingRun that failed for good one more attempt (same frozen spec and snapshot).
 
@@ -105,7 +115,7 @@ def retry_trainingrun(
     from controllers.api.intervention import Action
 
     namespace = namespace or default_namespace()
-    _ask(trainingrun.INFO, namespace, name, Action.RETRY, reason, train=False)
+    _ask(trainingrun.INFO, namespace, name, Action.RETRY, reason, train=False, timeout=timeout)
     if wait and not follow_run(namespace, name):
         raise typer.Exit(1)
 
@@ -115,6 +125,7 @@ def train_learningpolicy(
     namespace: Namespace = None,
     reason: Reason = "",
     wait: Wait = False,
+    timeout: Timeout = WAIT_SECONDS,
 ) -> None:
     """Start one TrainingRun of the policy now, on the data it has (prints the run it started).
 
@@ -123,7 +134,7 @@ def train_learningpolicy(
     from controllers.api.intervention import Action
 
     namespace = namespace or default_namespace()
-    outcome = _ask(learningpolicy.INFO, namespace, name, Action.TRAIN, reason, train=True)
+    outcome = _ask(learningpolicy.INFO, namespace, name, Action.TRAIN, reason, train=True, timeout=timeout)
     run = outcome.removeprefix("started TrainingRun ").strip()
     if wait and run and not follow_run(namespace, run):
         raise typer.Exit(1)

@@ -26,6 +26,9 @@ from tests.e2e.on_call import events, kill_once_it_lands, request_on, the_answer
 from tests.e2e.test_failures import use_fast_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
+# The operator is killed and started again while the CLI waits for its answer: a restart on a loaded
+# machine (imports, the dead holder's Lease running out) can outlast the CLI's default 30 s.
+RESTART_ROOM = ("--timeout", "150")
 
 
 def kaizen_command(world: World, *args: str) -> list[str]:
@@ -87,7 +90,9 @@ def test_a_failed_run_is_read_and_retried_by_hand_into_one_new_job_even_with_the
     # When they mend the cause and retry, and the operator is killed as soon as the request is written
     mend_in_the_bucket(object_store, f"{world.storage.output_uri}/mend-fail")
     retry = subprocess.Popen(
-        kaizen_command(world, "retry", "trainingrun", "mend-fail", "--reason", "node replaced", "--wait"),
+        kaizen_command(
+            world, "retry", "trainingrun", "mend-fail", "--reason", "node replaced", "--wait", *RESTART_ROOM
+        ),
         env=cli_env(world),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -158,14 +163,14 @@ def test_train_starts_one_run_and_pause_declines_it_for_good(world: World, tmp_p
     # When a Train is asked of the running policy, and the operator is killed as the request lands
     before = request_on(world, "learningpolicy", "tp")
     train = subprocess.Popen(
-        kaizen_command(world, "train", "learningpolicy", "tp", "--reason", "new data"),
+        kaizen_command(world, "train", "learningpolicy", "tp", "--reason", "new data", *RESTART_ROOM),
         env=cli_env(world),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     kill_once_it_lands(world, "learningpolicy", "tp", before)
-    out, err = train.communicate(timeout=120)
+    out, err = train.communicate(timeout=240)
     # Then it prints the one run it started, and only that one exists
     assert train.returncode == 0, f"{out}\n{err}"
     assert out == "learningpolicy/tp: started TrainingRun tp-0001\n"
