@@ -29,6 +29,7 @@ from controllers.gateway.ui_session import (
     NotAPerson,
     current_person,
     forget,
+    refusal_to,
     remember,
     same_origin,
     secure,
@@ -111,7 +112,14 @@ async def index(request: Request, shared: Shared) -> Response:
         with transaction(shared.factory) as session:
             return list_policies(session, person.namespaces or ("*",))
 
-    return index_page(await run_in_threadpool(read), person)
+    policies = await run_in_threadpool(read)
+    # A token's namespaces are only where it may look; its role, or RBAC for a Kubernetes identity,
+    # says whether it may read experiments there: a policy's name is shown only where it may.
+    readable = set()
+    for namespace in sorted({ns for ns, _ in policies}):
+        if await refusal_to(shared.authenticator, person, Action.READ_EXPERIMENTS, namespace) is None:
+            readable.add(namespace)
+    return index_page([(ns, name) for ns, name in policies if ns in readable], person)
 
 
 async def _allowed(request: Request, shared: Shared, namespace: str) -> Principal | Response:

@@ -22,12 +22,11 @@ from controllers.decisions.access import Action
 from controllers.gateway import review_work
 from controllers.gateway.context import Gateway, Shared, authorize
 from controllers.gateway.errors import ApiError
-from controllers.gateway.identity import AuthUnavailable, Forbidden
 from controllers.gateway.reservations_api import PairId, Policy
 from controllers.gateway.review_api import Namespace
 from controllers.gateway.review_schemas import ReserveIn, VerdictBody
 from controllers.gateway.ui_html import not_found_page, refused_page
-from controllers.gateway.ui_session import current_person, same_origin, secure
+from controllers.gateway.ui_session import current_person, refusal_to, same_origin, secure
 from controllers.gateway.ui_workbench import Queue, figures, queues_page, workbench_page
 from controllers.store.db import transaction
 from controllers.store.loop import list_policies
@@ -35,17 +34,6 @@ from controllers.store.loop import list_policies
 router = APIRouter(prefix="/ui/review", include_in_schema=False)
 CROSS_SITE = "refused: this request did not come from the gateway's own pages (Origin differs)"
 UiKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=255)]
-
-
-async def _may(shared: Gateway, person: Principal, action: Action, namespace: str) -> str | None:
-    """Why ``person`` may not take ``action`` in ``namespace``; None when they may."""
-    try:
-        await shared.authenticator.authorize(person, action, namespace)
-    except Forbidden as error:
-        return str(error)
-    except AuthUnavailable as error:
-        return f"cannot check your access right now: {error}"
-    return None
 
 
 async def _caller(
@@ -70,7 +58,7 @@ async def _queues(shared: Gateway, person: Principal) -> list[Queue]:
     own = [ns for ns in person.namespaces if ns != "*"]
     found = []
     for namespace in sorted(set(own) | {ns for ns, _ in policies}):
-        if await _may(shared, person, Action.READ_REVIEWS, namespace) is not None:
+        if await refusal_to(shared.authenticator, person, Action.READ_REVIEWS, namespace) is not None:
             continue
         for policy in (None, *(name for ns, name in policies if ns == namespace)):
             counts = await review_work.progress(shared, person.scope, namespace, policy, None)
@@ -97,7 +85,7 @@ async def workbench(
         return secure(RedirectResponse("/ui/sign-in", status_code=303))
     if namespace is None:
         return queues_page(await _queues(shared, person), person)
-    refusal = await _may(shared, person, Action.READ_REVIEWS, namespace)
+    refusal = await refusal_to(shared.authenticator, person, Action.READ_REVIEWS, namespace)
     if refusal is not None:
         return refused_page(refusal)
     try:

@@ -24,7 +24,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from controllers.api.identity import Principal, Role
-from controllers.gateway.identity import Authenticator, AuthUnavailable, Unauthenticated
+from controllers.decisions.access import Action
+from controllers.gateway.identity import Authenticator, AuthUnavailable, Forbidden, Unauthenticated
 
 COOKIE = "kaizen_session"
 PEOPLE = (Role.REVIEWER, Role.OPERATOR, Role.ADMIN)
@@ -56,6 +57,21 @@ def refusal_for_people(principal: Principal) -> str | None:
     if principal.from_kubernetes or principal.role in PEOPLE:
         return None
     return f"{principal.subject} holds a token of role {principal.role}; these pages need {NEEDED}"
+
+
+async def refusal_to(
+    authenticator: Authenticator, person: Principal, action: Action, namespace: str
+) -> str | None:
+    """Why ``person`` may not take ``action`` in ``namespace`` (a Kaizen token by its role, anyone else
+    by a SubjectAccessReview); None when they may. Every page asks before it shows a namespace's data,
+    names included."""
+    try:
+        await authenticator.authorize(person, action, namespace)
+    except Forbidden as error:
+        return str(error)
+    except AuthUnavailable as error:
+        return f"cannot check your access right now: {error}"
+    return None
 
 
 async def sign_in_with(authenticator: Authenticator, token: str) -> Principal:
