@@ -9,6 +9,8 @@ one ``main`` landmark with one ``h1``, a theme toggle, and who is signed in with
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from html import escape
 
 from fastapi.responses import HTMLResponse
@@ -17,10 +19,29 @@ from controllers.api.identity import Principal
 from controllers.data.pii import scrub
 from controllers.gateway.ui_session import secure
 
+# An ISO 8601 time as the operator and the store write them (extended format only, so that no run of
+# digits a person typed counts as one).
+MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?")
+
+
+def is_moment(value: str) -> bool:
+    """Whether ``value`` is one whole, valid timestamp (and so holds no personal data)."""
+    if MOMENT.fullmatch(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
 
 def text(value: object) -> str:
-    """Any value as safe page text: scrubbed, then escaped (quotes too: it may sit in an attribute)."""
-    return escape(scrub(str(value)), quote=True)
+    """Any value as safe page text: scrubbed, then escaped (quotes too: it may sit in an attribute).
+
+    A timestamp is shown as it is: the phone rules would read its seconds and microseconds
+    (``...:02.413610+00:00``) as a number and print ``[PHONE]`` in the middle of a time."""
+    shown = str(value)
+    return escape(shown if is_moment(shown) else scrub(shown), quote=True)
 
 
 def number(value: object) -> str:
