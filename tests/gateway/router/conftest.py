@@ -39,8 +39,10 @@ PERSONAS: dict[str, dict[str, Any]] = {
     "champion": {},
     "challenger": {},
     "broken": {"fail": 500},
-    "slow": {"delay": 5.0},
-    "paced": {"token_delay": 0.1, "tokens": 10},
+    # Slow: well past the fallback test's 2 s route timeout. Paced: 0.3 s between events, so that a
+    # stall of a loaded machine's scheduler does not merge events into one read of the client's.
+    "slow": {"delay": 10.0},
+    "paced": {"token_delay": 0.3, "tokens": 10},
     "cut": {"break_after": 3},
 }
 

@@ -18,6 +18,7 @@ from controllers.store.experiments import observations
 from devstack.gateway import GatewayProcess
 from devstack.upstream import UpstreamProcess
 from tests.gateway.router.conftest import (
+    PERSONAS,
     TOKEN,
     assignments,
     chat,
@@ -96,10 +97,11 @@ def test_streamed_chunks_reach_the_client_as_the_upstream_produces_them(
         for chunk in response.iter_raw():
             arrivals.append(time.perf_counter() - started)
             chunks.append(chunk)
-    # The paced upstream spends 0.1 s per token on 10 tokens: the first chunk must not wait for the last.
+    # The paced upstream spends token_delay per token: the first chunk must not wait for the last.
     # Measured between chunks, so a slow start on a busy machine does not count against the proxy.
-    assert arrivals[-1] >= 0.9
-    assert arrivals[-1] - arrivals[0] >= 0.5
+    span = PERSONAS["paced"]["token_delay"] * PERSONAS["paced"]["tokens"]
+    assert arrivals[-1] >= 0.9 * span
+    assert arrivals[-1] - arrivals[0] >= 0.5 * span
     assert len(chunks) >= 10
     assert response.headers["content-type"].startswith("text/event-stream")
     direct = httpx.post(f"{upstream.base('paced')}/chat/completions", json=body, timeout=30)
@@ -157,7 +159,9 @@ def test_a_failing_challenger_is_replaced_by_the_champion_and_no_client_request_
 ) -> None:
     name = f"fallback-{failure}"
     challenger = dead_endpoint() if failure == "refused" else upstream.base(failure)
-    put_route(gateway, route(name, upstream.base("champion"), challenger, weight=100, timeout_seconds=0.5))
+    # The route's timeout bounds the champion's answer too: 2 s, which a loaded machine's champion
+    # meets, while the slow challenger takes 10 s.
+    put_route(gateway, route(name, upstream.base("champion"), challenger, weight=100, timeout_seconds=2.0))
     requests = [(chat(name)[0], chat(name, user=f"u{i}", stream=i % 2 == 0)[1], {}) for i in range(20)]
     responses = send_all(gateway.url, requests)
     assert [r.status_code for r in responses] == [200] * 20
