@@ -80,18 +80,23 @@ async def _until_ready(deps: Dependencies, namespace: str, name: str, timeout: f
 
 
 class Hammer(threading.Thread):
-    """A client sending completions to one served model through the Service address, one after another."""
+    """A client sending completions to one served model through the Service address, one every
+    ``interval`` seconds (or back to back when an answer takes longer). Traffic in flight during the
+    joins is what catches a failed request; saturating the replicas would only slow the joins it
+    watches on a two-core machine."""
 
-    def __init__(self, url: str, model: str, limit: int = 2000) -> None:
+    def __init__(self, url: str, model: str, limit: int = 2000, interval: float = 0.05) -> None:
         super().__init__(daemon=True)
-        self.url, self.model, self.limit = url, model, limit
+        self.url, self.model, self.limit, self.interval = url, model, limit, interval
         self.stop_event = threading.Event()
         self.sent, self.failures = 0, []
 
     def run(self) -> None:
         body = {"model": self.model, "prompt": "def add", "max_tokens": 2, "temperature": 0}
+        due = time.monotonic()
         with httpx.Client(timeout=30) as client:
-            while not self.stop_event.is_set() and self.sent < self.limit:
+            while not self.stop_event.wait(max(0.0, due - time.monotonic())) and self.sent < self.limit:
+                due += self.interval
                 self.sent += 1
                 try:
                     reply = client.post(f"{self.url}/openai/v1/completions", json=body)
